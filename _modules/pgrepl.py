@@ -1,0 +1,408 @@
+"""
+Control PostgreSQL streaming replication on this node.
+
+Defaults come from pillar ``mfa_ha:postgres`` (``data_dir``, ``bin_dir``, ``port``, ``host``
+(socket directory), ``os_user``, ``superuser``, ``pgpass``, ``log_file``) and
+``mfa_ha:replication`` (``user``, ``password``, ``connection_limit``), with the IBM PowerSC
+MFA defaults (``/opt/IBM/powersc/MFA/mfadb``, port 5432, OS user ``postgres``, replication
+user ``replicamfa``). Every function also takes those keys as keyword overrides.
+
+The replication password is read from pillar only, written to a pgpass file (mode 0600,
+owned by the database user) and never returned, logged or put on a command line.
+"""
+
+import logging
+
+from mfa_ha import replication as repl
+from mfa_ha import settings as pgsettings
+from mfa_ha.config import postgres_config, replication_config
+from mfa_ha.naming import slot_name as _slot_name
+from mfa_ha.saltface import call_args, translate_errors
+from mfa_ha.server import Server
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "pgrepl"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _pillar(key, default=None):
+    return __salt__["pillar.get"](key, default, unmask=True)
+
+
+def _server(kwargs) -> Server:
+    return Server(postgres_config(_pillar("mfa_ha:postgres", {}), **call_args(kwargs)))
+
+
+def _repl_cfg(kwargs):
+    return replication_config(_pillar("mfa_ha:replication", {}), **call_args(kwargs))
+
+
+def _password():
+    return _pillar("mfa_ha:replication:password", "")
+
+
+@translate_errors
+def version(**kwargs):
+    """
+    Major version of the cluster in the data directory (from ``PG_VERSION``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.version
+        salt '*' pgrepl.version data_dir=/srv/pg/data
+    """
+    return _server(kwargs).data_version().major
+
+
+@translate_errors
+def status(**kwargs):
+    """
+    The node's replication status: running, role, timeline, system identifier, LSNs,
+    WAL receiver (upstream host and port, no secrets), replicas with lag, slots with the
+    WAL they retain, lag in bytes and seconds. A stopped server reports what its control
+    file says.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.status
+    """
+    return repl.status(_server(kwargs))
+
+
+@translate_errors
+def role(**kwargs):
+    """
+    ``primary`` or ``standby`` from the live server (``pg_is_in_recovery()``); for a stopped
+    server the role it would start in; ``unknown`` without a cluster.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.role
+    """
+    return repl.role(_server(kwargs)).value
+
+
+@translate_errors
+def start(timeout=60, **kwargs):
+    """
+    Start PostgreSQL and wait until it accepts connections. Returns False if it already ran.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.start
+    """
+    return _server(kwargs).start(timeout=int(timeout))
+
+
+@translate_errors
+def stop(mode="fast", timeout=60, **kwargs):
+    """
+    Stop PostgreSQL (``fast`` by default; ``smart`` or ``immediate``) and wait until it is gone.
+    Returns False if it was not running.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.stop
+        salt server_prod pgrepl.stop mode=smart timeout=120
+    """
+    return _server(kwargs).stop(mode=mode, timeout=int(timeout))
+
+
+@translate_errors
+def restart(mode="fast", timeout=60, **kwargs):
+    """
+    Stop (if running) and start PostgreSQL.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.restart
+    """
+    server = _server(kwargs)
+    server.stop(mode=mode, timeout=int(timeout))
+    return server.start(timeout=int(timeout))
+
+
+@translate_errors
+def reload(**kwargs):
+    """
+    Reload the server's configuration (``pg_ctl reload``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.reload
+    """
+    _server(kwargs).reload()
+    return True
+
+
+@translate_errors
+def checkpoint(**kwargs):
+    """
+    Run a ``CHECKPOINT``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.checkpoint
+    """
+    _server(kwargs).execute("CHECKPOINT")
+    return True
+
+
+@translate_errors
+def settings(**kwargs):
+    """
+    Replication settings that differ from what this version needs (plus pillar
+    ``mfa_ha:postgres:settings``): ``{name: {old, new}}``, and those waiting for a restart.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.settings
+    """
+    server = _server(kwargs)
+    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
+    return {"differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
+            "restart_pending": pgsettings.restart_pending(server)}
+
+
+@translate_errors
+def apply_settings(**kwargs):
+    """
+    Set the replication settings with ``ALTER SYSTEM`` and reload; returns what changed and
+    which settings need a restart to take effect (the server is not restarted).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.apply_settings
+    """
+    server = _server(kwargs)
+    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
+    changes = pgsettings.diff(pgsettings.current(server, wanted), wanted)
+    applied = pgsettings.apply(server, {k: v["new"] for k, v in changes.items()}) if changes else {}
+    return {"changes": changes, "restart_pending": applied.get("restart_pending", [])}
+
+
+@translate_errors
+def slots(**kwargs):
+    """
+    Replication slots with their active flag, restart LSN and retained WAL in bytes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.slots
+    """
+    return repl.list_slots(_server(kwargs))
+
+
+def slot_name(minion_id):
+    """
+    The replication slot name for a minion id: lower-case, other characters to ``_``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.slot_name ServerA
+    """
+    return _slot_name(minion_id)
+
+
+@translate_errors
+def create_slot(name, **kwargs):
+    """
+    Create a physical replication slot (WAL reserved at once). Returns False if it existed.
+    Only ``[a-z0-9_]`` names are valid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.create_slot server_dr
+    """
+    return repl.create_slot(_server(kwargs), name)
+
+
+@translate_errors
+def drop_slot(name, **kwargs):
+    """
+    Drop a replication slot. Returns False if there was none; refuses an active slot.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.drop_slot server_dr
+    """
+    return repl.drop_slot(_server(kwargs), name)
+
+
+@translate_errors
+def set_replication_user(**kwargs):
+    """
+    Make the replication role (``mfa_ha:replication:user``) exist with REPLICATION, LOGIN,
+    the connection limit and the pillar password (stored as SCRAM-SHA-256), plus the grants
+    pg_rewind needs. Returns the list of what changed (never the password).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.set_replication_user
+    """
+    return repl.set_replication_user(_server(kwargs), _repl_cfg(kwargs), _password())
+
+
+@translate_errors
+def set_pgpass(host, port=5432, **kwargs):
+    """
+    Write the replication user's password for ``host:port`` into the DB user's pgpass file
+    (mode 0600). Returns True when the file changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.set_pgpass 192.168.1.1
+    """
+    server = _server(kwargs)
+    return repl.set_pgpass(server, host, int(port), _repl_cfg(kwargs).user, _password())
+
+
+@translate_errors
+def basebackup(primary_host, primary_port=5432, slot=None, application_name=None, timeout=3600,
+               **kwargs):
+    """
+    Clone the primary into the (stopped) data directory with ``pg_basebackup`` through a
+    slot, and configure it as that primary's standby. An existing data directory is moved
+    aside with a timestamp, never deleted. The password comes from the pgpass file.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.basebackup 192.168.1.1 slot=server_dr
+    """
+    server = _server(kwargs)
+    return repl.basebackup(server, primary_host, int(primary_port), _repl_cfg(kwargs).user, slot,
+                           application_name, int(timeout))
+
+
+@translate_errors
+def configure_standby(primary_host, primary_port=5432, slot=None, application_name=None, **kwargs):
+    """
+    Write the standby configuration for the server's major version: ``recovery.conf`` up to
+    11, ``standby.signal`` plus ``postgresql.auto.conf`` from 12; timeline ``latest``.
+    Takes effect at the next start.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.configure_standby 192.168.1.1 slot=server_dr
+    """
+    server = _server(kwargs)
+    return repl.configure_standby(server, primary_host, int(primary_port), _repl_cfg(kwargs).user,
+                                  slot, application_name)
+
+
+@translate_errors
+def standby_config(**kwargs):
+    """
+    The standby settings in the data directory (primary_conninfo, slot, timeline).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.standby_config
+    """
+    return repl.standby_config(_server(kwargs))
+
+
+@translate_errors
+def shutdown_checkpoint_lsn(**kwargs):
+    """
+    The shutdown checkpoint LSN of a cleanly stopped server (``pg_controldata``). Errors if
+    the server runs or was not shut down cleanly.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.shutdown_checkpoint_lsn
+    """
+    return repl.shutdown_checkpoint_lsn(_server(kwargs))
+
+
+@translate_errors
+def wait_for_lsn(lsn, timeout=30, beyond=False, **kwargs):
+    """
+    Wait until this standby has received and replayed ``lsn`` (with ``beyond=True``, the
+    record starting there in full). Bounded by ``timeout`` seconds; the error gives the
+    figures reached.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.wait_for_lsn 0/3000028 timeout=30 beyond=True
+    """
+    return repl.wait_for_lsn(_server(kwargs), lsn, float(timeout), bool(beyond))
+
+
+@translate_errors
+def promote(timeout=60, **kwargs):
+    """
+    Promote this standby and wait until it accepts writes; refuses on a primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.promote
+    """
+    return repl.promote(_server(kwargs), int(timeout))
+
+
+@translate_errors
+def rewind(source_host, source_port=5432, slot=None, application_name=None, fallback=None,
+           timeout=3600, **kwargs):
+    """
+    ``pg_rewind`` this stopped former primary onto the new primary, then write its standby
+    configuration. With ``fallback=basebackup`` a failed rewind is followed by a fresh clone
+    (the old directory moved aside).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.rewind 192.169.1.2 slot=server_prod fallback=basebackup
+    """
+    server = _server(kwargs)
+    return repl.rewind(server, source_host, int(source_port), _repl_cfg(kwargs).user, slot,
+                       application_name, fallback, int(timeout))

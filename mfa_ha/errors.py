@@ -1,0 +1,59 @@
+"""One exception hierarchy for the core, one class per meaning.
+
+The roots are Salt's own exception types, so a Salt face can re-raise them unchanged and
+``salt.function`` steps fail with the message the core wrote.
+"""
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+
+class MfaHaError(CommandExecutionError):
+    """Something on a node is not as the operation needs it."""
+
+
+class InvalidInput(SaltInvocationError):
+    """A parameter or pillar value is malformed; nothing was changed."""
+
+
+class CommandFailed(MfaHaError):
+    """An external command (pg_ctl, pg_basebackup, startsrc, ...) failed."""
+
+
+class ServerNotRunning(MfaHaError):
+    """The operation needs a running PostgreSQL server."""
+
+
+class ServerRunning(MfaHaError):
+    """The operation needs the PostgreSQL server to be stopped."""
+
+
+class DataDirMissing(MfaHaError):
+    """The data directory does not exist or is not a PostgreSQL cluster."""
+
+
+class ConnectionFailed(MfaHaError):
+    """A connection to a PostgreSQL server failed (down, unreachable, bad password)."""
+
+
+class NotStandbyError(MfaHaError):
+    """The operation needs a standby and the server is a primary."""
+
+
+class NotPrimaryError(MfaHaError):
+    """The operation needs a primary and the server is a standby."""
+
+
+class NotCleanlyShutDown(MfaHaError):
+    """The server's control file does not record a clean shutdown."""
+
+
+class LsnNotReached(MfaHaError):
+    """A standby did not receive/replay a required LSN in time."""
+
+
+class VersionMismatch(MfaHaError):
+    """Two servers (or a server and its binaries) have different major versions."""
+
+
+class ServiceError(MfaHaError):
+    """The application service could not be brought to the wanted state."""

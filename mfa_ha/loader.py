@@ -1,0 +1,22 @@
+"""Salt extension entry point: where Salt's loader finds this project's modules."""
+
+from __future__ import annotations
+
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+KINDS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners"}
+
+
+def _directory(source_dir: str, installed_dir: str) -> str:
+    in_checkout = os.path.join(os.path.dirname(_HERE), source_dir)
+    return in_checkout if os.path.isdir(in_checkout) else os.path.join(_HERE, installed_dir)
+
+
+def get_loader_dirs() -> dict[str, list[str]]:
+    """``{"modules": [...], "states": [...], ...}`` for the ``salt.loader`` entry point.
+
+    In a source checkout (editable install) these are the top-level ``_modules`` etc.;
+    in an installed wheel they are copied under ``mfa_ha/salt/``.
+    """
+    return {kind: [_directory(src, os.path.join("salt", kind))] for kind, src in KINDS.items()}

@@ -1,0 +1,100 @@
+"""Names and connection strings: the one slot naming rule, validation, conninfo building."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from mfa_ha.errors import InvalidInput
+
+MAX_NAME = 63  # NAMEDATALEN - 1
+SLOT_NAME_RE = re.compile(r"^[a-z0-9_]{1,63}$")
+ROLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+CONNINFO_SAFE_RE = re.compile(r"^[^\s'\\]+$")
+SECRET_KEYS = {"password"}
+
+
+def slot_name(minion_id: str) -> str:
+    """The replication slot a node streams through, derived from its minion id.
+
+    Lower-case, every character outside ``[a-z0-9_]`` replaced by ``_``; ids longer than
+    63 characters keep a hash suffix so that two long ids never share a slot.
+    """
+    if not minion_id or not str(minion_id).strip():
+        raise InvalidInput("cannot derive a slot name from an empty minion id")
+    name = re.sub(r"[^a-z0-9_]", "_", str(minion_id).strip().lower())
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[:MAX_NAME - 9]}_{digest}"
+    return name
+
+
+def validate_slot_name(name: str) -> str:
+    if not isinstance(name, str) or not SLOT_NAME_RE.match(name):
+        raise InvalidInput(
+            f"invalid replication slot name {name!r}: PostgreSQL allows only lower-case "
+            f"letters, digits and underscores (a-z, 0-9, _), 1 to {MAX_NAME} characters"
+        )
+    return name
+
+
+def validate_role_name(name: str) -> str:
+    if not isinstance(name, str) or not ROLE_NAME_RE.match(name):
+        raise InvalidInput(
+            f"invalid role name {name!r}: use a lower-case letter or underscore followed by "
+            f"letters, digits or underscores, at most {MAX_NAME} characters"
+        )
+    return name
+
+
+def build_conninfo(**params) -> str:
+    """A libpq ``key=value`` string; ``None`` values are left out, secrets are refused."""
+    leaked = SECRET_KEYS & {k for k, v in params.items() if v is not None}
+    if leaked:
+        raise InvalidInput(
+            "a password must not be written into a connection string; use a pgpass file"
+        )
+    return " ".join(f"{k}={_conninfo_value(v)}" for k, v in params.items() if v is not None)
+
+
+def _conninfo_value(value) -> str:
+    text = str(value)
+    if CONNINFO_SAFE_RE.match(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_conninfo(conninfo: str) -> dict[str, str]:
+    """Parse a libpq ``key=value`` string (the inverse of ``build_conninfo``)."""
+    result, i, text = {}, 0, conninfo.strip()
+    while i < len(text):
+        eq = text.index("=", i)
+        key = text[i:eq].strip()
+        i = eq + 1
+        while i < len(text) and text[i] == " ":
+            i += 1
+        value = []
+        if i < len(text) and text[i] == "'":
+            i += 1
+            while i < len(text) and text[i] != "'":
+                if text[i] == "\\" and i + 1 < len(text):
+                    i += 1
+                value.append(text[i])
+                i += 1
+            i += 1
+        else:
+            while i < len(text) and text[i] != " ":
+                value.append(text[i])
+                i += 1
+        result[key] = "".join(value)
+        while i < len(text) and text[i] == " ":
+            i += 1
+    return result
+
+
+def redact_conninfo(conninfo: str) -> str:
+    """The conninfo with any password replaced, safe for returns and logs."""
+    params = parse_conninfo(conninfo)
+    return " ".join(
+        f"{k}={'********' if k in SECRET_KEYS else _conninfo_value(v)}" for k, v in params.items()
+    )

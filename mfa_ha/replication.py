@@ -1,0 +1,493 @@
+"""Streaming replication on one node: status, slots, replication user, clone, standby
+configuration, shutdown checkpoint, promotion and rewind."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import time
+from typing import Callable
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+from psycopg2 import sql
+
+from mfa_ha import lsn as lsnlib
+from mfa_ha.config import ReplicationConfig
+from mfa_ha.errors import (
+    CommandFailed,
+    ConnectionFailed,
+    InvalidInput,
+    LsnNotReached,
+    MfaHaError,
+    NotCleanlyShutDown,
+    NotStandbyError,
+    VersionMismatch,
+)
+from mfa_ha.naming import build_conninfo, validate_role_name, validate_slot_name
+from mfa_ha.proc import chown_to
+from mfa_ha.roles import Role, ServerState
+from mfa_ha.secrets import scram_matches, write_pgpass
+from mfa_ha.server import CLEAN_SHUTDOWN_STATES, Server
+from mfa_ha.versions import (
+    AUTO_CONF,
+    RECOVERY_CONF,
+    STANDBY_SIGNAL,
+    PgVersion,
+    parse_conf,
+    primary_cleanup,
+    render_auto_conf,
+    standby_files,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+POLL_INTERVAL = 0.1
+REWIND_FUNCTIONS = (
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+)
+
+
+def _log_progress(message: str) -> None:
+    log.info("%s", message)
+
+
+# -- status -------------------------------------------------------------------
+def role(server: Server) -> Role:
+    if server.is_running():
+        in_recovery = server.query_one("SELECT pg_is_in_recovery() AS r")["r"]
+        return Role.STANDBY if in_recovery else Role.PRIMARY
+    return configured_role(server)
+
+
+def configured_role(server: Server) -> Role:
+    """The role a stopped server will start in, from its signal files and control file."""
+    if not server.has_cluster():
+        return Role.UNKNOWN
+    for marker in (STANDBY_SIGNAL, RECOVERY_CONF):
+        if os.path.exists(os.path.join(server.data_dir, marker)):
+            return Role.STANDBY
+    return Role.PRIMARY
+
+
+STATUS_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       current_setting('server_version_num')::int AS version_num,
+       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
+       pg_last_wal_receive_lsn()::text AS receive_lsn,
+       pg_last_wal_replay_lsn()::text AS replay_lsn,
+       CASE WHEN pg_is_in_recovery() THEN
+            CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
+       END AS lag_seconds,
+       CASE WHEN pg_is_in_recovery()
+            THEN (SELECT timeline_id FROM pg_control_checkpoint())
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+       END AS timeline
+"""
+RECEIVER_SQL = """
+SELECT status, sender_host, sender_port, slot_name, received_tli,
+       extract(epoch FROM now() - last_msg_receipt_time)::float8 AS last_message_age
+FROM pg_stat_wal_receiver
+"""
+REPLICAS_SQL = """
+SELECT application_name, client_addr::text AS client_addr, state, sync_state,
+       sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes,
+       extract(epoch FROM replay_lag)::float8 AS lag_seconds
+FROM pg_stat_replication ORDER BY application_name
+"""
+SLOTS_SQL = """
+SELECT slot_name, slot_type, active, restart_lsn::text,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
+                            ELSE pg_current_wal_lsn() END, restart_lsn)::bigint AS retained_bytes
+FROM pg_replication_slots ORDER BY slot_name
+"""
+
+
+def status(server: Server) -> dict:
+    """Everything an operator checks on one node, running or not, never a secret."""
+    state = server.state()
+    result = {"data_dir": server.data_dir, "port": server.cfg.port, "state": state.value}
+    if state is ServerState.MISSING:
+        return {**result, "running": False, "role": Role.UNKNOWN.value}
+    if state is ServerState.STOPPED:
+        return {**result, **_stopped_status(server)}
+    row = server.query_one(STATUS_SQL)
+    is_standby = row["in_recovery"]
+    result.update(
+        running=True,
+        role=(Role.STANDBY if is_standby else Role.PRIMARY).value,
+        version=PgVersion.parse(row["version_num"]).major,
+        system_identifier=row["system_identifier"],
+        timeline=row["timeline"],
+        current_lsn=row["current_lsn"],
+        receive_lsn=row["receive_lsn"],
+        replay_lsn=row["replay_lsn"],
+        slots=list_slots(server),
+    )
+    if is_standby:
+        receiver = server.query_one(RECEIVER_SQL) or None
+        result.update(
+            receiver=receiver,
+            lag_bytes=lsnlib.diff(row["receive_lsn"], row["replay_lsn"]),
+            lag_seconds=row["lag_seconds"],
+        )
+        if receiver and receiver.get("received_tli"):
+            result["timeline"] = max(result["timeline"], receiver["received_tli"])
+    else:
+        replicas = server.query(REPLICAS_SQL)
+        result.update(
+            replicas=replicas,
+            lag_bytes=max((r["lag_bytes"] or 0 for r in replicas), default=0),
+            lag_seconds=max((r["lag_seconds"] or 0 for r in replicas), default=0),
+        )
+    return result
+
+
+def _stopped_status(server: Server) -> dict:
+    control = server.controldata()
+    return {
+        "running": False,
+        "role": configured_role(server).value,
+        "version": server.data_version().major,
+        "system_identifier": control.get("Database system identifier"),
+        "timeline": int(control.get("Latest checkpoint's TimeLineID", 0) or 0),
+        "cluster_state": control.get("Database cluster state"),
+        "checkpoint_lsn": control.get("Latest checkpoint location"),
+    }
+
+
+# -- slots --------------------------------------------------------------------
+def list_slots(server: Server) -> list[dict]:
+    return server.query(SLOTS_SQL)
+
+
+def create_slot(server: Server, name: str) -> bool:
+    """Create a physical slot that reserves WAL at once; False when it already exists."""
+    validate_slot_name(name)
+    server.require_running()
+    if any(s["slot_name"] == name for s in list_slots(server)):
+        return False
+    server.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
+    return True
+
+
+def drop_slot(server: Server, name: str) -> bool:
+    """Drop a slot; False when there is none. Refuses an active slot."""
+    validate_slot_name(name)
+    server.require_running()
+    slot = next((s for s in list_slots(server) if s["slot_name"] == name), None)
+    if slot is None:
+        return False
+    if slot["active"]:
+        raise MfaHaError(f"replication slot {name} is in use by a connected standby; stop it first")
+    server.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+    return True
+
+
+# -- replication user -----------------------------------------------------------
+def replication_user(server: Server, user: str) -> dict | None:
+    rows = server.query(
+        "SELECT rolname, rolreplication, rolcanlogin, rolconnlimit, rolpassword "
+        "FROM pg_authid WHERE rolname = %s", (user,))
+    return rows[0] if rows else None
+
+
+def user_needs(current: dict | None, rcfg: ReplicationConfig, password: str) -> list[str]:
+    """What differs between the role as it is and as wanted (never the password itself)."""
+    if current is None:
+        return ["create"]
+    needs = []
+    if not current["rolreplication"] or not current["rolcanlogin"]:
+        needs.append("replication login")
+    if current["rolconnlimit"] != rcfg.connection_limit:
+        needs.append(f"connection limit {current['rolconnlimit']} -> {rcfg.connection_limit}")
+    if not scram_matches(current["rolpassword"], password):
+        needs.append("password")
+    return needs
+
+
+def set_replication_user(server: Server, rcfg: ReplicationConfig, password: str) -> list[str]:
+    """Make the replication role exist as wanted; returns what was changed (empty: nothing).
+
+    The password is hashed (SCRAM-SHA-256) on this side, so the clear text reaches neither
+    the server's log nor ``pg_stat_activity``.
+    """
+    validate_role_name(rcfg.user)
+    if not password:
+        raise InvalidInput("mfa_ha:replication:password is empty or missing")
+    server.require_running()
+    needs = user_needs(replication_user(server, rcfg.user), rcfg, password)
+    if not needs:
+        return []
+    with server.connect() as conn, conn.cursor() as cur:
+        verifier = psycopg2.extensions.encrypt_password(password, rcfg.user, conn, "scram-sha-256")
+        verb = "CREATE" if needs == ["create"] else "ALTER"
+        cur.execute(sql.SQL("{} ROLE {} WITH REPLICATION LOGIN CONNECTION LIMIT {} PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(rcfg.user), sql.Literal(rcfg.connection_limit),
+            sql.Literal(verifier)))
+        if server.data_version().can_grant_rewind_functions:
+            for function in REWIND_FUNCTIONS:
+                cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                    sql.SQL(function), sql.Identifier(rcfg.user)))
+    return needs
+
+
+def set_pgpass(server: Server, host: str, port: int, user: str, password: str) -> bool:
+    if not password:
+        raise InvalidInput("mfa_ha:replication:password is empty or missing")
+    return write_pgpass(server.cfg.pgpass_path, server.cfg.os_user, host, port, user, password)
+
+
+# -- upstream checks ------------------------------------------------------------
+def upstream_conninfo(server: Server, host: str, port: int, user: str, application_name: str | None,
+                      **extra) -> str:
+    return build_conninfo(host=host, port=port, user=user, passfile=server.cfg.pgpass_path,
+                          application_name=application_name, connect_timeout=5, **extra)
+
+
+def identify_upstream(server: Server, host: str, port: int, user: str) -> dict:
+    """Connect to the upstream as the replication user (password from pgpass) and read its
+    system identifier, timeline and version. Raises ConnectionFailed naming the cause."""
+    try:
+        conn = psycopg2.connect(
+            host=host, port=port, user=user, passfile=server.cfg.pgpass_path, connect_timeout=5,
+            application_name="mfa_ha_check", connection_factory=psycopg2.extras.PhysicalReplicationConnection)
+    except psycopg2.OperationalError as err:
+        raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("IDENTIFY_SYSTEM")
+            system_id, timeline, xlogpos, _ = cur.fetchone()
+        return {"system_identifier": str(system_id), "timeline": int(timeline), "lsn": xlogpos,
+                "version": PgVersion.parse(conn.server_version).major}
+    finally:
+        conn.close()
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+# -- clone and standby configuration --------------------------------------------
+def move_aside(path: str, label: str = "moved") -> str | None:
+    """Rename ``path`` with a timestamp suffix (never delete); returns the new name."""
+    if not os.path.lexists(path):
+        return None
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    target = f"{path}.{label}-{stamp}"
+    os.rename(path, target)
+    log.warning("moved %s aside to %s", path, target)
+    return target
+
+
+def basebackup(server: Server, host: str, port: int, user: str, slot: str | None,
+               application_name: str | None = None, timeout: int = 3600,
+               progress: Progress = _log_progress) -> dict:
+    """Clone the primary into the data directory and configure it as its standby.
+
+    Refuses while a server runs on the data directory. An existing directory is moved
+    aside with a timestamp; if the clone fails, it is put back and the failed copy kept.
+    """
+    if slot:
+        validate_slot_name(slot)
+    server.require_stopped("replacing its data directory")
+    upstream = identify_upstream(server, host, port, user)
+    progress(f"primary {host}:{port} answers: system {upstream['system_identifier']}, "
+             f"timeline {upstream['timeline']}")
+    old = move_aside(server.data_dir) if _non_empty(server.data_dir) else None
+    if os.path.isdir(server.data_dir):
+        os.rmdir(server.data_dir)  # empty directory: nothing to keep
+    os.makedirs(server.data_dir, mode=0o700)
+    chown_to(server.data_dir, server.cfg.os_user)
+    conninfo = upstream_conninfo(server, host, port, user, application_name)
+    args = ["-d", conninfo, "-D", server.data_dir, "-X", "stream", "-c", "fast", "-w"]
+    if slot:
+        args += ["-S", slot]
+    started = time.monotonic()
+    try:
+        server.run("pg_basebackup", *args, timeout=timeout)
+    except CommandFailed as err:
+        failed = move_aside(server.data_dir, "failed")
+        if old:
+            os.rename(old, server.data_dir)
+        raise CommandFailed(f"{err} (the failed copy is in {failed}; the data directory was restored)") from None
+    progress(f"cloned {host}:{port} into {server.data_dir} in {time.monotonic() - started:.1f} s")
+    configure_standby(server, host, port, user, slot, application_name)
+    return {"moved_aside": old, "system_identifier": upstream["system_identifier"],
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def _non_empty(path: str) -> bool:
+    return os.path.isdir(path) and bool(os.listdir(path)) or os.path.isfile(path)
+
+
+def configure_standby(server: Server, host: str, port: int, user: str, slot: str | None,
+                      application_name: str | None = None, trigger_file: str | None = None) -> dict:
+    """Write the standby configuration for the server's version; returns what changed."""
+    if slot:
+        validate_slot_name(slot)
+    version = server.data_version()
+    conninfo = upstream_conninfo(server, host, port, user, application_name or slot)
+    wanted = standby_files(version, conninfo, slot, trigger_file)
+    changed = _apply_files(server, wanted)
+    return {"changed": changed, "primary_conninfo": conninfo, "version": version.major}
+
+
+def standby_config(server: Server) -> dict:
+    """The standby settings the data directory holds now (conninfo is secret-free by design)."""
+    version = server.data_version()
+    name = AUTO_CONF if version.uses_standby_signal else RECOVERY_CONF
+    settings = parse_conf(_read(os.path.join(server.data_dir, name)))
+    keys = ("primary_conninfo", "primary_slot_name", "recovery_target_timeline")
+    return {k: settings.get(k) for k in keys}
+
+
+def _apply_files(server: Server, wanted) -> list[str]:
+    changed = []
+    for name, content in wanted.files.items():
+        if _write_if_different(server, name, content):
+            changed.append(name)
+    if wanted.auto_conf:
+        path = os.path.join(server.data_dir, AUTO_CONF)
+        current = _read(path)
+        if render_auto_conf(current, wanted.auto_conf) != (current if current.endswith("\n") else current + "\n"):
+            _write_if_different(server, AUTO_CONF, render_auto_conf(current, wanted.auto_conf))
+            changed.append(AUTO_CONF)
+    for name in wanted.remove:
+        path = os.path.join(server.data_dir, name)
+        if os.path.exists(path):
+            os.unlink(path)
+            changed.append(f"-{name}")
+    return changed
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _write_if_different(server: Server, name: str, content: str) -> bool:
+    path = os.path.join(server.data_dir, name)
+    if os.path.exists(path) and _read(path) == content:
+        return False
+    tmp = path + ".mfa_ha.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(content)
+    os.chmod(tmp, 0o600)
+    chown_to(tmp, server.cfg.os_user)
+    os.replace(tmp, path)
+    return True
+
+
+# -- switchover pieces ----------------------------------------------------------
+def shutdown_checkpoint_lsn(server: Server) -> str:
+    """The LSN of a cleanly stopped server's shutdown checkpoint, from pg_controldata."""
+    server.require_stopped("reading its shutdown checkpoint")
+    control = server.controldata()
+    state = control.get("Database cluster state", "")
+    if state not in CLEAN_SHUTDOWN_STATES:
+        raise NotCleanlyShutDown(
+            f"{server.data_dir} was not shut down cleanly (cluster state: {state or 'unknown'}); "
+            "its last WAL may not have reached the standby")
+    return control["Latest checkpoint location"]
+
+
+def wait_for_lsn(server: Server, target: str, timeout: float = 30, beyond: bool = False,
+                 progress: Progress = _log_progress) -> dict:
+    """Wait until this standby has received and replayed ``target`` (bounded).
+
+    With ``beyond`` the record starting at ``target`` must be replayed in full, as for a
+    shutdown checkpoint whose start LSN pg_controldata reports.
+    """
+    wanted = lsnlib.to_int(target)
+    deadline = time.monotonic() + float(timeout)
+    next_report = time.monotonic() + 1
+    while True:
+        row = server.query_one("SELECT pg_is_in_recovery() AS r, pg_last_wal_receive_lsn()::text AS rx, "
+                               "pg_last_wal_replay_lsn()::text AS rp")
+        if not row["r"]:
+            raise NotStandbyError(f"{server.data_dir} is not a standby (it accepts writes)")
+        rx, rp = (lsnlib.to_int(v) if v else 0 for v in (row["rx"], row["rp"]))
+        if (min(rx, rp) > wanted) or (not beyond and min(rx, rp) == wanted):
+            return {"target": target, "receive_lsn": row["rx"], "replay_lsn": row["rp"]}
+        now = time.monotonic()
+        if now >= deadline:
+            raise LsnNotReached(
+                f"standby did not reach {target} within {timeout:g} s: received {row['rx']}, "
+                f"replayed {row['rp']} ({wanted - min(rx, rp)} bytes short)")
+        if now >= next_report:
+            progress(f"waiting for {target}: received {row['rx']}, replayed {row['rp']}")
+            next_report = now + 1
+        time.sleep(POLL_INTERVAL)
+
+
+def promote(server: Server, timeout: int = 60) -> dict:
+    """Promote this standby and wait until it accepts writes. Refuses on a primary."""
+    server.require_running()
+    if role(server) is Role.PRIMARY:
+        raise NotStandbyError(f"{server.data_dir} is already a primary; nothing to promote")
+    started = time.monotonic()
+    server.run("pg_ctl", "promote", "-D", server.data_dir, "-w", "-t", timeout, timeout=timeout + 10)
+    deadline = time.monotonic() + timeout
+    while role(server) is not Role.PRIMARY:
+        if time.monotonic() > deadline:
+            raise MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s")
+        time.sleep(POLL_INTERVAL)
+    _apply_files(server, primary_cleanup(server.data_version()))
+    row = server.query_one(STATUS_SQL)
+    return {"timeline": row["timeline"], "lsn": row["current_lsn"],
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
+           application_name: str | None = None, fallback: str | None = None,
+           timeout: int = 3600, progress: Progress = _log_progress) -> dict:
+    """Rewind this stopped former primary onto the new primary and make it its standby.
+
+    pg_rewind copies configuration files and skips slots, so the standby configuration is
+    written afterwards. With ``fallback="basebackup"`` a failed rewind is followed by a
+    fresh clone (the old directory moved aside, never deleted).
+    """
+    if fallback not in (None, "basebackup"):
+        raise InvalidInput(f"fallback must be 'basebackup' or empty, not {fallback!r}")
+    server.require_cluster()
+    server.require_stopped("rewinding it")
+    upstream = identify_upstream(server, host, port, user)
+    local = server.controldata()
+    if upstream["version"] != server.data_version().major:
+        raise VersionMismatch(f"{host}:{port} runs PostgreSQL {upstream['version']}, "
+                              f"{server.data_dir} is {server.data_version().major}")
+    if local.get("Database system identifier") != upstream["system_identifier"]:
+        if fallback != "basebackup":
+            raise MfaHaError(f"{server.data_dir} belongs to another cluster (system "
+                             f"{local.get('Database system identifier')} vs {upstream['system_identifier']}); "
+                             "rewind is impossible, re-clone it with fallback=basebackup")
+        return {"method": "basebackup", **basebackup(server, host, port, user, slot, application_name,
+                                                     timeout, progress)}
+    source = upstream_conninfo(server, host, port, user, None, dbname="postgres")
+    started = time.monotonic()
+    try:
+        out = server.run("pg_rewind", "--target-pgdata", server.data_dir, "--source-server", source,
+                         "--progress", timeout=timeout).output
+    except CommandFailed as err:
+        if fallback != "basebackup":
+            raise
+        progress(f"pg_rewind failed ({err}); cloning afresh")
+        return {"method": "basebackup", "rewind_error": str(err),
+                **basebackup(server, host, port, user, slot, application_name, timeout, progress)}
+    progress(f"pg_rewind done in {time.monotonic() - started:.1f} s")
+    configure_standby(server, host, port, user, slot, application_name)
+    return {"method": "rewind", "seconds": round(time.monotonic() - started, 3),
+            "rewind_required": "no rewind required" not in out}

@@ -1,0 +1,184 @@
+"""One PostgreSQL server on this node: its binaries, data directory, process and connection."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import shutil
+
+import psycopg2
+import psycopg2.extras
+
+from mfa_ha import proc
+from mfa_ha.config import PostgresConfig
+from mfa_ha.errors import (
+    CommandFailed,
+    ConnectionFailed,
+    DataDirMissing,
+    ServerNotRunning,
+    ServerRunning,
+)
+from mfa_ha.roles import ServerState
+from mfa_ha.versions import PgVersion
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5
+PG_CTL_NOT_RUNNING = 3
+PG_CTL_NO_DATA_DIR = 4
+CLEAN_SHUTDOWN_STATES = ("shut down", "shut down in recovery")
+
+
+class Server:
+    def __init__(self, cfg: PostgresConfig):
+        self.cfg = cfg
+
+    # -- files and binaries -------------------------------------------------
+    @property
+    def data_dir(self) -> str:
+        return self.cfg.data_dir
+
+    def has_cluster(self) -> bool:
+        return os.path.isfile(os.path.join(self.data_dir, "PG_VERSION"))
+
+    def require_cluster(self) -> None:
+        if not os.path.isdir(self.data_dir):
+            raise DataDirMissing(f"data directory {self.data_dir} does not exist")
+        if not self.has_cluster():
+            raise DataDirMissing(
+                f"{self.data_dir} is not a PostgreSQL data directory (no PG_VERSION)"
+            )
+
+    def data_version(self) -> PgVersion:
+        self.require_cluster()
+        with open(os.path.join(self.data_dir, "PG_VERSION"), encoding="ascii") as fh:
+            return PgVersion.parse(fh.read())
+
+    def binary(self, name: str) -> str:
+        for directory in self._bin_dirs():
+            path = os.path.join(directory, name)
+            if os.access(path, os.X_OK):
+                return path
+        found = shutil.which(name)
+        if not found:
+            raise CommandFailed(
+                f"{name} not found: set mfa_ha:postgres:bin_dir to the PostgreSQL bin directory"
+            )
+        return found
+
+    def _bin_dirs(self) -> list[str]:
+        if self.cfg.bin_dir:
+            return [self.cfg.bin_dir]
+        if self.has_cluster():
+            major = self.data_version().major
+            return glob.glob(f"/usr/lib/postgresql/{major}/bin") + glob.glob(f"/usr/pgsql-{major}/bin")
+        return []
+
+    def run(self, name: str, *args, timeout: float = 60, check: bool = True, env=None) -> proc.Result:
+        extra = {"PGPASSFILE": self.cfg.pgpass_path, **(env or {})}
+        return proc.run([self.binary(name), *args], user=self.cfg.os_user, env=extra,
+                        timeout=timeout, check=check)
+
+    # -- process ------------------------------------------------------------
+    def state(self) -> ServerState:
+        if not self.has_cluster():
+            return ServerState.MISSING
+        rc = self.run("pg_ctl", "status", "-D", self.data_dir, check=False).returncode
+        return ServerState.RUNNING if rc == 0 else ServerState.STOPPED
+
+    def is_running(self) -> bool:
+        return self.state() is ServerState.RUNNING
+
+    def require_running(self) -> None:
+        self.require_cluster()
+        if not self.is_running():
+            raise ServerNotRunning(f"PostgreSQL is not running on {self.data_dir}")
+
+    def require_stopped(self, why: str) -> None:
+        if self.has_cluster() and self.is_running():
+            raise ServerRunning(f"PostgreSQL is running on {self.data_dir}: stop it before {why}")
+
+    def pid(self) -> int | None:
+        try:
+            with open(os.path.join(self.data_dir, "postmaster.pid"), encoding="ascii") as fh:
+                return int(fh.readline().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, timeout: int = 60) -> bool:
+        """Start and wait until it accepts connections; False when it already ran."""
+        self.require_cluster()
+        if self.is_running():
+            return False
+        self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path,
+                 "-w", "-t", timeout, timeout=timeout + 10)
+        return True
+
+    def stop(self, mode: str = "fast", timeout: int = 60) -> bool:
+        """Stop and wait until it is gone; False when it was not running."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}: use smart, fast or immediate")
+        self.require_cluster()
+        if not self.is_running():
+            return False
+        self.run("pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-w", "-t", timeout,
+                 timeout=timeout + 10)
+        return True
+
+    def reload(self) -> None:
+        self.require_running()
+        self.run("pg_ctl", "reload", "-D", self.data_dir)
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            with open(self.cfg.log_path, encoding="utf-8", errors="replace") as fh:
+                return "".join(fh.readlines()[-lines:]).strip()
+        except OSError:
+            return ""
+
+    # -- control file -------------------------------------------------------
+    def controldata(self) -> dict[str, str]:
+        self.require_cluster()
+        out = self.run("pg_controldata", "-D", self.data_dir).stdout
+        return dict(
+            (key.strip(), value.strip())
+            for key, value in (line.split(":", 1) for line in out.splitlines() if ":" in line)
+        )
+
+    # -- SQL ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, dbname: str | None = None):
+        self.require_running()
+        try:
+            conn = psycopg2.connect(
+                host=self.cfg.host, port=self.cfg.port, user=self.cfg.superuser,
+                dbname=dbname or self.cfg.dbname, connect_timeout=CONNECT_TIMEOUT,
+                application_name="mfa_ha",
+            )
+        except psycopg2.OperationalError as err:
+            raise ConnectionFailed(
+                f"cannot connect to the local server (port {self.cfg.port}, "
+                f"host {self.cfg.host or 'default socket'}): {str(err).strip()}"
+            ) from None
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params=None, dbname: str | None = None) -> list[dict]:
+        with self.connect(dbname) as conn, conn.cursor(
+            cursor_factory=psycopg2.extras.RealDictCursor
+        ) as cur:
+            cur.execute(sql, params)
+            return [dict(row) for row in cur.fetchall()] if cur.description else []
+
+    def query_one(self, sql: str, params=None) -> dict:
+        rows = self.query(sql, params)
+        return rows[0] if rows else {}
+
+    def execute(self, sql, params=None) -> None:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql, params)

@@ -1,0 +1,67 @@
+"""Server settings: read what the server runs with, diff against what replication needs, apply."""
+
+from __future__ import annotations
+
+import re
+
+from psycopg2 import sql
+
+from mfa_ha.server import Server
+from mfa_ha.versions import replication_settings
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
+UNITS = {"kB": 1, "MB": 1024, "GB": 1024 ** 2, "TB": 1024 ** 3,
+         "us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
+
+
+def normalise(value) -> str:
+    """Compare '1GB' with '1024MB', 'on' with 'true', ' 10 ' with '10'."""
+    text = str(value).strip().strip("'")
+    lowered = text.lower()
+    if lowered in ("on", "true", "yes", "1") and not text.isdigit():
+        return "on"
+    if lowered in ("off", "false", "no"):
+        return "off"
+    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*(kB|MB|GB|TB|us|ms|s|min|h|d)", text)
+    if match:
+        number = float(match.group(1)) * UNITS[match.group(2)]
+        return f"{number:g}{'kB' if match.group(2) in ('kB', 'MB', 'GB', 'TB') else 'ms'}"
+    return text
+
+
+def current(server: Server, names) -> dict[str, dict]:
+    rows = server.query(
+        "SELECT name, current_setting(name) AS value, pending_restart, context "
+        "FROM pg_settings WHERE name = ANY(%s)", (list(names),))
+    return {r["name"]: r for r in rows}
+
+
+def wanted(server: Server, overrides: dict | None = None) -> dict[str, str]:
+    return replication_settings(server.data_version(), overrides)
+
+
+def diff(current_rows: dict[str, dict], wanted_values: dict[str, str]) -> dict[str, dict]:
+    """Settings whose running value differs from the wanted one: {name: {old, new}}."""
+    changes = {}
+    for name, value in wanted_values.items():
+        row = current_rows.get(name)
+        old = row["value"] if row else None
+        if old is None or normalise(old) != normalise(value):
+            changes[name] = {"old": old, "new": str(value)}
+    return changes
+
+
+def apply(server: Server, values: dict[str, str]) -> dict:
+    """ALTER SYSTEM each value, reload, and say which ones wait for a restart."""
+    for name, value in values.items():
+        if not NAME_RE.match(name):
+            raise ValueError(f"invalid setting name {name!r}")
+        server.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(str(value))))
+    server.execute("SELECT pg_reload_conf()")
+    rows = current(server, list(values))
+    return {"restart_pending": sorted(n for n, r in rows.items() if r["pending_restart"]
+                                     or r["context"] == "postmaster" and normalise(r["value"]) != normalise(values[n]))}
+
+
+def restart_pending(server: Server) -> list[str]:
+    return [r["name"] for r in server.query("SELECT name FROM pg_settings WHERE pending_restart")]

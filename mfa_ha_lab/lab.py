@@ -1,0 +1,272 @@
+"""Build and tear down the two-node lab: real PostgreSQL clusters owned by ``postgres`` on
+127.0.0.2:5432 ("prod", minion ``server_prod``) and 127.0.0.3:5432 ("dr", ``server_dr``),
+each with its own socket directory, SRC stand-in and pmfad stand-in.
+
+Both "hosts" share this machine's loopback interface, where every TCP client appears from
+127.0.0.1; so the lab's pg_hba admits the replication user from 127.0.0.1 by password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import psycopg2
+
+from mfa_ha.naming import slot_name
+from mfa_ha_lab.standins import pmfad as pmfad_standin
+from mfa_ha_lab.standins.src import running_pid
+
+PG_MAJOR = 15
+PORT = 5432
+APP_PORT = 6793
+OS_USER = "postgres"
+REPLICATION_USER = "replicamfa"
+# A lab-only secret: real deployments keep theirs in an encrypted pillar.
+LAB_PASSWORD = "lab-only-Secret-1"
+APP_DB = "mfadb"
+
+PG_HBA = """\
+# mfa-ha lab pg_hba.conf
+local   all          all                       peer map=mfa_ha
+host    replication  {user}   127.0.0.1/32     scram-sha-256
+host    postgres     {user}   127.0.0.1/32     scram-sha-256
+"""
+PG_IDENT = """\
+mfa_ha  root      postgres
+mfa_ha  postgres  postgres
+"""
+
+
+def pg_bin_dir(major: int = PG_MAJOR) -> str:
+    path = f"/usr/lib/postgresql/{major}/bin"
+    if not os.path.isfile(os.path.join(path, "initdb")):
+        raise RuntimeError(f"PostgreSQL {major} server binaries not found in {path}: "
+                           f"install postgresql-{major} (.ci/run does)")
+    return path
+
+
+@dataclass
+class LabNode:
+    name: str
+    minion_id: str
+    address: str
+    root: str
+    bin_dir: str
+    port: int = PORT
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.root, "mfadb")
+
+    @property
+    def socket_dir(self) -> str:
+        return os.path.join(self.root, "run")
+
+    @property
+    def pgpass(self) -> str:
+        return os.path.join(self.root, "pgpass")
+
+    @property
+    def src_root(self) -> str:
+        return os.path.join(self.root, "src")
+
+    @property
+    def src_bin_dir(self) -> str:
+        return os.path.join(self.root, "bin")
+
+    @property
+    def slot(self) -> str:
+        return slot_name(self.minion_id)
+
+    def postgres_pillar(self) -> dict:
+        return {"data_dir": self.data_dir, "bin_dir": self.bin_dir, "port": self.port,
+                "host": self.socket_dir, "os_user": OS_USER, "pgpass": self.pgpass,
+                "log_file": os.path.join(self.root, "postgresql.log")}
+
+    def pmfad_pillar(self) -> dict:
+        return {"manager": "src", "service": "pmfad", "src_bin_dir": self.src_bin_dir,
+                "health_host": self.address, "health_port": APP_PORT, "timeout": 15}
+
+    def pillar(self, peers: list["LabNode"]) -> dict:
+        return {"mfa_ha": {
+            "postgres": self.postgres_pillar(),
+            "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
+            "pmfad": self.pmfad_pillar(),
+            "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in peers},
+        }}
+
+    def connect(self, dbname: str = "postgres"):
+        conn = psycopg2.connect(host=self.socket_dir, port=self.port, user="postgres", dbname=dbname,
+                                connect_timeout=5)
+        conn.autocommit = True
+        return conn
+
+    def sql(self, query: str, params=(), dbname: str = "postgres"):
+        conn = self.connect(dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def pg_ctl(self, *args, check=True, timeout=60):
+        return _as_postgres([os.path.join(self.bin_dir, "pg_ctl"), *args], check=check, timeout=timeout)
+
+    def is_running(self) -> bool:
+        return self.pg_ctl("status", "-D", self.data_dir, check=False).returncode == 0
+
+    def app_pid(self) -> int | None:
+        return running_pid(self.src_root, "pmfad")
+
+
+def _as_postgres(args, check=True, timeout=60, input_text=None):
+    entry = pwd.getpwnam(OS_USER)
+    kwargs = {}
+    if os.geteuid() == 0:
+        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(HOME=entry.pw_dir, LC_ALL="C")
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=check,
+                          timeout=timeout, cwd="/", env=env, input=input_text, **kwargs)
+
+
+class Lab:
+    """Two nodes under one temporary, world-traversable root (``postgres`` must reach it)."""
+
+    def __init__(self, root: str | None = None, major: int = PG_MAJOR):
+        self.root = root or tempfile.mkdtemp(prefix="mfa-ha-lab.", dir="/tmp")
+        os.chmod(self.root, 0o755)
+        bin_dir = pg_bin_dir(major)
+        self.prod = LabNode("prod", "server_prod", "127.0.0.2", os.path.join(self.root, "prod"), bin_dir)
+        self.dr = LabNode("dr", "server_dr", "127.0.0.3", os.path.join(self.root, "dr"), bin_dir)
+        self.nodes = [self.prod, self.dr]
+        self.cert, self.key = os.path.join(self.root, "pmfad.crt"), os.path.join(self.root, "pmfad.key")
+
+    def node(self, minion_id: str) -> LabNode:
+        return next(n for n in self.nodes if minion_id in (n.minion_id, n.name))
+
+    def pillar(self, node: LabNode) -> dict:
+        return node.pillar(self.nodes)
+
+    # -- build --------------------------------------------------------------
+    def create(self) -> "Lab":
+        """Both nodes as after an MFA install: each has its own database, prod runs pmfad."""
+        self._make_cert()
+        for node in self.nodes:
+            self._init_node(node)
+        self._create_app_db(self.prod)
+        self.start_app(self.prod)
+        return self
+
+    def _init_node(self, node: LabNode) -> None:
+        for path in (node.root, node.socket_dir):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            shutil.chown(path, OS_USER, OS_USER)
+        _as_postgres([os.path.join(node.bin_dir, "initdb"), "-D", node.data_dir, "-U", "postgres",
+                      "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
+                     timeout=120)
+        self._write(node, "postgresql.conf", (
+            f"\n# mfa-ha lab\nlisten_addresses = '{node.address}'\nport = {node.port}\n"
+            f"unix_socket_directories = '{node.socket_dir}'\nfsync = off\n"
+            "log_line_prefix = '%m [%p] '\n"), append=True)
+        self._write(node, "pg_hba.conf", PG_HBA.format(user=REPLICATION_USER))
+        self._write(node, "pg_ident.conf", PG_IDENT)
+        self._register_app(node)
+        self.start_db(node)
+
+    def _write(self, node: LabNode, name: str, text: str, append: bool = False) -> None:
+        path = os.path.join(node.data_dir, name)
+        with open(path, "a" if append else "w", encoding="utf-8") as fh:
+            fh.write(text)
+        shutil.chown(path, OS_USER, OS_USER)
+
+    def _make_cert(self) -> None:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=pmfad-standin", "-keyout", self.key, "-out", self.cert],
+                       check=True, capture_output=True, timeout=60)
+
+    def _register_app(self, node: LabNode) -> None:
+        """mkssys, as AIX would have it after the MFA install, plus SRC stand-in commands."""
+        os.makedirs(os.path.join(node.src_root, "subsystems"), exist_ok=True)
+        os.makedirs(node.src_bin_dir, exist_ok=True)
+        dsn = f"host={node.socket_dir} port={node.port} user=postgres dbname={APP_DB}"
+        command = [sys.executable, "-m", "mfa_ha_lab.standins.pmfad", "--listen", node.address,
+                   "--port", str(APP_PORT), "--dsn", dsn, "--node", node.minion_id,
+                   "--cert", self.cert, "--key", self.key]
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
+        with open(os.path.join(node.src_root, "subsystems", "pmfad.json"), "w", encoding="utf-8") as fh:
+            json.dump({"command": command, "group": "", "env": env}, fh)
+        for name in ("startsrc", "stopsrc", "lssrc"):
+            path = os.path.join(node.src_bin_dir, name)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(f"#!/bin/sh\n# STAND-IN for AIX {name} (mfa-ha lab)\n"
+                         f"PYTHONPATH='{os.pathsep.join(sys.path)}' exec '{sys.executable}' "
+                         f"-m mfa_ha_lab.standins.src --root '{node.src_root}' {name} \"$@\"\n")
+            os.chmod(path, 0o755)
+
+    def _create_app_db(self, node: LabNode) -> None:
+        node.sql(f"CREATE DATABASE {APP_DB}")
+        node.sql(pmfad_standin.SCHEMA, dbname=APP_DB)
+
+    # -- run ----------------------------------------------------------------
+    def start_db(self, node: LabNode) -> None:
+        if not node.is_running():
+            node.pg_ctl("start", "-D", node.data_dir, "-l", os.path.join(node.root, "postgresql.log"),
+                        "-w", "-t", 60, timeout=70)
+
+    def stop_db(self, node: LabNode, mode: str = "fast") -> None:
+        if os.path.isfile(os.path.join(node.data_dir, "PG_VERSION")) and node.is_running():
+            node.pg_ctl("stop", "-D", node.data_dir, "-m", mode, "-w", "-t", 60, timeout=70)
+
+    def start_app(self, node: LabNode) -> None:
+        subprocess.run([os.path.join(node.src_bin_dir, "startsrc"), "-s", "pmfad"], capture_output=True,
+                       timeout=30)
+
+    def stop_app(self, node: LabNode, timeout: float = 15) -> None:
+        pid = node.app_pid()
+        if not pid:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while node.app_pid() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if node.app_pid():
+            os.kill(pid, signal.SIGKILL)
+
+    def rows(self, node: LabNode) -> int:
+        return node.sql("SELECT count(*) FROM auth_events", dbname=APP_DB)[0][0]
+
+    def destroy(self, keep: bool = False) -> None:
+        """Stop what the lab started (by PID / its own data dirs) and remove the lab root."""
+        for node in self.nodes:
+            self.stop_app(node)
+            for data_dir in _data_dirs(node.root):
+                if _as_postgres([os.path.join(node.bin_dir, "pg_ctl"), "status", "-D", data_dir],
+                                check=False).returncode == 0:
+                    _as_postgres([os.path.join(node.bin_dir, "pg_ctl"), "stop", "-D", data_dir, "-m",
+                                  "immediate", "-w", "-t", 30], check=False, timeout=40)
+        if not keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "Lab":
+        return self.create()
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+
+def _data_dirs(root: str) -> list[str]:
+    if not os.path.isdir(root):
+        return []
+    return [os.path.join(root, d) for d in os.listdir(root)
+            if os.path.isfile(os.path.join(root, d, "PG_VERSION"))]

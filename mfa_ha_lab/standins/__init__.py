@@ -1,0 +1,1 @@
+"""STAND-INS for IBM's proprietary parts that cannot be installed here. Not IBM code."""

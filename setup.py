@@ -1,0 +1,19 @@
+"""Install mfa-ha as a Salt extension: the core package plus the Salt-facing directories."""
+
+from setuptools import setup
+
+SALT_DIRS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners"}
+
+setup(
+    name="mfa-ha",
+    version="0.1.0",
+    description="Salt extension: PostgreSQL streaming replication HA for IBM PowerSC MFA and similar apps",
+    python_requires=">=3.10",
+    packages=["mfa_ha", "mfa_ha_lab", "mfa_ha_lab.standins"]
+    + [f"mfa_ha.salt.{kind}" for kind in SALT_DIRS],
+    package_dir={f"mfa_ha.salt.{kind}": src for kind, src in SALT_DIRS.items()},
+    package_data={"mfa_ha_lab": ["*.sql"]},
+    install_requires=["salt>=3008,<3009", "psycopg2-binary>=2.9", "jinja2"],
+    extras_require={"test": ["pytest>=8", "pytest-salt-factories>=1.0.5"]},
+    entry_points={"salt.loader": ["mfa_ha = mfa_ha.loader:get_loader_dirs"]},
+)
