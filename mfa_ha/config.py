@@ -28,6 +28,9 @@ class PostgresConfig:
     dbname: str = "postgres"
     pgpass: str | None = None  # default: ~os_user/.pgpass
     log_file: str | None = None  # default: <data_dir>/pg_ctl.log
+    # Node-specific server options for ``pg_ctl start -o`` (e.g. ``-c listen_addresses=...``):
+    # kept out of the data directory because pg_basebackup and pg_rewind copy its config files.
+    options: str | None = None
 
     @property
     def pgpass_path(self) -> str:

@@ -112,8 +112,12 @@ class Server:
         self.require_cluster()
         if self.is_running():
             return False
-        self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path,
-                 "-w", "-t", timeout, timeout=timeout + 10)
+        options = ["-o", self.cfg.options] if self.cfg.options else []
+        try:
+            self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options,
+                     "-w", "-t", timeout, timeout=timeout + 10)
+        except CommandFailed as err:
+            raise CommandFailed(f"{err}\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}") from None
         return True
 
     def stop(self, mode: str = "fast", timeout: int = 60) -> bool:

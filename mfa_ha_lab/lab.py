@@ -84,13 +84,17 @@ class LabNode:
         return os.path.join(self.root, "bin")
 
     @property
+    def server_options(self) -> str:
+        return f"-c listen_addresses={self.address} -c unix_socket_directories={self.socket_dir}"
+
+    @property
     def slot(self) -> str:
         return slot_name(self.minion_id)
 
     def postgres_pillar(self) -> dict:
         return {"data_dir": self.data_dir, "bin_dir": self.bin_dir, "port": self.port,
                 "host": self.socket_dir, "os_user": OS_USER, "pgpass": self.pgpass,
-                "log_file": os.path.join(self.root, "postgresql.log")}
+                "log_file": os.path.join(self.root, "postgresql.log"), "options": self.server_options}
 
     def pmfad_pillar(self) -> dict:
         return {"manager": "src", "service": "pmfad", "src_bin_dir": self.src_bin_dir,
@@ -176,8 +180,8 @@ class Lab:
                       "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
                      timeout=120)
         self._write(node, "postgresql.conf", (
-            f"\n# mfa-ha lab\nlisten_addresses = '{node.address}'\nport = {node.port}\n"
-            f"unix_socket_directories = '{node.socket_dir}'\nfsync = off\n"
+            f"\n# mfa-ha lab (addresses and sockets are per node: pg_ctl -o)\nport = {node.port}\n"
+            "fsync = off\n"
             "log_line_prefix = '%m [%p] '\n"), append=True)
         self._write(node, "pg_hba.conf", PG_HBA.format(user=REPLICATION_USER))
         self._write(node, "pg_ident.conf", PG_IDENT)
@@ -222,7 +226,7 @@ class Lab:
     def start_db(self, node: LabNode) -> None:
         if not node.is_running():
             node.pg_ctl("start", "-D", node.data_dir, "-l", os.path.join(node.root, "postgresql.log"),
-                        "-w", "-t", 60, timeout=70)
+                        "-o", node.server_options, "-w", "-t", 60, timeout=70)
 
     def stop_db(self, node: LabNode, mode: str = "fast") -> None:
         if os.path.isfile(os.path.join(node.data_dir, "PG_VERSION")) and node.is_running():

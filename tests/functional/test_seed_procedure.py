@@ -1,0 +1,92 @@
+"""The seed's whole procedure through the pgrepl and pmfad modules, both directions."""
+
+import time
+
+import pytest
+
+from mfa_ha.secrets import scram_matches
+from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def write_rows(node, count, tag):
+    for i in range(count):
+        node.sql("INSERT INTO auth_events (node, client_seq) VALUES (%s, %s)", (tag, i), dbname=APP_DB)
+    return node.sql("SELECT count(*) FROM auth_events", dbname=APP_DB)[0][0]
+
+
+def setup_replication(lab, prod, dr):
+    assert prod.pgrepl.role() == "primary"
+    prod.pgrepl.set_replication_user()
+    verifier = lab.prod.sql("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (REPLICATION_USER,))[0][0]
+    assert verifier.startswith("SCRAM-SHA-256$") and scram_matches(verifier, LAB_PASSWORD)
+    assert prod.pgrepl.set_replication_user() == []  # idempotent
+    changes = prod.pgrepl.apply_settings()
+    assert "wal_log_hints" in changes["restart_pending"]
+    prod.pgrepl.restart()
+    assert prod.pgrepl.settings()["differ"] == {}
+    for node in (lab.prod, lab.dr):
+        assert prod.pgrepl.create_slot(node.slot) is True
+    assert prod.pgrepl.create_slot(lab.dr.slot) is False
+    for loaders in (prod, dr):
+        for node in (lab.prod, lab.dr):
+            loaders.pgrepl.set_pgpass(node.address, node.port)
+    dr.pmfad.stop()
+    dr.pgrepl.stop()
+    result = dr.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
+    assert result["moved_aside"].startswith(lab.dr.data_dir + ".moved-")
+    dr.pgrepl.start()
+    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
+             what="dr streaming")
+
+
+def switch(lab, old, new, old_node, new_node, writes=20):
+    before = write_rows(old_node, writes, f"before-switch-to-{new_node.name}")
+    assert old.pmfad.stop() is True
+    assert old.pgrepl.stop() is True
+    lsn = old.pgrepl.shutdown_checkpoint_lsn()
+    reached = new.pgrepl.wait_for_lsn(lsn, timeout=30, beyond=True)
+    assert reached["target"] == lsn
+    promoted = new.pgrepl.promote()
+    assert new.pgrepl.role() == "primary"
+    assert new.pmfad.start() is True
+    assert new.pmfad.health(wait=15)["healthy"] is True
+    assert new_node.sql("SELECT count(*) FROM auth_events", dbname=APP_DB)[0][0] >= before
+    new.pgrepl.create_slot(old_node.slot)
+    rewound = old.pgrepl.rewind(new_node.address, slot=old_node.slot, fallback="basebackup")
+    assert rewound["method"] == "rewind"
+    old.pgrepl.start()
+    wait_for(lambda: (old.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
+             what=f"{old_node.name} streaming from {new_node.name}")
+    status = old.pgrepl.status()
+    assert status["role"] == "standby" and status["timeline"] == promoted["timeline"]
+    assert status["receiver"]["sender_host"] == new_node.address
+    return before
+
+
+def test_seed_procedure_both_directions_loses_no_rows(lab, prod, dr):
+    setup_replication(lab, prod, dr)
+    assert dr.pgrepl.role() == "standby"
+    assert dr.pmfad.status()["state"] == "stopped"
+    before = switch(lab, prod, dr, lab.prod, lab.dr)
+    assert lab.rows(lab.dr) >= before
+    tagged = lab.dr.sql("SELECT count(*) FROM auth_events WHERE node = 'before-switch-to-dr'", dbname=APP_DB)
+    assert tagged[0][0] == 20
+    before_back = switch(lab, dr, prod, lab.dr, lab.prod)
+    assert lab.rows(lab.prod) >= before_back
+    tagged = lab.prod.sql("SELECT count(*) FROM auth_events WHERE node LIKE 'before-switch-%%'", dbname=APP_DB)
+    assert tagged[0][0] == 40
+    assert prod.pgrepl.role() == "primary" and dr.pgrepl.role() == "standby"
+    replicas = prod.pgrepl.status()["replicas"]
+    assert [r["application_name"] for r in replicas] == [lab.dr.slot]
+    slots = {s["slot_name"]: s for s in prod.pgrepl.slots()}
+    assert slots[lab.dr.slot]["active"] is True
