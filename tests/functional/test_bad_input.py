@@ -1,0 +1,123 @@
+"""Bad input gets a clear error that names the problem, and changes nothing."""
+
+import copy
+import glob
+import os
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from tests.functional.conftest import node_loaders
+
+
+@pytest.fixture(scope="module")
+def primed(lab, prod, dr):
+    prod.pgrepl.set_replication_user()
+    prod.pgrepl.create_slot(lab.dr.slot)
+    return lab
+
+
+def dr_untouched(lab, system_identifier):
+    assert not glob.glob(lab.dr.data_dir + ".*"), "nothing may be moved aside"
+    assert lab.dr.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0] == system_identifier
+
+
+def dr_system_id(lab):
+    return lab.dr.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
+
+
+def test_wrong_password_names_authentication_and_changes_nothing(salt_factories, primed, dr):
+    lab = primed
+    pillar = copy.deepcopy(lab.pillar(lab.dr))
+    pillar["mfa_ha"]["replication"]["password"] = "not-the-password"
+    wrong = node_loaders(salt_factories, lab, lab.dr, pillar, variant="-wrongpw").modules
+    wrong.pgrepl.set_pgpass(lab.prod.address, lab.prod.port)
+    before = dr_system_id(lab)
+    dr.pgrepl.stop()
+    try:
+        with pytest.raises(CommandExecutionError, match="password authentication failed"):
+            wrong.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
+        assert os.path.isfile(os.path.join(lab.dr.data_dir, "PG_VERSION"))
+    finally:
+        dr.pgrepl.set_pgpass(lab.prod.address, lab.prod.port)
+        dr.pgrepl.start()
+    dr_untouched(lab, before)
+
+
+def test_unreachable_peer_is_named(primed, dr):
+    lab = primed
+    before = dr_system_id(lab)
+    dr.pgrepl.stop()
+    try:
+        with pytest.raises(CommandExecutionError, match=r"cannot reach the primary 127\.0\.0\.9:5432"):
+            dr.pgrepl.basebackup("127.0.0.9", slot=lab.dr.slot)
+    finally:
+        dr.pgrepl.start()
+    dr_untouched(lab, before)
+
+
+def test_basebackup_onto_running_server_is_refused(primed, dr):
+    lab = primed
+    before = dr_system_id(lab)
+    with pytest.raises(CommandExecutionError, match="PostgreSQL is running on .*stop it before"):
+        dr.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
+    dr_untouched(lab, before)
+    assert lab.dr.is_running()
+
+
+def test_invalid_slot_name_is_refused_with_the_rule(primed, prod):
+    before = prod.pgrepl.slots()
+    with pytest.raises(SaltInvocationError, match=r"invalid replication slot name 'ServerA_slot'.*a-z, 0-9, _"):
+        prod.pgrepl.create_slot("ServerA_slot")
+    assert prod.pgrepl.slots() == before
+
+
+def test_missing_data_dir_is_named(primed, prod):
+    missing = os.path.join(primed.root, "no-such-dir")
+    with pytest.raises(CommandExecutionError, match=f"data directory {missing} does not exist"):
+        prod.pgrepl.start(data_dir=missing)
+    assert not os.path.exists(missing)
+    assert prod.pgrepl.status(data_dir=missing)["state"] == "missing"
+
+
+def test_promote_on_a_primary_is_refused(primed, prod):
+    timeline = prod.pgrepl.status()["timeline"]
+    with pytest.raises(CommandExecutionError, match="already a primary"):
+        prod.pgrepl.promote()
+    status = prod.pgrepl.status()
+    assert status["role"] == "primary" and status["timeline"] == timeline
+
+
+def test_shutdown_checkpoint_of_a_running_server_is_refused(primed, prod):
+    with pytest.raises(CommandExecutionError, match="is running"):
+        prod.pgrepl.shutdown_checkpoint_lsn()
+    assert primed.prod.is_running()
+
+
+def test_wait_for_lsn_on_a_primary_is_refused(primed, prod):
+    with pytest.raises(CommandExecutionError, match="not a standby"):
+        prod.pgrepl.wait_for_lsn("0/0", timeout=1)
+
+
+def test_malformed_pillar_names_the_key(salt_factories, primed):
+    lab = primed
+    pillar = copy.deepcopy(lab.pillar(lab.prod))
+    pillar["mfa_ha"]["postgres"]["data_dir"] = "relative/mfadb"
+    bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-badpillar").modules
+    with pytest.raises(SaltInvocationError, match="mfa_ha:postgres:data_dir"):
+        bad.pgrepl.status()
+    pillar["mfa_ha"]["postgres"]["data_dir"] = lab.prod.data_dir
+    pillar["mfa_ha"]["pmfad"]["manager"] = "upstart"
+    bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-badpmfad").modules
+    with pytest.raises(SaltInvocationError, match="mfa_ha:pmfad:manager"):
+        bad.pmfad.status()
+    assert lab.prod.app_pid()
+
+
+def test_missing_password_is_named(salt_factories, primed):
+    lab = primed
+    pillar = copy.deepcopy(lab.pillar(lab.prod))
+    del pillar["mfa_ha"]["replication"]["password"]
+    bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-nopw").modules
+    with pytest.raises(SaltInvocationError, match="mfa_ha:replication:password"):
+        bad.pgrepl.set_replication_user()
