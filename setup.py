@@ -13,7 +13,7 @@ setup(
     + [f"mfa_ha.salt.{kind}" for kind in SALT_DIRS],
     package_dir={f"mfa_ha.salt.{kind}": src for kind, src in SALT_DIRS.items()},
     package_data={"mfa_ha_lab": ["*.sql"]},
-    install_requires=["salt>=3008,<3009", "psycopg2-binary>=2.9", "jinja2"],
+    install_requires=["salt>=3008,<3008.5", "psycopg2-binary>=2.9", "jinja2"],
     extras_require={"test": ["pytest>=8", "pytest-salt-factories>=1.0.5"]},
     entry_points={"salt.loader": ["mfa_ha = mfa_ha.loader:get_loader_dirs"]},
 )

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what mfa-ha's tests and lab need on a fresh Debian machine; safe to re-run.
+#  - PostgreSQL 15 server binaries (Debian's postgresql-15) and the 'postgres' user
+#  - a virtualenv outside /root (default /opt/mfa-ha/venv), made from /usr/bin/python3
+#  - this checkout installed into it with its test extras (editable: Salt's loader finds
+#    _modules/_states/... through the 'salt.loader' entry point)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MFA_HA_VENV:-/opt/mfa-ha/venv}"
+PG_MAJOR=15
+
+need_apt=()
+[ -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ] || need_apt+=("postgresql-$PG_MAJOR")
+command -v openssl >/dev/null || need_apt+=(openssl)
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need_apt[*]} from Debian's packages"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+id postgres >/dev/null
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating virtualenv $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  /usr/bin/python3 -m venv "$VENV"
+fi
+chmod 755 "$(dirname "$VENV")" "$VENV"
+# Salt 3008.5 needs a certifi newer than the registry serves here; 3008.4 is the newest that installs.
+"$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[test]" 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -c 'import salt.version, mfa_ha; print("bootstrap: salt", salt.version.__version__, "in", "'"$VENV"'")'
