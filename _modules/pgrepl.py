@@ -13,6 +13,8 @@ owned by the database user) and never returned, logged or put on a command line.
 
 import logging
 
+from salt.exceptions import SaltInvocationError
+
 from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
 from mfa_ha.config import postgres_config, replication_config
@@ -275,6 +277,27 @@ def set_replication_user(**kwargs):
         salt server_prod pgrepl.set_replication_user
     """
     return repl.set_replication_user(_server(kwargs), _repl_cfg(kwargs), _password())
+
+
+@translate_errors
+def replication_user_needs(**kwargs):
+    """
+    What differs between the replication role and the pillar (``create``, ``replication
+    login``, ``connection limit a -> b``, ``password``); empty when it is as wanted. The
+    password is compared against the stored SCRAM verifier, never shown.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.replication_user_needs
+    """
+    server = _server(kwargs)
+    rcfg = _repl_cfg(kwargs)
+    password = _password()
+    if not password:
+        raise SaltInvocationError("mfa_ha:replication:password is empty or missing")
+    return repl.user_needs(repl.replication_user(server, rcfg.user), rcfg, password)
 
 
 @translate_errors

@@ -1,0 +1,134 @@
+"""
+Idempotent states for PostgreSQL replication on this node.
+
+Every state reads the current value through the ``pgrepl`` execution module, returns early
+when nothing differs, reports pending changes with ``result: None`` under ``test=True``
+without touching anything, acts, and reads back. Changes never contain a secret.
+
+.. code-block:: yaml
+
+    replication settings:
+      pgrepl.settings:
+        - restart: False
+
+    replication user:
+      pgrepl.replication_user
+
+    slot for dr:
+      pgrepl.slot_present:
+        - name: server_dr
+"""
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from mfa_ha.naming import validate_slot_name
+
+__virtualname__ = "pgrepl"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _failed(ret, err):
+    ret.update(result=False, changes={}, comment=str(err))
+    return ret
+
+
+def _pending(ret, changes, comment):
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would {comment}")
+        return True
+    return False
+
+
+def settings(name="replication settings", restart=False, **kwargs):
+    """
+    The replication settings this server version needs (plus pillar
+    ``mfa_ha:postgres:settings``) are set; with ``restart: True`` the server is restarted
+    when a changed setting needs it, otherwise the comment says a restart is pending.
+    """
+    ret = _ret(name)
+    try:
+        current = __salt__["pgrepl.settings"](**kwargs)
+        if not current["differ"] and not (restart and current["restart_pending"]):
+            ret["comment"] = "settings are as wanted" + _restart_note(current["restart_pending"])
+            return ret
+        if _pending(ret, current["differ"], f"set {', '.join(current['differ']) or 'nothing'}"
+                    + (" and restart" if restart else "")):
+            return ret
+        applied = __salt__["pgrepl.apply_settings"](**kwargs)
+        waiting = applied["restart_pending"] or __salt__["pgrepl.settings"](**kwargs)["restart_pending"]
+        if restart and waiting:
+            __salt__["pgrepl.restart"](**kwargs)
+            ret["changes"]["restarted"] = True
+            waiting = __salt__["pgrepl.settings"](**kwargs)["restart_pending"]
+        left = __salt__["pgrepl.settings"](**kwargs)["differ"]
+        left = {k: v for k, v in left.items() if k not in waiting}
+        if left:
+            return _failed(ret, f"settings still differ after ALTER SYSTEM: {', '.join(left)}")
+        ret["comment"] = f"set {', '.join(current['differ'])}" + _restart_note(waiting)
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def _restart_note(waiting):
+    return f"; restart pending for {', '.join(waiting)}" if waiting else ""
+
+
+def replication_user(name="replication user", **kwargs):
+    """The replication role exists with REPLICATION, LOGIN, the connection limit and the
+    pillar password (``mfa_ha:replication``). Only on a primary."""
+    ret = _ret(name)
+    try:
+        needs = __salt__["pgrepl.replication_user_needs"](**kwargs)
+        if not needs:
+            ret["comment"] = "replication user is as wanted"
+            return ret
+        if _pending(ret, {"replication_user": needs}, f"change the replication user: {', '.join(needs)}"):
+            return ret
+        __salt__["pgrepl.set_replication_user"](**kwargs)
+        left = __salt__["pgrepl.replication_user_needs"](**kwargs)
+        if left:
+            return _failed(ret, f"replication user still differs: {', '.join(left)}")
+        ret["comment"] = f"replication user changed: {', '.join(needs)}"
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def slot_present(name, **kwargs):
+    """A physical replication slot ``name`` exists (on a primary)."""
+    return _slot(name, True, kwargs)
+
+
+def slot_absent(name, **kwargs):
+    """No replication slot ``name`` exists; an active slot is not dropped."""
+    return _slot(name, False, kwargs)
+
+
+def _slot(name, wanted, kwargs):
+    ret = _ret(name)
+    try:
+        validate_slot_name(name)
+        exists = any(s["slot_name"] == name for s in __salt__["pgrepl.slots"](**kwargs))
+        if exists == wanted:
+            ret["comment"] = f"slot {name} is {'present' if wanted else 'absent'}"
+            return ret
+        verb = "create" if wanted else "drop"
+        if _pending(ret, {"slot": {"old": None if wanted else name, "new": name if wanted else None}},
+                    f"{verb} slot {name}"):
+            return ret
+        __salt__[f"pgrepl.{verb}_slot"](name, **kwargs)
+        if any(s["slot_name"] == name for s in __salt__["pgrepl.slots"](**kwargs)) != wanted:
+            return _failed(ret, f"slot {name} did not {verb}")
+        ret["comment"] = f"{verb}d slot {name}".replace("dropd", "dropped")
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret

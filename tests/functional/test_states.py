@@ -1,0 +1,71 @@
+"""States against the real lab: idempotent, and test=True tells the truth without acting."""
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def prod_loaders(salt_factories, lab):
+    from tests.functional.conftest import node_loaders
+
+    return node_loaders(salt_factories, lab, lab.prod, variant="-states")
+
+
+def test_slot_present_reports_then_creates_then_is_idempotent(lab, prod_loaders):
+    states = prod_loaders.states
+    pending = states.pgrepl.slot_present(name="server_states", test=True)
+    assert pending.result is None and pending.changes == {"slot": {"old": None, "new": "server_states"}}
+    assert not lab.prod.sql("SELECT 1 FROM pg_replication_slots WHERE slot_name = 'server_states'")
+    made = states.pgrepl.slot_present(name="server_states")
+    assert made.result is True and made.changes
+    assert lab.prod.sql("SELECT 1 FROM pg_replication_slots WHERE slot_name = 'server_states'")
+    again = states.pgrepl.slot_present(name="server_states")
+    assert again.result is True and again.changes == {}
+    gone = states.pgrepl.slot_absent(name="server_states")
+    assert gone.result is True and gone.changes["slot"]["new"] is None
+
+
+def test_slot_state_refuses_invalid_name_even_in_test_mode(prod_loaders):
+    ret = prod_loaders.states.pgrepl.slot_present(name="ServerA_slot", test=True)
+    assert ret.result is False and "a-z, 0-9, _" in ret.comment
+
+
+def test_replication_user_drift_seen_in_test_mode_and_repaired(lab, prod_loaders):
+    states = prod_loaders.states
+    assert states.pgrepl.replication_user(name="replicamfa").result is True
+    assert states.pgrepl.replication_user(name="replicamfa").changes == {}
+    lab.prod.sql("ALTER ROLE replicamfa PASSWORD 'drifted' CONNECTION LIMIT 2")
+    pending = states.pgrepl.replication_user(name="replicamfa", test=True)
+    assert pending.result is None
+    assert pending.changes == {"replication_user": ["connection limit 2 -> 5", "password"]}
+    assert lab.prod.sql("SELECT rolconnlimit FROM pg_roles WHERE rolname = 'replicamfa'")[0][0] == 2
+    fixed = states.pgrepl.replication_user(name="replicamfa")
+    assert fixed.result is True and "password" in fixed.comment
+    assert states.pgrepl.replication_user(name="replicamfa", test=True).changes == {}
+
+
+def test_settings_drift_seen_and_repaired_with_restart_note(lab, prod_loaders):
+    states = prod_loaders.states
+    states.pgrepl.settings(name="replication settings", restart=True)
+    assert states.pgrepl.settings(name="replication settings").changes == {}
+    lab.prod.sql("ALTER SYSTEM SET hot_standby_feedback = off")
+    lab.prod.sql("SELECT pg_reload_conf()")
+    import time
+
+    time.sleep(0.5)
+    pending = states.pgrepl.settings(name="replication settings", test=True)
+    assert pending.result is None and pending.changes == {"hot_standby_feedback": {"old": "off", "new": "on"}}
+    fixed = states.pgrepl.settings(name="replication settings")
+    assert fixed.result is True and fixed.changes["hot_standby_feedback"]["new"] == "on"
+    assert lab.prod.sql("SHOW hot_standby_feedback")[0][0] == "on"
+
+
+def test_pmfad_dead_and_running(lab, prod_loaders):
+    states = prod_loaders.states
+    assert states.pmfad.running(name="pmfad").changes == {}
+    pending = states.pmfad.dead(name="pmfad", test=True)
+    assert pending.result is None and lab.prod.app_pid()
+    stopped = states.pmfad.dead(name="pmfad")
+    assert stopped.result is True and stopped.changes == {"state": {"old": "running", "new": "stopped"}}
+    assert lab.prod.app_pid() is None
+    started = states.pmfad.running(name="pmfad")
+    assert started.result is True and lab.prod.app_pid()
