@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
+from mfa_ha import proc
 from mfa_ha.naming import slot_name
 from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
@@ -133,15 +133,8 @@ class LabNode:
         return running_pid(self.src_root, "pmfad")
 
 
-def _as_postgres(args, check=True, timeout=60, input_text=None):
-    entry = pwd.getpwnam(OS_USER)
-    kwargs = {}
-    if os.geteuid() == 0:
-        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(HOME=entry.pw_dir, LC_ALL="C")
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=check,
-                          timeout=timeout, cwd="/", env=env, input=input_text, **kwargs)
+def _as_postgres(args, check=True, timeout=60):
+    return proc.run(args, user=OS_USER, check=check, timeout=timeout)
 
 
 class Lab:
