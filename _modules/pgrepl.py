@@ -19,6 +19,7 @@ from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
 from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.naming import slot_name as _slot_name
+from mfa_ha.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.saltface import call_args, translate_errors
 from mfa_ha.server import Server
 
@@ -45,6 +46,22 @@ def _repl_cfg(kwargs):
 
 def _password():
     return _pillar("mfa_ha:replication:password", "")
+
+
+@translate_errors
+def validate_pillar():
+    """
+    Check the whole ``mfa_ha`` pillar (nodes and their addresses, slot names, data dir,
+    password present, app manager); returns the nodes with their slots, or fails naming
+    every bad key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.validate_pillar
+    """
+    return validate_mfa_ha_pillar(_pillar("mfa_ha", {}))
 
 
 @translate_errors

@@ -121,3 +121,13 @@ def test_missing_password_is_named(salt_factories, primed):
     bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-nopw").modules
     with pytest.raises(SaltInvocationError, match="mfa_ha:replication:password"):
         bad.pgrepl.set_replication_user()
+
+
+def test_validate_pillar_through_the_module(salt_factories, primed, prod):
+    lab = primed
+    assert set(prod.pgrepl.validate_pillar()) == {"server_prod", "server_dr"}
+    pillar = copy.deepcopy(lab.pillar(lab.prod))
+    pillar["mfa_ha"]["nodes"]["server_dr"]["address"] = "127.0.0"
+    bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-badaddr").modules
+    with pytest.raises(SaltInvocationError, match="mfa_ha:nodes:server_dr:address"):
+        bad.pgrepl.validate_pillar()

@@ -1,0 +1,89 @@
+"""Validation of the whole ``mfa_ha`` pillar: every problem named by its key, before any change."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from mfa_ha.app import app_config
+from mfa_ha.config import check_port, postgres_config, replication_config
+from mfa_ha.errors import InvalidInput
+from mfa_ha.naming import slot_name, validate_slot_name
+
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+NODE_KEYS = {"address", "port", "slot"}
+NODE_REFERENCES = ("primary", "target")
+
+
+def check_address(value, key: str) -> str:
+    text = str(value).strip() if value is not None else ""
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if HOSTNAME_RE.match(text) and not text.replace(".", "").isdigit():
+        return text
+    raise InvalidInput(f"{key}: {value!r} is not an IP address or host name")
+
+
+def validate(pillar) -> dict:
+    """Check ``mfa_ha`` pillar; returns ``{node_id: {address, port, slot}}`` or raises
+    InvalidInput listing every problem with its key."""
+    if not isinstance(pillar, dict):
+        raise InvalidInput(f"mfa_ha: must be a mapping, got {type(pillar).__name__}")
+    problems, nodes = [], {}
+    raw_nodes = pillar.get("nodes")
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        problems.append("mfa_ha:nodes: must map each minion id to its address")
+        raw_nodes = {}
+    for node_id, node in raw_nodes.items():
+        try:
+            nodes[node_id] = _node(node_id, node)
+        except InvalidInput as err:
+            problems.append(str(err))
+    for ref in NODE_REFERENCES:
+        if pillar.get(ref) is not None and pillar[ref] not in raw_nodes:
+            problems.append(f"mfa_ha:{ref}: unknown node id {pillar[ref]!r} (nodes: {', '.join(raw_nodes)})")
+    checks = (
+        lambda: postgres_config(pillar.get("postgres")),
+        lambda: replication_config(pillar.get("replication")),
+        lambda: _password(pillar.get("replication")),
+        lambda: app_config(pillar.get("pmfad")),
+    )
+    for check in checks:
+        try:
+            check()
+        except InvalidInput as err:
+            problems.append(str(err))
+    if problems:
+        raise InvalidInput("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
+    return nodes
+
+
+def _node(node_id: str, node) -> dict:
+    key = f"mfa_ha:nodes:{node_id}"
+    if not isinstance(node, dict):
+        raise InvalidInput(f"{key}: must be a mapping with an address")
+    unknown = set(node) - NODE_KEYS
+    if unknown:
+        raise InvalidInput(f"{key}: unknown key(s) {', '.join(sorted(unknown))}")
+    return {
+        "address": check_address(node.get("address"), f"{key}:address"),
+        "port": check_port(node.get("port", 5432), f"{key}:port"),
+        "slot": _slot(node.get("slot"), node_id, f"{key}:slot"),
+    }
+
+
+def _slot(value, node_id: str, key: str) -> str:
+    if value is None:
+        return slot_name(node_id)
+    try:
+        return validate_slot_name(value)
+    except InvalidInput as err:
+        raise InvalidInput(f"{key}: {err}") from None
+
+
+def _password(replication) -> None:
+    if not isinstance(replication, dict) or not replication.get("password"):
+        raise InvalidInput("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")

@@ -1,0 +1,65 @@
+import copy
+
+import pytest
+
+from mfa_ha.errors import InvalidInput
+from mfa_ha.pillar import validate
+
+GOOD = {
+    "nodes": {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "mfa-dr.example.com",
+                                                                      "port": 5433}},
+    "primary": "server_prod",
+    "postgres": {"data_dir": "/opt/IBM/powersc/MFA/mfadb"},
+    "replication": {"user": "replicamfa", "password": "x"},
+    "pmfad": {"manager": "src"},
+}
+
+
+def test_good_pillar_gives_nodes_with_derived_slots():
+    nodes = validate(GOOD)
+    assert nodes == {"server_prod": {"address": "192.168.1.1", "port": 5432, "slot": "server_prod"},
+                     "server_dr": {"address": "mfa-dr.example.com", "port": 5433, "slot": "server_dr"}}
+
+
+@pytest.mark.parametrize("path,value,key", [
+    (("primary",), "server_a", "mfa_ha:primary: unknown node id 'server_a'"),
+    (("nodes", "server_dr", "address"), "192.169.1", "mfa_ha:nodes:server_dr:address"),
+    (("nodes", "server_dr", "address"), "not an address!", "mfa_ha:nodes:server_dr:address"),
+    (("nodes", "server_dr", "slot"), "ServerB_slot", "mfa_ha:nodes:server_dr:slot"),
+    (("postgres", "data_dir"), "mfadb", "mfa_ha:postgres:data_dir"),
+    (("replication", "password"), "", "mfa_ha:replication:password"),
+    (("nodes", "server_dr", "port"), "x", "mfa_ha:nodes:server_dr:port"),
+])
+def test_each_bad_value_is_named_by_its_key(path, value, key):
+    pillar = copy.deepcopy(GOOD)
+    target = pillar
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(InvalidInput, match=key):
+        validate(pillar)
+
+
+def test_all_problems_are_listed_at_once():
+    pillar = copy.deepcopy(GOOD)
+    pillar["primary"] = "nobody"
+    pillar["postgres"]["data_dir"] = "rel"
+    with pytest.raises(InvalidInput) as err:
+        validate(pillar)
+    assert "mfa_ha:primary" in str(err.value) and "mfa_ha:postgres:data_dir" in str(err.value)
+
+
+def test_missing_nodes_is_named():
+    with pytest.raises(InvalidInput, match="mfa_ha:nodes"):
+        validate({"replication": {"password": "x"}})
+
+
+def test_example_pillar_in_the_repo_is_valid():
+    import os
+
+    import yaml
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "pillar", "mfa_ha.sls")
+    with open(path, encoding="utf-8") as fh:
+        nodes = validate(yaml.safe_load(fh)["mfa_ha"])
+    assert set(nodes) == {"server_prod", "server_dr"}
