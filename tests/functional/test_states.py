@@ -1,5 +1,7 @@
 """States against the real lab: idempotent, and test=True tells the truth without acting."""
 
+import time
+
 import pytest
 
 
@@ -49,9 +51,10 @@ def test_settings_drift_seen_and_repaired_with_restart_note(lab, prod_loaders):
     assert states.pgrepl.settings(name="replication settings").changes == {}
     lab.prod.sql("ALTER SYSTEM SET hot_standby_feedback = off")
     lab.prod.sql("SELECT pg_reload_conf()")
-    import time
-
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while lab.prod.sql("SHOW hot_standby_feedback")[0][0] != "off":  # the reload is asynchronous
+        assert time.monotonic() < deadline, "reload did not apply within 10 s"
+        time.sleep(0.05)
     pending = states.pgrepl.settings(name="replication settings", test=True)
     assert pending.result is None and pending.changes == {"hot_standby_feedback": {"old": "off", "new": "on"}}
     fixed = states.pgrepl.settings(name="replication settings")
