@@ -357,10 +357,8 @@ def _apply_files(server: Server, wanted) -> list[str]:
         if _write_if_different(server, name, content):
             changed.append(name)
     if wanted.auto_conf:
-        path = os.path.join(server.data_dir, AUTO_CONF)
-        current = _read(path)
-        if render_auto_conf(current, wanted.auto_conf) != (current if current.endswith("\n") else current + "\n"):
-            _write_if_different(server, AUTO_CONF, render_auto_conf(current, wanted.auto_conf))
+        current = _read(os.path.join(server.data_dir, AUTO_CONF))
+        if _write_if_different(server, AUTO_CONF, render_auto_conf(current, wanted.auto_conf)):
             changed.append(AUTO_CONF)
     for name in wanted.remove:
         path = os.path.join(server.data_dir, name)

@@ -18,7 +18,6 @@ def test_scram_check_rejects_other_formats():
 
 def test_pgpass_written_once_mode_0600_and_replaced(tmp_path):
     path = str(tmp_path / "pgpass")
-    user = os.environ.get("USER") or "root"
     assert write_pgpass(path, "root", "10.0.0.1", 5432, "replicamfa", "a:b\\c")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert not write_pgpass(path, "root", "10.0.0.1", 5432, "replicamfa", "a:b\\c")
@@ -26,7 +25,7 @@ def test_pgpass_written_once_mode_0600_and_replaced(tmp_path):
     assert write_pgpass(path, "root", "10.0.0.1", 5432, "replicamfa", "new")
     write_pgpass(path, "root", "10.0.0.2", 5432, "replicamfa", "other")
     lines = open(path).read().splitlines()
-    assert lines == ["10.0.0.1:5432:*:replicamfa:new", "10.0.0.2:5432:*:replicamfa:other"], user
+    assert lines == ["10.0.0.1:5432:*:replicamfa:new", "10.0.0.2:5432:*:replicamfa:other"]
 
 
 @pytest.mark.parametrize("pillar,key", [
