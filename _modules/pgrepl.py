@@ -15,11 +15,15 @@ import logging
 
 from salt.exceptions import SaltInvocationError
 
+from mfa_ha import hba as pghba
 from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
+from mfa_ha import standby as pgstandby
 from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.naming import slot_name as _slot_name
 from mfa_ha.pillar import validate as validate_mfa_ha_pillar
+from mfa_ha.pillar import validate_nodes
+from mfa_ha.secrets import pgpass_has
 from mfa_ha.saltface import call_args, translate_errors
 from mfa_ha.server import Server
 
@@ -46,6 +50,27 @@ def _repl_cfg(kwargs):
 
 def _password():
     return _pillar("mfa_ha:replication:password", "")
+
+
+def _nodes():
+    return validate_nodes(_pillar("mfa_ha:nodes"))
+
+
+def _peers():
+    return {node_id: node for node_id, node in _nodes().items() if node_id != __opts__["id"]}
+
+
+def _upstream(primary, kwargs) -> pgstandby.Upstream:
+    """The node id ``primary`` (from ``mfa_ha:nodes``) as an upstream; this node's slot is
+    its own entry's slot (``slot=`` overrides)."""
+    nodes = _nodes()
+    if primary not in nodes:
+        raise SaltInvocationError(f"primary: unknown node id {primary!r} (mfa_ha:nodes: {', '.join(nodes)})")
+    if primary == __opts__["id"]:
+        raise SaltInvocationError(f"primary: {primary} is this node; a node cannot stream from itself")
+    own = nodes.get(__opts__["id"], {})
+    slot = kwargs.get("slot") or own.get("slot") or _slot_name(__opts__["id"])
+    return pgstandby.Upstream(nodes[primary]["address"], nodes[primary]["port"], _repl_cfg(kwargs).user, slot)
 
 
 @translate_errors
@@ -446,3 +471,134 @@ def rewind(source_host, source_port=5432, slot=None, application_name=None, fall
     server = _server(kwargs)
     return repl.rewind(server, source_host, int(source_port), _repl_cfg(kwargs).user, slot,
                        application_name, fallback, int(timeout))
+
+
+@translate_errors
+def hba(**kwargs):
+    """
+    Compare the managed block of ``pg_hba.conf`` with what the peers need: replication and
+    rewind access for the replication user from every node in ``mfa_ha:nodes``
+    (``scram-sha-256`` unless ``mfa_ha:hba:method``) plus ``mfa_ha:hba:entries``. Returns
+    ``missing``/``unexpected`` lines and the file's path; changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.hba
+    """
+    server = _server(kwargs)
+    server.require_cluster()
+    path = pghba.hba_path(server)
+    entries = _hba_entries(kwargs)
+    return {**pghba.diff(pghba.read(path), entries), "path": path, "wanted": [e.line for e in entries]}
+
+
+@translate_errors
+def apply_hba(**kwargs):
+    """
+    Write the managed block of ``pg_hba.conf`` (the rest of the file is kept) and reload.
+    A block the server would reject is not left in place.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.apply_hba
+    """
+    server = _server(kwargs)
+    server.require_cluster()
+    return pghba.apply(server, _hba_entries(kwargs))
+
+
+def _hba_entries(kwargs):
+    return pghba.wanted_entries(_nodes(), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}))
+
+
+@translate_errors
+def pgpass_needs(**kwargs):
+    """
+    Peers (``host:port``) whose pgpass entry for the replication user is missing or holds
+    another password than the pillar's. The password itself is never returned.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.pgpass_needs
+    """
+    cfg, user, password = _server(kwargs).cfg, _repl_cfg(kwargs).user, _password()
+    if not password:
+        raise SaltInvocationError("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
+    return sorted(f"{n['address']}:{n['port']}" for n in _peers().values()
+                  if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password))
+
+
+@translate_errors
+def set_peer_pgpass(**kwargs):
+    """
+    Write the pgpass entries (mode 0600, owned by the database user) for every peer in
+    ``mfa_ha:nodes``. Returns the peers whose entry changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.set_peer_pgpass
+    """
+    server, user, password = _server(kwargs), _repl_cfg(kwargs).user, _password()
+    return sorted(f"{n['address']}:{n['port']}" for n in _peers().values()
+                  if repl.set_pgpass(server, n["address"], n["port"], user, password))
+
+
+@translate_errors
+def standby_plan(primary, replace_running_primary=False, **kwargs):
+    """
+    What it would take for this node to stream from ``primary`` (a node id of
+    ``mfa_ha:nodes``): the steps (clone, rewind, configure, restart, start, ...) with a reason
+    each. Only reads; fails when the node must not be made a standby (a running primary).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.standby_plan server_prod
+    """
+    up = _upstream(primary, kwargs)
+    return pgstandby.plan(_server(kwargs), up, bool(replace_running_primary)).as_dict()
+
+
+@translate_errors
+def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
+    """
+    Make this node a streaming standby of ``primary``: clone an empty or foreign data
+    directory (the old one moved aside), rewind a diverged one, point a misdirected one at
+    the primary, start it, and wait (up to ``timeout`` seconds) until it streams. A running
+    primary is never demoted; a running primary of another cluster is replaced only with
+    ``replace_running_primary=True``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.make_standby server_prod timeout=300
+    """
+    server, up = _server(kwargs), _upstream(primary, kwargs)
+    steps = pgstandby.plan(server, up, bool(replace_running_primary))
+    done = pgstandby.converge(server, up, steps.actions, float(timeout), progress=log.info)
+    return {**done, "plan": steps.as_dict()["steps"]}
+
+
+@translate_errors
+def wait_streaming(primary, timeout=60, **kwargs):
+    """
+    Wait (up to ``timeout`` seconds) until this standby's WAL receiver streams from
+    ``primary``; returns the receiver's status.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.wait_streaming server_prod timeout=30
+    """
+    return pgstandby.wait_streaming(_server(kwargs), _upstream(primary, kwargs), float(timeout), log.info)

@@ -17,6 +17,17 @@ without touching anything, acts, and reads back. Changes never contain a secret.
     slot for dr:
       pgrepl.slot_present:
         - name: server_dr
+
+    peers in pg_hba.conf:
+      pgrepl.hba
+
+    pgpass for the peers:
+      pgrepl.pgpass
+
+    standby of prod:
+      pgrepl.standby:
+        - name: server_prod
+        - timeout: 300
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -24,6 +35,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from mfa_ha.naming import validate_slot_name
 
 __virtualname__ = "pgrepl"
+TEST_MODE_WAIT = 5  # seconds test=True waits to see a configured standby stream
 
 
 def __virtual__():
@@ -129,6 +141,86 @@ def _slot(name, wanted, kwargs):
         if any(s["slot_name"] == name for s in __salt__["pgrepl.slots"](**kwargs)) != wanted:
             return _failed(ret, f"slot {name} did not {verb}")
         ret["comment"] = f"{verb}d slot {name}".replace("dropd", "dropped")
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def pillar_valid(name="mfa_ha pillar"):
+    """The ``mfa_ha`` pillar is complete and well formed; fails naming every bad key.
+    Put it first (``order: 1``, ``failhard: True``) so a bad pillar changes nothing."""
+    ret = _ret(name)
+    try:
+        nodes = __salt__["pgrepl.validate_pillar"]()
+        ret["comment"] = f"mfa_ha pillar is valid ({len(nodes)} nodes: {', '.join(nodes)})"
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def hba(name="pg_hba.conf", **kwargs):
+    """The managed block of ``pg_hba.conf`` holds the peers' replication and rewind entries
+    (and ``mfa_ha:hba:entries``); the rest of the file is kept. Reloads after a change."""
+    ret = _ret(name)
+    try:
+        current = __salt__["pgrepl.hba"](**kwargs)
+        if not current["differs"]:
+            ret["comment"] = f"{current['path']} has the peers' entries"
+            return ret
+        changes = {"pg_hba": {k: current[k] for k in ("missing", "unexpected") if current[k]}}
+        if _pending(ret, changes, f"update the mfa-ha block of {current['path']}"):
+            return ret
+        __salt__["pgrepl.apply_hba"](**kwargs)
+        if __salt__["pgrepl.hba"](**kwargs)["differs"]:
+            return _failed(ret, f"{current['path']} still differs after writing it")
+        ret["comment"] = f"updated the mfa-ha block of {current['path']} and reloaded"
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def pgpass(name="pgpass", **kwargs):
+    """The database user's pgpass file holds the pillar's replication password for every
+    peer (mode 0600). The password never appears in the return."""
+    ret = _ret(name)
+    try:
+        needs = __salt__["pgrepl.pgpass_needs"](**kwargs)
+        if not needs:
+            ret["comment"] = "pgpass entries are as wanted"
+            return ret
+        if _pending(ret, {"pgpass": {"updated": needs}}, f"write pgpass entries for {', '.join(needs)}"):
+            return ret
+        __salt__["pgrepl.set_peer_pgpass"](**kwargs)
+        left = __salt__["pgrepl.pgpass_needs"](**kwargs)
+        if left:
+            return _failed(ret, f"pgpass entries still differ for {', '.join(left)}")
+        ret["comment"] = f"wrote pgpass entries for {', '.join(needs)}"
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def standby(name, timeout=120, replace_running_primary=False, **kwargs):
+    """This node streams from the node ``name`` (an id in ``mfa_ha:nodes``). An empty or
+    foreign data directory is cloned (the old one moved aside), a diverged one rewound, a
+    misdirected one reconfigured; the state ends when the WAL receiver streams (bounded by
+    ``timeout``). It never demotes a running primary; a running primary of another cluster
+    is replaced only with ``replace_running_primary: True``."""
+    ret = _ret(name)
+    try:
+        plan = __salt__["pgrepl.standby_plan"](name, replace_running_primary, **kwargs)
+        steps = plan["steps"]
+        if steps and _pending(ret, {"standby": steps},
+                              "; ".join(f"{s['action']} ({s['reason']})" for s in steps)):
+            return ret
+        if not steps and __opts__["test"]:
+            __salt__["pgrepl.wait_streaming"](name, min(float(timeout), TEST_MODE_WAIT), **kwargs)
+            ret["comment"] = f"streaming from {name}"
+            return ret
+        done = __salt__["pgrepl.make_standby"](name, timeout, replace_running_primary, **kwargs)
+        if done["done"]:
+            ret["changes"] = {"standby": done["plan"], "done": done["done"]}
+        ret["comment"] = f"streaming from {name}" + (f" after {', '.join(done['done'])}" if done["done"] else "")
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

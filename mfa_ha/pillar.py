@@ -8,6 +8,7 @@ import re
 from mfa_ha.app import app_config
 from mfa_ha.config import check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
+from mfa_ha.hba import wanted_entries as hba_entries
 from mfa_ha.naming import slot_name, validate_slot_name
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -32,16 +33,13 @@ def validate(pillar) -> dict:
     InvalidInput listing every problem with its key."""
     if not isinstance(pillar, dict):
         raise InvalidInput(f"mfa_ha: must be a mapping, got {type(pillar).__name__}")
-    problems, nodes = [], {}
-    raw_nodes = pillar.get("nodes")
-    if not isinstance(raw_nodes, dict) or not raw_nodes:
-        problems.append("mfa_ha:nodes: must map each minion id to its address")
-        raw_nodes = {}
-    for node_id, node in raw_nodes.items():
-        try:
-            nodes[node_id] = _node(node_id, node)
-        except InvalidInput as err:
-            problems.append(str(err))
+    problems = []
+    raw_nodes = pillar.get("nodes") if isinstance(pillar.get("nodes"), dict) else {}
+    try:
+        nodes = validate_nodes(pillar.get("nodes"))
+    except InvalidInput as err:
+        problems.append(str(err))
+        nodes = {}
     for ref in NODE_REFERENCES:
         if pillar.get(ref) is not None and pillar[ref] not in raw_nodes:
             problems.append(f"mfa_ha:{ref}: unknown node id {pillar[ref]!r} (nodes: {', '.join(raw_nodes)})")
@@ -50,6 +48,7 @@ def validate(pillar) -> dict:
         lambda: replication_config(pillar.get("replication")),
         lambda: _password(pillar.get("replication")),
         lambda: app_config(pillar.get("pmfad")),
+        lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
     )
     for check in checks:
         try:
@@ -58,6 +57,21 @@ def validate(pillar) -> dict:
             problems.append(str(err))
     if problems:
         raise InvalidInput("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
+    return nodes
+
+
+def validate_nodes(raw_nodes) -> dict:
+    """``mfa_ha:nodes`` checked: ``{node_id: {address, port, slot}}``, every problem named."""
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        raise InvalidInput("mfa_ha:nodes: must map each minion id to its address")
+    nodes, problems = {}, []
+    for node_id, node in raw_nodes.items():
+        try:
+            nodes[node_id] = _node(node_id, node)
+        except InvalidInput as err:
+            problems.append(str(err))
+    if problems:
+        raise InvalidInput("\n- ".join(problems))
     return nodes
 
 

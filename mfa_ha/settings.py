@@ -29,11 +29,21 @@ def normalise(value) -> str:
     return text
 
 
+CURRENT_SQL = """
+SELECT s.name, current_setting(s.name) AS value, s.pending_restart, s.context, s.source,
+       f.setting AS file_value
+FROM pg_settings s
+LEFT JOIN LATERAL (SELECT setting FROM pg_file_settings f
+                   WHERE f.name = s.name AND f.error IS NULL
+                   ORDER BY f.seqno DESC LIMIT 1) f ON true
+WHERE s.name = ANY(%s)
+"""
+
+
 def current(server: Server, names) -> dict[str, dict]:
-    rows = server.query(
-        "SELECT name, current_setting(name) AS value, pending_restart, context "
-        "FROM pg_settings WHERE name = ANY(%s)", (list(names),))
-    return {r["name"]: r for r in rows}
+    """Running value of each setting and the value its config files give it now
+    (``pg_file_settings``), so an ALTER SYSTEM not yet reloaded or restarted is seen."""
+    return {r["name"]: r for r in server.query(CURRENT_SQL, (list(names),))}
 
 
 def wanted(server: Server, overrides: dict | None = None) -> dict[str, str]:
@@ -41,14 +51,22 @@ def wanted(server: Server, overrides: dict | None = None) -> dict[str, str]:
 
 
 def diff(current_rows: dict[str, dict], wanted_values: dict[str, str]) -> dict[str, dict]:
-    """Settings whose running value differs from the wanted one: {name: {old, new}}."""
+    """Settings whose running value, or the value the files give at the next reload or
+    restart, differs from the wanted one: ``{name: {old, new}}``."""
     changes = {}
     for name, value in wanted_values.items():
-        row = current_rows.get(name)
-        old = row["value"] if row else None
+        row = current_rows.get(name) or {}
+        old, from_files = row.get("value"), _from_files(row)
         if old is None or normalise(old) != normalise(value):
             changes[name] = {"old": old, "new": str(value)}
+        elif from_files is not None and normalise(from_files) != normalise(value):
+            changes[name] = {"old": f"{old} (config files: {from_files})", "new": str(value)}
     return changes
+
+
+def _from_files(row: dict) -> str | None:
+    """A command-line option (``pg_ctl -o``) beats every file, so files do not matter then."""
+    return None if row.get("source") == "command line" else row.get("file_value")
 
 
 def apply(server: Server, values: dict[str, str]) -> dict:

@@ -25,6 +25,7 @@ from mfa_ha.naming import slot_name
 from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
 
+FORMULA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "salt")
 PG_MAJOR = 15
 PORT = 5432
 APP_PORT = 6793
@@ -101,12 +102,11 @@ class LabNode:
                 "health_host": self.address, "health_port": APP_PORT, "timeout": 15}
 
     def pillar(self, peers: list["LabNode"]) -> dict:
-        return {"mfa_ha": {
-            "postgres": self.postgres_pillar(),
-            "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
-            "pmfad": self.pmfad_pillar(),
-            "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in peers},
-        }}
+        return {"mfa_ha": {**shared_pillar(peers)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
+
+    def own_pillar(self) -> dict:
+        """What differs per node: the lab's two "hosts" share one machine."""
+        return {"mfa_ha": {"postgres": self.postgres_pillar(), "pmfad": self.pmfad_pillar()}}
 
     def connect(self, dbname: str = "postgres"):
         conn = psycopg2.connect(host=self.socket_dir, port=self.port, user="postgres", dbname=dbname,
@@ -133,6 +133,18 @@ class LabNode:
         return running_pid(self.src_root, "pmfad")
 
 
+def shared_pillar(nodes: list[LabNode]) -> dict:
+    """What every node (and the master's orchestrations) sees."""
+    return {"mfa_ha": {
+        "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in nodes},
+        "primary": nodes[0].minion_id,
+        "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
+        # On one loopback interface every TCP client comes from 127.0.0.1.
+        "hba": {"entries": [{"type": "host", "database": db, "user": REPLICATION_USER,
+                             "address": "127.0.0.1/32"} for db in ("replication", "postgres")]},
+    }}
+
+
 def _as_postgres(args, check=True, timeout=60):
     return proc.run(args, user=OS_USER, check=check, timeout=timeout)
 
@@ -154,6 +166,26 @@ class Lab:
 
     def pillar(self, node: LabNode) -> dict:
         return node.pillar(self.nodes)
+
+    def write_salt_tree(self) -> dict:
+        """Pillar and top files for a salt-master serving this lab; returns the master's
+        ``file_roots`` and ``pillar_roots``. The formula itself comes from the repository."""
+        pillar_dir, states_dir = os.path.join(self.root, "pillar"), os.path.join(self.root, "states")
+        os.makedirs(pillar_dir, exist_ok=True)
+        os.makedirs(states_dir, exist_ok=True)
+        top = ["base:", "  '*':", "    - mfa_ha"]
+        files = {"mfa_ha.sls": shared_pillar(self.nodes)}
+        for node in self.nodes:
+            top += [f"  {node.minion_id}:", f"    - mfa_ha_{node.name}"]
+            files[f"mfa_ha_{node.name}.sls"] = node.own_pillar()
+        for name, data in files.items():
+            with open(os.path.join(pillar_dir, name), "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2)  # JSON is YAML
+        with open(os.path.join(pillar_dir, "top.sls"), "w", encoding="utf-8") as fh:
+            fh.write("\n".join(top) + "\n")
+        with open(os.path.join(states_dir, "top.sls"), "w", encoding="utf-8") as fh:
+            fh.write("base:\n" + "".join(f"  {n.minion_id}:\n    - mfa_ha\n" for n in self.nodes))
+        return {"file_roots": {"base": [states_dir, FORMULA_ROOT]}, "pillar_roots": {"base": [pillar_dir]}}
 
     # -- build --------------------------------------------------------------
     def create(self) -> "Lab":

@@ -15,3 +15,26 @@ def pytest_unconfigure(config):
     from salt._logging import impl
 
     impl.shutdown_temp_handler()
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    """salt-factories' event listener, bound to loopback (its default is 0.0.0.0)."""
+    from saltfactories.plugins.event_listener import EventListener
+
+    listener = EventListener()
+    listener.host = "127.0.0.1"
+    listener.address = f"tcp://{listener.host}:{listener.port}"
+    with listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
+def salt_factories_default_root_dir():
+    """A fresh, short (unix socket paths) root for the daemons' files, removed afterwards."""
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="mfa-ha-salt.", dir="/tmp")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

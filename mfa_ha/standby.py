@@ -1,0 +1,181 @@
+"""Make this node a streaming standby of a given primary: decide what is wrong, then act.
+
+``plan`` only reads (the local data directory and server, and the upstream's identity over a
+replication connection) and returns the steps with a reason each; ``converge`` performs them
+and ends only when the WAL receiver streams from the wanted upstream (bounded wait).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from mfa_ha import replication as repl
+from mfa_ha.errors import MfaHaError, ServerRunning
+from mfa_ha.naming import parse_conninfo
+from mfa_ha.replication import Progress, _log_progress
+from mfa_ha.roles import ServerState
+from mfa_ha.server import Server
+
+POLL_INTERVAL = 0.2
+DIVERGENCE_GRACE = 5.0  # seconds a standby may take to start streaming before its timeline is doubted
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+    user: str
+    slot: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
+class Plan:
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (action, reason)
+    facts: dict = field(default_factory=dict)
+
+    def add(self, action: str, reason: str) -> None:
+        self.steps.append((action, reason))
+
+    @property
+    def actions(self) -> list[str]:
+        return [action for action, _ in self.steps]
+
+    def as_dict(self) -> dict:
+        return {"steps": [{"action": a, "reason": r} for a, r in self.steps], "facts": self.facts}
+
+
+def plan(server: Server, up: Upstream, replace_running_primary: bool = False) -> Plan:
+    """What must happen for this node to stream from ``up``; raises when it must not happen."""
+    upstream = repl.identify_upstream(server, up.host, up.port, up.user)
+    result = Plan(facts={"upstream": {**upstream, "address": up.label}})
+    state = server.state()
+    result.facts["local_state"] = state.value
+    if state is ServerState.MISSING:
+        result.add("clone", f"{server.data_dir} holds no cluster")
+        return result
+    local = repl.status(server)
+    result.facts["local"] = {k: local.get(k) for k in ("role", "system_identifier", "timeline", "running")}
+    if local["system_identifier"] != upstream["system_identifier"]:
+        _plan_foreign(server, result, local, upstream, replace_running_primary)
+        return result
+    if local["role"] == "primary":
+        if local["running"]:
+            raise ServerRunning(
+                f"{server.data_dir} is a running primary of the same cluster as {up.label}: a standby "
+                "state never demotes a primary (use mfa_ha.orch.switchover or mfa_ha.orch.rejoin)")
+        result.add("rewind", "stopped former primary: rewind it onto the upstream's timeline")
+        result.add("start", "server is stopped")
+        return result
+    if not _config_matches(server, up):
+        result.add("configure", f"standby configuration does not point at {up.label}"
+                                f"{' through slot ' + up.slot if up.slot else ''}")
+        if local["running"]:
+            result.add("restart", "to follow the new upstream")
+    if not local["running"]:
+        result.add("start", "server is stopped")
+    return result
+
+
+def _plan_foreign(server, result, local, upstream, replace_running_primary) -> None:
+    reason = (f"{server.data_dir} belongs to another cluster (system {local['system_identifier']}, "
+              f"upstream {upstream['system_identifier']})")
+    if local["running"]:
+        if local["role"] == "primary" and not replace_running_primary:
+            raise ServerRunning(f"{reason} and runs as a primary: refusing to replace it unless "
+                                "replace_running_primary is set (its directory would be moved aside)")
+        result.add("stop", "the foreign server must stop before its directory is moved aside")
+    result.add("clone", reason)
+    result.add("start", "after the clone")
+
+
+def _config_matches(server: Server, up: Upstream) -> bool:
+    config = repl.standby_config(server)
+    conninfo = parse_conninfo(config.get("primary_conninfo") or "")
+    return (conninfo.get("host") == up.host and str(conninfo.get("port")) == str(up.port)
+            and conninfo.get("user") == up.user and (config.get("primary_slot_name") or None) == up.slot)
+
+
+def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60,
+             progress: Progress = _log_progress) -> dict:
+    """Perform the planned steps, then wait until streaming; a standby that cannot stream
+    because its timeline diverged is rewound once."""
+    done = []
+    for action in steps:
+        _ACTIONS[action](server, up, timeout, progress)
+        done.append(action)
+    try:
+        receiver = wait_streaming(server, up, DIVERGENCE_GRACE if "rewind" not in done else timeout, progress)
+    except MfaHaError:
+        if "rewind" in done or not _diverged(server, up):
+            receiver = wait_streaming(server, up, timeout, progress)
+        else:
+            progress("the standby's timeline diverged from the upstream's: rewinding it")
+            server.stop(timeout=int(timeout))
+            _rewind(server, up, timeout, progress)
+            server.start(timeout=int(timeout))
+            done += ["rewind", "start"]
+            receiver = wait_streaming(server, up, timeout, progress)
+    return {"done": done, "receiver": receiver}
+
+
+def _diverged(server: Server, up: Upstream) -> bool:
+    upstream = repl.identify_upstream(server, up.host, up.port, up.user)
+    local = repl.status(server)
+    return local.get("timeline") != upstream["timeline"]
+
+
+def _clone(server, up, timeout, progress):
+    repl.basebackup(server, up.host, up.port, up.user, up.slot, timeout=max(int(timeout), 3600),
+                    progress=progress)
+
+
+def _rewind(server, up, timeout, progress):
+    repl.rewind(server, up.host, up.port, up.user, up.slot, fallback="basebackup",
+                timeout=max(int(timeout), 3600), progress=progress)
+
+
+def _configure(server, up, timeout, progress):
+    repl.configure_standby(server, up.host, up.port, up.user, up.slot)
+
+
+def _restart(server, up, timeout, progress):
+    server.stop(timeout=int(timeout))
+    server.start(timeout=int(timeout))
+
+
+_ACTIONS = {
+    "stop": lambda server, up, timeout, progress: server.stop(timeout=int(timeout)),
+    "clone": _clone,
+    "rewind": _rewind,
+    "configure": _configure,
+    "restart": _restart,
+    "start": lambda server, up, timeout, progress: server.start(timeout=int(timeout)),
+}
+
+
+def wait_streaming(server: Server, up: Upstream, timeout: float = 60,
+                   progress: Progress = _log_progress) -> dict:
+    """Wait (bounded) until the WAL receiver streams from ``up``; returns its row."""
+    deadline = time.monotonic() + float(timeout)
+    next_report = time.monotonic() + 2
+    while True:
+        receiver = server.query_one(repl.RECEIVER_SQL) or {}
+        if (receiver.get("status") == "streaming" and receiver.get("sender_host") == up.host
+                and int(receiver.get("sender_port") or 0) == int(up.port)):
+            return receiver
+        now = time.monotonic()
+        if now >= deadline:
+            seen = (f"receiver {receiver.get('status')} from {receiver.get('sender_host')}:"
+                    f"{receiver.get('sender_port')}" if receiver else "no WAL receiver running")
+            raise MfaHaError(f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
+                             f"({seen}); last lines of {server.cfg.log_path}:\n{server.log_tail()}")
+        if now >= next_report:
+            progress(f"waiting for the WAL receiver to stream from {up.label}: "
+                     f"{receiver.get('status') or 'not running'}")
+            next_report = now + 2
+        time.sleep(POLL_INTERVAL)

@@ -1,0 +1,45 @@
+"""Integration tier: a real salt-master and two real salt-minions (``server_prod``,
+``server_dr``) started by pytest-salt-factories, each minion managing its lab node's real
+PostgreSQL cluster; the master serves the formula from the repository."""
+
+import os
+
+import pytest
+
+from mfa_ha_lab.lab import Lab
+
+MINION_OVERRIDES = {"loop_interval": 1}
+
+
+@pytest.fixture(scope="package")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab runs PostgreSQL as 'postgres' and needs root to switch to it")
+    with Lab() as lab:
+        yield lab
+
+
+@pytest.fixture(scope="package")
+def master(salt_factories, lab):
+    factory = salt_factories.salt_master_daemon("mfa-ha-master", overrides=lab.write_salt_tree())
+    with factory.started(start_timeout=120):
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def minions(master, lab):
+    started = {}
+    for node in lab.nodes:
+        started[node.minion_id] = master.salt_minion_daemon(node.minion_id, overrides=MINION_OVERRIDES)
+    with started["server_prod"].started(start_timeout=120), started["server_dr"].started(start_timeout=120):
+        yield started
+
+
+@pytest.fixture(scope="package")
+def salt_cli(master, minions):
+    return master.salt_cli(timeout=300)
+
+
+@pytest.fixture(scope="package")
+def salt_run(master, minions):
+    return master.salt_run_cli(timeout=600)
