@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 
 from mfa_ha.errors import InvalidInput, MfaHaError
+from mfa_ha.naming import check_address
 from mfa_ha.server import Server
 
 BEGIN = "# BEGIN mfa-ha managed entries (salt state pgrepl.hba; edits here are reverted)"
@@ -86,7 +87,9 @@ def _checked_address(text: str, key: str) -> str:
     if text in ("all", "samehost", "samenet"):
         return text
     try:
-        return str(ipaddress.ip_network(text, strict=False)) if "/" in text else host_address(text)
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return host_address(check_address(text, key))
     except ValueError:
         raise InvalidInput(f"{key}: {text!r} is not an address or network") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 
 from mfa_ha.errors import InvalidInput
@@ -98,3 +99,18 @@ def redact_conninfo(conninfo: str) -> str:
     return " ".join(
         f"{k}={'********' if k in SECRET_KEYS else _conninfo_value(v)}" for k, v in params.items()
     )
+
+
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def check_address(value, key: str) -> str:
+    text = str(value).strip() if value is not None else ""
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if HOSTNAME_RE.match(text) and not text.replace(".", "").isdigit():
+        return text
+    raise InvalidInput(f"{key}: {value!r} is not an IP address or host name")

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 from mfa_ha.app import app_config
 from mfa_ha.config import check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.hba import wanted_entries as hba_entries
-from mfa_ha.naming import slot_name, validate_slot_name
+from mfa_ha.naming import check_address, slot_name, validate_slot_name
 
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
-
-
-def check_address(value, key: str) -> str:
-    text = str(value).strip() if value is not None else ""
-    try:
-        ipaddress.ip_address(text)
-        return text
-    except ValueError:
-        pass
-    if HOSTNAME_RE.match(text) and not text.replace(".", "").isdigit():
-        return text
-    raise InvalidInput(f"{key}: {value!r} is not an IP address or host name")
+TOP_KEYS = {"nodes", "primary", "target", "postgres", "replication", "pmfad", "hba", "standby",
+            "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts"}
 
 
 def validate(pillar) -> dict:
@@ -34,6 +20,9 @@ def validate(pillar) -> dict:
     if not isinstance(pillar, dict):
         raise InvalidInput(f"mfa_ha: must be a mapping, got {type(pillar).__name__}")
     problems = []
+    unknown = set(pillar) - TOP_KEYS
+    if unknown:
+        problems.append(f"mfa_ha: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TOP_KEYS))})")
     raw_nodes = pillar.get("nodes") if isinstance(pillar.get("nodes"), dict) else {}
     try:
         nodes = validate_nodes(pillar.get("nodes"))

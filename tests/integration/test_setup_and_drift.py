@@ -1,22 +1,216 @@
 """Setup from scratch through ``state.orchestrate mfa_ha.orch.setup``, then highstate
-finds and repairs drift, with the real master and minions."""
+finds drift under ``test=True`` without fixing it, and repairs it; a bad pillar fails
+naming its key. Real master, real minions, real PostgreSQL; the tests run in file order."""
+
+import glob
+import json
+import os
+import time
 
 import pytest
+
+from mfa_ha.hba import BEGIN
 
 pytestmark = pytest.mark.integration
 
 
-def orch_changes(ret):
-    """Minion ids whose state run changed something, per orchestration step."""
-    data = ret.data
-    steps = data.get("data", data) if isinstance(data, dict) else {}
-    steps = next(iter(steps.values())) if len(steps) == 1 and "master" in next(iter(steps)) else steps
-    return {step["__id__"] if "__id__" in step else name: step.get("changes")
-            for name, step in steps.items() if step.get("changes")}
+def orch_steps(ret) -> dict:
+    """The orchestration's steps by id: ``{id: state return}``."""
+    data = ret.data["data"] if "data" in ret.data else ret.data
+    (steps,) = data.values()
+    return {step["__id__"]: step for step in steps.values()}
 
 
-def test_setup_builds_a_streaming_pair_and_is_idempotent(lab, salt_run):
+def states(ret) -> dict:
+    """A minion's state run by state id (``ret`` of a single-minion ``salt`` call)."""
+    assert isinstance(ret.data, dict), ret.stdout
+    return {step["__id__"]: step for step in ret.data.values()}
+
+
+def changed(run: dict) -> dict:
+    return {sid: step["changes"] for sid, step in run.items() if step["changes"]}
+
+
+def highstate(salt_cli, minion, **kwargs):
+    return states(salt_cli.run("state.highstate", minion_tgt=minion, _timeout=300, **kwargs))
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def streaming(node) -> bool:
+    rows = node.sql("SELECT status FROM pg_stat_wal_receiver")
+    return bool(rows) and rows[0][0] == "streaming"
+
+
+def test_setup_builds_a_streaming_pair_from_scratch(lab, salt_run):
+    old_system = lab.dr.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
     ret = salt_run.run("state.orchestrate", "mfa_ha.orch.setup", _timeout=600)
     assert ret.returncode == 0, ret.stdout
-    print(ret.data)
-    assert False
+    steps = orch_steps(ret)
+    assert all(step["result"] is True for step in steps.values())
+    standby_run = steps["server_dr streams from server_prod"]["changes"]["ret"]["server_dr"]
+    done = next(s for s in standby_run.values() if s["__id__"] == "standby of server_prod")
+    assert done["changes"]["done"] == ["stop", "clone", "start"]
+    # The foreign cluster dr had was moved aside, not deleted.
+    (moved,) = glob.glob(os.path.join(lab.dr.root, "mfadb.moved-*"))
+    assert open(os.path.join(moved, "PG_VERSION")).read().strip() == "15"
+    assert lab.dr.sql("SELECT pg_is_in_recovery()")[0][0] is True
+    assert lab.dr.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0] != old_system
+    assert streaming(lab.dr)
+    assert lab.dr.app_pid() is None and lab.prod.app_pid()
+    lab.prod.sql("CREATE TABLE setup_probe AS SELECT 42 AS answer", dbname="mfadb")
+    wait_for(lambda: lab.dr.sql("SELECT to_regclass('setup_probe') IS NOT NULL", dbname="mfadb")[0][0],
+             what="the probe table on dr")
+
+
+def test_setup_again_changes_nothing(salt_run):
+    ret = salt_run.run("state.orchestrate", "mfa_ha.orch.setup", _timeout=600)
+    assert ret.returncode == 0, ret.stdout
+    assert {sid: step["changes"] for sid, step in orch_steps(ret).items() if step["changes"]} == {}
+
+
+@pytest.mark.parametrize("minion", ["server_prod", "server_dr"])
+def test_highstate_test_mode_on_a_healthy_pair_reports_nothing(salt_cli, minion):
+    run = highstate(salt_cli, minion, test=True)
+    assert all(step["result"] is True for step in run.values()), run
+    assert changed(run) == {}
+
+
+# -- drift: each seen by test=True without being fixed, then repaired by highstate --------
+def _hba_path(node):
+    return os.path.join(node.data_dir, "pg_hba.conf")
+
+
+def _drop_line(path, line):
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    assert line in text
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text.replace(line + "\n", ""))
+
+
+def _setting(node, name):
+    rows = node.sql("SELECT setting FROM pg_file_settings WHERE name = %s AND error IS NULL "
+                    "ORDER BY seqno DESC LIMIT 1", (name,))
+    return rows[0][0] if rows else None
+
+
+def _slot_exists(node, name="server_dr"):
+    return bool(node.sql("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)))
+
+
+def _password_ok(lab):
+    import psycopg2
+
+    try:
+        psycopg2.connect(host=lab.prod.address, port=5432, user="replicamfa", dbname="postgres",
+                         password=lab_password(), connect_timeout=5).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def lab_password():
+    from mfa_ha_lab.lab import LAB_PASSWORD
+
+    return LAB_PASSWORD
+
+
+def _drift_setting(lab):
+    # On the standby: ALTER SYSTEM works in recovery, and the file value is what drifts.
+    lab.dr.sql("ALTER SYSTEM SET hot_standby_feedback = off")
+    return "server_dr", "replication settings", lambda: _setting(lab.dr, "hot_standby_feedback") == "on"
+
+
+def _drift_hba(lab):
+    line = "host  replication  replicamfa  127.0.0.1/32  scram-sha-256"
+    _drop_line(_hba_path(lab.prod), line)
+    return "server_prod", "peers in pg_hba.conf", lambda: line in open(_hba_path(lab.prod)).read()
+
+
+def _drift_slot(lab):
+    lab.stop_db(lab.dr)  # an active slot cannot be dropped
+    lab.prod.sql("SELECT pg_drop_replication_slot('server_dr')")
+    lab.start_db(lab.dr)
+    return "server_prod", "slot for server_dr", lambda: _slot_exists(lab.prod)
+
+
+def _drift_app_on_standby(lab):
+    lab.start_app(lab.dr)
+    wait_for(lambda: lab.dr.app_pid(), what="pmfad stand-in on dr")
+    return "server_dr", "pmfad", lambda: lab.dr.app_pid() is None
+
+
+def _drift_password(lab):
+    lab.prod.sql("ALTER ROLE replicamfa PASSWORD 'changed-by-hand-1'")
+    return "server_prod", "replication user", lambda: _password_ok(lab)
+
+
+DRIFTS = {"setting": _drift_setting, "hba_line": _drift_hba, "slot": _drift_slot,
+          "pmfad_on_standby": _drift_app_on_standby, "password": _drift_password}
+
+
+@pytest.mark.parametrize("kind", list(DRIFTS))
+def test_drift_is_reported_by_test_mode_then_repaired_by_highstate(lab, salt_cli, kind):
+    minion, state_id, repaired = DRIFTS[kind](lab)
+    assert not repaired()
+
+    seen = highstate(salt_cli, minion, test=True)
+    assert seen[state_id]["result"] is None and seen[state_id]["changes"], seen[state_id]
+    assert set(changed(seen)) == {state_id}, changed(seen)
+    assert not repaired(), "test=True must not repair"
+
+    fixed = highstate(salt_cli, minion)
+    assert fixed[state_id]["result"] is True and fixed[state_id]["changes"], fixed[state_id]
+    assert all(step["result"] is True for step in fixed.values()), fixed
+    assert repaired()
+    assert changed(highstate(salt_cli, minion, test=True)) == {}
+    wait_for(lambda: streaming(lab.dr), timeout=60, what="dr streaming again")
+
+
+def test_no_secret_in_any_return(lab, salt_cli):
+    out = salt_cli.run("state.highstate", minion_tgt="*", test=True, _timeout=300).stdout
+    assert lab_password() not in out
+
+
+# -- bad pillar -------------------------------------------------------------------
+@pytest.fixture
+def bad_pillar(lab, salt_cli):
+    path = os.path.join(lab.root, "pillar", "mfa_ha.sls")
+    good = open(path, encoding="utf-8").read()
+    data = json.loads(good)
+    data["mfa_ha"]["nodes"]["server_dr"]["slot"] = "ServerB_slot"  # the seed's slot name
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    assert salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="*").returncode == 0
+    yield
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(good)
+    salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="*")
+
+
+def test_bad_pillar_fails_highstate_naming_the_key_and_changes_nothing(lab, salt_cli, bad_pillar):
+    lab.dr.sql("ALTER SYSTEM SET hot_standby_feedback = off")  # drift a good run would repair
+    try:
+        ret = salt_cli.run("state.highstate", minion_tgt="server_dr", _timeout=300)
+        assert ret.returncode != 0
+        assert "mfa_ha:nodes:server_dr:slot" in ret.stdout
+        assert _setting(lab.dr, "hot_standby_feedback") == "off"
+    finally:
+        lab.dr.sql("ALTER SYSTEM SET hot_standby_feedback = on")
+
+
+def test_bad_pillar_fails_setup_before_any_step(lab, salt_run, bad_pillar):
+    ret = salt_run.run("state.orchestrate", "mfa_ha.orch.setup", _timeout=600)
+    assert ret.returncode != 0
+    steps = orch_steps(ret)
+    assert "mfa_ha:nodes:server_dr:slot" in json.dumps(steps["pillar is valid on every node"])
+    assert [sid for sid, step in steps.items() if step["changes"] and step["result"]] == []
+    assert len(steps) == 1, "failhard: no step after the validation ran"

@@ -63,3 +63,8 @@ def test_example_pillar_in_the_repo_is_valid():
     with open(path, encoding="utf-8") as fh:
         nodes = validate(yaml.safe_load(fh)["mfa_ha"])
     assert set(nodes) == {"server_prod", "server_dr"}
+
+
+def test_a_misspelt_top_level_key_is_named():
+    with pytest.raises(InvalidInput, match="mfa_ha: unknown key.*replicaton"):
+        validate({"nodes": {"a": {"address": "10.0.0.1"}}, "replicaton": {}})

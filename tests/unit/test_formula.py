@@ -1,0 +1,22 @@
+"""The formula's defaults.yaml and the core's defaults must not drift apart."""
+
+import os
+
+import yaml
+
+from mfa_ha.app import AppConfig
+from mfa_ha.config import PostgresConfig, ReplicationConfig
+from mfa_ha.hba import DEFAULT_METHOD
+
+DEFAULTS = os.path.join(os.path.dirname(__file__), "..", "..", "salt", "mfa_ha", "defaults.yaml")
+
+
+def test_formula_defaults_equal_the_core_defaults():
+    with open(DEFAULTS, encoding="utf-8") as fh:
+        defaults = yaml.safe_load(fh)["mfa_ha"]
+    for key, value in defaults["postgres"].items():
+        assert getattr(PostgresConfig, key) == value, key
+    for key, value in defaults["replication"].items():
+        assert getattr(ReplicationConfig, key) == value, key
+    assert AppConfig.__dataclass_fields__["service"].default == defaults["pmfad"]["service"]
+    assert defaults["hba"]["method"] == DEFAULT_METHOD

@@ -1,0 +1,59 @@
+import pytest
+
+from mfa_ha import hba
+from mfa_ha.errors import InvalidInput
+
+NODES = {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "192.169.1.2"}}
+SITE_FILE = "# site rules\nlocal all all peer\nhost all all 0.0.0.0/0 reject\n"
+
+
+def test_peers_get_replication_and_rewind_entries_with_scram():
+    lines = [e.line for e in hba.wanted_entries(NODES, "replicamfa", None)]
+    assert "host  replication  replicamfa  192.169.1.2/32  scram-sha-256" in lines
+    assert "host  postgres  replicamfa  192.168.1.1/32  scram-sha-256" in lines
+    assert len(lines) == 4
+
+
+def test_trust_for_a_remote_address_is_refused_naming_the_key():
+    with pytest.raises(InvalidInput, match="mfa_ha:hba.*192.169.1.2/32.*allow_trust"):
+        hba.wanted_entries(NODES, "replicamfa", {"method": "trust"})
+    allowed = hba.wanted_entries(NODES, "replicamfa", {"method": "trust", "allow_trust": True})
+    assert {e.method for e in allowed} == {"trust"}
+
+
+def test_trust_for_loopback_is_allowed():
+    entries = hba.wanted_entries(NODES, "replicamfa", {"entries": [
+        {"type": "host", "database": "all", "user": "monitor", "address": "127.0.0.1/32", "method": "trust"}]})
+    assert entries[-1].line.endswith("127.0.0.1/32  trust")
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"type": "hots", "address": "10.0.0.1"}, "mfa_ha:hba:entries:0:type"),
+    ({"address": "10.0.0.300"}, "mfa_ha:hba:entries:0:address"),
+    ({"address": "10.0.0.1", "method": "passwd"}, "mfa_ha:hba:entries:0:method"),
+    ({"address": "10.0.0.1", "user": "two words"}, "mfa_ha:hba:entries:0:user"),
+    ({"type": "host"}, "mfa_ha:hba:entries:0:address"),
+])
+def test_bad_entries_name_their_key(raw, key):
+    with pytest.raises(InvalidInput, match=key):
+        hba.wanted_entries(NODES, "replicamfa", {"entries": [raw]})
+
+
+def test_block_goes_on_top_keeps_the_site_rules_and_is_stable():
+    entries = hba.wanted_entries(NODES, "replicamfa", None)
+    text = hba.with_block(SITE_FILE, entries)
+    assert text.startswith(hba.BEGIN)
+    assert text.endswith(SITE_FILE)
+    assert hba.with_block(text, entries) == text
+    assert hba.diff(text, entries) == {"missing": [], "unexpected": [], "differs": False}
+
+
+def test_a_removed_line_is_missing_and_a_hand_added_one_unexpected():
+    entries = hba.wanted_entries(NODES, "replicamfa", None)
+    text = hba.with_block(SITE_FILE, entries)
+    drifted = text.replace(entries[0].line, "host  all  all  10.9.9.9/32  trust")
+    found = hba.diff(drifted, entries)
+    assert found["missing"] == [" ".join(entries[0].line.split())]
+    assert found["unexpected"] == ["host all all 10.9.9.9/32 trust"]
+    repaired = hba.with_block(drifted, entries)
+    assert "10.9.9.9" not in repaired and repaired.endswith(SITE_FILE)
