@@ -1,8 +1,15 @@
 """Install mfa-ha as a Salt extension: the core package plus the Salt-facing directories."""
 
+import importlib.util
+import os
+
 from setuptools import setup
 
-SALT_DIRS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners"}
+# The one list of Salt-facing directories lives in mfa_ha/loader.py (loaded without importing mfa_ha).
+_spec = importlib.util.spec_from_file_location("_loader", os.path.join(os.path.dirname(__file__) or ".", "mfa_ha", "loader.py"))
+_loader = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_loader)
+SALT_DIRS = _loader.KINDS
 
 setup(
     name="mfa-ha",

@@ -19,12 +19,14 @@ from mfa_ha import hba as pghba
 from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
 from mfa_ha import standby as pgstandby
+from mfa_ha import switchover as sw
+from mfa_ha.app import app_config
 from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.naming import slot_name as _slot_name
 from mfa_ha.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.pillar import validate_nodes
-from mfa_ha.secrets import pgpass_has
 from mfa_ha.saltface import call_args, translate_errors
+from mfa_ha.secrets import pgpass_has
 from mfa_ha.server import Server
 
 log = logging.getLogger(__name__)
@@ -602,3 +604,53 @@ def wait_streaming(primary, timeout=60, **kwargs):
         salt server_dr pgrepl.wait_streaming server_prod timeout=30
     """
     return pgstandby.wait_streaming(_server(kwargs), _upstream(primary, kwargs), float(timeout), log.info)
+
+
+def _switchover_settings():
+    value = _pillar("mfa_ha:switchover", {}) or {}
+    if not isinstance(value, dict):
+        raise SaltInvocationError("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout)")
+    return value
+
+
+@translate_errors
+def switchover(target, timeout=None, **kwargs):
+    """
+    This node's part of a switchover to the node ``target``, chosen by its live role; run it
+    on every node in one job (``mfa_ha.orch.switchover`` does). On the target: wait (bounded)
+    until it holds and has replayed the old primary's shutdown checkpoint (pg_waldump), then
+    promote, create the other nodes' slots, run ``mfa_ha:service_address:acquire`` and start
+    the app. On the old primary: stop the app and PostgreSQL cleanly, wait until the target
+    accepts writes (if it does not and is still a standby: start again here and fail), then
+    re-attach as its standby (pg_rewind only if needed) and wait until streaming. Returns
+    each step's wall-clock time.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt -L server_prod,server_dr pgrepl.switchover server_dr
+    """
+    settings = _switchover_settings()
+    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    return sw.run_part(_server(kwargs), app_cfg, __opts__["id"], target, _nodes(), _repl_cfg(kwargs).user,
+                       sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+                       float(timeout or settings.get("timeout", 30)), log.info)
+
+
+@translate_errors
+def rejoin(primary, timeout=120, **kwargs):
+    """
+    Re-attach this node (a stopped or fenced former primary, or a misdirected standby) as a
+    streaming standby of the node ``primary``: pg_rewind only when its WAL went past the
+    point where ``primary`` left its timeline (fresh clone if pg_rewind fails), standby
+    configuration, start, wait until streaming. Refuses a running primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.rejoin server_dr
+    """
+    up = _upstream(primary, kwargs)
+    return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), log.info)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners"}
+KINDS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners",
+         "output": "_output"}
 
 
 def _directory(source_dir: str, installed_dir: str) -> str:

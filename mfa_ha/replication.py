@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 POLL_INTERVAL = 0.1
+PROMOTE_POLL_INTERVAL = 0.01
 REWIND_FUNCTIONS = (
     "pg_catalog.pg_ls_dir(text, boolean, boolean)",
     "pg_catalog.pg_stat_file(text, boolean)",
@@ -83,6 +84,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
+       current_setting('wal_log_hints') = 'on' OR current_setting('data_checksums') = 'on' AS rewind_ready,
        CASE WHEN pg_is_in_recovery() THEN
             CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
                  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
@@ -131,6 +133,7 @@ def status(server: Server) -> dict:
         current_lsn=row["current_lsn"],
         receive_lsn=row["receive_lsn"],
         replay_lsn=row["replay_lsn"],
+        rewind_ready=row["rewind_ready"],
         slots=list_slots(server),
     )
     if is_standby:
@@ -437,13 +440,21 @@ def promote(server: Server, timeout: int = 60) -> dict:
     if role(server) is Role.PRIMARY:
         raise NotStandbyError(f"{server.data_dir} is already a primary; nothing to promote")
     started = time.monotonic()
-    server.run("pg_ctl", "promote", "-D", server.data_dir, "-w", "-t", timeout, timeout=timeout + 10)
-    deadline = time.monotonic() + timeout
-    while role(server) is not Role.PRIMARY:
-        if time.monotonic() > deadline:
-            raise MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s")
-        time.sleep(POLL_INTERVAL)
-    _apply_files(server, primary_cleanup(server.data_version()))
+    version = server.data_version()
+    with server.connect() as conn, conn.cursor() as cur:
+        if version.has_pg_promote:
+            cur.execute("SELECT pg_promote(false)")
+        else:
+            server.run("pg_ctl", "promote", "-D", server.data_dir, timeout=timeout + 10)
+        deadline = time.monotonic() + timeout
+        while True:
+            cur.execute("SELECT pg_is_in_recovery()")
+            if not cur.fetchone()[0]:
+                break
+            if time.monotonic() > deadline:
+                raise MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s")
+            time.sleep(PROMOTE_POLL_INTERVAL)
+    _apply_files(server, primary_cleanup(version))
     row = server.query_one(STATUS_SQL)
     return {"timeline": row["timeline"], "lsn": row["current_lsn"],
             "seconds": round(time.monotonic() - started, 3)}

@@ -50,6 +50,11 @@ class PgVersion:
         return 12 <= self.major <= 15
 
     @property
+    def has_pg_promote(self) -> bool:
+        """12 added the SQL function pg_promote(): no pg_ctl process, no 100 ms poll step."""
+        return self.major >= 12
+
+    @property
     def has_max_slot_wal_keep_size(self) -> bool:
         return self.major >= 13
 

@@ -34,6 +34,7 @@ REPLICATION_USER = "replicamfa"
 # A lab-only secret: real deployments keep theirs in an encrypted pillar.
 LAB_PASSWORD = "lab-only-Secret-1"
 APP_DB = "mfadb"
+APP_USER = "mfa"  # the lab's direct writer logs in as this role (password LAB_PASSWORD)
 
 PG_HBA = """\
 # mfa-ha lab pg_hba.conf
@@ -140,8 +141,9 @@ def shared_pillar(nodes: list[LabNode]) -> dict:
         "primary": nodes[0].minion_id,
         "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
         # On one loopback interface every TCP client comes from 127.0.0.1.
-        "hba": {"entries": [{"type": "host", "database": db, "user": REPLICATION_USER,
-                             "address": "127.0.0.1/32"} for db in ("replication", "postgres")]},
+        "hba": {"entries": [{"type": "host", "database": db, "user": user, "address": "127.0.0.1/32"}
+                            for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER),
+                                             (APP_DB, APP_USER))]},
     }}
 
 
@@ -246,6 +248,9 @@ class Lab:
     def _create_app_db(self, node: LabNode) -> None:
         node.sql(f"CREATE DATABASE {APP_DB}")
         node.sql(pmfad_standin.SCHEMA, dbname=APP_DB)
+        node.sql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD %s", (LAB_PASSWORD,))
+        node.sql(f"GRANT INSERT, SELECT ON auth_events TO {APP_USER}; "
+                 f"GRANT USAGE ON SEQUENCE auth_events_id_seq TO {APP_USER}", dbname=APP_DB)
 
     # -- run ----------------------------------------------------------------
     def start_db(self, node: LabNode) -> None:
@@ -288,7 +293,11 @@ class Lab:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "Lab":
-        return self.create()
+        try:
+            return self.create()
+        except BaseException:
+            self.destroy()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.destroy()

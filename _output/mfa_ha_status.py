@@ -1,0 +1,7 @@
+"""Outputter for ``salt-run mfa_ha.status``: the cluster as a table (like ``patronictl list``)."""
+
+from mfa_ha.status import table
+
+
+def output(data, **kwargs):  # pylint: disable=unused-argument
+    return table(data)

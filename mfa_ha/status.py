@@ -1,0 +1,103 @@
+"""The cluster at a glance, from every node's ``pgrepl.status`` and ``pmfad.status``, and the
+phase timings of a switchover, from each node's part."""
+
+from __future__ import annotations
+
+import time
+
+from mfa_ha import lsn as lsnlib
+
+COLUMNS = (("node", "node"), ("address", "address"), ("role", "role"), ("state", "state"),
+           ("tl", "timeline"), ("receive/replay lsn", "lsn"), ("lag bytes", "lag_bytes"),
+           ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"))
+
+
+def rows(nodes: dict, gathered: dict) -> list[dict]:
+    """One row per node; lag of a standby is measured against the primary's current LSN."""
+    statuses = {n: (gathered.get(n) or {}).get("pgrepl.status") for n in nodes}
+    primary_lsn = next((s.get("current_lsn") for s in statuses.values()
+                        if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"), None)
+    result = []
+    for node_id, node in sorted(nodes.items()):
+        pg, app = statuses[node_id], (gathered.get(node_id) or {}).get("pmfad.status")
+        row = {"node": node_id, "address": f"{node['address']}:{node['port']}"}
+        if not isinstance(pg, dict):
+            row.update(role="?", state=f"no answer ({pg})" if pg else "no answer")
+        else:
+            row.update(_pg_columns(pg, primary_lsn))
+        row["pmfad"] = app.get("state") if isinstance(app, dict) else "?"
+        result.append(row)
+    return result
+
+
+def _pg_columns(pg: dict, primary_lsn: str | None) -> dict:
+    columns = {"role": pg.get("role"), "state": pg.get("state"), "timeline": pg.get("timeline")}
+    if not pg.get("running"):
+        return {**columns, "lsn": pg.get("checkpoint_lsn")}
+    if pg.get("role") == "primary":
+        slots = ", ".join(f"{s['slot_name']}{'' if s['active'] else ' (inactive)'}" for s in pg.get("slots") or [])
+        return {**columns, "lsn": pg.get("current_lsn"), "lag_bytes": pg.get("lag_bytes"),
+                "lag_seconds": _round(pg.get("lag_seconds")), "slot": slots or "-"}
+    receiver = pg.get("receiver") or {}
+    behind = lsnlib.diff(primary_lsn, pg.get("replay_lsn")) if primary_lsn else pg.get("lag_bytes")
+    return {**columns, "lsn": f"{pg.get('receive_lsn')} / {pg.get('replay_lsn')}",
+            "lag_bytes": max(behind, 0) if behind is not None else None,
+            "lag_seconds": _round(pg.get("lag_seconds")),
+            "slot": receiver.get("slot_name") or "-",
+            "state": f"{pg.get('state')}, {receiver.get('status') or 'not streaming'}"}
+
+
+def _round(value):
+    return round(value, 3) if isinstance(value, (int, float)) else value
+
+
+def table(data: list[dict]) -> str:
+    if not isinstance(data, list):
+        return str(data)
+    cells = [[str(row.get(key, "")) if row.get(key) is not None else "" for _, key in COLUMNS] for row in data]
+    widths = [max(len(title), *(len(c[i]) for c in cells)) if cells else len(title)
+              for i, (title, _) in enumerate(COLUMNS)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    def fmt(values):
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+    return "\n".join([line, fmt([t for t, _ in COLUMNS]), line, *(fmt(c) for c in cells), line])
+
+
+# -- switchover report ------------------------------------------------------------------------
+def node_parts(orchestrate_result: dict) -> dict:
+    """``{minion: part}`` from the switch step of a ``state.orchestrate`` return."""
+    data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
+    for steps in data.values():
+        if not isinstance(steps, dict):
+            continue
+        for step in steps.values():
+            ret = (step.get("changes") or {}).get("ret") if isinstance(step, dict) else None
+            if isinstance(ret, dict) and any(isinstance(v, dict) and "part" in v for v in ret.values()):
+                return ret
+    return {}
+
+
+def phases(parts: dict) -> dict[str, float]:
+    """Seconds per phase from the nodes' wall-clock marks."""
+    old = next((p["marks"] for p in parts.values() if isinstance(p, dict) and p.get("part") == "old primary"), {})
+    new = next((p["marks"] for p in parts.values() if isinstance(p, dict) and p.get("part") == "new primary"), {})
+    spans = {
+        "app stopped on the old primary": (old.get("start"), old.get("app_stopped")),
+        "PostgreSQL stopped, shutdown checkpoint proven on the target": (old.get("app_stopped"), new.get("proof")),
+        "promoted": (new.get("proof"), new.get("promoted")),
+        "app healthy on the new primary": (new.get("promoted"), new.get("app_healthy")),
+        "app outage": (old.get("start"), new.get("app_healthy")),
+        "old primary streaming again": (old.get("start"), old.get("streaming")),
+    }
+    return {name: round(end - begin, 3) for name, (begin, end) in spans.items() if begin and end}
+
+
+def switch_report(orchestrate_result: dict, started: float) -> dict:
+    parts = node_parts(orchestrate_result)
+    timings = phases(parts)
+    ok = (orchestrate_result or {}).get("retcode", 1) == 0
+    lines = [f"{name}: {seconds:.3f} s" for name, seconds in timings.items()]
+    lines.append(f"whole switchover: {time.monotonic() - started:.3f} s ({'done' if ok else 'FAILED'})")
+    old = next((p for p in parts.values() if isinstance(p, dict) and p.get("part") == "old primary"), {})
+    proof = {k: old.get(k) for k in ("shutdown_checkpoint", "timeline_switch", "zero_loss_proof", "rewind")}
+    return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof}

@@ -1,0 +1,454 @@
+"""Switchover: the prechecks as one pure decision with readable reasons, and each node's
+part of the switch, run on every node at once (one job per node, overlapping).
+
+The old primary stops its app and PostgreSQL cleanly, then waits for the target to accept
+writes and re-attaches as its standby. The target does not wait for a message: it proves
+on its own that it holds the old primary's last word (its WAL receiver lost the upstream,
+the old primary no longer accepts connections, and the last record it received and
+replayed is a CHECKPOINT_SHUTDOWN, found with pg_waldump) and only then promotes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+
+import psycopg2
+import psycopg2.extras
+
+from mfa_ha import app as applib
+from mfa_ha import lsn as lsnlib
+from mfa_ha import proc
+from mfa_ha import replication as repl
+from mfa_ha.errors import CommandFailed, ConnectionFailed, InvalidInput, LsnNotReached, MfaHaError
+from mfa_ha.naming import parse_conninfo
+from mfa_ha.roles import Role
+from mfa_ha.server import CLEAN_SHUTDOWN_STATES, Server
+from mfa_ha.standby import Upstream, wait_streaming
+
+log = logging.getLogger(__name__)
+
+POLL = 0.02
+PEER_CONNECT_TIMEOUT = 3
+WAL_PAGE = 8192
+WALDUMP_WINDOW = 4 * WAL_PAGE
+RECORD_RE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+), "
+                       r"prev [0-9A-F/]+, desc: (\S+)")
+
+
+class SwitchoverAborted(MfaHaError):
+    """The switch did not happen; the old primary runs again and the target is still a standby."""
+
+
+# -- prechecks ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    measured: str
+
+
+@dataclass
+class Decision:
+    target: str
+    action: str = "refuse"  # switch | finish | refuse
+    primary: str | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    def check(self, name: str, ok: bool, measured: str) -> bool:
+        self.checks.append(Check(name, bool(ok), measured))
+        return bool(ok)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def summary(self) -> str:
+        if self.action == "refuse":
+            return "switchover refused: " + "; ".join(f"{c.name} ({c.measured})" for c in self.failed)
+        if self.action == "finish":
+            return f"{self.target} is already the primary: finishing the re-attach of the others"
+        return f"switchover {self.primary} -> {self.target}: all {len(self.checks)} prechecks passed"
+
+    def as_dict(self) -> dict:
+        return {"action": self.action, "primary": self.primary, "target": self.target,
+                "summary": self.summary,
+                "checks": [{"check": c.name, "ok": c.ok, "measured": c.measured} for c in self.checks]}
+
+
+def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Decision:
+    """Whether a switchover to ``target`` may start, from every node's ``pgrepl.status``
+    (a dict, or the error text of a node that did not answer) and ``mfa_ha:nodes``."""
+    d = Decision(target)
+    if not d.check("target is a node of mfa_ha:nodes", target in nodes, f"target {target!r}"):
+        return d
+    answered = {n: s for n, s in statuses.items() if isinstance(s, dict) and n in nodes}
+    silent = sorted(set(nodes) - set(answered))
+    d.check("every node answers", not silent, f"no answer from {', '.join(silent)}" if silent else "all answered")
+    primaries = sorted(n for n, s in answered.items() if s.get("running") and s.get("role") == "primary")
+    if primaries == [target]:
+        d.primary, d.action = target, "finish"
+        d.check("target is already the only primary", True, f"{target} accepts writes")
+        return d
+    if not d.check("exactly one primary", len(primaries) == 1, f"primaries: {', '.join(primaries) or 'none'}"):
+        return d
+    d.primary = primaries[0]
+    if target not in answered or target == d.primary:
+        d.check("target is not the primary", target != d.primary, f"{target} is the primary")
+        return d
+    _check_target(d, answered[d.primary], answered[target], nodes, max_lag_bytes)
+    if not d.failed:
+        d.action = "switch"
+    return d
+
+
+def _check_target(d: Decision, primary: dict, standby: dict, nodes: dict, max_lag_bytes: int) -> None:
+    target, source = nodes[d.target], nodes[d.primary]
+    d.check("target is a running standby", standby.get("running") and standby.get("role") == "standby",
+            f"{d.target}: {standby.get('state')}, {standby.get('role')}")
+    d.check("target has the primary's system identifier",
+            standby.get("system_identifier") == primary.get("system_identifier"),
+            f"{standby.get('system_identifier')} vs {primary.get('system_identifier')}")
+    receiver = standby.get("receiver") or {}
+    upstream = f"{receiver.get('sender_host')}:{receiver.get('sender_port')}"
+    d.check("target streams from the primary",
+            receiver.get("status") == "streaming" and upstream == f"{source['address']}:{source['port']}",
+            f"receiver {receiver.get('status') or 'not running'} from {upstream}")
+    d.check("target streams through its slot", receiver.get("slot_name") == target["slot"],
+            f"slot {receiver.get('slot_name')!r}, expected {target['slot']!r}")
+    replica = next((r for r in primary.get("replicas") or [] if r.get("application_name") == target["slot"]), {})
+    lag = replica.get("lag_bytes")
+    d.check("replay lag within mfa_ha:switchover:max_lag_bytes", lag is not None and lag <= max_lag_bytes,
+            f"{lag if lag is not None else 'unknown'} bytes behind, limit {max_lag_bytes}")
+    d.check("pg_rewind possible on the old primary", primary.get("rewind_ready"),
+            "wal_log_hints or data_checksums on" if primary.get("rewind_ready") else "wal_log_hints and data_checksums off")
+
+
+# -- peers ------------------------------------------------------------------------------------
+def peers(nodes: dict, me: str, user: str) -> dict[str, Upstream]:
+    """Every other node as an upstream, with the slot *it* streams through."""
+    return {n: Upstream(v["address"], int(v["port"]), user, v["slot"]) for n, v in nodes.items() if n != me}
+
+
+def _peer_connect(server: Server, peer: Upstream, replication: bool = False):
+    kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
+    return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
+                            passfile=server.cfg.pgpass_path, connect_timeout=PEER_CONNECT_TIMEOUT,
+                            application_name="mfa_ha_switchover", **kwargs)
+
+
+def peer_in_recovery(server: Server, peer: Upstream) -> bool | None:
+    """True/False from the peer itself; None when it does not accept connections."""
+    try:
+        conn = _peer_connect(server, peer)
+    except psycopg2.OperationalError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def peer_has_slot(server: Server, peer: Upstream, slot: str) -> bool:
+    conn = _peer_connect(server, peer)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
+
+
+def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int | None:
+    """Where ``peer``'s history left ``timeline`` (from its timeline history file), or None
+    while the peer is still on that timeline. Raises when ``timeline`` is not in its history."""
+    conn = _peer_connect(server, peer, replication=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("IDENTIFY_SYSTEM")
+            current = int(cur.fetchone()[1])
+            if current == timeline:
+                return None
+            cur.execute(f"TIMELINE_HISTORY {current}")
+            content = cur.fetchone()[1]
+    finally:
+        conn.close()
+    text = content.decode() if isinstance(content, (bytes, memoryview)) else str(content)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == timeline:
+            return lsnlib.to_int(fields[1])
+    raise MfaHaError(f"timeline {timeline} is not in the history of {peer.label} (timeline {current})")
+
+
+# -- the target's proof -----------------------------------------------------------------------
+def last_wal_record(server: Server, end_lsn: str) -> dict | None:
+    """The last WAL record in this server's ``pg_wal`` that ends at or before ``end_lsn``."""
+    end = lsnlib.to_int(end_lsn)
+    segment_size = int(server.query_one("SELECT setting::bigint AS s FROM pg_settings "
+                                        "WHERE name = 'wal_segment_size'")["s"])
+    segment_start = (end - 1) // segment_size * segment_size
+    start = max(segment_start, (end - WALDUMP_WINDOW) // WAL_PAGE * WAL_PAGE)
+    timeline = _segment_timeline(server, (end - 1) // segment_size, segment_size)
+    if timeline is None:
+        return None
+    out = server.run("pg_waldump", "--path", os.path.join(server.data_dir, "pg_wal"),
+                     "--timeline", str(timeline), "--start", lsnlib.to_str(start), "--end", end_lsn,
+                     check=False, timeout=30).stdout
+    records = [m for m in (RECORD_RE.match(line) for line in out.splitlines()) if m]
+    if not records:
+        return None
+    rmgr, total, lsn, desc = records[-1].groups()
+    return {"rmgr": rmgr, "lsn": lsn, "length": int(total), "record": desc.rstrip(";"), "timeline": timeline}
+
+
+def _segment_timeline(server: Server, segment_no: int, segment_size: int) -> int | None:
+    """The highest timeline with a WAL file for this segment (names: TLI, log, seg in hex)."""
+    per_log = 0x100000000 // segment_size
+    suffix = f"{segment_no // per_log:08X}{segment_no % per_log:08X}"
+    timelines = [int(name[:8], 16) for name in os.listdir(os.path.join(server.data_dir, "pg_wal"))
+                 if len(name) == 24 and name.endswith(suffix)]
+    return max(timelines, default=None)
+
+
+WAIT_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_receive_lsn()::text AS receive_lsn,
+       pg_last_wal_replay_lsn()::text AS replay_lsn,
+       (SELECT status FROM pg_stat_wal_receiver) AS receiver
+"""
+
+
+def wait_for_shutdown_checkpoint(server: Server, old: Upstream, timeout: float, progress) -> dict:
+    """Wait (bounded) until this standby holds and has replayed the old primary's shutdown
+    checkpoint and the old primary no longer accepts connections."""
+    deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + 1
+    last = {}
+    while True:
+        row = server.query_one(WAIT_SQL)
+        if not row["in_recovery"]:
+            raise MfaHaError(f"{server.data_dir} left recovery by itself while waiting for the old primary")
+        if row["receiver"] != "streaming" and row["receive_lsn"] and row["receive_lsn"] == row["replay_lsn"]:
+            last = last_wal_record(server, row["receive_lsn"]) or {}
+            if last.get("record") == "CHECKPOINT_SHUTDOWN" and peer_in_recovery(server, old) is None:
+                return {"shutdown_checkpoint": last["lsn"], "received": row["receive_lsn"],
+                        "replayed": row["replay_lsn"], "timeline": last["timeline"]}
+        now = time.monotonic()
+        if now >= deadline:
+            raise LsnNotReached(
+                f"no proof of the old primary's clean shutdown within {timeout:g} s: receiver "
+                f"{row['receiver'] or 'stopped'}, received {row['receive_lsn']}, replayed {row['replay_lsn']}, "
+                f"last record {last.get('record', 'unknown')} at {last.get('lsn', '?')}")
+        if now >= next_report:
+            progress(f"waiting for {old.label}'s shutdown checkpoint: receiver {row['receiver'] or 'stopped'}, "
+                     f"received {row['receive_lsn']}, replayed {row['replay_lsn']}")
+            next_report = now + 1
+        time.sleep(POLL)
+
+
+# -- the parts --------------------------------------------------------------------------------
+class Clock:
+    """Monotonic offsets for durations, wall-clock stamps to line nodes up against each other."""
+
+    def __init__(self):
+        self.start, self.marks = time.monotonic(), {}
+        self.marks["start"] = round(time.time(), 3)
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = round(time.time(), 3)
+
+    def seconds(self) -> float:
+        return round(time.monotonic() - self.start, 3)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """``mfa_ha:service_address``: commands that move client routing (a service IP, a DNS alias)."""
+
+    acquire: str | None = None
+    release: str | None = None
+    timeout: float = 30
+
+    @classmethod
+    def from_pillar(cls, value) -> "Hooks":
+        if value in (None, "", "none"):
+            return cls()
+        if not isinstance(value, dict) or set(value) - {"acquire", "release", "timeout"}:
+            raise InvalidInput("mfa_ha:service_address: must be none or a mapping with acquire/release "
+                               "commands (and timeout)")
+        return cls(value.get("acquire"), value.get("release"), float(value.get("timeout", 30)))
+
+    def run(self, which: str, node: str) -> str | None:
+        command = getattr(self, which)
+        if not command:
+            return None
+        result = proc.run(shlex.split(command.format(node=node)), timeout=self.timeout, check=False)
+        if result.returncode != 0:
+            raise CommandFailed(f"mfa_ha:service_address:{which} failed (exit {result.returncode}): "
+                                f"{result.output.strip()[-300:]}")
+        return command
+
+
+def take_over(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
+              timeout: float, progress) -> dict:
+    """The target's part: prove the old primary's shutdown is here, promote, open slots for
+    the others, move client routing, start the app and check its health."""
+    clock = Clock()
+    if repl.role(server) is Role.PRIMARY:
+        result = {"part": "new primary", "already_primary": True}
+    else:
+        old = _upstream_of(server, others)
+        proof = wait_for_shutdown_checkpoint(server, old, timeout, progress)
+        clock.mark("proof")
+        progress(f"holds the old primary's shutdown checkpoint {proof['shutdown_checkpoint']}: promoting")
+        promoted = repl.promote(server, timeout=int(timeout))
+        clock.mark("promoted")
+        result = {"part": "new primary", "proof": proof, "promoted": promoted}
+    result["slots_created"] = [peer.slot for peer in others.values() if repl.create_slot(server, peer.slot)]
+    result["service_address"] = hooks.run("acquire", me)
+    result["app"] = _start_app(app_cfg, timeout)
+    clock.mark("app_healthy")
+    return {**result, "marks": clock.marks, "seconds": clock.seconds()}
+
+
+def _upstream_of(server: Server, others: dict[str, Upstream]) -> Upstream:
+    conninfo = parse_conninfo(repl.standby_config(server).get("primary_conninfo") or "")
+    for peer in others.values():
+        if conninfo.get("host") == peer.host and str(conninfo.get("port")) == str(peer.port):
+            return peer
+    raise MfaHaError(f"{server.data_dir} does not stream from any node of mfa_ha:nodes "
+                     f"(primary_conninfo host {conninfo.get('host')}, port {conninfo.get('port')})")
+
+
+def _start_app(app_cfg, timeout: float) -> dict:
+    backend = applib.backend(app_cfg)
+    backend.start()
+    health = applib.wait_healthy(app_cfg, timeout=timeout)
+    if not health["healthy"]:
+        raise MfaHaError(f"{app_cfg.service} started but is not healthy after {timeout:g} s: {health['error']}")
+    return {"healthy": True, "status_code": health["status_code"]}
+
+
+def hand_over(server: Server, app_cfg, me: str, new: Upstream, own_slot: str, hooks: Hooks,
+              timeout: float, progress) -> dict:
+    """The old primary's part: stop the app and PostgreSQL cleanly, wait until the target
+    accepts writes, then re-attach as its standby. If the target does not take over in
+    time and is still a standby, start PostgreSQL and the app here again."""
+    clock = Clock()
+    backend = applib.backend(app_cfg)
+    backend.stop()
+    clock.mark("app_stopped")
+    try:
+        hooks.run("release", me)
+    except CommandFailed:
+        backend.start()
+        raise
+    server.stop(mode="fast", timeout=int(timeout))
+    clock.mark("db_stopped")
+    checkpoint = repl.shutdown_checkpoint_lsn(server)
+    progress(f"stopped cleanly at shutdown checkpoint {checkpoint}; waiting for {new.label} to take over")
+    _wait_promoted(server, app_cfg, me, new, hooks, timeout + 10, checkpoint)
+    clock.mark("target_promoted")
+    result = rejoin(server, new, own_slot, timeout, progress)
+    clock.mark("streaming")
+    return {"part": "old primary", "shutdown_checkpoint": checkpoint, **result,
+            "marks": clock.marks, "seconds": clock.seconds()}
+
+
+def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, checkpoint: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = peer_in_recovery(server, new)
+        if state is False:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(POLL)
+    if state is True:
+        server.start(timeout=int(timeout))
+        hooks.run("acquire", me)
+        _start_app(app_cfg, timeout)
+        raise SwitchoverAborted(
+            f"{new.label} did not take over within {timeout:g} s and is still a standby: PostgreSQL and "
+            f"the app run here again (this node stopped at {checkpoint})")
+    raise MfaHaError(f"{new.label} does not answer, so whether it took over is unknown: this node stays "
+                     f"stopped to rule out two primaries (stopped at {checkpoint}); check {new.label}, "
+                     "then re-run the switchover or start this node")
+
+
+def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progress) -> dict:
+    """Make this stopped (or misdirected) node a streaming standby of ``new``: pg_rewind only
+    when its WAL went past the point where ``new`` left its timeline."""
+    me = Upstream(new.host, new.port, new.user, own_slot)
+    if server.is_running():
+        if _streams_from(server, new):
+            return {"rewind": "none needed", "already_streaming": True}
+        if repl.role(server) is Role.PRIMARY:
+            raise MfaHaError(f"{server.data_dir} runs as a primary: refusing to re-attach it under {new.label}")
+        server.stop(timeout=int(timeout))
+    control = server.controldata()
+    local_tli = int(control["Latest checkpoint's TimeLineID"])
+    switch = timeline_switch_point(server, new, local_tli)
+    clean = control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES
+    checkpoint = lsnlib.to_int(control["Latest checkpoint location"])
+    needs_rewind = switch is not None and not (clean and checkpoint < switch)
+    _wait_for_slot(server, new, own_slot, timeout)
+    if needs_rewind:
+        progress(f"WAL went past {new.label}'s timeline switch: pg_rewind")
+        method = repl.rewind(server, new.host, new.port, new.user, own_slot, fallback="basebackup",
+                             timeout=max(int(timeout), 3600), progress=progress)["method"]
+    else:
+        repl.configure_standby(server, new.host, new.port, new.user, own_slot)
+        method = "none needed"
+    server.start(timeout=int(timeout))
+    wait_streaming(server, me, timeout, progress)
+    return {"rewind": method, "timeline_switch": lsnlib.to_str(switch) if switch is not None else None,
+            "zero_loss_proof": None if switch is None else checkpoint < switch}
+
+
+def _streams_from(server: Server, new: Upstream) -> bool:
+    receiver = server.query_one(repl.RECEIVER_SQL)
+    return (receiver.get("status") == "streaming" and receiver.get("sender_host") == new.host
+            and int(receiver.get("sender_port") or 0) == new.port)
+
+
+def _wait_for_slot(server: Server, new: Upstream, slot: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not peer_has_slot(server, new, slot):
+        if time.monotonic() >= deadline:
+            raise MfaHaError(f"slot {slot} does not exist on {new.label} after {timeout:g} s")
+        time.sleep(POLL)
+
+
+def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: str, hooks: Hooks,
+             timeout: float, progress) -> dict:
+    """This node's part of a switchover to ``target``, chosen from its live role."""
+    if target not in nodes:
+        raise InvalidInput(f"target: unknown node id {target!r} (mfa_ha:nodes: {', '.join(nodes)})")
+    others = peers(nodes, me, user)
+    if me == target:
+        return take_over(server, app_cfg, me, others, hooks, timeout, progress)
+    own_slot = nodes[me]["slot"]
+    if server.is_running() and repl.role(server) is Role.PRIMARY:
+        return hand_over(server, app_cfg, me, others[target], own_slot, hooks, timeout, progress)
+    clock = Clock()
+    if peer_in_recovery(server, others[target]) is not False:
+        _wait_promoted_or_fail(server, others[target], timeout)
+    applib.backend(app_cfg).stop()
+    result = rejoin(server, others[target], own_slot, timeout, progress)
+    return {"part": "standby", **result, "marks": clock.marks, "seconds": clock.seconds()}
+
+
+def _wait_promoted_or_fail(server: Server, new: Upstream, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while peer_in_recovery(server, new) is not False:
+        if time.monotonic() >= deadline:
+            raise ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s; nothing changed here")
+        time.sleep(POLL)

@@ -1,0 +1,155 @@
+"""A salt-master and one salt-minion per lab node, as plain processes for the demo and the
+benchmarks (the tests start theirs through pytest-salt-factories).
+
+Everything binds to 127.0.0.1 on free ports and lives under ``<lab>/salt``; the daemons are
+stopped by the PIDs recorded when they were started. Operator commands run as the real
+``salt`` and ``salt-run`` CLIs, so their timings include what an operator waits for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from mfa_ha_lab.lab import Lab
+
+BIN_DIR = os.path.dirname(sys.executable)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SaltLab:
+    def __init__(self, lab: Lab, log_level: str = "warning"):
+        self.lab = lab
+        self.root = os.path.join(lab.root, "salt")
+        self.master_dir = os.path.join(self.root, "master")
+        self.log_level = log_level
+        self.ports = {"publish_port": _free_port(), "ret_port": _free_port()}
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    # -- configuration ----------------------------------------------------------------
+    def _write_config(self, directory: str, name: str, config: dict) -> None:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as fh:
+            json.dump(config, fh, indent=2)  # JSON is YAML
+
+    def configure(self, extra_master: dict | None = None) -> None:
+        trees = self.lab.write_salt_tree()
+        common = {"user": "root", "log_level_logfile": "info"}
+        master = {**common, "id": "mfa-ha-master", "interface": "127.0.0.1", **self.ports,
+                  "root_dir": self.master_dir, "pki_dir": os.path.join(self.master_dir, "pki"),
+                  "cachedir": os.path.join(self.master_dir, "cache"),
+                  "sock_dir": os.path.join(self.master_dir, "sock"),
+                  "log_file": os.path.join(self.master_dir, "master.log"),
+                  "pidfile": os.path.join(self.master_dir, "master.pid"),
+                  "auto_accept": True, "open_mode": False, "worker_threads": 4, **trees,
+                  **(extra_master or {})}
+        self._write_config(self.master_dir, "master", master)
+        for node in self.lab.nodes:
+            directory = self.minion_dir(node.minion_id)
+            self._write_config(directory, "minion", {
+                **common, "id": node.minion_id, "master": "127.0.0.1", "master_port": self.ports["ret_port"],
+                "publish_port": self.ports["publish_port"], "root_dir": directory,
+                "pki_dir": os.path.join(directory, "pki"), "cachedir": os.path.join(directory, "cache"),
+                "sock_dir": os.path.join(directory, "sock"), "log_file": os.path.join(directory, "minion.log"),
+                "pidfile": os.path.join(directory, "minion.pid"), "loop_interval": 1,
+                "acceptance_wait_time": 1, "random_reauth_delay": 0})
+
+    def minion_dir(self, minion_id: str) -> str:
+        return os.path.join(self.root, minion_id)
+
+    # -- processes --------------------------------------------------------------------
+    def start(self, timeout: float = 120) -> "SaltLab":
+        self.configure()
+        self._spawn("master", "salt-master", self.master_dir)
+        for node in self.lab.nodes:
+            self._spawn(node.minion_id, "salt-minion", self.minion_dir(node.minion_id))
+        self.wait_for_minions(timeout)
+        return self
+
+    def _spawn(self, name: str, program: str, config_dir: str) -> None:
+        log = open(os.path.join(config_dir, f"{program}.out"), "ab")
+        self.processes[name] = subprocess.Popen(
+            [os.path.join(BIN_DIR, program), "-c", config_dir, "-l", self.log_level],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_for_minions(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        ids = sorted(n.minion_id for n in self.lab.nodes)
+        while True:
+            answered = self.salt("*", "test.ping", timeout=5, check=False)
+            if isinstance(answered, dict) and sorted(k for k, v in answered.items() if v is True) == ids:
+                return
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({process.returncode}); see its log under {self.root}")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"minions {ids} did not answer within {timeout:g} s (got {answered})")
+            time.sleep(1)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop what was started here, by PID: the process groups of the daemons."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes.clear()
+
+    def __enter__(self) -> "SaltLab":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- operator commands --------------------------------------------------------------
+    def _cli(self, program: str, args: list[str], timeout: float, check: bool, output: str = "json"):
+        command = [os.path.join(BIN_DIR, program), "-c", self.master_dir, f"--out={output}", *args]
+        started = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30)
+        self.last_seconds = time.monotonic() - started
+        if output != "json":
+            return done.stdout
+        try:
+            data = json.loads(done.stdout) if done.stdout.strip() else None
+        except ValueError:
+            data = _last_json(done.stdout)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[2:])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return data
+
+    def salt(self, target: str, function: str, *args, timeout: float = 300, check: bool = True, **kwargs):
+        extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in kwargs.items()]
+        return self._cli("salt", ["-t", str(int(timeout)), "--static", target, function, *args, *extra],
+                         timeout, check)
+
+    def run(self, function: str, *args, timeout: float = 600, check: bool = True, output: str = "json", **kwargs):
+        extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in kwargs.items()]
+        return self._cli("salt-run", [function, *args, *extra], timeout, check, output)
+
+
+def _last_json(text: str):
+    """salt-run prints progress lines before the JSON document: take the last document."""
+    start = text.rfind("\n{")
+    try:
+        return json.loads(text[start + 1 if start >= 0 else 0:])
+    except ValueError:
+        return {"raw": text}

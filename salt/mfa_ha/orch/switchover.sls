@@ -1,0 +1,39 @@
+{#- Move the primary role to `mfa_ha:target` with zero data loss, or refuse touching nothing.
+
+      salt-run state.orchestrate mfa_ha.orch.switchover pillar='{"mfa_ha": {"target": "server_dr"}}'
+
+    1. prechecks (master side, one job to every node): every node answers, exactly one
+       primary, the target streams from it through its slot with lag under
+       mfa_ha:switchover:max_lag_bytes, pg_rewind possible on the old primary.
+    2. the switch: ONE job to every node, each running its own part at once
+       (pgrepl.switchover): the old primary stops pmfad and PostgreSQL cleanly and waits; the
+       target proves it holds the old primary's shutdown checkpoint, promotes, creates the
+       slots, moves client routing (mfa_ha:service_address) and starts pmfad; the old
+       primary then re-attaches as a standby (pg_rewind only if needed) and streams.
+    Re-running after a partial failure converges: a target that is already the primary only
+    finishes the re-attach of the others. -#}
+{%- set mfa = salt['pillar.get']('mfa_ha', {}) %}
+{%- set nodes = mfa.get('nodes') or {} %}
+{%- set target = mfa.get('target') %}
+{%- set settings = mfa.get('switchover') or {} %}
+
+prechecks:
+  salt.runner:
+    - name: mfa_ha.precheck
+    - target: {{ target | json }}
+    - nodes: {{ nodes | json }}
+    - max_lag_bytes: {{ settings.get('max_lag_bytes', 16777216) | int }}
+    - failhard: True
+
+switch:
+  salt.function:
+    - name: pgrepl.switchover
+    - tgt: {{ nodes | list | sort | json }}
+    - tgt_type: list
+    - arg:
+      - {{ target | json }}
+    - expect_minions: True
+    - timeout: {{ settings.get('job_timeout', 600) | int }}
+    - failhard: True
+    - require:
+      - salt: prechecks
