@@ -15,6 +15,7 @@ import logging
 
 from salt.exceptions import SaltInvocationError
 
+from mfa_ha import failover as pgfailover
 from mfa_ha import hba as pghba
 from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
@@ -654,3 +655,57 @@ def rejoin(primary, timeout=120, **kwargs):
     """
     up = _upstream(primary, kwargs)
     return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), log.info)
+
+
+@translate_errors
+def failover(timeout=None, **kwargs):
+    """
+    Promote this standby because the primary is lost (``mfa_ha.orch.failover`` runs the
+    prechecks and fences the others first): replay what was received, promote, create the
+    other nodes' slots, run ``mfa_ha:service_address:acquire``, start the app. Returns the
+    last WAL position received from the lost primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.failover
+    """
+    settings = _switchover_settings()
+    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    others = sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
+    return pgfailover.promote_after_loss(_server(kwargs), app_cfg, __opts__["id"], others,
+                                         sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+                                         float(timeout or settings.get("timeout", 30)), log.info)
+
+
+@translate_errors
+def fence(primary, **kwargs):
+    """
+    Fence this node: stop pmfad and PostgreSQL and configure the data directory as a
+    standby of the node ``primary`` without starting it, so anything that starts it brings
+    it up read-only. ``mfa_ha.orch.rejoin`` makes it stream again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.fence server_dr
+    """
+    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    return pgfailover.fence(_server(kwargs), app_cfg, _upstream(primary, kwargs))
+
+
+@translate_errors
+def stale_primary(**kwargs):
+    """
+    The id of a node that is a primary on a later timeline while this node is (or would
+    start as) a primary — then this node must be fenced — or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.stale_primary
+    """
+    return pgfailover.stale_peer(_server(kwargs), sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user))

@@ -224,3 +224,24 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret
+
+
+def fenced(name="not a stale primary", **kwargs):
+    """If another node is a primary on a later timeline while this one is (or would start
+    as) a primary, fence this node: pmfad and PostgreSQL stopped, data directory configured
+    as a standby of that node. Run by the reactor when a minion starts."""
+    ret = _ret(name)
+    try:
+        newer = __salt__["pgrepl.stale_primary"](**kwargs)
+        if newer is None:
+            ret["comment"] = "this node is not a stale primary"
+            return ret
+        if _pending(ret, {"fenced": {"old": "primary", "new": f"stopped, standby of {newer}"}},
+                    f"fence this node: {newer} is the primary on a later timeline"):
+            return ret
+        done = __salt__["pgrepl.fence"](newer, **kwargs)
+        ret["comment"] = f"fenced: {newer} is the primary on a later timeline; run mfa_ha.orch.rejoin"
+        ret["changes"]["done"] = done
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret

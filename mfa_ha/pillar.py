@@ -7,11 +7,13 @@ from mfa_ha.config import check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.hba import wanted_entries as hba_entries
 from mfa_ha.naming import check_address, slot_name, validate_slot_name
+from mfa_ha.switchover import Hooks
 
 NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
 TOP_KEYS = {"nodes", "primary", "target", "postgres", "replication", "pmfad", "hba", "standby",
-            "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts"}
+            "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts", "node"}
+SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
 
 def validate(pillar) -> dict:
@@ -37,6 +39,8 @@ def validate(pillar) -> dict:
         lambda: replication_config(pillar.get("replication")),
         lambda: _password(pillar.get("replication")),
         lambda: app_config(pillar.get("pmfad")),
+        lambda: _switchover(pillar.get("switchover")),
+        lambda: Hooks.from_pillar(pillar.get("service_address")),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
     )
     for check in checks:
@@ -85,6 +89,19 @@ def _slot(value, node_id: str, key: str) -> str:
         return validate_slot_name(value)
     except InvalidInput as err:
         raise InvalidInput(f"{key}: {err}") from None
+
+
+def _switchover(value) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise InvalidInput("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout, job_timeout)")
+    unknown = set(value) - SWITCHOVER_KEYS
+    if unknown:
+        raise InvalidInput(f"mfa_ha:switchover: unknown key(s) {', '.join(sorted(unknown))}")
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+            raise InvalidInput(f"mfa_ha:switchover:{key}: must be a positive number, got {number!r}")
 
 
 def _password(replication) -> None:

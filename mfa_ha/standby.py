@@ -10,14 +10,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import psycopg2
+import psycopg2.extras
+
+from mfa_ha import lsn as lsnlib
 from mfa_ha import replication as repl
 from mfa_ha.errors import MfaHaError, ServerRunning
 from mfa_ha.naming import parse_conninfo
 from mfa_ha.replication import Progress, _log_progress
 from mfa_ha.roles import ServerState
-from mfa_ha.server import Server
+from mfa_ha.server import CLEAN_SHUTDOWN_STATES, Server
 
 POLL_INTERVAL = 0.2
+PEER_CONNECT_TIMEOUT = 3
 DIVERGENCE_GRACE = 5.0  # seconds a standby may take to start streaming before its timeline is doubted
 
 
@@ -70,6 +75,10 @@ def plan(server: Server, up: Upstream, replace_running_primary: bool = False) ->
                 "state never demotes a primary (use mfa_ha.orch.switchover or mfa_ha.orch.rejoin)")
         result.add("rewind", "stopped former primary: rewind it onto the upstream's timeline")
         result.add("start", "server is stopped")
+        return result
+    if not local["running"] and needs_rewind(server, up)[0]:
+        result.add("rewind", "its WAL went past the point where the upstream left its timeline")
+        result.add("start", "after the rewind")
         return result
     if not _config_matches(server, up):
         result.add("configure", f"standby configuration does not point at {up.label}"
@@ -156,6 +165,51 @@ _ACTIONS = {
     "restart": _restart,
     "start": lambda server, up, timeout, progress: server.start(timeout=int(timeout)),
 }
+
+
+def peer_connect(server: Server, peer: Upstream, replication: bool = False):
+    """A connection to a peer as the replication user (password from pgpass), database
+    ``postgres`` (or the replication protocol)."""
+    kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
+    return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
+                            passfile=server.cfg.pgpass_path, connect_timeout=PEER_CONNECT_TIMEOUT,
+                            application_name="mfa_ha", **kwargs)
+
+
+def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int | None:
+    """Where ``peer``'s history left ``timeline`` (from its timeline history file), or None
+    while the peer is still on that timeline. Raises when ``timeline`` is not in its history."""
+    conn = peer_connect(server, peer, replication=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("IDENTIFY_SYSTEM")
+            current = int(cur.fetchone()[1])
+            if current == timeline:
+                return None
+            cur.execute(f"TIMELINE_HISTORY {current}")
+            content = cur.fetchone()[1]
+    finally:
+        conn.close()
+    text = content.decode() if isinstance(content, (bytes, memoryview)) else str(content)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == timeline:
+            return lsnlib.to_int(fields[1])
+    raise MfaHaError(f"timeline {timeline} is not in the history of {peer.label} (timeline {current})")
+
+
+def identify_peer(server: Server, peer: Upstream) -> dict:
+    return repl.identify_upstream(server, peer.host, peer.port, peer.user)
+
+
+def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]:
+    """Whether this stopped server's WAL went past the point where ``peer`` left its
+    timeline (then pg_rewind is needed); also that switch point and the local checkpoint."""
+    control = server.controldata()
+    switch = timeline_switch_point(server, peer, int(control["Latest checkpoint's TimeLineID"]))
+    clean = control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES
+    checkpoint = lsnlib.to_int(control["Latest checkpoint location"])
+    return switch is not None and not (clean and checkpoint < switch), switch, checkpoint
 
 
 def wait_streaming(server: Server, up: Upstream, timeout: float = 60,

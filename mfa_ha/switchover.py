@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg2
-import psycopg2.extras
 
 from mfa_ha import app as applib
 from mfa_ha import lsn as lsnlib
@@ -27,8 +26,8 @@ from mfa_ha import replication as repl
 from mfa_ha.errors import CommandFailed, ConnectionFailed, InvalidInput, LsnNotReached, MfaHaError
 from mfa_ha.naming import parse_conninfo
 from mfa_ha.roles import Role
-from mfa_ha.server import CLEAN_SHUTDOWN_STATES, Server
-from mfa_ha.standby import Upstream, wait_streaming
+from mfa_ha.server import Server
+from mfa_ha.standby import Upstream, needs_rewind, peer_connect, wait_streaming
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +134,10 @@ def peers(nodes: dict, me: str, user: str) -> dict[str, Upstream]:
     return {n: Upstream(v["address"], int(v["port"]), user, v["slot"]) for n, v in nodes.items() if n != me}
 
 
-def _peer_connect(server: Server, peer: Upstream, replication: bool = False):
-    kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
-    return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
-                            passfile=server.cfg.pgpass_path, connect_timeout=PEER_CONNECT_TIMEOUT,
-                            application_name="mfa_ha_switchover", **kwargs)
-
-
 def peer_in_recovery(server: Server, peer: Upstream) -> bool | None:
     """True/False from the peer itself; None when it does not accept connections."""
     try:
-        conn = _peer_connect(server, peer)
+        conn = peer_connect(server, peer)
     except psycopg2.OperationalError:
         return None
     try:
@@ -157,35 +149,13 @@ def peer_in_recovery(server: Server, peer: Upstream) -> bool | None:
 
 
 def peer_has_slot(server: Server, peer: Upstream, slot: str) -> bool:
-    conn = _peer_connect(server, peer)
+    conn = peer_connect(server, peer)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
             return cur.fetchone() is not None
     finally:
         conn.close()
-
-
-def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int | None:
-    """Where ``peer``'s history left ``timeline`` (from its timeline history file), or None
-    while the peer is still on that timeline. Raises when ``timeline`` is not in its history."""
-    conn = _peer_connect(server, peer, replication=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("IDENTIFY_SYSTEM")
-            current = int(cur.fetchone()[1])
-            if current == timeline:
-                return None
-            cur.execute(f"TIMELINE_HISTORY {current}")
-            content = cur.fetchone()[1]
-    finally:
-        conn.close()
-    text = content.decode() if isinstance(content, (bytes, memoryview)) else str(content)
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == timeline:
-            return lsnlib.to_int(fields[1])
-    raise MfaHaError(f"timeline {timeline} is not in the history of {peer.label} (timeline {current})")
 
 
 # -- the target's proof -----------------------------------------------------------------------
@@ -393,14 +363,9 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
         if repl.role(server) is Role.PRIMARY:
             raise MfaHaError(f"{server.data_dir} runs as a primary: refusing to re-attach it under {new.label}")
         server.stop(timeout=int(timeout))
-    control = server.controldata()
-    local_tli = int(control["Latest checkpoint's TimeLineID"])
-    switch = timeline_switch_point(server, new, local_tli)
-    clean = control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES
-    checkpoint = lsnlib.to_int(control["Latest checkpoint location"])
-    needs_rewind = switch is not None and not (clean and checkpoint < switch)
+    rewind_needed, switch, checkpoint = needs_rewind(server, new)
     _wait_for_slot(server, new, own_slot, timeout)
-    if needs_rewind:
+    if rewind_needed:
         progress(f"WAL went past {new.label}'s timeline switch: pg_rewind")
         method = repl.rewind(server, new.host, new.port, new.user, own_slot, fallback="basebackup",
                              timeout=max(int(timeout), 3600), progress=progress)["method"]

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,8 @@ from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
 
 FORMULA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "salt")
+# The master's reactor wiring, as the README shows it.
+REACTORS = [{"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]}]
 PG_MAJOR = 15
 PORT = 5432
 APP_PORT = 6793
@@ -147,6 +150,14 @@ def shared_pillar(nodes: list[LabNode]) -> dict:
     }}
 
 
+def _require_free(address: str, port: int) -> None:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex((address, port)) == 0:
+            raise RuntimeError(f"{address}:{port} is already in use (another lab still running?): "
+                               "the lab needs it free")
+
+
 def _as_postgres(args, check=True, timeout=60):
     return proc.run(args, user=OS_USER, check=check, timeout=timeout)
 
@@ -171,7 +182,7 @@ class Lab:
 
     def write_salt_tree(self) -> dict:
         """Pillar and top files for a salt-master serving this lab; returns the master's
-        ``file_roots`` and ``pillar_roots``. The formula itself comes from the repository."""
+        ``file_roots``, ``pillar_roots`` and ``reactor``. The formula comes from the repository."""
         pillar_dir, states_dir = os.path.join(self.root, "pillar"), os.path.join(self.root, "states")
         os.makedirs(pillar_dir, exist_ok=True)
         os.makedirs(states_dir, exist_ok=True)
@@ -187,11 +198,15 @@ class Lab:
             fh.write("\n".join(top) + "\n")
         with open(os.path.join(states_dir, "top.sls"), "w", encoding="utf-8") as fh:
             fh.write("base:\n" + "".join(f"  {n.minion_id}:\n    - mfa_ha\n" for n in self.nodes))
-        return {"file_roots": {"base": [states_dir, FORMULA_ROOT]}, "pillar_roots": {"base": [pillar_dir]}}
+        return {"file_roots": {"base": [states_dir, FORMULA_ROOT]}, "pillar_roots": {"base": [pillar_dir]},
+                "reactor": REACTORS}
 
     # -- build --------------------------------------------------------------
     def create(self) -> "Lab":
         """Both nodes as after an MFA install: each has its own database, prod runs pmfad."""
+        for node in self.nodes:
+            _require_free(node.address, node.port)
+            _require_free(node.address, APP_PORT)
         self._make_cert()
         for node in self.nodes:
             self._init_node(node)

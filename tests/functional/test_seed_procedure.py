@@ -2,7 +2,6 @@
 
 import time
 
-import pytest
 
 from mfa_ha.secrets import scram_matches
 from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER

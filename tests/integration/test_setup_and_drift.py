@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from mfa_ha.hba import BEGIN
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,110 @@
+"""Failover when the primary site is lost, and fencing of a primary that comes back.
+
+A fenced node has pmfad and PostgreSQL stopped and its data directory configured as a
+standby of the new primary (standby.signal / recovery.conf), so whatever starts it again
+(a reboot, an init script, a hand) brings it up read-only: never two primaries accepting
+writes. ``mfa_ha.orch.rejoin`` rewinds it and makes it stream.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mfa_ha import app as applib
+from mfa_ha import replication as repl
+from mfa_ha.errors import MfaHaError
+from mfa_ha.roles import Role
+from mfa_ha.server import Server
+from mfa_ha.standby import Upstream, identify_peer
+from mfa_ha.switchover import Clock, Decision, Hooks, _start_app, peer_in_recovery
+
+REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
+
+
+def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool) -> Decision:
+    """Whether ``target`` may be promoted because the primary is lost."""
+    d = Decision(target)
+    if not d.check("target is a node of mfa_ha:nodes", target in nodes, f"target {target!r}"):
+        return d
+    answered = {n: s for n, s in statuses.items() if isinstance(s, dict) and n in nodes}
+    primaries = sorted(n for n, s in answered.items() if s.get("running") and s.get("role") == "primary")
+    if primaries == [target]:
+        d.primary, d.action = target, "finish"
+        d.check("target is already the only primary", True, f"{target} accepts writes")
+        return d
+    others = sorted(set(primaries) - {target})
+    d.check("no other node answers as a primary", not others,
+            f"{', '.join(others)} still accepts writes: that is a switchover, or a split brain to stop first"
+            if others else "none")
+    status = answered.get(target, {})
+    d.check("target is a running standby", status.get("running") and status.get("role") == "standby",
+            f"{target}: {status.get('state', 'no answer')}, {status.get('role', '?')}")
+    silent = sorted(set(nodes) - set(answered) - {target})
+    d.check("every lost node's minion answers, or the loss is confirmed", not silent or confirm_primary_lost,
+            f"no answer from {', '.join(silent)}: pass mfa_ha:confirm_primary_lost: true once you know "
+            "it cannot accept writes" if silent and not confirm_primary_lost else
+            f"confirmed lost: {', '.join(silent)}" if silent else "all answered")
+    if not d.failed:
+        d.action = "failover"
+    return d
+
+
+def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
+                       timeout: float, progress) -> dict:
+    """The target's part of a failover: replay what was received, promote, open slots for the
+    others, move client routing, start the app. Records the last LSN received from the lost
+    primary."""
+    clock = Clock()
+    result = {"part": "new primary"}
+    if repl.role(server) is not Role.PRIMARY:
+        received = _replay_received(server, min(timeout, REPLAY_CATCH_UP), progress)
+        progress(f"promoting; last WAL received from the lost primary: {received}")
+        result.update(last_received_lsn=received, promoted=repl.promote(server, timeout=int(timeout)))
+        clock.mark("promoted")
+    else:
+        result["already_primary"] = True
+    result["slots_created"] = [peer.slot for peer in others.values() if repl.create_slot(server, peer.slot)]
+    result["service_address"] = hooks.run("acquire", me)
+    result["app"] = _start_app(app_cfg, timeout)
+    clock.mark("app_healthy")
+    return {**result, "marks": clock.marks, "seconds": clock.seconds()}
+
+
+def _replay_received(server: Server, timeout: float, progress) -> str | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = server.query_one("SELECT pg_last_wal_receive_lsn()::text AS rx, pg_last_wal_replay_lsn()::text AS rp, "
+                               "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() AS caught_up")
+        if row["rx"] is None or row["caught_up"]:
+            return row["rx"] or row["rp"]
+        if time.monotonic() >= deadline:
+            progress(f"replay did not catch up within {timeout:g} s (received {row['rx']}, replayed {row['rp']})")
+            return row["rx"]
+        time.sleep(0.05)
+
+
+def fence(server: Server, app_cfg, new: Upstream) -> dict:
+    """Stop pmfad and PostgreSQL here and configure the data directory as a standby of
+    ``new``, without starting it."""
+    done = {"app_stopped": applib.backend(app_cfg).stop(), "db_stopped": False}
+    if server.has_cluster():
+        done["db_stopped"] = server.stop(mode="fast")
+        done["standby_config"] = repl.configure_standby(server, new.host, new.port, new.user, new.slot)["changed"]
+    return done
+
+
+def stale_peer(server: Server, peers: dict[str, Upstream]) -> str | None:
+    """The id of a peer that is a primary on a later timeline while this node is (or would
+    start as) a primary: this node then is a stale former primary that must be fenced."""
+    if not server.has_cluster() or repl.role(server) is not Role.PRIMARY:
+        return None
+    local_tli = repl.status(server).get("timeline") or 0
+    for node_id, peer in sorted(peers.items()):
+        if peer_in_recovery(server, peer) is False:
+            try:
+                peer_tli = identify_peer(server, peer)["timeline"]
+            except MfaHaError:
+                continue
+            if peer_tli > int(local_tli):
+                return node_id
+    return None

@@ -1,0 +1,41 @@
+{#- Promote `mfa_ha:target` because the primary site is lost.
+
+      salt-run state.orchestrate mfa_ha.orch.failover pillar='{"mfa_ha": {"target": "server_dr"}}'
+      # the old primary's minion is unreachable and you know it cannot accept writes:
+      salt-run state.orchestrate mfa_ha.orch.failover \
+          pillar='{"mfa_ha": {"target": "server_dr", "confirm_primary_lost": true}}'
+
+    Refuses while another node still answers as a primary (a switchover, or a split brain to
+    stop first). Every other node whose minion answers is fenced BEFORE the promotion
+    (pmfad and PostgreSQL stopped, data directory configured as a standby); a silent one is
+    fenced by the salt/minion/<id>/start reactor when it comes back. Then the target replays
+    what it received, is promoted, and runs pmfad. `mfa_ha.orch.rejoin` re-attaches the
+    others. -#}
+{%- set mfa = salt['pillar.get']('mfa_ha', {}) %}
+{%- set nodes = mfa.get('nodes') or {} %}
+{%- set target = mfa.get('target') %}
+
+prechecks:
+  salt.runner:
+    - name: mfa_ha.failover_precheck
+    - target: {{ target | json }}
+    - nodes: {{ nodes | json }}
+    - confirm_primary_lost: {{ mfa.get('confirm_primary_lost', False) | json }}
+    - failhard: True
+
+fence the other nodes:
+  salt.runner:
+    - name: mfa_ha.fence_others
+    - target: {{ target | json }}
+    - nodes: {{ nodes | json }}
+    - failhard: True
+    - require:
+      - salt: prechecks
+
+promote {{ target }}:
+  salt.function:
+    - name: pgrepl.failover
+    - tgt: {{ target | json }}
+    - failhard: True
+    - require:
+      - salt: fence the other nodes
