@@ -19,10 +19,11 @@ from mfa_ha.errors import MfaHaError, ServerRunning
 from mfa_ha.naming import parse_conninfo
 from mfa_ha.replication import Progress, _log_progress
 from mfa_ha.roles import ServerState
-from mfa_ha.server import CLEAN_SHUTDOWN_STATES, Server
+from mfa_ha.server import Server
 
 POLL_INTERVAL = 0.2
 PEER_CONNECT_TIMEOUT = 3
+CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
 DIVERGENCE_GRACE = 5.0  # seconds a standby may take to start streaming before its timeline is doubted
 
 
@@ -203,13 +204,17 @@ def identify_peer(server: Server, peer: Upstream) -> dict:
 
 
 def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]:
-    """Whether this stopped server's WAL went past the point where ``peer`` left its
-    timeline (then pg_rewind is needed); also that switch point and the local checkpoint."""
+    """Whether this stopped server may hold WAL past the point where ``peer`` left its
+    timeline (then pg_rewind must decide); also that switch point and the local checkpoint.
+
+    Only a primary shut down cleanly is known to end at its shutdown checkpoint; a standby
+    or a crashed server may hold more WAL than its control file shows, so pg_rewind (which
+    says "no rewind required" when that is so) looks at it."""
     control = server.controldata()
     switch = timeline_switch_point(server, peer, int(control["Latest checkpoint's TimeLineID"]))
-    clean = control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES
+    ends_at_checkpoint = control.get("Database cluster state") == CLEAN_PRIMARY_SHUTDOWN
     checkpoint = lsnlib.to_int(control["Latest checkpoint location"])
-    return switch is not None and not (clean and checkpoint < switch), switch, checkpoint
+    return switch is not None and not (ends_at_checkpoint and checkpoint < switch), switch, checkpoint
 
 
 def wait_streaming(server: Server, up: Upstream, timeout: float = 60,

@@ -100,4 +100,5 @@ def switch_report(orchestrate_result: dict, started: float) -> dict:
     lines.append(f"whole switchover: {time.monotonic() - started:.3f} s ({'done' if ok else 'FAILED'})")
     old = next((p for p in parts.values() if isinstance(p, dict) and p.get("part") == "old primary"), {})
     proof = {k: old.get(k) for k in ("shutdown_checkpoint", "timeline_switch", "zero_loss_proof", "rewind")}
-    return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof}
+    marks = {m: {"part": p.get("part"), "marks": p.get("marks")} for m, p in parts.items() if isinstance(p, dict)}
+    return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof, "parts": marks}

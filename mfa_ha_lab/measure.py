@@ -1,0 +1,123 @@
+"""Switchovers measured while clients write: used by the demo and the benchmark alike.
+
+One switchover is measured from the moment it is started (``salt-run`` launched, or the
+direct calls begun) until it returns: the longest gap between acknowledged writes (through
+the app, and straight to the database), the app outage (pmfad stopping on the old primary
+until healthy on the new one), the time until the old primary streams again, and the wall
+time. Acknowledged writes missing afterwards are counted as lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from mfa_ha import app as applib
+from mfa_ha import switchover as sw
+from mfa_ha.config import postgres_config, replication_config
+from mfa_ha.pillar import validate_nodes
+from mfa_ha.server import Server
+from mfa_ha.status import node_parts
+from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD, Lab
+from mfa_ha_lab.writer import AppWriter, DbWriter, lost
+
+
+@dataclass
+class Measurement:
+    how: str  # "salt" | "direct"
+    target: str
+    wall: float
+    app_gap: float
+    db_gap: float
+    app_outage: float | None
+    restream: float | None
+    ok: bool
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Writers:
+    """Both clients, running for as long as the context lasts."""
+
+    def __init__(self, lab: Lab, interval: float = 0.02):
+        addresses = [n.address for n in lab.nodes]
+        self.app = AppWriter(addresses, APP_PORT, interval)
+        self.db = DbWriter(addresses, 5432, APP_USER, LAB_PASSWORD, APP_DB, interval)
+
+    def __enter__(self) -> "Writers":
+        self.app.start()
+        self.db.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.app.stop()
+        self.db.stop()
+
+    def lost(self, primary) -> dict:
+        query = lambda sql, params: primary.sql(sql, params, dbname=APP_DB)  # noqa: E731
+        return {"app": lost(query, self.app), "direct": lost(query, self.db)}
+
+    def acked(self) -> dict:
+        return {"app": len(self.app.acked), "direct": len(self.db.acked)}
+
+
+def _settle(writers: Writers, seconds: float = 0.3) -> None:
+    time.sleep(seconds)  # let both writers acknowledge again before the window closes
+
+
+def measure(writers: Writers, how: str, target: str, run) -> tuple[Measurement, dict]:
+    """Time ``run()`` (which returns ``(ok, parts, error)``) inside the writers' stream."""
+    started_mono, started_wall = time.monotonic(), time.time()
+    ok, parts, error = run()
+    wall = time.monotonic() - started_mono
+    _settle(writers)
+    until = time.monotonic()
+    marks = {p.get("part"): p.get("marks", {}) for p in parts.values() if isinstance(p, dict)}
+    old, new = marks.get("old primary", {}), marks.get("new primary", {})
+    result = Measurement(
+        how=how, target=target, wall=round(wall, 3),
+        app_gap=writers.app.longest_gap(started_mono - 0.1, until),
+        db_gap=writers.db.longest_gap(started_mono - 0.1, until),
+        app_outage=round(new["app_healthy"] - old["start"], 3) if old.get("start") and new.get("app_healthy") else None,
+        restream=round(old["streaming"] - started_wall, 3) if old.get("streaming") else None,
+        ok=ok, error=error)
+    return result, parts
+
+
+def salt_switchover(salt_lab, target: str):
+    """``salt-run state.orchestrate mfa_ha.orch.switchover`` through the real CLI."""
+    def run():
+        ret = salt_lab.run("state.orchestrate", "mfa_ha.orch.switchover",
+                           pillar={"mfa_ha": {"target": target}}, check=False)
+        ok = isinstance(ret, dict) and ret.get("retcode") == 0
+        return ok, node_parts(ret or {}), "" if ok else str(ret)[-2000:]
+    return run
+
+
+def direct_switchover(lab: Lab, target: str):
+    """The same two parts, called in-process in two threads: no Salt at all (the floor)."""
+    def run():
+        nodes = validate_nodes({n.minion_id: {"address": n.address, "port": n.port} for n in lab.nodes})
+        user = replication_config({}).user
+        parts, errors = {}, []
+
+        def part(node):
+            try:
+                server = Server(postgres_config(node.postgres_pillar()))
+                app_cfg = applib.app_config(node.pmfad_pillar())
+                parts[node.minion_id] = sw.run_part(server, app_cfg, node.minion_id, target, nodes, user,
+                                                    sw.Hooks(), 30, lambda message: None)
+            except Exception as err:  # noqa: BLE001 - reported in the measurement
+                errors.append(f"{node.minion_id}: {err}")
+
+        threads = [threading.Thread(target=part, args=(node,)) for node in lab.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        return not errors, parts, "; ".join(errors)
+    return run

@@ -1,0 +1,77 @@
+"""The switchover and failover prechecks are pure decisions: each refusal names the check
+and what was measured."""
+
+import copy
+
+import pytest
+
+from mfa_ha import failover, switchover
+from mfa_ha.pillar import validate_nodes
+
+NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"address": "10.0.0.2"}})
+PRIMARY = {"running": True, "role": "primary", "state": "running", "system_identifier": "71", "rewind_ready": True,
+           "current_lsn": "0/3000100",
+           "replicas": [{"application_name": "server_dr", "lag_bytes": 120}]}
+STANDBY = {"running": True, "role": "standby", "state": "running", "system_identifier": "71",
+           "receiver": {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432,
+                        "slot_name": "server_dr"}}
+
+
+def statuses(**changes):
+    found = {"server_prod": copy.deepcopy(PRIMARY), "server_dr": copy.deepcopy(STANDBY)}
+    for node, value in changes.items():
+        found[node] = value if not isinstance(value, dict) else {**found[node], **value}
+    return found
+
+
+def test_a_healthy_pair_may_switch():
+    decision = switchover.decide(statuses(), NODES, "server_dr", 1024)
+    assert decision.action == "switch" and decision.primary == "server_prod"
+    assert all(c.ok for c in decision.checks) and len(decision.checks) >= 8
+
+
+@pytest.mark.parametrize("changes, check, measured", [
+    ({"server_dr": "no answer"}, "every node answers", "no answer from server_dr"),
+    ({"server_dr": {"running": False, "state": "stopped"}}, "target is a running standby", "server_dr: stopped"),
+    ({"server_dr": {"system_identifier": "99"}}, "system identifier", "99 vs 71"),
+    ({"server_dr": {"receiver": {"status": "waiting", "sender_host": "10.0.0.1", "sender_port": 5432,
+                                 "slot_name": "server_dr"}}}, "streams from the primary", "receiver waiting"),
+    ({"server_dr": {"receiver": {**STANDBY["receiver"], "slot_name": "other"}}}, "through its slot", "'other'"),
+    ({"server_prod": {"replicas": [{"application_name": "server_dr", "lag_bytes": 5000}]}},
+     "max_lag_bytes", "5000 bytes behind, limit 1024"),
+    ({"server_prod": {"rewind_ready": False}}, "pg_rewind possible", "wal_log_hints and data_checksums off"),
+])
+def test_each_failed_precheck_is_named_with_its_measurement(changes, check, measured):
+    decision = switchover.decide(statuses(**changes), NODES, "server_dr", 1024)
+    assert decision.action == "refuse"
+    failed = [c for c in decision.failed if check in c.name]
+    assert failed and measured in failed[0].measured, decision.summary
+
+
+def test_two_primaries_refuse_and_a_done_switch_only_finishes():
+    both = statuses(server_dr={"role": "primary"})
+    assert switchover.decide(both, NODES, "server_dr", 1024).action == "refuse"
+    done = statuses(server_prod={"running": False, "state": "stopped"}, server_dr={"role": "primary"})
+    assert switchover.decide(done, NODES, "server_dr", 1024).action == "finish"
+
+
+def test_unknown_target_is_refused():
+    decision = switchover.decide(statuses(), NODES, "server_x", 1024)
+    assert decision.action == "refuse" and "server_x" in decision.summary
+
+
+def test_failover_refuses_while_the_old_primary_answers_as_primary():
+    decision = failover.decide(statuses(), NODES, "server_dr", confirm_primary_lost=True)
+    assert decision.action == "refuse" and "server_prod still accepts writes" in decision.summary
+
+
+def test_failover_needs_confirmation_when_the_old_primary_is_silent():
+    lost = statuses(server_prod="no answer")
+    assert failover.decide(lost, NODES, "server_dr", False).action == "refuse"
+    assert "confirm_primary_lost" in failover.decide(lost, NODES, "server_dr", False).summary
+    assert failover.decide(lost, NODES, "server_dr", True).action == "failover"
+
+
+def test_failover_when_the_old_primary_answers_but_its_server_is_down():
+    down = statuses(server_prod={"running": False, "state": "stopped"})
+    assert failover.decide(down, NODES, "server_dr", False).action == "failover"
