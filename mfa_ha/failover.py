@@ -16,7 +16,7 @@ from mfa_ha.errors import MfaHaError
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
 from mfa_ha.standby import Upstream, identify_peer
-from mfa_ha.switchover import Clock, Decision, Hooks, _start_app, peer_in_recovery
+from mfa_ha.switchover import Clock, Decision, Hooks, _start_app, checkpoint_new_timeline, peer_in_recovery
 
 REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
 
@@ -67,6 +67,7 @@ def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstr
     result["service_address"] = hooks.run("acquire", me)
     result["app"] = _start_app(app_cfg, timeout)
     clock.mark("app_healthy")
+    checkpoint_new_timeline(server)
     return {**result, "marks": clock.marks, "seconds": clock.seconds()}
 
 
@@ -85,11 +86,13 @@ def _replay_received(server: Server, timeout: float, progress) -> str | None:
 
 def fence(server: Server, app_cfg, new: Upstream) -> dict:
     """Stop pmfad and PostgreSQL here and configure the data directory as a standby of
-    ``new``, without starting it."""
+    ``new``, without starting it. The standby configuration is written first (a running
+    server ignores it until its next start), so there is no moment in which a restart
+    would bring a primary back."""
     done = {"app_stopped": applib.backend(app_cfg).stop(), "db_stopped": False}
     if server.has_cluster():
-        done["db_stopped"] = server.stop(mode="fast")
         done["standby_config"] = repl.configure_standby(server, new.host, new.port, new.user, new.slot)["changed"]
+        done["db_stopped"] = server.stop(mode="fast")
     return done
 
 

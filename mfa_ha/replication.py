@@ -52,7 +52,9 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_stat_file(text, boolean)",
     "pg_catalog.pg_read_binary_file(text)",
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+    "pg_catalog.pg_control_checkpoint()",  # to see that a new primary's control file is current
 )
+SOURCE_CHECKPOINT_WAIT = 60
 
 
 def _log_progress(message: str) -> None:
@@ -201,7 +203,12 @@ def replication_user(server: Server, user: str) -> dict | None:
     rows = server.query(
         "SELECT rolname, rolreplication, rolcanlogin, rolconnlimit, rolpassword "
         "FROM pg_authid WHERE rolname = %s", (user,))
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    functions = REWIND_FUNCTIONS if server.data_version().can_grant_rewind_functions else ()
+    rows[0]["missing_grants"] = [f for f in functions if not server.query_one(
+        "SELECT has_function_privilege(%s, %s, 'EXECUTE') AS ok", (user, f))["ok"]]
+    return rows[0]
 
 
 def user_needs(current: dict | None, rcfg: ReplicationConfig, password: str) -> list[str]:
@@ -215,6 +222,8 @@ def user_needs(current: dict | None, rcfg: ReplicationConfig, password: str) -> 
         needs.append(f"connection limit {current['rolconnlimit']} -> {rcfg.connection_limit}")
     if not scram_matches(current["rolpassword"], password):
         needs.append("password")
+    if current.get("missing_grants"):
+        needs.append("pg_rewind grants")
     return needs
 
 
@@ -460,6 +469,31 @@ def promote(server: Server, timeout: int = 60) -> dict:
             "seconds": round(time.monotonic() - started, 3)}
 
 
+def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> None:
+    """pg_rewind reads the source's timeline from its control file, which a promoted server
+    updates only at its next checkpoint: wait (bounded) until that has happened."""
+    deadline = time.monotonic() + SOURCE_CHECKPOINT_WAIT
+    while True:
+        try:
+            conn = psycopg2.connect(source)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT timeline_id FROM pg_control_checkpoint()")
+                    current = cur.fetchone()[0]
+            finally:
+                conn.close()
+        except psycopg2.Error as err:
+            progress(f"cannot read the source's checkpoint timeline ({_first_line(err)}); running pg_rewind anyway")
+            return
+        if current >= timeline:
+            return
+        if time.monotonic() >= deadline:
+            raise MfaHaError(f"the source's control file still shows timeline {current}, not {timeline}, after "
+                             f"{SOURCE_CHECKPOINT_WAIT} s: run CHECKPOINT on it, then rewind again")
+        progress(f"waiting for the source's first checkpoint on timeline {timeline}")
+        time.sleep(0.5)
+
+
 def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
            application_name: str | None = None, fallback: str | None = None,
            timeout: int = 3600, progress: Progress = _log_progress) -> dict:
@@ -486,6 +520,7 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
         return {"method": "basebackup", **basebackup(server, host, port, user, slot, application_name,
                                                      timeout, progress)}
     source = upstream_conninfo(server, host, port, user, None, dbname="postgres")
+    _wait_source_checkpoint(source, upstream["timeline"], progress)
     started = time.monotonic()
     try:
         out = server.run("pg_rewind", "--target-pgdata", server.data_dir, "--source-server", source,

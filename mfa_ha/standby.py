@@ -116,7 +116,10 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
     because its timeline diverged is rewound once."""
     done = []
     for action in steps:
-        _ACTIONS[action](server, up, timeout, progress)
+        try:
+            _ACTIONS[action](server, up, timeout, progress)
+        except MfaHaError as err:
+            raise type(err)(f"{err}\n(planned: {', '.join(steps)}; done: {', '.join(done) or 'nothing'})") from None
         done.append(action)
     try:
         receiver = wait_streaming(server, up, DIVERGENCE_GRACE if "rewind" not in done else timeout, progress)

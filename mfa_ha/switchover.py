@@ -285,7 +285,14 @@ def take_over(server: Server, app_cfg, me: str, others: dict[str, Upstream], hoo
     result["service_address"] = hooks.run("acquire", me)
     result["app"] = _start_app(app_cfg, timeout)
     clock.mark("app_healthy")
+    checkpoint_new_timeline(server)
     return {**result, "marks": clock.marks, "seconds": clock.seconds()}
+
+
+def checkpoint_new_timeline(server: Server) -> None:
+    """After a promotion the control file names the new timeline only after a checkpoint,
+    and pg_rewind of the old primary reads it there: take it now, once the app is up."""
+    server.execute("CHECKPOINT")
 
 
 def _upstream_of(server: Server, others: dict[str, Upstream]) -> Upstream:

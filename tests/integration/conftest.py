@@ -15,8 +15,11 @@ MINION_OVERRIDES = {"loop_interval": 1}
 def lab():
     if os.geteuid() != 0:
         pytest.skip("the lab runs PostgreSQL as 'postgres' and needs root to switch to it")
-    with Lab() as lab:
-        yield lab
+    lab = Lab()
+    try:
+        yield lab.create()
+    finally:
+        lab.destroy(keep=bool(os.environ.get("MFA_HA_KEEP_LAB")))  # servers stopped either way
 
 
 @pytest.fixture(scope="package")
