@@ -134,8 +134,9 @@ def precheck(target, nodes=None, max_lag_bytes=None):
 
 def switchover(target, timeout=600):
     """
-    Switch the primary role to ``target``: the prechecks (printed with their figures), then
-    ``state.orchestrate mfa_ha.orch.switchover``, then each phase with its duration.
+    Switch the primary role to ``target`` through ``state.orchestrate mfa_ha.orch.switchover``
+    (whose first step is the prechecks); prints each precheck with what it measured, then
+    each phase of the switch with its duration.
 
     CLI Example:
 
@@ -144,10 +145,10 @@ def switchover(target, timeout=600):
         salt-run mfa_ha.switchover server_dr
     """
     started = time.monotonic()
-    checked = precheck(target)
-    if checked["action"] == "refuse":
-        return checked
+    _progress(f"prechecks, then the switch to {target} (mfa_ha.orch.switchover)")
     ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
+    for check in cluster.precheck_lines(ran):
+        _progress(check)
     result = cluster.switch_report(ran, started)
     for line in result["phases"]:
         _progress(line)

@@ -92,6 +92,17 @@ def phases(parts: dict) -> dict[str, float]:
     return {name: round(end - begin, 3) for name, (begin, end) in spans.items() if begin and end}
 
 
+def precheck_lines(orchestrate_result: dict) -> list[str]:
+    """Each precheck of the orchestration's first step, with what it measured."""
+    data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
+    for steps in data.values():
+        for step in (steps.values() if isinstance(steps, dict) else []):
+            decision = ((step or {}).get("changes") or {}).get("return") if isinstance(step, dict) else None
+            if isinstance(decision, dict) and "checks" in decision:
+                return [f"{'ok ' if c['ok'] else 'FAILED '} {c['check']}: {c['measured']}" for c in decision["checks"]]
+    return []
+
+
 def switch_report(orchestrate_result: dict, started: float) -> dict:
     parts = node_parts(orchestrate_result)
     timings = phases(parts)

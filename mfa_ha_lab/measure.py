@@ -32,6 +32,7 @@ class Measurement:
     db_gap: float
     app_outage: float | None
     restream: float | None
+    restream_from_stop: float | None
     ok: bool
     error: str = ""
 
@@ -84,6 +85,7 @@ def measure(writers: Writers, how: str, target: str, run) -> tuple[Measurement, 
         db_gap=writers.db.longest_gap(started_mono - 0.1, until),
         app_outage=round(new["app_healthy"] - old["start"], 3) if old.get("start") and new.get("app_healthy") else None,
         restream=round(old["streaming"] - started_wall, 3) if old.get("streaming") else None,
+        restream_from_stop=round(old["streaming"] - old["start"], 3) if old.get("streaming") else None,
         ok=ok, error=error)
     return result, parts
 

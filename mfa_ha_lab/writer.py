@@ -114,9 +114,9 @@ class DbWriter(_Writer):
 
 def lost(node_sql, writer: _Writer) -> list[int]:
     """Acknowledged sequence numbers absent from the database ``node_sql`` queries."""
-    if not writer.acked:
+    acked = {seq for seq, _ in list(writer.acked)}  # before the query: later acks are not yet checkable
+    if not acked:
         return []
-    low, high = writer.acked[0][0], writer.acked[-1][0]
     present = {row[0] for row in node_sql("SELECT client_seq FROM auth_events WHERE client_seq BETWEEN %s AND %s",
-                                          (low, high))}
-    return sorted(writer.acked_seqs() - present)
+                                          (min(acked), max(acked)))}
+    return sorted(acked - present)
