@@ -1,0 +1,238 @@
+"""Replication health for the ``pgrepl`` beacon: one short read of the local server, and
+the pure rule that turns the previous state and a new reading into events on transitions
+only (with hysteresis), plus a periodic heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+
+import psycopg2
+import psycopg2.extras
+
+from mfa_ha.config import PostgresConfig
+from mfa_ha.errors import InvalidInput
+
+CONNECT_TIMEOUT = 2
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    report_interval: float = 60
+    lag_warn_bytes: int = 16 * 1024 * 1024
+    lag_crit_bytes: int = 256 * 1024 * 1024
+    lag_warn_seconds: float = 30
+    lag_crit_seconds: float = 300
+    hysteresis: float = 0.8  # back to ok only below this fraction of the warn thresholds
+    receiver_down_after: int = 3  # consecutive polls without streaming
+    slot_max_retained_bytes: int = 1024 ** 3
+    slot_inactive_seconds: float = 600
+
+
+CONFIG_KEYS = {f.name for f in fields(Thresholds)} | {"interval", "disable_during_state_run"}
+
+
+def thresholds(config: dict) -> Thresholds:
+    """The beacon's configuration checked; every bad key or value named."""
+    if not isinstance(config, dict):
+        raise InvalidInput("beacons:pgrepl: must be a list of one-key mappings")
+    unknown = set(config) - CONFIG_KEYS
+    problems = [f"beacons:pgrepl: unknown key(s) {', '.join(sorted(unknown))}"] if unknown else []
+    values = {}
+    for field in fields(Thresholds):
+        if field.name not in config:
+            continue
+        raw = config[field.name]
+        try:
+            value = field.type == "int" and int(raw) or float(raw)
+            if isinstance(raw, bool) or value <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"beacons:pgrepl:{field.name}: must be a positive number, got {raw!r}")
+            continue
+        values[field.name] = value
+    if "hysteresis" in values and not values["hysteresis"] < 1:
+        problems.append(f"beacons:pgrepl:hysteresis: must be below 1, got {values['hysteresis']}")
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    return Thresholds(**values)
+
+
+READ_SQL = """
+SELECT json_build_object(
+  'role', CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END,
+  'timeline', CASE WHEN pg_is_in_recovery()
+                   THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()),
+                                 (SELECT received_tli FROM pg_stat_wal_receiver))
+                   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+  'receive_lsn', pg_last_wal_receive_lsn()::text,
+  'replay_lsn', pg_last_wal_replay_lsn()::text,
+  'lag_bytes', CASE WHEN pg_is_in_recovery()
+                    THEN coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0) END,
+  'lag_seconds', CASE WHEN pg_is_in_recovery() THEN
+                   CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+                        THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
+  'receiver', (SELECT json_build_object('status', status, 'sender_host', sender_host,
+                                        'sender_port', sender_port, 'slot', slot_name)
+               FROM pg_stat_wal_receiver),
+  'replicas', (SELECT coalesce(json_agg(json_build_object(
+                   'name', application_name, 'state', state,
+                   'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn),
+                   'lag_seconds', extract(epoch FROM replay_lag))), '[]'::json)
+               FROM pg_stat_replication WHERE NOT pg_is_in_recovery()),
+  'slots', (SELECT coalesce(json_agg(json_build_object(
+                'name', slot_name, 'active', active,
+                'retained_bytes', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
+                                                       ELSE pg_current_wal_lsn() END, restart_lsn))), '[]'::json)
+            FROM pg_replication_slots)
+)
+"""
+
+
+def read(cfg: PostgresConfig) -> dict | None:
+    """Everything the beacon needs in one connection and one query; None when the server
+    does not accept connections. No subprocess on this path."""
+    try:
+        conn = psycopg2.connect(host=cfg.host, port=cfg.port, user=cfg.superuser, dbname=cfg.dbname,
+                                connect_timeout=CONNECT_TIMEOUT, application_name="mfa_ha_beacon")
+    except psycopg2.OperationalError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(READ_SQL)
+            return cur.fetchone()[0]
+    except psycopg2.Error:
+        return None
+    finally:
+        conn.close()
+
+
+# -- transitions --------------------------------------------------------------------------
+def _lag_level(reading: dict, t: Thresholds, previous: str) -> str:
+    lag_b, lag_s = float(reading.get("lag_bytes") or 0), float(reading.get("lag_seconds") or 0)
+    if lag_b >= t.lag_crit_bytes or lag_s >= t.lag_crit_seconds:
+        return "critical"
+    if lag_b >= t.lag_warn_bytes or lag_s >= t.lag_warn_seconds:
+        return "critical" if previous == "critical" and _above_crit_hysteresis(lag_b, lag_s, t) else "warning"
+    if previous != "ok" and (lag_b >= t.lag_warn_bytes * t.hysteresis or lag_s >= t.lag_warn_seconds * t.hysteresis):
+        return previous
+    return "ok"
+
+
+def _above_crit_hysteresis(lag_b: float, lag_s: float, t: Thresholds) -> bool:
+    return lag_b >= t.lag_crit_bytes * t.hysteresis or lag_s >= t.lag_crit_seconds * t.hysteresis
+
+
+def _figures(reading: dict) -> dict:
+    keep = ("role", "timeline", "receive_lsn", "replay_lsn", "lag_bytes", "lag_seconds")
+    return {k: reading.get(k) for k in keep}
+
+
+def transitions(state: dict, reading: dict | None, t: Thresholds, now: float) -> tuple[list[dict], dict]:
+    """``(events, new_state)``: an event only when something changed since ``state``."""
+    state = dict(state or {})
+    events = []
+    if reading is None:
+        if state.get("server") != "down":
+            events.append({"tag": "server/down", "severity": "critical"})
+        state["server"] = "down"
+        return events, state
+    if state.get("server") == "down":
+        events.append({"tag": "server/up", "severity": "info", **_figures(reading)})
+    state["server"] = "up"
+    role = reading.get("role")
+    if state.get("role") and state["role"] != role:
+        events.append({"tag": "role/changed", "severity": "warning", "old": state["role"], "new": role,
+                       "timeline": reading.get("timeline")})
+    state["role"] = role
+    if role == "standby":
+        events += _standby_events(state, reading, t)
+    else:
+        state.update(lag="ok", receiver_misses=0, receiver="up")
+    events += _slot_events(state, reading, t, now)
+    if now - float(state.get("last_report") or 0) >= t.report_interval:
+        events.append({"tag": "heartbeat", **_figures(reading), "receiver": reading.get("receiver"),
+                       "replicas": reading.get("replicas"), "slots": reading.get("slots")})
+        state["last_report"] = now
+    return events, state
+
+
+def _standby_events(state: dict, reading: dict, t: Thresholds) -> list[dict]:
+    events = []
+    previous = state.get("lag", "ok")
+    level = _lag_level(reading, t, previous)
+    rank = {"ok": 0, "warning": 1, "critical": 2}
+    if rank[level] > rank[previous]:
+        events.append({"tag": "lag/alert", "severity": level, "lag_bytes": float(reading.get("lag_bytes") or 0),
+                       "lag_seconds": float(reading.get("lag_seconds") or 0),
+                       "thresholds": _crossed(reading, t)})
+    elif level == "ok" and previous != "ok":
+        events.append({"tag": "lag/ok", "severity": "info", "lag_bytes": float(reading.get("lag_bytes") or 0),
+                       "lag_seconds": float(reading.get("lag_seconds") or 0), "was": previous})
+    state["lag"] = level
+    streaming = (reading.get("receiver") or {}).get("status") == "streaming"
+    state["receiver_misses"] = 0 if streaming else int(state.get("receiver_misses") or 0) + 1
+    if not streaming and state["receiver_misses"] >= t.receiver_down_after and state.get("receiver") != "down":
+        events.append({"tag": "receiver/down", "severity": "critical", "polls": state["receiver_misses"],
+                       "receiver": reading.get("receiver")})
+        state["receiver"] = "down"
+    elif streaming and state.get("receiver") == "down":
+        events.append({"tag": "receiver/up", "severity": "info", "receiver": reading.get("receiver")})
+        state["receiver"] = "up"
+    elif streaming:
+        state["receiver"] = "up"
+    return events
+
+
+def _crossed(reading: dict, t: Thresholds) -> dict:
+    lag_b, lag_s = float(reading.get("lag_bytes") or 0), float(reading.get("lag_seconds") or 0)
+    names = {"lag_warn_bytes": lag_b >= t.lag_warn_bytes, "lag_crit_bytes": lag_b >= t.lag_crit_bytes,
+             "lag_warn_seconds": lag_s >= t.lag_warn_seconds, "lag_crit_seconds": lag_s >= t.lag_crit_seconds}
+    return {name: getattr(t, name) for name, crossed in names.items() if crossed}
+
+
+def _slot_events(state: dict, reading: dict, t: Thresholds, now: float) -> list[dict]:
+    events, alerted, inactive_since = [], dict(state.get("slots_alerted") or {}), dict(state.get("inactive_since") or {})
+    for slot in reading.get("slots") or []:
+        name = slot["name"]
+        if slot.get("active"):
+            inactive_since.pop(name, None)
+        else:
+            inactive_since.setdefault(name, now)
+        retained = float(slot.get("retained_bytes") or 0)
+        idle = now - inactive_since[name] if name in inactive_since else 0
+        bad = retained > t.slot_max_retained_bytes or idle > t.slot_inactive_seconds
+        if bad and not alerted.get(name):
+            events.append({"tag": "slot/alert", "severity": "warning", "slot": name, "retained_bytes": retained,
+                           "inactive_seconds": round(idle, 1),
+                           "thresholds": {"slot_max_retained_bytes": t.slot_max_retained_bytes,
+                                          "slot_inactive_seconds": t.slot_inactive_seconds}})
+        alerted[name] = bad
+    names = {s["name"] for s in reading.get("slots") or []}
+    state["slots_alerted"] = {k: v for k, v in alerted.items() if k in names}
+    state["inactive_since"] = {k: v for k, v in inactive_since.items() if k in names}
+    return events
+
+
+# -- state between polls ------------------------------------------------------------------------
+def load_state(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(path: str, state: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".beacon.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(state, fh)
+    os.replace(tmp, path)
+
+
+def as_dict(t: Thresholds) -> dict:
+    return asdict(t)
