@@ -12,9 +12,11 @@ owned by the database user) and never returned, logged or put on a command line.
 """
 
 import logging
+import os
 
 from salt.exceptions import SaltInvocationError
 
+from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import hba as pghba
 from mfa_ha import replication as repl
@@ -709,3 +711,38 @@ def stale_primary(**kwargs):
         salt server_prod pgrepl.stale_primary
     """
     return pgfailover.stale_peer(_server(kwargs), sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user))
+
+
+def _request_dir():
+    return os.path.join(__opts__["cachedir"], "mfa_ha", "requests")
+
+
+def request_switchover(target):
+    """
+    Ask the master for a switchover to ``target`` (event ``mfa_ha/switchover/request``). The
+    master acts only if this minion is in ``mfa_ha:switchover:requesters``, and first asks
+    this minion to confirm the request's single-use token.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pgrepl.request_switchover server_dr
+    """
+    nonce = pgalerts.new_nonce()
+    pgalerts.store_nonce(_request_dir(), nonce, target)
+    __salt__["event.send"]("mfa_ha/switchover/request", {"target": target, "nonce": nonce})
+    return {"requested": target, "nonce": nonce}
+
+
+def confirm_switchover_request(nonce, target):
+    """
+    True once if this minion made the switchover request with this token (then used up).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.confirm_switchover_request 0123abcd... server_dr
+    """
+    return pgalerts.take_nonce(_request_dir(), str(nonce), str(target))

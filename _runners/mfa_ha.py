@@ -12,13 +12,19 @@ Node list and thresholds come from the master's view of pillar ``mfa_ha`` (the o
 orchestrations render with): ``mfa_ha:nodes``, ``mfa_ha:switchover:max_lag_bytes``.
 """
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
 
 import salt.client
 import salt.pillar
+import salt.utils.event
 from salt.exceptions import CommandExecutionError
 
+from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import status as cluster
 from mfa_ha import switchover as sw
@@ -219,3 +225,145 @@ def fence_others(target, nodes=None):
             __context__["retcode"] = 1
         _progress(f"{node}: {result[node] if isinstance(result[node], str) else 'fenced'}")
     return result
+
+
+# -- alerts and requests (called by the reactors in salt/mfa_ha/reactor/) ------------------------
+def _fire(tag, data):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def _deliver(severity, summary, details, alerts_pillar):
+    """Master event ``mfa_ha/alert/<severity>``, the master log, and every configured target."""
+    log.warning("mfa_ha alert [%s] %s", severity, summary)
+    _fire(f"mfa_ha/alert/{severity}", {"severity": severity, "summary": summary, **details})
+    sent = {}
+    for i, target in enumerate(pgalerts.targets(alerts_pillar)):
+        try:
+            if "command" in target:
+                sent[i] = pgalerts.run_command(target["command"], summary)
+            else:
+                kwargs = dict(target.get("kwargs") or {})
+                kwargs[target.get("message_arg", "message")] = summary
+                __salt__[target["runner"]](**kwargs)
+                sent[i] = "sent"
+        except Exception as err:  # noqa: BLE001 - one broken target must not stop the others
+            sent[i] = f"failed: {err}"
+            log.error("mfa_ha alert target %s failed: %s", i, err)
+    return sent
+
+
+def alert(tag, data=None):
+    """
+    Turn a ``pgrepl`` beacon event into an alert people see, after confirming it with the
+    node it names (a job to that minion; a forged event names no one into a page). Only ids
+    in ``mfa_ha:nodes`` are considered; numbers are cast; a second primary is reported as a
+    critical split brain, with no automatic action. Called by ``mfa_ha/reactor/alert.sls``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.alert salt/beacon/server_dr/pgrepl/lag/alert '{"severity": "warning"}'
+    """
+    data = data if isinstance(data, dict) else {}
+    parsed = pgalerts.parse_tag(tag)
+    if not parsed:
+        log.warning("mfa_ha: ignored event with unexpected tag %r", str(tag)[:200])
+        return {"sent": False, "reason": "unexpected tag"}
+    node, kind, what = parsed
+    pillar = _pillar()
+    nodes = validate_nodes(pillar.get("nodes"))
+    if node not in nodes:
+        log.warning("mfa_ha: ignored %s: %s is not a node of mfa_ha:nodes", tag, node)
+        return {"sent": False, "reason": f"{node} is not a node"}
+    alerts_pillar = pillar.get("alerts") or {}
+    live = _cmd([node], "pgrepl.status", [], STATUS_TIMEOUT)[node]
+    confirmed, measured = pgalerts.confirm(kind, what, data, live, pgalerts.alert_thresholds(alerts_pillar))
+    result = {"node": node, "event": f"{kind}/{what}", "confirmed": confirmed, "measured": measured}
+    if not confirmed:
+        log.warning("mfa_ha: %s not confirmed by %s itself (%s): no alert sent", tag, node, measured)
+        return {**result, "sent": False}
+    severity = pgalerts.severity_of(kind, what, data)
+    summary = f"{node}: {kind} {what} — {measured}"
+    result["sent"] = _deliver(severity, summary, {"node": node, "event": f"{kind}/{what}"}, alerts_pillar)
+    if (kind, what) in (("role", "changed"), ("server", "up")):
+        primaries = pgalerts.split_brain({n: v.get("pgrepl.status") for n, v in _gather(nodes).items()})
+        if len(primaries) > 1:
+            text = f"SPLIT BRAIN: {', '.join(primaries)} all accept writes; no automatic action taken"
+            result["split_brain"] = _deliver("critical", text, {"nodes": primaries, "event": "split_brain"},
+                                             alerts_pillar)
+    return result
+
+
+def _request_dir():
+    return os.path.join(__opts__["cachedir"], "mfa_ha", "requests")
+
+
+def request_switchover(target):
+    """
+    Ask for a switchover to ``target`` by event (``mfa_ha/switchover/request``), as an
+    operator on the master. The request carries a single-use token kept in the master's
+    cache, which is how the reactor knows the master sent it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.request_switchover server_dr
+    """
+    nonce = pgalerts.new_nonce()
+    pgalerts.store_nonce(_request_dir(), nonce, target)
+    _fire("mfa_ha/switchover/request", {"target": target, "nonce": nonce})
+    return {"requested": target, "nonce": nonce}
+
+
+def switchover_request(data=None):
+    """
+    Act on a ``mfa_ha/switchover/request`` event: only from the master itself (its token
+    in the master's cache) or from a minion listed in ``mfa_ha:switchover:requesters`` that
+    confirms, in an authenticated job return, that it made this very request. Anything else
+    is ignored and logged. The switchover re-checks everything itself.
+    """
+    data = data if isinstance(data, dict) else {}
+    payload = data.get("data") if isinstance(data.get("data"), dict) else data
+    target, nonce = str(payload.get("target", "")), str(payload.get("nonce", ""))
+    pillar = _pillar()
+    nodes = validate_nodes(pillar.get("nodes"))
+    sender = data.get("id")
+    reason = None
+    if target not in nodes:
+        reason = f"target {target!r} is not a node of mfa_ha:nodes"
+    elif sender is None:
+        if not pgalerts.take_nonce(_request_dir(), nonce, target):
+            reason = "no such request token on the master"
+    else:
+        allowed = (pillar.get("switchover") or {}).get("requesters") or []
+        if sender not in allowed:
+            reason = f"sender {sender!r} is not in mfa_ha:switchover:requesters"
+        elif _cmd([str(sender)], "pgrepl.confirm_switchover_request", [nonce, target], STATUS_TIMEOUT)[sender] is not True:
+            reason = f"{sender} does not confirm this request"
+    if reason:
+        log.warning("mfa_ha: ignored switchover request to %r from %s: %s", target, sender or "the master", reason)
+        return {"accepted": False, "reason": reason}
+    log.warning("mfa_ha: switchover to %s requested by %s", target, sender or "the master")
+    ran = _orchestrate_as_operator("mfa_ha.orch.switchover", {"mfa_ha": {"target": target}})
+    ok = isinstance(ran, dict) and ran.get("retcode") == 0
+    result = {"accepted": True, "ok": ok}
+    if not ok:
+        result["failed"] = cluster.precheck_lines(ran) or str(ran)[-2000:]
+    return result
+
+
+def _orchestrate_as_operator(mods, pillar, timeout=900):
+    """``salt-run state.orchestrate`` as its own process, exactly as an operator runs it: a
+    runner started by the reactor cannot publish jobs from inside a nested orchestration
+    (Salt refuses the reactor's identity there with an authentication error)."""
+    command = [os.path.join(os.path.dirname(sys.executable), "salt-run"),
+               "-c", os.path.dirname(__opts__["conf_file"]), "--out=json", "state.orchestrate", mods,
+               f"pillar={json.dumps(pillar)}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return {"retcode": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}

@@ -39,7 +39,7 @@ def thresholds(config: dict) -> Thresholds:
     """The beacon's configuration checked; every bad key or value named."""
     if not isinstance(config, dict):
         raise InvalidInput("beacons:pgrepl: must be a list of one-key mappings")
-    unknown = set(config) - CONFIG_KEYS
+    unknown = {k for k in config if not str(k).startswith("_")} - CONFIG_KEYS  # Salt adds _beacon_name
     problems = [f"beacons:pgrepl: unknown key(s) {', '.join(sorted(unknown))}"] if unknown else []
     values = {}
     for field in fields(Thresholds):
@@ -47,7 +47,7 @@ def thresholds(config: dict) -> Thresholds:
             continue
         raw = config[field.name]
         try:
-            value = field.type == "int" and int(raw) or float(raw)
+            value = int(raw) if field.type == "int" else float(raw)
             if isinstance(raw, bool) or value <= 0:
                 raise ValueError
         except (TypeError, ValueError):

@@ -28,7 +28,14 @@ from mfa_ha_lab.standins.src import running_pid
 
 FORMULA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "salt")
 # The master's reactor wiring, as the README shows it.
-REACTORS = [{"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]}]
+REACTORS = [
+    {"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]},
+    {"salt/beacon/*/pgrepl/*/*": ["salt://mfa_ha/reactor/alert.sls"]},
+    {"mfa_ha/switchover/request": ["salt://mfa_ha/reactor/switchover_request.sls"]},
+]
+# The beacon as the lab's minions run it: thresholds low enough to trip in a test.
+BEACON = [{"interval": 1}, {"report_interval": 30}, {"lag_warn_bytes": 262144}, {"lag_crit_bytes": 1073741824},
+          {"receiver_down_after": 2}]
 PG_MAJOR = 15
 PORT = 5432
 APP_PORT = 6793
@@ -144,6 +151,8 @@ def shared_pillar(nodes: list[LabNode]) -> dict:
         "primary": nodes[0].minion_id,
         "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
         # On one loopback interface every TCP client comes from 127.0.0.1.
+        "alerts": {"thresholds": {"lag_warn_bytes": 262144},
+                   "targets": [{"command": ["tee", "-a", os.path.join(os.path.dirname(nodes[0].root), "alerts.log")]}]},
         "hba": {"entries": [{"type": "host", "database": db, "user": user, "address": "127.0.0.1/32"}
                             for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER),
                                              (APP_DB, APP_USER))]},

@@ -37,4 +37,5 @@ def salt_factories_default_root_dir():
 
     root = tempfile.mkdtemp(prefix="mfa-ha-salt.", dir="/tmp")
     yield root
-    shutil.rmtree(root, ignore_errors=True)
+    if not os.environ.get("MFA_HA_KEEP_LAB"):
+        shutil.rmtree(root, ignore_errors=True)

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from mfa_ha_lab.lab import Lab
+from mfa_ha_lab.lab import BEACON, Lab
 
-MINION_OVERRIDES = {"loop_interval": 1}
+# loop_interval 1: beacons tick once a second (salt-factories' default 0.05 s stretches intervals).
+MINION_OVERRIDES = {"loop_interval": 1, "beacons": {"pgrepl": BEACON}}
 
 
 @pytest.fixture(scope="package")
@@ -46,3 +47,19 @@ def salt_cli(master, minions):
 @pytest.fixture(scope="package")
 def salt_run(master, minions):
     return master.salt_run_cli(timeout=600)
+
+
+@pytest.fixture(scope="package")
+def intruder(master, minions):
+    """A third accepted minion that is not a node: the sender of forged events."""
+    factory = master.salt_minion_daemon("server_x", overrides={"loop_interval": 1})
+    with factory.started(start_timeout=120):
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def pair(lab, salt_run):
+    """A streaming pair (setup is idempotent: a no-op when the first test module built it)."""
+    ret = salt_run.run("state.orchestrate", "mfa_ha.orch.setup", _timeout=600)
+    assert ret.returncode == 0, ret.stdout
+    return lab

@@ -10,13 +10,6 @@ from mfa_ha_lab.writer import AppWriter, DbWriter, lost
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def pair(lab, salt_run):
-    ret = salt_run.run("state.orchestrate", "mfa_ha.orch.setup", _timeout=600)
-    assert ret.returncode == 0, ret.stdout
-    return lab
-
-
 def switchover(salt_run, target, **pillar):
     return salt_run.run("state.orchestrate", "mfa_ha.orch.switchover",
                         pillar={"mfa_ha": {"target": target, **pillar}}, _timeout=300)

@@ -1,0 +1,64 @@
+"""
+Replication health beacon: reads this node's PostgreSQL once per interval (one connection,
+one query, no subprocess) and fires events on transitions only, plus a heartbeat.
+
+.. code-block:: yaml
+
+    beacons:
+      pgrepl:
+        - interval: 10
+        - report_interval: 60          # heartbeat with the full figures
+        - lag_warn_bytes: 16777216
+        - lag_crit_bytes: 268435456
+        - lag_warn_seconds: 30
+        - lag_crit_seconds: 300
+        - hysteresis: 0.8              # lag/ok only below 80 % of the warn thresholds
+        - receiver_down_after: 3       # polls without streaming before receiver/down
+        - slot_max_retained_bytes: 1073741824
+        - slot_inactive_seconds: 600
+
+Events (``salt/beacon/<minion>/pgrepl/<kind>/<what>``): ``lag/alert``, ``lag/ok``,
+``receiver/down``, ``receiver/up``, ``role/changed``, ``slot/alert``, ``server/down``,
+``server/up``, ``heartbeat``. The server is found from pillar ``mfa_ha:postgres``. State
+between polls is kept in the minion's cache directory, so a beacon refresh does not repeat
+or lose a transition.
+"""
+
+import os
+import time
+
+import salt.utils.beacons
+
+from mfa_ha import health
+from mfa_ha.config import postgres_config
+from mfa_ha.errors import InvalidInput
+
+__virtualname__ = "pgrepl"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def validate(config):
+    """Check the beacon configuration, naming any bad key or value."""
+    try:
+        health.thresholds(salt.utils.beacons.list_to_dict(config))
+    except (InvalidInput, ValueError, TypeError, AttributeError) as err:
+        return False, f"pgrepl beacon: {err}"
+    return True, "valid pgrepl beacon configuration"
+
+
+def _state_path():
+    return os.path.join(__opts__["cachedir"], "mfa_ha", "beacon_pgrepl.json")
+
+
+def beacon(config):
+    thresholds = health.thresholds(salt.utils.beacons.list_to_dict(config))
+    cfg = postgres_config(__salt__["pillar.get"]("mfa_ha:postgres", {}, unmask=True))
+    path = _state_path()
+    events, state = health.transitions(health.load_state(path), health.read(cfg), thresholds, time.time())
+    health.save_state(path, state)
+    for event in events:
+        event["id"] = __opts__["id"]
+    return events

@@ -1,0 +1,108 @@
+"""The pgrepl beacon on the real minions, the reactors on the real master: lag and a
+stopped server reach the alert file exactly once; forged events change nothing."""
+
+import json
+import os
+import time
+
+import pytest
+
+from mfa_ha_lab.lab import APP_DB
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def alert_lines(lab):
+    path = os.path.join(lab.root, "alerts.log")
+    return open(path, encoding="utf-8").read().splitlines() if os.path.exists(path) else []
+
+
+def beacon_events(event_listener, master, minion, what, since):
+    return list(event_listener.get_events([(master.id, f"salt/beacon/{minion}/pgrepl/{what}")], after_time=since))
+
+
+def runner_returns(event_listener, master, fun, since):
+    """Returns of the runner jobs the reactors started for ``fun`` since ``since``."""
+    events = event_listener.get_events([(master.id, "salt/run/*/ret")], after_time=since)
+    return [e.data.get("return") for e in events if e.data.get("fun") == f"runner.{fun}"]
+
+
+def test_lag_raises_one_alert_and_one_ok(pair, master, event_listener):
+    lab, since = pair, time.time()
+    lab.dr.sql("SELECT pg_wal_replay_pause()")
+    try:
+        lab.prod.sql("CREATE TABLE beacon_lag AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 5000) g",
+                     dbname=APP_DB)
+        wait_for(lambda: beacon_events(event_listener, master, "server_dr", "lag/alert", since), what="lag/alert")
+        wait_for(lambda: any("server_dr: lag alert" in line for line in alert_lines(lab)),
+                 what="the alert in the alert file")
+        time.sleep(3)  # more polls with the lag still there: no second alert
+    finally:
+        lab.dr.sql("SELECT pg_wal_replay_resume()")
+    wait_for(lambda: beacon_events(event_listener, master, "server_dr", "lag/ok", since), what="lag/ok")
+    alerts = beacon_events(event_listener, master, "server_dr", "lag/alert", since)
+    assert len(alerts) == 1
+    assert isinstance(alerts[0].data["lag_bytes"], float) and alerts[0].data["lag_bytes"] >= 262144
+    assert alerts[0].data["thresholds"]["lag_warn_bytes"] == 262144
+    assert len(beacon_events(event_listener, master, "server_dr", "lag/ok", since)) == 1
+
+
+def test_a_stopped_standby_server_is_reported_down(pair, master, event_listener):
+    lab, since = pair, time.time()
+    lab.stop_db(lab.dr)
+    try:
+        wait_for(lambda: beacon_events(event_listener, master, "server_dr", "server/down", since), what="server/down")
+        wait_for(lambda: any("server_dr: server down" in line for line in alert_lines(lab)), what="the alert")
+    finally:
+        lab.start_db(lab.dr)
+    wait_for(lambda: beacon_events(event_listener, master, "server_dr", "server/up", since), what="server/up")
+    wait_for(lambda: lab.dr.sql("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")[0][0],
+             what="dr streaming again")
+
+
+def test_a_forged_lag_event_naming_another_minion_sends_no_alert(pair, master, intruder, event_listener):
+    lab, since = pair, time.time()
+    before = alert_lines(lab)
+    forged = {"id": "server_dr", "severity": "critical", "lag_bytes": 1e12, "lag_seconds": 9999}
+    ret = intruder.salt_call_cli().run("event.send", "salt/beacon/server_dr/pgrepl/lag/alert", data=forged)
+    assert ret.returncode == 0
+    handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.alert", since),
+                       what="the alert runner to handle the forged event")
+    assert handled[0]["confirmed"] is False and handled[0]["sent"] is False
+    time.sleep(1)
+    assert alert_lines(lab) == before
+
+
+def test_a_switchover_request_from_a_minion_not_allowed_is_ignored(pair, master, intruder, event_listener, salt_run):
+    lab, since = pair, time.time()
+    ret = intruder.salt_call_cli().run("event.send", "mfa_ha/switchover/request",
+                                       data={"target": "server_dr", "nonce": "0" * 32})
+    assert ret.returncode == 0
+    handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.switchover_request", since),
+                       what="the request runner")
+    assert handled[0]["accepted"] is False and "server_x" in handled[0]["reason"]
+    assert lab.prod.sql("SELECT pg_is_in_recovery()")[0][0] is False
+    assert lab.prod.app_pid()
+
+
+def test_an_allowed_request_performs_the_switchover(pair, master, event_listener, salt_run):
+    lab, since = pair, time.time()
+    ret = salt_run.run("mfa_ha.request_switchover", "server_dr")
+    assert ret.returncode == 0, ret.stdout
+    handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.switchover_request", since),
+                       timeout=120, what="the requested switchover")
+    assert handled[0]["accepted"] is True and handled[0]["ok"] is True, json.dumps(handled)
+    assert lab.dr.sql("SELECT pg_is_in_recovery()")[0][0] is False and lab.dr.app_pid()
+    back = salt_run.run("state.orchestrate", "mfa_ha.orch.switchover",
+                        pillar={"mfa_ha": {"target": "server_prod"}}, _timeout=300)
+    assert back.returncode == 0, back.stdout
