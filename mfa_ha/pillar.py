@@ -7,6 +7,8 @@ from mfa_ha.config import check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.hba import wanted_entries as hba_entries
 from mfa_ha.naming import check_address, slot_name, validate_slot_name
+from mfa_ha.alerts import alert_thresholds
+from mfa_ha.alerts import targets as alert_targets
 from mfa_ha.switchover import Hooks
 
 NODE_KEYS = {"address", "port", "slot"}
@@ -41,6 +43,8 @@ def validate(pillar) -> dict:
         lambda: app_config(pillar.get("pmfad")),
         lambda: _switchover(pillar.get("switchover")),
         lambda: Hooks.from_pillar(pillar.get("service_address")),
+        lambda: alert_targets(pillar.get("alerts")),
+        lambda: alert_thresholds(pillar.get("alerts")),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
     )
     for check in checks:
@@ -96,10 +100,13 @@ def _switchover(value) -> None:
         return
     if not isinstance(value, dict):
         raise InvalidInput("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout, job_timeout)")
-    unknown = set(value) - SWITCHOVER_KEYS
+    unknown = set(value) - SWITCHOVER_KEYS - {"requesters"}
     if unknown:
         raise InvalidInput(f"mfa_ha:switchover: unknown key(s) {', '.join(sorted(unknown))}")
-    for key, number in value.items():
+    requesters = value.get("requesters") or []
+    if not isinstance(requesters, list) or not all(isinstance(r, str) for r in requesters):
+        raise InvalidInput("mfa_ha:switchover:requesters: must be a list of minion ids")
+    for key, number in ((k, v) for k, v in value.items() if k in SWITCHOVER_KEYS):
         if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
             raise InvalidInput(f"mfa_ha:switchover:{key}: must be a positive number, got {number!r}")
 

@@ -18,3 +18,13 @@ mfa_ha:
     password: CHANGE-ME
   pmfad:
     service: pmfad              # SRC on AIX, systemd elsewhere (manager: src|systemd)
+  hba:
+    method: scram-sha-256       # 'trust' for a non-local address is refused unless allow_trust: true
+  switchover:
+    max_lag_bytes: 16777216     # refuse a switchover to a standby further behind than this
+    timeout: 30                 # seconds each node waits inside the switch
+    requesters: []              # minion ids allowed to request a switchover by event
+  service_address: none         # or {acquire: "cmd {node}", release: "cmd {node}"}
+  alerts:
+    targets:
+      - command: ["logger", "-t", "mfa-ha"]    # the one-line summary arrives on stdin

@@ -68,3 +68,23 @@ def test_example_pillar_in_the_repo_is_valid():
 def test_a_misspelt_top_level_key_is_named():
     with pytest.raises(InvalidInput, match="mfa_ha: unknown key.*replicaton"):
         validate({"nodes": {"a": {"address": "10.0.0.1"}}, "replicaton": {}})
+
+
+def test_the_example_pillar_is_valid():
+    import os
+
+    import yaml
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "pillar", "mfa_ha.sls")
+    with open(path, encoding="utf-8") as fh:
+        example = yaml.safe_load(fh)["mfa_ha"]
+    assert set(validate(example)) == {"server_prod", "server_dr"}
+
+
+def test_bad_alert_target_and_requesters_are_named():
+    bad = copy.deepcopy(GOOD)
+    bad["alerts"] = {"targets": [{"mail": "ops@example.com"}]}
+    bad["switchover"] = {"requesters": "server_prod"}
+    with pytest.raises(InvalidInput) as err:
+        validate(bad)
+    assert "mfa_ha:alerts:targets:0" in str(err.value) and "mfa_ha:switchover:requesters" in str(err.value)
