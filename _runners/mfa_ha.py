@@ -58,14 +58,14 @@ def _progress(message):
         print(message, flush=True)
 
 
-def _gather(nodes, timeout=STATUS_TIMEOUT):
-    """One job to every node for ``pgrepl.status`` and ``pmfad.status``; a node that does not
-    answer (or fails) appears with the error text instead of a dict."""
-    returns = _cmd(list(nodes), ["pgrepl.status", "pmfad.status"], [[], []], timeout)
+def _gather(nodes, timeout=STATUS_TIMEOUT, functions=("pgrepl.status", "pmfad.status")):
+    """One job to every node for ``functions``; a node that does not answer (or fails)
+    appears with the error text instead of a dict."""
+    returns = _cmd(list(nodes), list(functions), [[] for _ in functions], timeout)
     gathered = {}
     for node in nodes:
         ret = returns[node]
-        gathered[node] = ret if isinstance(ret, dict) else {"pgrepl.status": ret, "pmfad.status": ret}
+        gathered[node] = ret if isinstance(ret, dict) else {f: ret for f in functions}
     return gathered
 
 
@@ -130,7 +130,7 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     limit = int(max_lag_bytes if max_lag_bytes is not None
                 else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
-    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
+    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, functions=("pgrepl.status",)).items()}
     decision = sw.decide(statuses, nodes, target, limit)
     _progress(decision.summary)
     if decision.action == "refuse":

@@ -7,6 +7,7 @@ import glob
 import logging
 import os
 import shutil
+import time
 
 import psycopg2
 import psycopg2.extras
@@ -26,6 +27,10 @@ from mfa_ha.versions import PgVersion
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5
+PID_POLL = 0.01
+PM_STATUS_LINE = 7  # 0-based line of postmaster.pid with the status (PostgreSQL 10+)
+READY_STATES = ("ready", "standby")
+PID_FILE_GRACE = 5  # seconds a starting postmaster may take to write postmaster.pid
 PG_CTL_NOT_RUNNING = 3
 PG_CTL_NO_DATA_DIR = 4
 CLEAN_SHUTDOWN_STATES = ("shut down", "shut down in recovery")
@@ -108,16 +113,26 @@ class Server:
             return None
 
     def start(self, timeout: int = 60) -> bool:
-        """Start and wait until it accepts connections; False when it already ran."""
+        """Start and wait until it accepts connections (or, for a standby, read-only
+        connections); False when it already ran."""
         self.require_cluster()
         if self.is_running():
             return False
         options = ["-o", self.cfg.options] if self.cfg.options else []
-        try:
-            self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options,
-                     "-w", "-t", timeout, timeout=timeout + 10)
-        except CommandFailed as err:
-            raise CommandFailed(f"{err}\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}") from None
+        # pg_ctl's own wait (-w) polls every 100 ms; postmaster.pid tells us within 10 ms.
+        self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options, "-W",
+                 timeout=timeout + 10)
+        started = time.monotonic()
+        seen_pid_file = False
+        while (status := self._pm_status()) not in READY_STATES:
+            seen_pid_file = seen_pid_file or status is not None
+            waited = time.monotonic() - started
+            gone = status is None and (seen_pid_file or waited > PID_FILE_GRACE)
+            if waited >= timeout or gone:
+                why = "exited" if gone else f"did not start within {timeout} s"
+                raise CommandFailed(f"PostgreSQL on {self.data_dir} {why}"
+                                    f"\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}")
+            time.sleep(PID_POLL)
         return True
 
     def stop(self, mode: str = "fast", timeout: int = 60) -> bool:
@@ -127,9 +142,26 @@ class Server:
         self.require_cluster()
         if not self.is_running():
             return False
-        self.run("pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-w", "-t", timeout,
-                 timeout=timeout + 10)
+        self.run("pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-W", timeout=timeout + 10)
+        deadline = time.monotonic() + timeout
+        while os.path.exists(self._pid_file):
+            if time.monotonic() >= deadline:
+                raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout} s ({mode})")
+            time.sleep(PID_POLL)
         return True
+
+    @property
+    def _pid_file(self) -> str:
+        return os.path.join(self.data_dir, "postmaster.pid")
+
+    def _pm_status(self) -> str | None:
+        """The postmaster's status line in postmaster.pid (ready, standby, starting, stopping)."""
+        try:
+            with open(self._pid_file, encoding="ascii", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return None
+        return lines[PM_STATUS_LINE].strip() if len(lines) > PM_STATUS_LINE else "starting"
 
     def reload(self) -> None:
         self.require_running()

@@ -21,7 +21,7 @@ from mfa_ha.replication import Progress, _log_progress
 from mfa_ha.roles import ServerState
 from mfa_ha.server import Server
 
-POLL_INTERVAL = 0.2
+POLL_INTERVAL = 0.05
 PEER_CONNECT_TIMEOUT = 3
 CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
 DIVERGENCE_GRACE = 5.0  # seconds a standby may take to start streaming before its timeline is doubted
