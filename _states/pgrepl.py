@@ -97,22 +97,8 @@ def _restart_note(waiting):
 def replication_user(name="replication user", **kwargs):
     """The replication role exists with REPLICATION, LOGIN, the connection limit and the
     pillar password (``mfa_ha:replication``). Only on a primary."""
-    ret = _ret(name)
-    try:
-        needs = __salt__["pgrepl.replication_user_needs"](**kwargs)
-        if not needs:
-            ret["comment"] = "replication user is as wanted"
-            return ret
-        if _pending(ret, {"replication_user": needs}, f"change the replication user: {', '.join(needs)}"):
-            return ret
-        __salt__["pgrepl.set_replication_user"](**kwargs)
-        left = __salt__["pgrepl.replication_user_needs"](**kwargs)
-        if left:
-            return _failed(ret, f"replication user still differs: {', '.join(left)}")
-        ret["comment"] = f"replication user changed: {', '.join(needs)}"
-    except (CommandExecutionError, SaltInvocationError) as err:
-        return _failed(ret, err)
-    return ret
+    return _needs_then_apply(name, "replication_user", kwargs, lambda needs: needs, "the replication user",
+                             ("pgrepl.replication_user_needs", "pgrepl.set_replication_user"))
 
 
 def slot_present(name, **kwargs):
@@ -182,19 +168,27 @@ def hba(name="pg_hba.conf", **kwargs):
 def pgpass(name="pgpass", **kwargs):
     """The database user's pgpass file holds the pillar's replication password for every
     peer (mode 0600). The password never appears in the return."""
+    return _needs_then_apply(name, "pgpass", kwargs, lambda needs: {"updated": needs}, "the peers' pgpass entries",
+                             ("pgrepl.pgpass_needs", "pgrepl.set_peer_pgpass"))
+
+
+def _needs_then_apply(name, key, kwargs, as_changes, subject, functions):
+    """The skeleton for a state whose module lists what is missing: read it, stop if
+    nothing is, report under test=True, apply, read back."""
+    needs_fn, apply_fn = functions
     ret = _ret(name)
     try:
-        needs = __salt__["pgrepl.pgpass_needs"](**kwargs)
+        needs = __salt__[needs_fn](**kwargs)
         if not needs:
-            ret["comment"] = "pgpass entries are as wanted"
+            ret["comment"] = f"{subject}: as wanted"
             return ret
-        if _pending(ret, {"pgpass": {"updated": needs}}, f"write pgpass entries for {', '.join(needs)}"):
+        if _pending(ret, {key: as_changes(needs)}, f"change {subject}: {', '.join(needs)}"):
             return ret
-        __salt__["pgrepl.set_peer_pgpass"](**kwargs)
-        left = __salt__["pgrepl.pgpass_needs"](**kwargs)
+        __salt__[apply_fn](**kwargs)
+        left = __salt__[needs_fn](**kwargs)
         if left:
-            return _failed(ret, f"pgpass entries still differ for {', '.join(left)}")
-        ret["comment"] = f"wrote pgpass entries for {', '.join(needs)}"
+            return _failed(ret, f"{subject} still differ: {', '.join(left)}")
+        ret["comment"] = f"changed {subject}: {', '.join(needs)}"
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

@@ -16,7 +16,7 @@ from mfa_ha.errors import MfaHaError
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
 from mfa_ha.standby import Upstream, identify_peer
-from mfa_ha.switchover import Clock, Decision, Hooks, _start_app, checkpoint_new_timeline, peer_in_recovery
+from mfa_ha.switchover import Clock, Decision, Hooks, open_for_business, peer_in_recovery
 
 REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
 
@@ -63,12 +63,7 @@ def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstr
         clock.mark("promoted")
     else:
         result["already_primary"] = True
-    result["slots_created"] = [peer.slot for peer in others.values() if repl.create_slot(server, peer.slot)]
-    result["service_address"] = hooks.run("acquire", me)
-    result["app"] = _start_app(app_cfg, timeout)
-    clock.mark("app_healthy")
-    checkpoint_new_timeline(server)
-    return {**result, "marks": clock.marks, "seconds": clock.seconds()}
+    return open_for_business(server, app_cfg, me, others, hooks, timeout, clock, result)
 
 
 def _replay_received(server: Server, timeout: float, progress) -> str | None:

@@ -281,6 +281,13 @@ def take_over(server: Server, app_cfg, me: str, others: dict[str, Upstream], hoo
         promoted = repl.promote(server, timeout=int(timeout))
         clock.mark("promoted")
         result = {"part": "new primary", "proof": proof, "promoted": promoted}
+    return open_for_business(server, app_cfg, me, others, hooks, timeout, clock, result)
+
+
+def open_for_business(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
+                      timeout: float, clock: "Clock", result: dict) -> dict:
+    """What a new primary does once it accepts writes: slots for the others, client routing
+    moved here, the app started and healthy, then a checkpoint (see checkpoint_new_timeline)."""
     result["slots_created"] = [peer.slot for peer in others.values() if repl.create_slot(server, peer.slot)]
     result["service_address"] = hooks.run("acquire", me)
     result["app"] = _start_app(app_cfg, timeout)

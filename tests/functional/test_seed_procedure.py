@@ -1,20 +1,12 @@
 """The seed's whole procedure through the pgrepl and pmfad modules, both directions."""
 
-import time
 
 
 from mfa_ha.secrets import scram_matches
 from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
+from tests.helpers import wait_for
 
 
-def wait_for(predicate, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def write_rows(node, count, tag):

@@ -5,9 +5,9 @@ naming its key. Real master, real minions, real PostgreSQL; the tests run in fil
 import glob
 import json
 import os
-import time
 
 import pytest
+from tests.helpers import wait_for
 
 
 pytestmark = pytest.mark.integration
@@ -34,13 +34,6 @@ def highstate(salt_cli, minion, **kwargs):
     return states(salt_cli.run("state.highstate", minion_tgt=minion, _timeout=300, **kwargs))
 
 
-def wait_for(predicate, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def streaming(node) -> bool:

@@ -6,6 +6,7 @@ import pytest
 
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD
 from mfa_ha_lab.writer import AppWriter, DbWriter, lost
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def test_switchover_refused_when_the_standby_is_stopped(pair, salt_run):
         assert not lab.dr.is_running()
     finally:
         lab.start_db(lab.dr)
-    wait_for(lambda: streams_from(lab.dr, lab.prod), what="dr streaming again")
+    wait_for(lambda: streams_from(lab.dr, lab.prod), what="dr streaming again", ignore_errors=True)
 
 
 def test_switchover_refused_when_the_standby_lags(pair, salt_run):
@@ -85,18 +86,6 @@ def test_switchover_refused_when_the_standby_lags(pair, salt_run):
         lab.dr.sql("SELECT pg_wal_replay_resume()")
 
 
-def wait_for(predicate, timeout=30, what="condition"):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - a server may be restarting while we poll
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def accepts_writes(node):
@@ -137,14 +126,14 @@ def test_failover_fencing_and_rejoin(pair, salt_run, minions):
         lab.start_db(lab.prod)
         assert accepts_writes(lab.prod)
     # Its minion starts: the reactor on salt/minion/server_prod/start fences it.
-    wait_for(lambda: not lab.prod.is_running(), timeout=90, what="the reactor to fence prod")
+    wait_for(lambda: not lab.prod.is_running(), timeout=90, what="the reactor to fence prod", ignore_errors=True)
     lab.start_db(lab.prod)  # whatever starts it now brings it up read-only
     assert not accepts_writes(lab.prod)
     lab.stop_db(lab.prod)
 
     rejoin = salt_run.run("state.orchestrate", "mfa_ha.orch.rejoin", _timeout=600)
     assert rejoin.returncode == 0, rejoin.stdout
-    wait_for(lambda: streams_from(lab.prod, lab.dr), what="prod streaming from dr")
+    wait_for(lambda: streams_from(lab.prod, lab.dr), what="prod streaming from dr", ignore_errors=True)
 
     back = switchover(salt_run, "server_prod")
     assert back.returncode == 0, back.stdout

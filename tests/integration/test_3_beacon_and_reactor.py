@@ -8,18 +8,15 @@ import time
 import pytest
 
 from mfa_ha_lab.lab import APP_DB
+from tests import helpers
 
 pytestmark = pytest.mark.integration
 
 
 def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return helpers.wait_for(predicate, timeout=timeout, what=what, interval=0.25)
+
+
 
 
 def alert_lines(lab):
