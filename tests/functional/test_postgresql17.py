@@ -25,7 +25,7 @@ def lab17():
         yield lab
 
 
-def run_parts(lab, target):
+def run_parts(lab, target, hooks=sw.Hooks()):
     """Both nodes' parts of a switchover at once, as the one job per node does."""
     nodes = validate_nodes({n.minion_id: {"address": n.address, "port": n.port} for n in lab.nodes})
     parts, errors = {}, []
@@ -34,7 +34,7 @@ def run_parts(lab, target):
         try:
             server = Server(postgres_config(node.postgres_pillar()))
             parts[node.minion_id] = sw.run_part(server, app_config(node.pmfad_pillar()), node.minion_id, target,
-                                                nodes, "replicamfa", sw.Hooks(), 30, lambda message: None)
+                                                nodes, "replicamfa", hooks, 30, lambda message: None)
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(f"{node.minion_id}: {err}")
 
@@ -60,7 +60,10 @@ def test_postgresql_17_setup_switchover_and_rewind(lab17, salt_factories):
     switch(lab, dr, prod, lab.dr, lab.prod)
 
     lab.prod.sql("INSERT INTO auth_events (node, client_seq) VALUES ('pg17', 1)", dbname=APP_DB)
-    there = run_parts(lab, "server_dr")
+    routing = sw.Hooks(acquire=f"touch {lab.root}/acquired-{{node}}", release=f"touch {lab.root}/released-{{node}}")
+    there = run_parts(lab, "server_dr", routing)
+    assert sorted(f for f in os.listdir(lab.root) if f.endswith(("-server_dr", "-server_prod"))) == [
+        "acquired-server_dr", "released-server_prod"]  # client routing moved by mfa_ha:service_address
     old = there["server_prod"]
     assert old["zero_loss_proof"] is True and old["rewind"] == "none needed"
     assert there["server_dr"]["proof"]["shutdown_checkpoint"]

@@ -75,3 +75,16 @@ def test_failover_needs_confirmation_when_the_old_primary_is_silent():
 def test_failover_when_the_old_primary_answers_but_its_server_is_down():
     down = statuses(server_prod={"running": False, "state": "stopped"})
     assert failover.decide(down, NODES, "server_dr", False).action == "failover"
+
+
+def test_service_address_hooks_run_without_a_shell_and_name_their_key_on_failure(tmp_path):
+    from mfa_ha.errors import CommandFailed, InvalidInput
+
+    hooks = switchover.Hooks.from_pillar({"acquire": f"touch {tmp_path}/{{node}}", "release": "false"})
+    hooks.run("acquire", "server_dr")
+    assert (tmp_path / "server_dr").exists()
+    with pytest.raises(CommandFailed, match="mfa_ha:service_address:release failed"):
+        hooks.run("release", "server_prod")
+    assert switchover.Hooks.from_pillar("none").run("acquire", "x") is None
+    with pytest.raises(InvalidInput, match="mfa_ha:service_address"):
+        switchover.Hooks.from_pillar({"acquire": "x", "move": "y"})
