@@ -80,14 +80,16 @@ def _replay_received(server: Server, timeout: float, progress) -> str | None:
 
 
 def fence(server: Server, app_cfg, new: Upstream) -> dict:
-    """Stop pmfad and PostgreSQL here and configure the data directory as a standby of
-    ``new``, without starting it. The standby configuration is written first (a running
-    server ignores it until its next start), so there is no moment in which a restart
-    would bring a primary back."""
+    """Stop pmfad here and, if this node is (or would start as) a primary, configure its data
+    directory as a standby of ``new`` and stop PostgreSQL, without starting it again. The
+    standby configuration is written first (a running server ignores it until its next
+    start), so there is no moment in which a restart would bring a primary back. A node that
+    already is a standby keeps running: re-running a failover must not take it down."""
     done = {"app_stopped": applib.backend(app_cfg).stop(), "db_stopped": False}
-    if server.has_cluster():
-        done["standby_config"] = repl.configure_standby(server, new.host, new.port, new.user, new.slot)["changed"]
-        done["db_stopped"] = server.stop(mode="fast")
+    if not server.has_cluster() or repl.role(server) is not Role.PRIMARY:
+        return {**done, "left_running": "not a primary"}
+    done["standby_config"] = repl.configure_standby(server, new.host, new.port, new.user, new.slot)["changed"]
+    done["db_stopped"] = server.stop(mode="fast")
     return done
 
 

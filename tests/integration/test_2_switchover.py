@@ -138,3 +138,15 @@ def test_failover_fencing_and_rejoin(pair, salt_run, minions):
     back = switchover(salt_run, "server_prod")
     assert back.returncode == 0, back.stdout
     assert role(lab.prod) == "primary" and streams_from(lab.dr, lab.prod)
+
+
+def test_failover_again_on_a_healthy_pair_leaves_the_standby_streaming(pair, salt_run):
+    """Re-running a failover that is done (target already the primary) only finishes: the
+    other node, a streaming standby, is not fenced."""
+    lab = pair
+    again = salt_run.run("state.orchestrate", "mfa_ha.orch.failover",
+                         pillar={"mfa_ha": {"target": "server_prod"}}, _timeout=300)
+    assert again.returncode == 0, again.stdout
+    assert "not a primary" in again.stdout
+    assert role(lab.prod) == "primary" and lab.prod.app_pid()
+    assert streams_from(lab.dr, lab.prod)
