@@ -41,6 +41,7 @@ from mfa_ha.versions import (
     render_auto_conf,
     standby_files,
 )
+from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
 
@@ -422,25 +423,21 @@ def wait_for_lsn(server: Server, target: str, timeout: float = 30, beyond: bool 
     shutdown checkpoint whose start LSN pg_controldata reports.
     """
     wanted = lsnlib.to_int(target)
-    deadline = time.monotonic() + float(timeout)
-    next_report = time.monotonic() + 1
-    while True:
+
+    def probe():
         row = server.query_one("SELECT pg_is_in_recovery() AS r, pg_last_wal_receive_lsn()::text AS rx, "
                                "pg_last_wal_replay_lsn()::text AS rp")
         if not row["r"]:
             raise NotStandbyError(f"{server.data_dir} is not a standby (it accepts writes)")
-        rx, rp = (lsnlib.to_int(v) if v else 0 for v in (row["rx"], row["rp"]))
-        if (min(rx, rp) > wanted) or (not beyond and min(rx, rp) == wanted):
-            return {"target": target, "receive_lsn": row["rx"], "replay_lsn": row["rp"]}
-        now = time.monotonic()
-        if now >= deadline:
-            raise LsnNotReached(
-                f"standby did not reach {target} within {timeout:g} s: received {row['rx']}, "
-                f"replayed {row['rp']} ({wanted - min(rx, rp)} bytes short)")
-        if now >= next_report:
-            progress(f"waiting for {target}: received {row['rx']}, replayed {row['rp']}")
-            next_report = now + 1
-        time.sleep(POLL_INTERVAL)
+        reached = min(lsnlib.to_int(v) if v else 0 for v in (row["rx"], row["rp"]))
+        return reached > wanted or (not beyond and reached == wanted), {**row, "short": wanted - reached}
+
+    row = poll(probe, timeout, POLL_INTERVAL, progress=progress,
+               fail=lambda row: LsnNotReached(
+                   f"standby did not reach {target} within {timeout:g} s: received {row['rx']}, "
+                   f"replayed {row['rp']} ({row['short']} bytes short)"),
+               report=lambda row: f"waiting for {target}: received {row['rx']}, replayed {row['rp']}")
+    return {"target": target, "receive_lsn": row["rx"], "replay_lsn": row["rp"]}
 
 
 def promote(server: Server, timeout: int = 60) -> dict:
@@ -472,8 +469,7 @@ def promote(server: Server, timeout: int = 60) -> dict:
 def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> None:
     """pg_rewind reads the source's timeline from its control file, which a promoted server
     updates only at its next checkpoint: wait (bounded) until that has happened."""
-    deadline = time.monotonic() + SOURCE_CHECKPOINT_WAIT
-    while True:
+    def probe():
         try:
             conn = psycopg2.connect(source)
             try:
@@ -484,14 +480,14 @@ def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> N
                 conn.close()
         except psycopg2.Error as err:
             progress(f"cannot read the source's checkpoint timeline ({_first_line(err)}); running pg_rewind anyway")
-            return
-        if current >= timeline:
-            return
-        if time.monotonic() >= deadline:
-            raise MfaHaError(f"the source's control file still shows timeline {current}, not {timeline}, after "
-                             f"{SOURCE_CHECKPOINT_WAIT} s: run CHECKPOINT on it, then rewind again")
-        progress(f"waiting for the source's first checkpoint on timeline {timeline}")
-        time.sleep(0.5)
+            return True, None
+        return current >= timeline, current
+
+    poll(probe, SOURCE_CHECKPOINT_WAIT, 0.5, progress=progress,
+         fail=lambda current: MfaHaError(
+             f"the source's control file still shows timeline {current}, not {timeline}, after "
+             f"{SOURCE_CHECKPOINT_WAIT} s: run CHECKPOINT on it, then rewind again"),
+         report=lambda current: f"waiting for the source's first checkpoint on timeline {timeline}")
 
 
 def rewind(server: Server, host: str, port: int, user: str, slot: str | None,

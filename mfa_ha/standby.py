@@ -7,7 +7,6 @@ and ends only when the WAL receiver streams from the wanted upstream (bounded wa
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -20,6 +19,7 @@ from mfa_ha.naming import parse_conninfo
 from mfa_ha.replication import Progress, _log_progress
 from mfa_ha.roles import ServerState
 from mfa_ha.server import Server
+from mfa_ha.waiting import poll
 
 POLL_INTERVAL = 0.05
 PEER_CONNECT_TIMEOUT = 3
@@ -223,21 +223,18 @@ def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]
 def wait_streaming(server: Server, up: Upstream, timeout: float = 60,
                    progress: Progress = _log_progress) -> dict:
     """Wait (bounded) until the WAL receiver streams from ``up``; returns its row."""
-    deadline = time.monotonic() + float(timeout)
-    next_report = time.monotonic() + 2
-    while True:
+
+    def probe():
         receiver = server.query_one(repl.RECEIVER_SQL) or {}
-        if (receiver.get("status") == "streaming" and receiver.get("sender_host") == up.host
-                and int(receiver.get("sender_port") or 0) == int(up.port)):
-            return receiver
-        now = time.monotonic()
-        if now >= deadline:
-            seen = (f"receiver {receiver.get('status')} from {receiver.get('sender_host')}:"
-                    f"{receiver.get('sender_port')}" if receiver else "no WAL receiver running")
-            raise MfaHaError(f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
-                             f"({seen}); last lines of {server.cfg.log_path}:\n{server.log_tail()}")
-        if now >= next_report:
-            progress(f"waiting for the WAL receiver to stream from {up.label}: "
-                     f"{receiver.get('status') or 'not running'}")
-            next_report = now + 2
-        time.sleep(POLL_INTERVAL)
+        return (receiver.get("status") == "streaming" and receiver.get("sender_host") == up.host
+                and int(receiver.get("sender_port") or 0) == int(up.port)), receiver
+
+    def fail(receiver):
+        seen = (f"receiver {receiver.get('status')} from {receiver.get('sender_host')}:"
+                f"{receiver.get('sender_port')}" if receiver else "no WAL receiver running")
+        return MfaHaError(f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
+                          f"({seen}); last lines of {server.cfg.log_path}:\n{server.log_tail()}")
+
+    return poll(probe, timeout, POLL_INTERVAL, fail, progress, report_every=2,
+                report=lambda receiver: f"waiting for the WAL receiver to stream from {up.label}: "
+                                        f"{receiver.get('status') or 'not running'}")

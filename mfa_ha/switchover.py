@@ -28,6 +28,7 @@ from mfa_ha.naming import parse_conninfo
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
 from mfa_ha.standby import Upstream, needs_rewind, peer_connect, wait_streaming
+from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
 
@@ -198,29 +199,26 @@ SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_receive_lsn()::text AS re
 def wait_for_shutdown_checkpoint(server: Server, old: Upstream, timeout: float, progress) -> dict:
     """Wait (bounded) until this standby holds and has replayed the old primary's shutdown
     checkpoint and the old primary no longer accepts connections."""
-    deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + 1
-    last = {}
-    while True:
-        row = server.query_one(WAIT_SQL)
+    def probe():
+        row, last = server.query_one(WAIT_SQL), {}
         if not row["in_recovery"]:
             raise MfaHaError(f"{server.data_dir} left recovery by itself while waiting for the old primary")
         if row["receiver"] != "streaming" and row["receive_lsn"] and row["receive_lsn"] == row["replay_lsn"]:
             last = last_wal_record(server, row["receive_lsn"]) or {}
             if last.get("record") == "CHECKPOINT_SHUTDOWN" and peer_in_recovery(server, old) is None:
-                return {"shutdown_checkpoint": last["lsn"], "received": row["receive_lsn"],
-                        "replayed": row["replay_lsn"], "timeline": last["timeline"]}
-        now = time.monotonic()
-        if now >= deadline:
-            raise LsnNotReached(
-                f"no proof of the old primary's clean shutdown within {timeout:g} s: receiver "
-                f"{row['receiver'] or 'stopped'}, received {row['receive_lsn']}, replayed {row['replay_lsn']}, "
-                f"last record {last.get('record', 'unknown')} at {last.get('lsn', '?')}")
-        if now >= next_report:
-            progress(f"waiting for {old.label}'s shutdown checkpoint: receiver {row['receiver'] or 'stopped'}, "
-                     f"received {row['receive_lsn']}, replayed {row['replay_lsn']}")
-            next_report = now + 1
-        time.sleep(POLL)
+                return True, {"shutdown_checkpoint": last["lsn"], "received": row["receive_lsn"],
+                              "replayed": row["replay_lsn"], "timeline": last["timeline"]}
+        return False, {**row, "last": last}
+
+    return poll(probe, timeout, POLL, progress=progress,
+                fail=lambda seen: LsnNotReached(
+                    f"no proof of the old primary's clean shutdown within {timeout:g} s: receiver "
+                    f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, replayed "
+                    f"{seen['replay_lsn']}, last record {seen['last'].get('record', 'unknown')} at "
+                    f"{seen['last'].get('lsn', '?')}"),
+                report=lambda seen: f"waiting for {old.label}'s shutdown checkpoint: receiver "
+                                    f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, "
+                                    f"replayed {seen['replay_lsn']}")
 
 
 # -- the parts --------------------------------------------------------------------------------
@@ -347,15 +345,11 @@ def hand_over(server: Server, app_cfg, me: str, new: Upstream, own_slot: str, ho
 
 
 def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, checkpoint: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = peer_in_recovery(server, new)
-        if state is False:
-            return
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(POLL)
-    if state is True:
+    try:
+        return _wait_promoted_or_fail(server, new, timeout)
+    except ConnectionFailed:
+        pass
+    if peer_in_recovery(server, new) is True:
         server.start(timeout=int(timeout))
         hooks.run("acquire", me)
         _start_app(app_cfg, timeout)
@@ -399,11 +393,8 @@ def _streams_from(server: Server, new: Upstream) -> bool:
 
 
 def _wait_for_slot(server: Server, new: Upstream, slot: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not peer_has_slot(server, new, slot):
-        if time.monotonic() >= deadline:
-            raise MfaHaError(f"slot {slot} does not exist on {new.label} after {timeout:g} s")
-        time.sleep(POLL)
+    poll(lambda: (peer_has_slot(server, new, slot), None), timeout, POLL,
+         fail=lambda _: MfaHaError(f"slot {slot} does not exist on {new.label} after {timeout:g} s"))
 
 
 def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: str, hooks: Hooks,
@@ -418,16 +409,13 @@ def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: s
     if server.is_running() and repl.role(server) is Role.PRIMARY:
         return hand_over(server, app_cfg, me, others[target], own_slot, hooks, timeout, progress)
     clock = Clock()
-    if peer_in_recovery(server, others[target]) is not False:
-        _wait_promoted_or_fail(server, others[target], timeout)
+    _wait_promoted_or_fail(server, others[target], timeout)
     applib.backend(app_cfg).stop()
     result = rejoin(server, others[target], own_slot, timeout, progress)
     return {"part": "standby", **result, "marks": clock.marks, "seconds": clock.seconds()}
 
 
 def _wait_promoted_or_fail(server: Server, new: Upstream, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while peer_in_recovery(server, new) is not False:
-        if time.monotonic() >= deadline:
-            raise ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s; nothing changed here")
-        time.sleep(POLL)
+    """Until ``new`` answers as a primary (bounded)."""
+    poll(lambda: (peer_in_recovery(server, new) is False, None), timeout, POLL,
+         fail=lambda _: ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s"))
