@@ -18,6 +18,7 @@ from mfa_ha import switchover as sw
 from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.pillar import validate_nodes
 from mfa_ha.server import Server
+from mfa_ha.waiting import poll
 from mfa_ha.status import node_parts
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD, Lab
 from mfa_ha_lab.writer import AppWriter, DbWriter, lost
@@ -51,12 +52,17 @@ class Writers:
     def __enter__(self) -> "Writers":
         self.app.start()
         self.db.start()
-        time.sleep(0.5)
+        self.wait_acked_after(time.monotonic())
         return self
 
     def __exit__(self, *exc) -> None:
         self.app.stop()
         self.db.stop()
+
+    def wait_acked_after(self, moment: float, timeout: float = 30) -> None:
+        """Until both clients have had a write acknowledged after ``moment`` (monotonic)."""
+        poll(lambda: (all(w.acked and w.acked[-1][1] > moment for w in (self.app, self.db)), None),
+             timeout, 0.02, fail=lambda _: RuntimeError(f"the writers got no acknowledgement within {timeout} s"))
 
     def lost(self, primary) -> dict:
         query = lambda sql, params: primary.sql(sql, params, dbname=APP_DB)  # noqa: E731
@@ -66,16 +72,12 @@ class Writers:
         return {"app": len(self.app.acked), "direct": len(self.db.acked)}
 
 
-def _settle(writers: Writers, seconds: float = 0.3) -> None:
-    time.sleep(seconds)  # let both writers acknowledge again before the window closes
-
-
 def measure(writers: Writers, how: str, target: str, run) -> tuple[Measurement, dict]:
     """Time ``run()`` (which returns ``(ok, parts, error)``) inside the writers' stream."""
     started_mono, started_wall = time.monotonic(), time.time()
     ok, parts, error = run()
     wall = time.monotonic() - started_mono
-    _settle(writers)
+    writers.wait_acked_after(time.monotonic())  # the window closes on a write after the switch
     until = time.monotonic()
     marks = {p.get("part"): p.get("marks", {}) for p in parts.values() if isinstance(p, dict)}
     old, new = marks.get("old primary", {}), marks.get("new primary", {})
@@ -100,7 +102,7 @@ def salt_switchover(salt_lab, target: str):
     return run
 
 
-def direct_switchover(lab: Lab, target: str):
+def direct_switchover(lab: Lab, target: str, hooks: sw.Hooks = sw.Hooks()):
     """The same two parts, called in-process in two threads: no Salt at all (the floor)."""
     def run():
         nodes = validate_nodes({n.minion_id: {"address": n.address, "port": n.port} for n in lab.nodes})
@@ -112,7 +114,7 @@ def direct_switchover(lab: Lab, target: str):
                 server = Server(postgres_config(node.postgres_pillar()))
                 app_cfg = applib.app_config(node.pmfad_pillar())
                 parts[node.minion_id] = sw.run_part(server, app_cfg, node.minion_id, target, nodes, user,
-                                                    sw.Hooks(), 30, lambda message: None)
+                                                    hooks, 30, lambda message: None)
             except Exception as err:  # noqa: BLE001 - reported in the measurement
                 errors.append(f"{node.minion_id}: {err}")
 

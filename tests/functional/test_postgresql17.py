@@ -3,16 +3,12 @@
 switchover parts, run directly, there and back."""
 
 import os
-import threading
 
 import pytest
 
 from mfa_ha import switchover as sw
-from mfa_ha.app import app_config
-from mfa_ha.config import postgres_config
-from mfa_ha.pillar import validate_nodes
-from mfa_ha.server import Server
 from mfa_ha_lab.lab import APP_DB, Lab
+from mfa_ha_lab.measure import direct_switchover
 from tests.functional.conftest import node_loaders
 from tests.functional.test_seed_procedure import setup_replication, switch
 
@@ -27,23 +23,8 @@ def lab17():
 
 def run_parts(lab, target, hooks=sw.Hooks()):
     """Both nodes' parts of a switchover at once, as the one job per node does."""
-    nodes = validate_nodes({n.minion_id: {"address": n.address, "port": n.port} for n in lab.nodes})
-    parts, errors = {}, []
-
-    def part(node):
-        try:
-            server = Server(postgres_config(node.postgres_pillar()))
-            parts[node.minion_id] = sw.run_part(server, app_config(node.pmfad_pillar()), node.minion_id, target,
-                                                nodes, "replicamfa", hooks, 30, lambda message: None)
-        except Exception as err:  # noqa: BLE001 - reported below
-            errors.append(f"{node.minion_id}: {err}")
-
-    threads = [threading.Thread(target=part, args=(node,)) for node in lab.nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
+    ok, parts, error = direct_switchover(lab, target, hooks)()
+    assert ok, error
     return parts
 
 
