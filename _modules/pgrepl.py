@@ -23,6 +23,7 @@ from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
 from mfa_ha import standby as pgstandby
 from mfa_ha import switchover as sw
+from mfa_ha import tls as pgtls
 from mfa_ha.app import app_config
 from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.naming import slot_name as _slot_name
@@ -46,7 +47,21 @@ def _pillar(key, default=None):
 
 
 def _server(kwargs) -> Server:
-    return Server(postgres_config(_pillar("mfa_ha:postgres", {}), **call_args(kwargs)))
+    cfg = postgres_config(_pillar("mfa_ha:postgres", {}), **call_args(kwargs))
+    return Server(cfg, _tls(cfg.data_dir))
+
+
+def _tls(data_dir, check_node=False):
+    """``mfa_ha:tls`` with an ``sdb://`` key resolved; with ``check_node`` this node's
+    certificate and key are verified too (naming the key that is wrong)."""
+    raw = dict(_pillar("mfa_ha:tls", {}) or {})
+    if isinstance(raw.get("key"), str) and raw["key"].startswith("sdb://"):
+        raw["key"] = __salt__["sdb.get"](raw["key"])
+    try:
+        nodes = _nodes()
+    except SaltInvocationError:
+        nodes = {}
+    return pgtls.tls_config(raw, nodes, data_dir, __opts__["id"] if check_node else None)
 
 
 def _repl_cfg(kwargs):
@@ -91,7 +106,11 @@ def validate_pillar():
 
         salt '*' pgrepl.validate_pillar
     """
-    return validate_mfa_ha_pillar(_pillar("mfa_ha", {}))
+    pillar = dict(_pillar("mfa_ha", {}) or {})
+    tls = _pillar("mfa_ha:tls")
+    if isinstance(tls, dict) and isinstance(tls.get("key"), str) and tls["key"].startswith("sdb://"):
+        pillar["tls"] = {**tls, "key": __salt__["sdb.get"](tls["key"])}
+    return validate_mfa_ha_pillar(pillar, __opts__["id"])
 
 
 @translate_errors
@@ -124,6 +143,27 @@ def status(**kwargs):
         salt '*' pgrepl.status
     """
     return repl.status(_server(kwargs))
+
+
+def node_status(**kwargs):
+    """
+    ``pgrepl.status`` and ``pmfad.status`` of this node in one function, so the master asks
+    with a single-function job (a compound job breaks every state run on the minion while it
+    runs, Salt issue 59141). A part that fails holds its error text instead of a dict.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.node_status
+    """
+    result = {}
+    for name in ("pgrepl.status", "pmfad.status"):
+        try:
+            result[name] = __salt__[name](**call_args(kwargs)) if name == "pgrepl.status" else __salt__[name]()
+        except Exception as err:  # noqa: BLE001 - each part reports its own failure
+            result[name] = f"failed: {err}"
+    return result
 
 
 @translate_errors
@@ -232,7 +272,7 @@ def settings(**kwargs):
     server = _server(kwargs)
     wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
     return {"differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
-            "restart_pending": pgsettings.restart_pending(server)}
+            "restart_pending": pgsettings.restart_pending(server, wanted)}
 
 
 @translate_errors
@@ -495,8 +535,9 @@ def hba(**kwargs):
     server = _server(kwargs)
     server.require_cluster()
     path = pghba.hba_path(server)
-    entries = _hba_entries(kwargs)
-    return {**pghba.diff(pghba.read(path), entries), "path": path, "wanted": [e.line for e in entries]}
+    entries = _hba_entries(kwargs, server)
+    allow_trust = bool((_pillar("mfa_ha:hba", {}) or {}).get("allow_trust"))
+    return {**pghba.diff(pghba.read(path), entries, allow_trust), "path": path, "wanted": [e.line for e in entries]}
 
 
 @translate_errors
@@ -513,11 +554,53 @@ def apply_hba(**kwargs):
     """
     server = _server(kwargs)
     server.require_cluster()
-    return pghba.apply(server, _hba_entries(kwargs))
+    hba_pillar = _pillar("mfa_ha:hba", {}) or {}
+    return pghba.apply(server, _hba_entries(kwargs, server), bool(hba_pillar.get("allow_trust")),
+                       hba_pillar.get("foreign", "repair") == "repair")
 
 
-def _hba_entries(kwargs):
-    return pghba.wanted_entries(_nodes(), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}))
+def _hba_entries(kwargs, server=None):
+    server = server or _server(kwargs)
+    return pghba.wanted_entries(_nodes(), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}), server.tls.enabled)
+
+
+@translate_errors
+def tls_needs(**kwargs):
+    """
+    This node's TLS files (``mfa_ha:tls``: CA, certificate, key under ``mfa_ha:tls:dir``)
+    that are missing or differ in content, mode or owner; empty when TLS is off or all is
+    in place. Never returns a file's content.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.tls_needs
+    """
+    cfg = postgres_config(_pillar("mfa_ha:postgres", {}), **call_args(kwargs))
+    return pgtls.file_needs(_tls(cfg.data_dir), cfg.os_user)
+
+
+@translate_errors
+def apply_tls(**kwargs):
+    """
+    Verify this node's certificate (parses, matches its key, signed by ``mfa_ha:tls:ca``,
+    valid now, names the node's address) and write the TLS files (key mode 0600, owned by
+    the database user); reloads a running server when a file changed. A wrong or missing
+    certificate fails naming the pillar key, before anything is written.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.apply_tls
+    """
+    server = _server(kwargs)
+    tls = _tls(server.data_dir, check_node=True)
+    changed = pgtls.write_files(tls, server.cfg.os_user)
+    if changed and server.has_cluster() and server.is_running():
+        server.reload()
+    return changed
 
 
 @translate_errors
@@ -607,6 +690,61 @@ def wait_streaming(primary, timeout=60, **kwargs):
         salt server_dr pgrepl.wait_streaming server_prod timeout=30
     """
     return pgstandby.wait_streaming(_server(kwargs), _upstream(primary, kwargs), float(timeout), log.info)
+
+
+@translate_errors
+def cluster_view(**kwargs):
+    """
+    The cluster as this node sees it: its own role (live, or the one a stopped server would
+    start in), each peer's live role as it answers here (``primary``, ``standby``,
+    ``unreachable``) and the ids of every node that accepts writes (two: split brain).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.cluster_view
+    """
+    server = _server(kwargs)
+    me = __opts__["id"]
+    running = server.has_cluster() and server.is_running()
+    role = repl.role(server).value
+    peers = sw.peer_roles(server, sw.peers(_nodes(), me, _repl_cfg(kwargs).user))
+    primaries = [n for n, r in peers.items() if r == "primary"] + ([me] if running and role == "primary" else [])
+    return {"role": role, "running": running, "peers": peers, "primaries": sorted(primaries)}
+
+
+@translate_errors
+def follow_plan(primary, **kwargs):
+    """
+    What highstate would do so this node follows the live primary ``primary`` without
+    touching its data (write the standby configuration; reload or restart a running standby).
+    Fails, naming ``mfa_ha.orch.rejoin``, when a clone or rewind would be needed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.follow_plan server_prod
+    """
+    return pgstandby.follow_plan(_server(kwargs), _upstream(primary, kwargs)).as_dict()
+
+
+@translate_errors
+def follow(primary, timeout=30, **kwargs):
+    """
+    Carry out ``follow_plan``; a running standby must then stream from ``primary`` within
+    ``timeout`` seconds. A stopped node is configured, never started.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.follow server_prod
+    """
+    server, up = _server(kwargs), _upstream(primary, kwargs)
+    steps = pgstandby.follow_plan(server, up)
+    return {**pgstandby.follow(server, up, steps.actions, float(timeout), log.info), "plan": steps.as_dict()["steps"]}
 
 
 def _switchover_settings():

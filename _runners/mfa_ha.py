@@ -37,6 +37,7 @@ DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
 STATUS_TIMEOUT = 10
 GATHER_JOB_TIMEOUT = 3
 FENCE_TIMEOUT = 10
+NODE_STATUS_KEYS = ("pgrepl.status", "pmfad.status")
 
 
 def __virtual__():
@@ -58,20 +59,16 @@ def _progress(message):
         print(message, flush=True)
 
 
-def _gather(nodes, timeout=STATUS_TIMEOUT, functions=("pgrepl.status", "pmfad.status")):
-    """One job to every node for ``functions``; a node that does not answer (or fails)
-    appears with the error text instead of a dict."""
-    returns = _cmd(list(nodes), list(functions), [[] for _ in functions], timeout)
+def _gather(nodes, timeout=STATUS_TIMEOUT):
+    """``pgrepl.node_status`` on every node in one single-function job (Salt issue 59141: a
+    compound job breaks every ``state.*`` run on that minion meanwhile, fencing included). A
+    node that does not answer (or fails) appears with the error text instead of a dict."""
+    returns = _cmd(list(nodes), "pgrepl.node_status", [], timeout)
     gathered = {}
     for node in nodes:
         ret = returns[node]
-        gathered[node] = ret if isinstance(ret, dict) else {f: ret for f in functions}
+        gathered[node] = ret if isinstance(ret, dict) else {f: ret for f in NODE_STATUS_KEYS}
     return gathered
-
-
-def _failed(retcode) -> bool:
-    """A compound job's retcode is a mapping of one retcode per function."""
-    return any(retcode.values()) if isinstance(retcode, dict) else bool(retcode)
 
 
 def _cmd(targets, function, args, timeout):
@@ -89,7 +86,7 @@ def _cmd(targets, function, args, timeout):
         if not isinstance(ret, dict) or ret.get("failed") or (
                 isinstance(ret.get("ret"), str) and ret["ret"].startswith("Minion did not return")):
             result[node] = "no answer"
-        elif _failed(ret.get("retcode", 0)):
+        elif ret.get("retcode", 0):
             result[node] = f"failed: {ret.get('ret')}"
         else:
             result[node] = ret.get("ret")
@@ -130,7 +127,7 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     limit = int(max_lag_bytes if max_lag_bytes is not None
                 else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
-    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, functions=("pgrepl.status",)).items()}
+    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
     _progress(decision.summary)
     if decision.action == "refuse":

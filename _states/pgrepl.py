@@ -61,30 +61,40 @@ def _pending(ret, changes, comment):
 
 def settings(name="replication settings", restart=False, **kwargs):
     """
-    The replication settings this server version needs (plus pillar
-    ``mfa_ha:postgres:settings``) are set; with ``restart: True`` the server is restarted
-    when a changed setting needs it, otherwise the comment says a restart is pending.
+    The replication settings this server version needs, this node's TLS settings and pillar
+    ``mfa_ha:postgres:settings`` are set, in the running server and in its config files.
+    A value that waits for a restart is not converged: with ``restart: True`` the server is
+    restarted, otherwise the state fails saying so (never "as wanted").
     """
     ret = _ret(name)
     try:
         current = __salt__["pgrepl.settings"](**kwargs)
-        if not current["differ"] and not (restart and current["restart_pending"]):
-            ret["comment"] = "settings are as wanted" + _restart_note(current["restart_pending"])
+        if not current["differ"] and not current["restart_pending"]:
+            ret["comment"] = "settings are as wanted"
             return ret
-        if _pending(ret, current["differ"], f"set {', '.join(current['differ']) or 'nothing'}"
-                    + (" and restart" if restart else "")):
+        changes = dict(current["differ"])
+        if current["restart_pending"]:
+            changes["restart"] = {"old": f"pending for {', '.join(current['restart_pending'])}",
+                                  "new": "restarted" if restart else "pending (mfa_ha:settings_restart is off)"}
+        if _pending(ret, changes, f"set {', '.join(current['differ']) or 'nothing'}"
+                    + (" and restart" if restart else "") + _restart_note(current["restart_pending"])):
             return ret
-        applied = __salt__["pgrepl.apply_settings"](**kwargs)
-        waiting = applied["restart_pending"] or __salt__["pgrepl.settings"](**kwargs)["restart_pending"]
+        if current["differ"]:
+            __salt__["pgrepl.apply_settings"](**kwargs)
+        waiting = __salt__["pgrepl.settings"](**kwargs)["restart_pending"]
         if restart and waiting:
             __salt__["pgrepl.restart"](**kwargs)
             ret["changes"]["restarted"] = True
-            waiting = __salt__["pgrepl.settings"](**kwargs)["restart_pending"]
-        left = __salt__["pgrepl.settings"](**kwargs)["differ"]
-        left = {k: v for k, v in left.items() if k not in waiting}
+        after = __salt__["pgrepl.settings"](**kwargs)
+        left = {k: v for k, v in after["differ"].items() if k not in after["restart_pending"]}
         if left:
             return _failed(ret, f"settings still differ after ALTER SYSTEM: {', '.join(left)}")
-        ret["comment"] = f"set {', '.join(current['differ'])}" + _restart_note(waiting)
+        ret["changes"] = changes
+        ret["comment"] = f"set {', '.join(current['differ']) or 'nothing'}"
+        if after["restart_pending"]:
+            ret.update(result=False, comment=ret["comment"] + _restart_note(after["restart_pending"])
+                       + ": not converged until PostgreSQL restarts (restart it in a maintenance window, "
+                         "or set mfa_ha:settings_restart: true)")
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret
@@ -146,15 +156,19 @@ def pillar_valid(name="mfa_ha pillar"):
 
 def hba(name="pg_hba.conf", **kwargs):
     """The managed block of ``pg_hba.conf`` holds the peers' replication and rewind entries
-    (and ``mfa_ha:hba:entries``); the rest of the file is kept. Reloads after a change."""
+    (and ``mfa_ha:hba:entries``) and is the first rule of the file; the rest is kept, except
+    that a ``trust`` line for a non-local address is commented out. With
+    ``mfa_ha:hba:foreign: report`` such lines fail the state instead. Reloads after a change."""
     ret = _ret(name)
     try:
         current = __salt__["pgrepl.hba"](**kwargs)
         if not current["differs"]:
             ret["comment"] = f"{current['path']} has the peers' entries"
             return ret
-        changes = {"pg_hba": {k: current[k] for k in ("missing", "unexpected") if current[k]}}
-        if _pending(ret, changes, f"update the mfa-ha block of {current['path']}"):
+        changes = {"pg_hba": {k: current[k] for k in ("missing", "unexpected", "foreign") if current[k]}}
+        foreign = "; ".join(f"line {f['line']} is {f['problem']}" for f in current["foreign"])
+        if _pending(ret, changes, f"update the mfa-ha block of {current['path']}"
+                    + (f" (and repair: {foreign})" if foreign else "")):
             return ret
         __salt__["pgrepl.apply_hba"](**kwargs)
         if __salt__["pgrepl.hba"](**kwargs)["differs"]:
@@ -215,6 +229,37 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
         if done["done"]:
             ret["changes"] = {"standby": done["plan"], "done": done["done"]}
         ret["comment"] = f"streaming from {name}" + (f" after {', '.join(done['done'])}" if done["done"] else "")
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def tls(name="TLS files", **kwargs):
+    """This node's TLS CA, certificate and key (``mfa_ha:tls``) are in place under
+    ``mfa_ha:tls:dir`` (key mode 0600, owned by the database user). The certificate is
+    verified first; a wrong one fails naming its pillar key, with nothing written."""
+    return _needs_then_apply(name, "tls", kwargs, lambda needs: {"written": needs}, "the TLS files",
+                             ("pgrepl.tls_needs", "pgrepl.apply_tls"))
+
+
+def follows(name, timeout=30, **kwargs):
+    """This node is configured to follow the live primary ``name`` (a node id): a stopped node
+    that would start as a primary, or points elsewhere, gets its standby configuration (it is
+    not started); a running standby pointing or streaming elsewhere is reconfigured and
+    reloaded (13+) or restarted. Never clones, rewinds or demotes: that is mfa_ha.orch.rejoin."""
+    ret = _ret(name)
+    try:
+        steps = __salt__["pgrepl.follow_plan"](name, **kwargs)["steps"]
+        if not steps:
+            ret["comment"] = f"follows {name}"
+            return ret
+        if _pending(ret, {"follows": steps}, "; ".join(f"{s['action']} ({s['reason']})" for s in steps)):
+            return ret
+        done = __salt__["pgrepl.follow"](name, timeout, **kwargs)
+        left = __salt__["pgrepl.follow_plan"](name, **kwargs)["steps"]
+        if left:
+            return _failed(ret, f"still not following {name}: {left}")
+        ret["comment"] = f"follows {name} after {', '.join(done['done'])}"
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

@@ -57,3 +57,7 @@ class VersionMismatch(MfaHaError):
 
 class ServiceError(MfaHaError):
     """The application service could not be brought to the wanted state."""
+
+
+class NeedsRejoin(MfaHaError):
+    """The node can follow the primary only after a clone or rewind (mfa_ha.orch.rejoin)."""

@@ -22,6 +22,7 @@ METHODS = ("scram-sha-256", "md5", "trust", "reject", "peer", "ident", "cert", "
            "pam", "ldap", "radius", "password")
 ENTRY_KEYS = {"type", "database", "user", "address", "method", "options"}
 DEFAULT_METHOD = "scram-sha-256"
+FOREIGN_POLICIES = ("repair", "report")  # mfa_ha:hba:foreign: what to do with lines that defeat the block
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,17 @@ def _checked_address(text: str, key: str) -> str:
         raise InvalidInput(f"{key}: {text!r} is not an address or network") from None
 
 
-def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None) -> list[HbaEntry]:
+def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None,
+                   tls: bool = False) -> list[HbaEntry]:
     """Each node may stream (database ``replication``) and rewind (database ``postgres``) from
-    its peers, plus pillar ``mfa_ha:hba:entries``. ``trust`` for a non-local address is refused
-    unless ``mfa_ha:hba:allow_trust`` is true."""
+    its peers (``hostssl`` when TLS is on), plus pillar ``mfa_ha:hba:entries``. ``trust`` for a
+    non-local address is refused unless ``mfa_ha:hba:allow_trust`` is true."""
     hba_pillar = hba_pillar or {}
     if not isinstance(hba_pillar, dict):
         raise InvalidInput("mfa_ha:hba: must be a mapping (method, allow_trust, entries)")
-    unknown = set(hba_pillar) - {"method", "allow_trust", "entries"}
+    unknown = set(hba_pillar) - {"method", "allow_trust", "entries", "foreign"}
+    if hba_pillar.get("foreign", "repair") not in FOREIGN_POLICIES:
+        raise InvalidInput(f"mfa_ha:hba:foreign: {hba_pillar['foreign']!r} is not one of {', '.join(FOREIGN_POLICIES)}")
     if unknown:
         raise InvalidInput(f"mfa_ha:hba: unknown key(s) {', '.join(sorted(unknown))}")
     method = str(hba_pillar.get("method", DEFAULT_METHOD))
@@ -111,7 +115,7 @@ def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None) 
     for node_id, node in sorted(nodes.items()):
         address = host_address(node["address"])
         for database in ("replication", "postgres"):
-            entries.append(HbaEntry("host", database, replication_user, address, method))
+            entries.append(HbaEntry("hostssl" if tls else "host", database, replication_user, address, method))
     extra = hba_pillar.get("entries") or []
     if not isinstance(extra, list):
         raise InvalidInput("mfa_ha:hba:entries: must be a list of entries")
@@ -129,33 +133,85 @@ def render_block(entries: list[HbaEntry]) -> list[str]:
     return [BEGIN, *(e.line for e in entries), END]
 
 
+def _block_span(lines: list[str]) -> tuple[int, int] | None:
+    if BEGIN in lines and END in lines and lines.index(BEGIN) < lines.index(END):
+        return lines.index(BEGIN), lines.index(END)
+    return None
+
+
 def managed_lines(text: str) -> list[str] | None:
     """The lines inside the managed block (normalised), or None when there is no block."""
     lines = text.splitlines()
-    if BEGIN not in lines or END not in lines:
+    span = _block_span(lines)
+    if span is None:
         return None
-    start, end = lines.index(BEGIN), lines.index(END)
-    return [" ".join(line.split()) for line in lines[start + 1:end] if line.strip()]
+    return [" ".join(line.split()) for line in lines[span[0] + 1:span[1]] if line.strip()]
 
 
-def with_block(text: str, entries: list[HbaEntry]) -> str:
-    """``text`` with the managed block replaced, or inserted at the top."""
+def foreign_lines(text: str, allow_trust: bool = False) -> list[dict]:
+    """Rule lines outside the managed block that defeat it. pg_hba.conf is first-match, so a
+    host line above the block decides a peer's connection before the block is read; and a
+    ``trust`` line for a non-local address lets anyone from there in without a password."""
     lines = text.splitlines()
-    block = render_block(entries)
-    if BEGIN in lines and END in lines and lines.index(BEGIN) < lines.index(END):
-        start, end = lines.index(BEGIN), lines.index(END)
-        lines[start:end + 1] = block
-    else:
-        lines = block + [""] + lines
-    return "\n".join(lines) + "\n"
+    span = _block_span(lines)
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if span and span[0] < number <= span[1] + 1:
+            continue
+        fields = line.split("#", 1)[0].split()
+        if not fields or fields[0] not in TYPES:
+            continue
+        if fields[0] != "local" and (span is None or number <= span[0]):
+            found.append({"line": number, "text": line.strip(), "problem": "above the mfa-ha block"})
+        elif not allow_trust and _is_remote_trust(fields):
+            found.append({"line": number, "text": line.strip(), "problem": "trust for a non-local address"})
+    return found
 
 
-def diff(text: str, entries: list[HbaEntry]) -> dict:
+def _is_remote_trust(fields: list[str]) -> bool:
+    if fields[0] == "local" or len(fields) < 5:
+        return False
+    has_mask = "/" not in fields[3] and len(fields) >= 6 and _is_ip(fields[3]) and _is_ip(fields[4])
+    method = fields[5] if has_mask else fields[4]
+    address = f"{fields[3]}/{fields[4]}" if has_mask else fields[3]
+    return method == "trust" and not HbaEntry(fields[0], "all", "all", address, method).is_local
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def with_block(text: str, entries: list[HbaEntry], foreign: list[dict] = ()) -> str:
+    """``text`` with the managed block at the top (first match wins) and every remote
+    ``trust`` line in ``foreign`` commented out (kept, never deleted)."""
+    lines = text.splitlines()
+    disabled = {f["line"] for f in foreign if f["problem"].startswith("trust")}
+    lines = [f"# disabled by mfa-ha (trust for a non-local address): {line}" if n in disabled else line
+             for n, line in enumerate(lines, start=1)]
+    span = _block_span(lines)
+    if span:
+        del lines[span[0]:span[1] + 1]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "\n".join(render_block(entries) + [""] + lines) + "\n"
+
+
+def diff(text: str, entries: list[HbaEntry], allow_trust: bool = False) -> dict:
     have = managed_lines(text) or []
     want = [" ".join(e.line.split()) for e in entries]
+    foreign = foreign_lines(text, allow_trust)
     return {"missing": [line for line in want if line not in have],
             "unexpected": [line for line in have if line not in want],
-            "differs": have != want}
+            "foreign": foreign,
+            "differs": have != want or bool(foreign)}
+
+
+def describe_foreign(path: str, foreign: list[dict]) -> str:
+    return f"{path}: " + "; ".join(f"line {f['line']} ({f['text']}) is {f['problem']}" for f in foreign)
 
 
 def hba_path(server: Server) -> str:
@@ -172,15 +228,20 @@ def read(path: str) -> str:
         raise MfaHaError(f"{path} does not exist: is mfa_ha:postgres:data_dir right?") from None
 
 
-def apply(server: Server, entries: list[HbaEntry]) -> dict:
-    """Write the managed block and reload. When the server would reject the new file (as
-    ``pg_hba_file_rules`` parses it from disk), the old file is put back before any reload."""
+def apply(server: Server, entries: list[HbaEntry], allow_trust: bool = False, repair: bool = True) -> dict:
+    """Write the managed block at the top, disable remote ``trust`` lines, and reload. With
+    ``repair`` off, lines outside the block that defeat it fail the call instead. When the
+    server would reject the new file (as ``pg_hba_file_rules`` parses it from disk), the old
+    file is put back before any reload."""
     path = hba_path(server)
     old = read(path)
-    result = diff(old, entries)
+    result = diff(old, entries, allow_trust)
     if not result["differs"]:
         return {**result, "path": path, "changed": False}
-    _write_like(path, with_block(old, entries))
+    if result["foreign"] and not repair:
+        raise MfaHaError(describe_foreign(path, result["foreign"]) + ": fix them by hand, or set "
+                         "mfa_ha:hba:foreign: repair to let mfa-ha move its block to the top and disable them")
+    _write_like(path, with_block(old, entries, result["foreign"]))
     if server.is_running():
         errors = server.query("SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")
         if errors:

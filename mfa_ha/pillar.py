@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from mfa_ha.app import app_config
-from mfa_ha.config import check_port, postgres_config, replication_config
+from mfa_ha.config import MFA_DATA_DIR, check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.hba import wanted_entries as hba_entries
 from mfa_ha.naming import check_address, slot_name, validate_slot_name
 from mfa_ha.alerts import alert_thresholds
 from mfa_ha.alerts import targets as alert_targets
 from mfa_ha.switchover import Hooks
+from mfa_ha.tls import tls_config
 
 NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
 TOP_KEYS = {"nodes", "primary", "target", "postgres", "replication", "pmfad", "hba", "standby",
-            "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts", "node"}
+            "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts", "node",
+            "tls"}
 SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
 
-def validate(pillar) -> dict:
+def validate(pillar, node_id: str | None = None) -> dict:
     """Check ``mfa_ha`` pillar; returns ``{node_id: {address, port, slot}}`` or raises
-    InvalidInput listing every problem with its key."""
+    InvalidInput listing every problem with its key. With ``node_id`` (on a minion) that
+    node's own TLS certificate and key are verified too."""
     if not isinstance(pillar, dict):
         raise InvalidInput(f"mfa_ha: must be a mapping, got {type(pillar).__name__}")
     problems = []
@@ -46,6 +49,7 @@ def validate(pillar) -> dict:
         lambda: alert_targets(pillar.get("alerts")),
         lambda: alert_thresholds(pillar.get("alerts")),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
+        lambda: tls_config(pillar.get("tls"), nodes, _data_dir(pillar), node_id),
     )
     for check in checks:
         try:
@@ -55,6 +59,11 @@ def validate(pillar) -> dict:
     if problems:
         raise InvalidInput("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
     return nodes
+
+
+def _data_dir(pillar) -> str:
+    postgres = pillar.get("postgres") if isinstance(pillar.get("postgres"), dict) else {}
+    return str(postgres.get("data_dir") or MFA_DATA_DIR)
 
 
 def validate_nodes(raw_nodes) -> dict:

@@ -30,7 +30,7 @@ from mfa_ha.naming import build_conninfo, validate_role_name, validate_slot_name
 from mfa_ha.proc import chown_to
 from mfa_ha.roles import Role, ServerState
 from mfa_ha.secrets import scram_matches, write_pgpass
-from mfa_ha.server import CLEAN_SHUTDOWN_STATES, Server
+from mfa_ha.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, Server
 from mfa_ha.versions import (
     AUTO_CONF,
     RECOVERY_CONF,
@@ -263,8 +263,8 @@ def set_pgpass(server: Server, host: str, port: int, user: str, password: str) -
 # -- upstream checks ------------------------------------------------------------
 def upstream_conninfo(server: Server, host: str, port: int, user: str, application_name: str | None,
                       **extra) -> str:
-    return build_conninfo(host=host, port=port, user=user, passfile=server.cfg.pgpass_path,
-                          application_name=application_name, connect_timeout=5, **extra)
+    return build_conninfo(host=host, port=port, user=user, application_name=application_name,
+                          **server.peer_params(), **extra)
 
 
 def identify_upstream(server: Server, host: str, port: int, user: str) -> dict:
@@ -272,8 +272,8 @@ def identify_upstream(server: Server, host: str, port: int, user: str) -> dict:
     system identifier, timeline and version. Raises ConnectionFailed naming the cause."""
     try:
         conn = psycopg2.connect(
-            host=host, port=port, user=user, passfile=server.cfg.pgpass_path, connect_timeout=5,
-            application_name="mfa_ha_check", connection_factory=psycopg2.extras.PhysicalReplicationConnection)
+            host=host, port=port, user=user, application_name="mfa_ha_check", options=PEER_SESSION_OPTIONS,
+            connection_factory=psycopg2.extras.PhysicalReplicationConnection, **server.peer_params())
     except psycopg2.OperationalError as err:
         raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
     try:
@@ -349,8 +349,9 @@ def configure_standby(server: Server, host: str, port: int, user: str, slot: str
     if slot:
         validate_slot_name(slot)
     version = server.data_version()
+    server.tls.require_files()
     conninfo = upstream_conninfo(server, host, port, user, application_name or slot)
-    wanted = standby_files(version, conninfo, slot, trigger_file)
+    wanted = standby_files(version, conninfo, slot, trigger_file, server.local_settings())
     changed = _apply_files(server, wanted)
     return {"changed": changed, "primary_conninfo": conninfo, "version": version.major}
 

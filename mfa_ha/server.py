@@ -22,6 +22,7 @@ from mfa_ha.errors import (
     ServerRunning,
 )
 from mfa_ha.roles import ServerState
+from mfa_ha.tls import TlsConfig
 from mfa_ha.versions import PgVersion
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,26 @@ PID_FILE_GRACE = 5  # seconds a starting postmaster may take to write postmaster
 PG_CTL_NOT_RUNNING = 3
 PG_CTL_NO_DATA_DIR = 4
 CLEAN_SHUTDOWN_STATES = ("shut down", "shut down in recovery")
+PEER_CONNECT_TIMEOUT = 5
+# The tool's own sessions never wait forever on a lock or a stuck statement.
+SESSION_OPTIONS = "-c statement_timeout=120s -c lock_timeout=30s"
+PEER_SESSION_OPTIONS = "-c statement_timeout=30s"
 
 
 class Server:
-    def __init__(self, cfg: PostgresConfig):
+    def __init__(self, cfg: PostgresConfig, tls: TlsConfig | None = None):
         self.cfg = cfg
+        self.tls = tls or TlsConfig()
+
+    def peer_params(self) -> dict:
+        """libpq parameters for every connection to a peer: password from pgpass, TLS as
+        configured, keepalives, a connect timeout."""
+        return {"passfile": self.cfg.pgpass_path, "connect_timeout": PEER_CONNECT_TIMEOUT,
+                **self.tls.client_params()}
+
+    def local_settings(self) -> dict[str, str]:
+        """Server settings that name this node's own files (re-written after a clone/rewind)."""
+        return self.tls.server_settings()
 
     # -- files and binaries -------------------------------------------------
     @property
@@ -191,7 +207,7 @@ class Server:
             conn = psycopg2.connect(
                 host=self.cfg.host, port=self.cfg.port, user=self.cfg.superuser,
                 dbname=dbname or self.cfg.dbname, connect_timeout=CONNECT_TIMEOUT,
-                application_name="mfa_ha",
+                application_name="mfa_ha", options=SESSION_OPTIONS,
             )
         except psycopg2.OperationalError as err:
             raise ConnectionFailed(

@@ -34,20 +34,24 @@ SELECT s.name, current_setting(s.name) AS value, s.pending_restart, s.context, s
        f.setting AS file_value
 FROM pg_settings s
 LEFT JOIN LATERAL (SELECT setting FROM pg_file_settings f
-                   WHERE f.name = s.name AND f.error IS NULL
+                   WHERE f.name = s.name AND (f.error IS NULL OR f.error = %s)
                    ORDER BY f.seqno DESC LIMIT 1) f ON true
 WHERE s.name = ANY(%s)
 """
+# pg_file_settings' word for a valid value of a restart-only setting that waits for the
+# restart: it is what the server will run with next, so it counts as the files' value.
+WAITS_FOR_RESTART = "setting could not be applied"
 
 
 def current(server: Server, names) -> dict[str, dict]:
     """Running value of each setting and the value its config files give it now
     (``pg_file_settings``), so an ALTER SYSTEM not yet reloaded or restarted is seen."""
-    return {r["name"]: r for r in server.query(CURRENT_SQL, (list(names),))}
+    return {r["name"]: r for r in server.query(CURRENT_SQL, (WAITS_FOR_RESTART, list(names)))}
 
 
 def wanted(server: Server, overrides: dict | None = None) -> dict[str, str]:
-    return replication_settings(server.data_version(), overrides)
+    """What replication needs on this version, this node's TLS settings, pillar overrides."""
+    return replication_settings(server.data_version(), {**server.local_settings(), **(overrides or {})})
 
 
 def diff(current_rows: dict[str, dict], wanted_values: dict[str, str]) -> dict[str, dict]:
@@ -71,6 +75,8 @@ def _from_files(row: dict) -> str | None:
 
 def apply(server: Server, values: dict[str, str]) -> dict:
     """ALTER SYSTEM each value, reload, and say which ones wait for a restart."""
+    if set(values) & set(server.local_settings()):
+        server.tls.require_files()
     for name, value in values.items():
         if not NAME_RE.match(name):
             raise ValueError(f"invalid setting name {name!r}")
@@ -81,5 +87,7 @@ def apply(server: Server, values: dict[str, str]) -> dict:
                                      or r["context"] == "postmaster" and normalise(r["value"]) != normalise(values[n]))}
 
 
-def restart_pending(server: Server) -> list[str]:
-    return [r["name"] for r in server.query("SELECT name FROM pg_settings WHERE pending_restart")]
+def restart_pending(server: Server, names=None) -> list[str]:
+    """Settings (of ``names``, or all) whose new value waits for a restart."""
+    rows = server.query("SELECT name FROM pg_settings WHERE pending_restart")
+    return [r["name"] for r in rows if names is None or r["name"] in names]

@@ -14,11 +14,11 @@ import psycopg2.extras
 
 from mfa_ha import lsn as lsnlib
 from mfa_ha import replication as repl
-from mfa_ha.errors import MfaHaError, ServerRunning
+from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
 from mfa_ha.naming import parse_conninfo
 from mfa_ha.replication import Progress, _log_progress
 from mfa_ha.roles import ServerState
-from mfa_ha.server import Server
+from mfa_ha.server import PEER_SESSION_OPTIONS, Server
 from mfa_ha.waiting import poll
 
 POLL_INTERVAL = 0.05
@@ -81,13 +81,48 @@ def plan(server: Server, up: Upstream, replace_running_primary: bool = False) ->
         result.add("rewind", "its WAL went past the point where the upstream left its timeline")
         result.add("start", "after the rewind")
         return result
-    if not _config_matches(server, up):
-        result.add("configure", f"standby configuration does not point at {up.label}"
-                                f"{' through slot ' + up.slot if up.slot else ''}")
-        if local["running"]:
-            result.add("restart", "to follow the new upstream")
+    _plan_configure(server, up, result, local["running"])
     if not local["running"]:
         result.add("start", "server is stopped")
+    return result
+
+
+def _plan_configure(server: Server, up: Upstream, result: Plan, running: bool) -> None:
+    if _config_matches(server, up):
+        return
+    result.add("configure", f"standby configuration does not point at {up.label}"
+                            f"{' through slot ' + up.slot if up.slot else ''}")
+    if running:
+        if server.data_version().conninfo_reloadable:
+            result.add("reload", "a reload applies the new upstream on this version")
+        else:
+            result.add("restart", "this version applies a new upstream only at a restart")
+
+
+def follow_plan(server: Server, up: Upstream) -> Plan:
+    """What highstate may do so that this node follows the primary ``up`` without touching its
+    data: write the standby configuration of a stopped node (one that would start as a
+    primary included) or of a misdirected running standby, then reload (13+) or restart it.
+    A clone or rewind is not highstate's to do: that raises NeedsRejoin with the reason."""
+    upstream = repl.identify_upstream(server, up.host, up.port, up.user)
+    result = Plan(facts={"upstream": {**upstream, "address": up.label}})
+    state = server.state()
+    if state is ServerState.MISSING:
+        raise NeedsRejoin(f"{server.data_dir} holds no cluster: run mfa_ha.orch.rejoin to clone it")
+    local = repl.status(server)
+    if local["system_identifier"] != upstream["system_identifier"]:
+        raise NeedsRejoin(f"{server.data_dir} belongs to another cluster than {up.label}: run mfa_ha.orch.rejoin")
+    if local["running"] and local["role"] == "primary":
+        raise ServerRunning(f"{server.data_dir} runs as a primary while {up.label} is one too: split brain, "
+                            "highstate changes no role (mfa_ha.orch.rejoin with mfa_ha:keep chooses)")
+    if not local["running"] and local["role"] == "primary":
+        result.add("configure", f"it would start as a primary while {up.label} is the primary")
+        return result
+    _plan_configure(server, up, result, local["running"])
+    if local["running"] and not result.steps:
+        receiver = server.query_one(repl.RECEIVER_SQL) or {}
+        if receiver.get("status") == "streaming" and receiver.get("sender_host") != up.host:
+            result.add("restart", f"streaming from {receiver.get('sender_host')}, not from {up.label}")
     return result
 
 
@@ -136,6 +171,20 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
     return {"done": done, "receiver": receiver}
 
 
+def follow(server: Server, up: Upstream, steps: list[str], timeout: float = 30,
+           progress: Progress = _log_progress) -> dict:
+    """Perform a ``follow_plan``; a running standby must then stream from ``up`` (bounded)."""
+    for action in steps:
+        _ACTIONS[action](server, up, timeout, progress)
+    if not server.is_running():
+        return {"done": steps, "receiver": None}
+    try:
+        receiver = wait_streaming(server, up, timeout, progress)
+    except MfaHaError as err:
+        raise MfaHaError(f"{err}\n(if its timeline diverged from {up.label}'s, run mfa_ha.orch.rejoin)") from None
+    return {"done": steps, "receiver": receiver}
+
+
 def _diverged(server: Server, up: Upstream) -> bool:
     upstream = repl.identify_upstream(server, up.host, up.port, up.user)
     local = repl.status(server)
@@ -163,6 +212,7 @@ def _restart(server, up, timeout, progress):
 
 _ACTIONS = {
     "stop": lambda server, up, timeout, progress: server.stop(timeout=int(timeout)),
+    "reload": lambda server, up, timeout, progress: server.reload(),
     "clone": _clone,
     "rewind": _rewind,
     "configure": _configure,
@@ -175,9 +225,9 @@ def peer_connect(server: Server, peer: Upstream, replication: bool = False):
     """A connection to a peer as the replication user (password from pgpass), database
     ``postgres`` (or the replication protocol)."""
     kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
+    params = {**server.peer_params(), "connect_timeout": PEER_CONNECT_TIMEOUT}
     return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
-                            passfile=server.cfg.pgpass_path, connect_timeout=PEER_CONNECT_TIMEOUT,
-                            application_name="mfa_ha", **kwargs)
+                            application_name="mfa_ha", options=PEER_SESSION_OPTIONS, **params, **kwargs)
 
 
 def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int | None:

@@ -149,6 +149,15 @@ def peer_in_recovery(server: Server, peer: Upstream) -> bool | None:
         conn.close()
 
 
+def peer_roles(server: Server, peers: dict[str, Upstream]) -> dict[str, str]:
+    """Each peer's live role as it answers this node: primary, standby or unreachable."""
+    roles = {}
+    for node_id, peer in sorted(peers.items()):
+        in_recovery = peer_in_recovery(server, peer)
+        roles[node_id] = "unreachable" if in_recovery is None else Role.STANDBY.value if in_recovery else Role.PRIMARY.value
+    return roles
+
+
 def peer_has_slot(server: Server, peer: Upstream, slot: str) -> bool:
     conn = peer_connect(server, peer)
     try:

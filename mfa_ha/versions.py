@@ -55,6 +55,11 @@ class PgVersion:
         return self.major >= 12
 
     @property
+    def conninfo_reloadable(self) -> bool:
+        """From 13 a reload applies a new primary_conninfo/primary_slot_name (no restart)."""
+        return self.major >= 13
+
+    @property
     def has_max_slot_wal_keep_size(self) -> bool:
         return self.major >= 13
 
@@ -90,6 +95,9 @@ REPLICATION_SETTINGS = (
     Setting("wal_keep_segments", "64", max_major=12),
     Setting("wal_keep_size", "1GB", min_major=13),
     Setting("max_slot_wal_keep_size", "10GB", min_major=13),
+    # A silent link (no FIN, no RST) ends the replication connection within these bounds.
+    Setting("wal_sender_timeout", "30s"),
+    Setting("wal_receiver_timeout", "30s"),
 )
 
 
@@ -110,9 +118,13 @@ class StandbyFiles:
 
 
 def standby_files(
-    version: PgVersion, primary_conninfo: str, slot: str | None, trigger_file: str | None = None
+    version: PgVersion, primary_conninfo: str, slot: str | None, trigger_file: str | None = None,
+    local_settings: dict[str, str] | None = None,
 ) -> StandbyFiles:
-    """Render the standby configuration for this server version."""
+    """Render the standby configuration for this server version, plus this node's own
+    settings (``local_settings``, in postgresql.auto.conf on every version) that a clone or
+    rewind overwrote with the peer's."""
+    local = dict(local_settings or {})
     settings = {
         "primary_conninfo": primary_conninfo,
         "primary_slot_name": slot,
@@ -123,11 +135,11 @@ def standby_files(
         if trigger_file:
             settings["trigger_file"] = trigger_file
         lines += [f"{k} = {quote_conf_value(v)}" for k, v in settings.items() if v is not None]
-        return StandbyFiles(files={RECOVERY_CONF: "\n".join(lines) + "\n"})
+        return StandbyFiles(files={RECOVERY_CONF: "\n".join(lines) + "\n"}, auto_conf=local)
     if trigger_file and version.has_promote_trigger_file:
         settings["promote_trigger_file"] = trigger_file
     return StandbyFiles(
-        files={STANDBY_SIGNAL: ""}, auto_conf=settings, remove=(RECOVERY_CONF,)
+        files={STANDBY_SIGNAL: ""}, auto_conf={**settings, **local}, remove=(RECOVERY_CONF,)
     )
 
 

@@ -24,6 +24,7 @@ import psycopg2
 
 from mfa_ha import proc
 from mfa_ha.naming import slot_name
+from mfa_ha_lab.certs import LabCA
 from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
 
@@ -90,6 +91,7 @@ class LabNode:
     root: str
     bin_dir: str
     port: int = PORT
+    tls: dict | None = None  # {ca, cert, key} PEMs from the lab's CA, or None for no TLS
 
     @property
     def data_dir(self) -> str:
@@ -132,8 +134,12 @@ class LabNode:
         return {"mfa_ha": {**shared_pillar(peers)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
 
     def own_pillar(self) -> dict:
-        """What differs per node: the lab's two "hosts" share one machine."""
-        return {"mfa_ha": {"postgres": self.postgres_pillar(), "pmfad": self.pmfad_pillar()}}
+        """What differs per node: the lab's two "hosts" share one machine; each has its own
+        TLS certificate and key."""
+        own = {"postgres": self.postgres_pillar(), "pmfad": self.pmfad_pillar()}
+        if self.tls:
+            own["tls"] = {"enabled": True, **self.tls}
+        return {"mfa_ha": own}
 
     def connect(self, dbname: str = "postgres"):
         conn = psycopg2.connect(host=self.socket_dir, port=self.port, user="postgres", dbname=dbname,
@@ -162,14 +168,17 @@ class LabNode:
 
 def shared_pillar(nodes: list[LabNode]) -> dict:
     """What every node (and the master's orchestrations) sees."""
+    tls = nodes[0].tls
     return {"mfa_ha": {
+        "tls": {"enabled": True, "ca": tls["ca"]} if tls else {"enabled": False},
         "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in nodes},
         "primary": nodes[0].minion_id,
         "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
-        # On one loopback interface every TCP client comes from 127.0.0.1.
         "alerts": {"thresholds": {"lag_warn_bytes": 262144},
                    "targets": [{"command": ["tee", "-a", os.path.join(os.path.dirname(nodes[0].root), "alerts.log")]}]},
-        "hba": {"entries": [{"type": "host", "database": db, "user": user, "address": "127.0.0.1/32"}
+        # On one loopback interface every TCP client comes from 127.0.0.1.
+        "hba": {"entries": [{"type": "hostssl" if tls else "host", "database": db, "user": user,
+                             "address": "127.0.0.1/32"}
                             for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER),
                                              (APP_DB, APP_USER))]},
     }}
@@ -190,14 +199,23 @@ def _as_postgres(args, check=True, timeout=60):
 class Lab:
     """Two nodes under one temporary, world-traversable root (``postgres`` must reach it)."""
 
-    def __init__(self, root: str | None = None, major: int = PG_MAJOR):
+    def __init__(self, root: str | None = None, major: int = PG_MAJOR, tls: bool = True):
         self.root = root or tempfile.mkdtemp(prefix="mfa-ha-lab.", dir="/tmp")
         os.chmod(self.root, 0o755)
         bin_dir = pg_bin_dir(major)
-        self.prod = LabNode("prod", "server_prod", "127.0.0.2", os.path.join(self.root, "prod"), bin_dir)
-        self.dr = LabNode("dr", "server_dr", "127.0.0.3", os.path.join(self.root, "dr"), bin_dir)
+        self.ca = LabCA() if tls else None
+        self.prod = LabNode("prod", "server_prod", "127.0.0.2", os.path.join(self.root, "prod"), bin_dir,
+                            tls=self._node_tls("server_prod", "127.0.0.2"))
+        self.dr = LabNode("dr", "server_dr", "127.0.0.3", os.path.join(self.root, "dr"), bin_dir,
+                          tls=self._node_tls("server_dr", "127.0.0.3"))
         self.nodes = [self.prod, self.dr]
         self.cert, self.key = os.path.join(self.root, "pmfad.crt"), os.path.join(self.root, "pmfad.key")
+
+    def _node_tls(self, minion_id: str, address: str) -> dict | None:
+        if not self.ca:
+            return None
+        cert, key = self.ca.issue(minion_id, [address])
+        return {"ca": self.ca.pem, "cert": cert, "key": key}
 
     def node(self, minion_id: str) -> LabNode:
         return next(n for n in self.nodes if minion_id in (n.minion_id, n.name))
@@ -249,6 +267,7 @@ class Lab:
         self._write(node, "postgresql.conf", (
             f"\n# mfa-ha lab (addresses and sockets are per node: pg_ctl -o)\nport = {node.port}\n"
             "fsync = off\n"
+            "log_connections = on\n"  # the TLS tests read "SSL enabled" per connection
             "log_line_prefix = '%m [%p] '\n"), append=True)
         self._write(node, "pg_hba.conf", PG_HBA.format(user=REPLICATION_USER))
         self._write(node, "pg_ident.conf", PG_IDENT)

@@ -20,6 +20,17 @@ mfa_ha:
     service: pmfad              # SRC on AIX, systemd elsewhere (manager: src|systemd)
   hba:
     method: scram-sha-256       # 'trust' for a non-local address is refused unless allow_trust: true
+    foreign: repair             # lines above the mfa-ha block / remote 'trust' lines: repair | report
+  tls:                          # on by default between hosts (enabled: auto | true | false)
+    mode: verify-full           # peers check each other's certificate AND address (or verify-ca)
+    # dir: /opt/IBM/powersc/MFA/mfa_ha-tls   (the default: beside the data directory)
+    ca: |                       # the CA that signed every node's certificate (shared)
+      -----BEGIN CERTIFICATE-----
+      (your CA certificate)
+      -----END CERTIFICATE-----
+    # cert: and key: are per node: put them in a pillar file targeted at that minion only
+    # (see top.sls), the key encrypted with Salt's GPG renderer, or as key: sdb://<profile>/<name>.
+    # Each node's certificate must name its address (subjectAltName) for verify-full.
   switchover:
     max_lag_bytes: 16777216     # refuse a switchover to a standby further behind than this
     timeout: 30                 # seconds each node waits inside the switch

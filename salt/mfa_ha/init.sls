@@ -1,34 +1,57 @@
-{#- What every node needs, by the role its live server has now (pg_is_in_recovery()).
-    Highstate never promotes, demotes, starts or clones PostgreSQL: roles change only through
-    the mfa_ha.orch.* orchestrations. A bad pillar fails the render, naming the key. -#}
+{#- What every node needs, by the role its live server has now (pg_is_in_recovery()) and the
+    roles its peers answer with. Highstate never promotes, demotes, starts or clones
+    PostgreSQL: roles change only through the mfa_ha.orch.* orchestrations. It does point a
+    node at the live primary (a stopped node that would start as a primary gets its standby
+    configuration), and it starts pmfad only on the one primary the cluster agrees on.
+    A bad pillar fails the render, naming the key. -#}
 {%- from "mfa_ha/map.jinja" import mfa_ha with context %}
 {%- set nodes = salt['pgrepl.validate_pillar']() %}
 {%- set live = salt['pgrepl.status']() %}
+{%- set view = salt['pgrepl.cluster_view']() if live.state != 'missing' else {'primaries': [], 'peers': {}} %}
+{%- set other_primaries = view.primaries | reject('equalto', grains.id) | list %}
 {%- set is_primary = live.running and live.role == 'primary' %}
 {%- set service = mfa_ha.pmfad.service %}
 
+TLS files:
+  pgrepl.tls
 {%- if live.running %}
 
 replication settings:
   pgrepl.settings:
     - restart: {{ mfa_ha.settings_restart | json }}
+    - require:
+      - pgrepl: TLS files
 {%- else %}
 
 PostgreSQL is {{ live.state }} here:
   test.show_notification:
     - text: >-
-        PostgreSQL is {{ live.state }} on {{ grains.id }} ({{ live.data_dir }}): highstate does
-        not start or build it; mfa_ha.orch.setup and mfa_ha.orch.rejoin do.
+        PostgreSQL is {{ live.state }} on {{ grains.id }} ({{ live.data_dir }}){% if live.state == 'stopped' %}
+        and would start as a {{ live.role }}{% endif %}: highstate does not start or build it;
+        mfa_ha.orch.setup and mfa_ha.orch.rejoin do.
 {%- endif %}
 {%- if live.state != 'missing' %}
 
 peers in pg_hba.conf:
-  pgrepl.hba
+  pgrepl.hba:
+    - require:
+      - pgrepl: TLS files
+{%- if live.running %}
+      - pgrepl: replication settings
+{%- endif %}
 {%- endif %}
 
 pgpass for the peers:
   pgrepl.pgpass
-{%- if is_primary %}
+{%- if is_primary and other_primaries %}
+
+split brain, {{ service }} not started:
+  test.fail_without_changes:
+    - name: >-
+        SPLIT BRAIN: {{ grains.id }} and {{ other_primaries | join(', ') }} all accept writes. Highstate
+        starts {{ service }} on neither and changes no role: choose the node whose data is kept
+        (salt-run mfa_ha.status shows both).
+{%- elif is_primary %}
 
 replication user:
   pgrepl.replication_user
@@ -44,6 +67,14 @@ slot for {{ node_id }}:
     - require:
       - pgrepl: replication settings
 {%- else %}
+{%- if other_primaries | length == 1 %}
+
+follows {{ other_primaries[0] }}:
+  pgrepl.follows:
+    - name: {{ other_primaries[0] | json }}
+    - require:
+      - pgrepl: pgpass for the peers
+{%- endif %}
 
 {{ service }}:
   pmfad.dead

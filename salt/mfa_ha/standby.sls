@@ -12,6 +12,9 @@
 pgpass for the peers:
   pgrepl.pgpass
 
+TLS files:
+  pgrepl.tls
+
 standby of {{ mfa_ha.primary }}:
   pgrepl.standby:
     - name: {{ mfa_ha.primary | json }}
@@ -20,3 +23,4 @@ standby of {{ mfa_ha.primary }}:
     - require:
       - pmfad: {{ service }} stays stopped on a standby
       - pgrepl: pgpass for the peers
+      - pgrepl: TLS files

@@ -12,6 +12,9 @@ from tests.functional.conftest import node_loaders
 
 @pytest.fixture(scope="module")
 def primed(lab, prod, dr):
+    for loaders in (prod, dr):
+        loaders.pgrepl.apply_tls()
+    prod.pgrepl.apply_settings()  # ssl on (a reload suffices)
     prod.pgrepl.set_replication_user()
     prod.pgrepl.create_slot(lab.dr.slot)
     return lab

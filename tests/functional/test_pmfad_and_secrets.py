@@ -38,6 +38,9 @@ def test_pmfad_on_a_standby_reports_unhealthy_not_running_writes(lab, dr, prod):
 
 
 def test_secret_never_in_returns_files_or_command_lines(lab, prod, dr):
+    for loaders in (prod, dr):
+        loaders.pgrepl.apply_tls()
+    prod.pgrepl.apply_settings()  # ssl on (a reload suffices)
     prod.pgrepl.set_replication_user()
     prod.pgrepl.create_slot(lab.dr.slot)
     dr.pgrepl.set_pgpass(lab.prod.address, lab.prod.port)

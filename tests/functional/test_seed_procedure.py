@@ -17,12 +17,16 @@ def write_rows(node, count, tag):
 
 def setup_replication(lab, prod, dr):
     assert prod.pgrepl.role() == "primary"
+    for loaders in (prod, dr):
+        assert loaders.pgrepl.apply_tls()  # CA, certificate and key written
+        assert loaders.pgrepl.tls_needs() == []
     prod.pgrepl.set_replication_user()
     verifier = lab.prod.sql("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (REPLICATION_USER,))[0][0]
     assert verifier.startswith("SCRAM-SHA-256$") and scram_matches(verifier, LAB_PASSWORD)
     assert prod.pgrepl.set_replication_user() == []  # idempotent
     changes = prod.pgrepl.apply_settings()
     assert "wal_log_hints" in changes["restart_pending"]
+    assert changes["changes"]["ssl"]["new"] == "on"
     prod.pgrepl.restart()
     assert prod.pgrepl.settings()["differ"] == {}
     for node in (lab.prod, lab.dr):

