@@ -19,12 +19,14 @@ one query, no subprocess) and fires events on transitions only, plus a heartbeat
 
 Events (``salt/beacon/<minion>/pgrepl/<kind>/<what>``): ``lag/alert``, ``lag/ok``,
 ``receiver/down``, ``receiver/up``, ``role/changed``, ``slot/alert``, ``server/down``,
-``server/up``, ``heartbeat``. The server is found from pillar ``mfa_ha:postgres``. State
-between polls is kept in the minion's cache directory, so a beacon refresh does not repeat
-or lose a transition.
+``server/up``, ``heartbeat``. Every event but the heartbeat carries ``event_id``, an
+unguessable token this minion remembers: the master's alert runner sends an alert only after
+this minion confirms, by that id, that its beacon fired the event (``pgrepl.beacon_fired``),
+so another minion cannot forge one. The server is found from pillar ``mfa_ha:postgres``.
+State between polls is kept in the minion's cache directory, so a beacon refresh does not
+repeat or lose a transition.
 """
 
-import os
 import time
 
 import salt.utils.beacons
@@ -49,16 +51,15 @@ def validate(config):
     return True, "valid pgrepl beacon configuration"
 
 
-def _state_path():
-    return os.path.join(__opts__["cachedir"], "mfa_ha", "beacon_pgrepl.json")
-
-
 def beacon(config):
     thresholds = health.thresholds(salt.utils.beacons.list_to_dict(config))
     cfg = postgres_config(__salt__["pillar.get"]("mfa_ha:postgres", {}, unmask=True))
-    path = _state_path()
-    events, state = health.transitions(health.load_state(path), health.read(cfg), thresholds, time.time())
-    health.save_state(path, state)
+    path = health.state_path(__opts__["cachedir"])
+    now = time.time()
+    events, state = health.transitions(health.load_state(path), health.read(cfg), thresholds, now)
     for event in events:
         event["id"] = __opts__["id"]
+        if event["tag"] != "heartbeat":
+            event["event_id"] = health.record_fired(state, event, now)
+    health.save_state(path, state)  # before the events leave: the master may ask at once
     return events

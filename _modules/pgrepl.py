@@ -19,6 +19,7 @@ from salt.exceptions import SaltInvocationError
 from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import hba as pghba
+from mfa_ha import health
 from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
 from mfa_ha import standby as pgstandby
@@ -849,6 +850,20 @@ def stale_primary(**kwargs):
         salt server_prod pgrepl.stale_primary
     """
     return pgfailover.stale_peer(_server(kwargs), sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user))
+
+
+def beacon_fired(event_id):
+    """
+    What this minion's ``pgrepl`` beacon recorded for the event ``event_id`` (tag, severity,
+    time), or None if it never fired it. The master's alert runner asks before it alerts.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.beacon_fired 5f0c...
+    """
+    return health.fired(health.load_state(health.state_path(__opts__["cachedir"])), event_id)
 
 
 def _request_dir():

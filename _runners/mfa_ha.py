@@ -252,16 +252,18 @@ def _deliver(severity, summary, details, alerts_pillar):
 
 def alert(tag, data=None):
     """
-    Turn a ``pgrepl`` beacon event into an alert people see, after confirming it with the
-    node it names (a job to that minion; a forged event names no one into a page). Only ids
-    in ``mfa_ha:nodes`` are considered; numbers are cast; a second primary is reported as a
-    critical split brain, with no automatic action. Called by ``mfa_ha/reactor/alert.sls``.
+    Turn a ``pgrepl`` beacon event into an alert people see, once the node it names confirms
+    that its own beacon fired this very event (its ``event_id``, asked with a job whose
+    return Salt authenticates): a forged event, from any other minion, names no one into a
+    page. Only ids in ``mfa_ha:nodes`` are considered; the severity is the one the node
+    recorded; a second primary is reported as a critical split brain, with no automatic
+    action. Called by ``mfa_ha/reactor/alert.sls``.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-run mfa_ha.alert salt/beacon/server_dr/pgrepl/lag/alert '{"severity": "warning"}'
+        salt-run mfa_ha.alert salt/beacon/server_dr/pgrepl/lag/alert '{"event_id": "5f0c..."}'
     """
     data = data if isinstance(data, dict) else {}
     parsed = pgalerts.parse_tag(tag)
@@ -275,13 +277,14 @@ def alert(tag, data=None):
         log.warning("mfa_ha: ignored %s: %s is not a node of mfa_ha:nodes", tag, node)
         return {"sent": False, "reason": f"{node} is not a node"}
     alerts_pillar = pillar.get("alerts") or {}
-    live = _cmd([node], "pgrepl.status", [], STATUS_TIMEOUT)[node]
-    confirmed, measured = pgalerts.confirm(kind, what, data, live, pgalerts.alert_thresholds(alerts_pillar))
+    fired = _cmd([node], "pgrepl.beacon_fired", [str(data.get("event_id", ""))[:64]], STATUS_TIMEOUT)[node]
+    live = _cmd([node], "pgrepl.status", [], STATUS_TIMEOUT)[node] if isinstance(fired, dict) else None
+    confirmed, measured = pgalerts.confirm(kind, what, fired, live, pgalerts.alert_thresholds(alerts_pillar))
     result = {"node": node, "event": f"{kind}/{what}", "confirmed": confirmed, "measured": measured}
     if not confirmed:
         log.warning("mfa_ha: %s not confirmed by %s itself (%s): no alert sent", tag, node, measured)
         return {**result, "sent": False}
-    severity = pgalerts.severity_of(kind, what, data)
+    severity = pgalerts.severity_of(kind, what, fired)
     summary = f"{node}: {kind} {what} — {measured}"
     result["sent"] = _deliver(severity, summary, {"node": node, "event": f"{kind}/{what}"}, alerts_pillar)
     if (kind, what) in (("role", "changed"), ("server", "up")):

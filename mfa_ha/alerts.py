@@ -1,9 +1,13 @@
-"""Alerts from beacon events, confirmed with the named node before anyone is paged, and
+"""Alerts from beacon events, confirmed by the named node before anyone is paged, and
 switchover requests accepted only from allowed, verifiable senders.
 
 A beacon event's tag and data are whatever the sending minion wrote: the event only says
-where to look. ``confirm`` re-measures on the named node (a job whose return Salt
-authenticates) and an alert goes out only when that node's own answer shows the condition.
+where to look. Salt's master fires a beacon's events with the data the minion wrote (its
+``_minion_event`` passes ``events[i]['data']`` on without the authenticated sender id), so
+the sender cannot be read from the event. Instead every event carries an unguessable
+``event_id`` that the named node's beacon remembers; ``confirm`` accepts an event only when
+that node itself (a job whose return Salt authenticates) says its beacon fired this id with
+this tag. A current state that merely matches confirms nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ log = logging.getLogger(__name__)
 BEACON_TAG = re.compile(r"^salt/beacon/([A-Za-z0-9_.-]{1,128})/pgrepl/(lag|receiver|role|slot|server)/"
                         r"(alert|ok|down|up|changed)$")
 SEVERITIES = ("info", "warning", "critical")
-ROLES = ("primary", "standby")
 
 
 def parse_tag(tag: str) -> tuple[str, str, str] | None:
@@ -42,43 +45,39 @@ def _number(value) -> float:
         return 0.0
 
 
-def confirm(kind: str, what: str, data: dict, live, t: Thresholds) -> tuple[bool, str]:
-    """Does the node's own live status (``pgrepl.status``) show what the event claims?
-    Returns ``(confirmed, one-line description from the live figures)``."""
+def confirm(kind: str, what: str, fired, live, t: Thresholds) -> tuple[bool, str]:
+    """Did the named node's beacon fire this very event? ``fired`` is that node's answer to
+    ``pgrepl.beacon_fired(event_id)``; ``live`` its ``pgrepl.status`` (for the figures).
+    Returns ``(confirmed, one-line description)``."""
+    if not isinstance(fired, dict):
+        return False, ("the node did not answer" if isinstance(fired, str) and fired == "no answer"
+                       else f"the node's beacon did not fire this event ({fired})")
+    if fired.get("tag") != f"{kind}/{what}":
+        return False, f"the node's beacon fired {fired.get('tag')}, not {kind}/{what}"
+    return True, describe(kind, what, live, t)
+
+
+def describe(kind: str, what: str, live, t: Thresholds) -> str:
+    """The event told in the node's current figures (or why there are none)."""
     if not isinstance(live, dict):
-        return False, f"the node did not answer ({live})"
+        return f"status unavailable ({str(live)[:200]})"
     running, role = live.get("running"), live.get("role")
     lag_b, lag_s = _number(live.get("lag_bytes")), _number(live.get("lag_seconds"))
     receiver = (live.get("receiver") or {}).get("status") or "not running"
-    lag_text = f"replay lag {int(lag_b)} bytes, {lag_s:.1f} s"
-    checks = {
-        ("server", "down"): (not running, f"PostgreSQL is {live.get('state')}"),
-        ("server", "up"): (bool(running), f"PostgreSQL is running as {role}"),
-        ("lag", "alert"): (running and role == "standby" and (lag_b >= t.lag_warn_bytes * t.hysteresis
-                                                              or lag_s >= t.lag_warn_seconds * t.hysteresis),
-                           lag_text),
-        ("lag", "ok"): (running and role == "standby" and lag_b < t.lag_warn_bytes and lag_s < t.lag_warn_seconds,
-                        lag_text),
-        ("receiver", "down"): (running and role == "standby" and receiver != "streaming",
-                               f"WAL receiver {receiver}"),
-        ("receiver", "up"): (running and receiver == "streaming", f"WAL receiver {receiver}"),
-        ("role", "changed"): (running and role == data.get("new") and role in ROLES, f"now {role}"),
-        ("slot", "alert"): _slot_check(live, str(data.get("slot", "")), t),
+    texts = {
+        "server": f"PostgreSQL is {live.get('state')}" + (f" as {role}" if running else ""),
+        "lag": f"replay lag {int(lag_b)} bytes, {lag_s:.1f} s",
+        "receiver": f"WAL receiver {receiver}",
+        "role": f"now {role}",
+        "slot": "; ".join(f"slot {s.get('slot_name')} retains {int(_number(s.get('retained_bytes')))} bytes, "
+                          f"{'active' if s.get('active') else 'inactive'}" for s in live.get("slots") or [])
+                or "no slots",
     }
-    confirmed, text = checks.get((kind, what), (False, "unknown event"))
-    return bool(confirmed), text
-
-
-def _slot_check(live: dict, name: str, t: Thresholds) -> tuple[bool, str]:
-    slot = next((s for s in live.get("slots") or [] if s.get("slot_name") == name), None)
-    if slot is None:
-        return False, f"no slot {name!r}"
-    retained = _number(slot.get("retained_bytes"))
-    return (retained > t.slot_max_retained_bytes or not slot.get("active"),
-            f"slot {name} retains {int(retained)} bytes, {'active' if slot.get('active') else 'inactive'}")
+    return texts.get(kind, "unknown event")
 
 
 def severity_of(kind: str, what: str, data: dict) -> str:
+    """The severity the node's beacon recorded (``data``), within the known levels."""
     claimed = str(data.get("severity", ""))
     if (kind, what) in (("server", "down"), ("receiver", "down")):
         return "critical"

@@ -161,10 +161,10 @@ def foreign_lines(text: str, allow_trust: bool = False) -> list[dict]:
         fields = line.split("#", 1)[0].split()
         if not fields or fields[0] not in TYPES:
             continue
-        if fields[0] != "local" and (span is None or number <= span[0]):
-            found.append({"line": number, "text": line.strip(), "problem": "above the mfa-ha block"})
-        elif not allow_trust and _is_remote_trust(fields):
+        if not allow_trust and _is_remote_trust(fields):  # disabled wherever it is
             found.append({"line": number, "text": line.strip(), "problem": "trust for a non-local address"})
+        elif fields[0] != "local" and (span is None or number <= span[0]):
+            found.append({"line": number, "text": line.strip(), "problem": "above the mfa-ha block"})
     return found
 
 

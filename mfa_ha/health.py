@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import asdict, dataclass, fields
 
@@ -215,6 +216,28 @@ def _slot_events(state: dict, reading: dict, t: Thresholds, now: float) -> list[
     state["slots_alerted"] = {k: v for k, v in alerted.items() if k in names}
     state["inactive_since"] = {k: v for k, v in inactive_since.items() if k in names}
     return events
+
+
+# -- the node's own word: which events its beacon fired ------------------------------------------
+FIRED_KEPT = 200  # the latest events a node can still confirm
+
+
+def state_path(cachedir: str) -> str:
+    return os.path.join(cachedir, "mfa_ha", "beacon_pgrepl.json")
+
+
+def record_fired(state: dict, event: dict, now: float) -> str:
+    """Give ``event`` an unguessable id and remember it in ``state``: the master acts on an
+    event only once the node it names confirms, by this id, that its beacon fired it."""
+    event_id = secrets.token_hex(16)
+    fired = dict(state.get("fired") or {})
+    fired[event_id] = {"tag": event["tag"], "severity": event.get("severity"), "time": now}
+    state["fired"] = dict(sorted(fired.items(), key=lambda item: item[1]["time"])[-FIRED_KEPT:])
+    return event_id
+
+
+def fired(state: dict, event_id: str) -> dict | None:
+    return (state.get("fired") or {}).get(str(event_id))
 
 
 # -- state between polls ------------------------------------------------------------------------

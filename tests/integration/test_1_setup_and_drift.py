@@ -62,6 +62,25 @@ def test_setup_builds_a_streaming_pair_from_scratch(lab, salt_run):
              what="the probe table on dr")
 
 
+def ssl_log_lines(node, application):
+    with open(os.path.join(node.root, "postgresql.log"), encoding="utf-8", errors="replace") as fh:
+        return [line for line in fh if "connection authorized: user=replicamfa" in line
+                and f"application_name={application}" in line]
+
+
+def test_replication_and_the_clone_run_over_tls_with_verify_full(lab):
+    walsender = lab.prod.sql("SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
+                             "WHERE r.application_name = 'server_dr'")
+    assert walsender and walsender[0][0] is True and walsender[0][1].startswith("TLSv1.")
+    conninfo = lab.dr.sql("SHOW primary_conninfo")[0][0]
+    assert "sslmode=verify-full" in conninfo and "sslrootcert=" in conninfo and "keepalives=1" in conninfo
+    clone = ssl_log_lines(lab.prod, "pg_basebackup")
+    assert clone and all("SSL enabled" in line for line in clone), clone
+    assert lab.prod.sql("SHOW wal_sender_timeout")[0][0] == "30s"
+    hba = open(os.path.join(lab.prod.data_dir, "pg_hba.conf"), encoding="utf-8").read()
+    assert "hostssl  replication  replicamfa  127.0.0.3/32  scram-sha-256" in hba
+
+
 def test_setup_again_changes_nothing(salt_run):
     ret = salt_run.run("state.orchestrate", "mfa_ha.orch.setup", _timeout=600)
     assert ret.returncode == 0, ret.stdout
@@ -122,7 +141,7 @@ def _drift_setting(lab):
 
 
 def _drift_hba(lab):
-    line = "host  replication  replicamfa  127.0.0.1/32  scram-sha-256"
+    line = "hostssl  replication  replicamfa  127.0.0.1/32  scram-sha-256"
     _drop_line(_hba_path(lab.prod), line)
     return "server_prod", "peers in pg_hba.conf", lambda: line in open(_hba_path(lab.prod)).read()
 
@@ -140,13 +159,47 @@ def _drift_app_on_standby(lab):
     return "server_dr", "pmfad", lambda: lab.dr.app_pid() is None
 
 
+def _drift_trust_above_the_block(lab):
+    path = _hba_path(lab.prod)
+    text = open(path, encoding="utf-8").read()
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("host all all 0.0.0.0/0 trust\n" + text)  # a password-less superuser login over TCP
+
+    def repaired():
+        lines = open(path, encoding="utf-8").read().splitlines()
+        return lines[0].startswith("# BEGIN mfa-ha") and "host all all 0.0.0.0/0 trust" not in lines
+    return "server_prod", "peers in pg_hba.conf", repaired
+
+
+def _file_setting(node, name):
+    rows = node.sql("SELECT setting FROM pg_file_settings WHERE name = %s ORDER BY seqno DESC LIMIT 1", (name,))
+    return rows[0][0] if rows else None
+
+
+def _drift_restart_only_setting(lab):
+    # Valid but waiting for a restart ("setting could not be applied"): at the next restart
+    # pg_rewind would become impossible.
+    lab.prod.sql("ALTER SYSTEM SET wal_log_hints = off")
+    lab.prod.sql("SELECT pg_reload_conf()")
+    return "server_prod", "replication settings", lambda: _file_setting(lab.prod, "wal_log_hints") == "on"
+
+
+def _drift_misdirected_standby(lab):
+    lab.dr.sql("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.9 port=5432 user=replicamfa connect_timeout=2'")
+    lab.dr.sql("SELECT pg_reload_conf()")
+    wait_for(lambda: not streaming(lab.dr), what="dr's receiver to leave prod")
+    return "server_dr", "follows server_prod", lambda: streaming(lab.dr)
+
+
 def _drift_password(lab):
     lab.prod.sql("ALTER ROLE replicamfa PASSWORD 'changed-by-hand-1'")
     return "server_prod", "replication user", lambda: _password_ok(lab)
 
 
 DRIFTS = {"setting": _drift_setting, "hba_line": _drift_hba, "slot": _drift_slot,
-          "pmfad_on_standby": _drift_app_on_standby, "password": _drift_password}
+          "pmfad_on_standby": _drift_app_on_standby, "password": _drift_password,
+          "trust_above_the_block": _drift_trust_above_the_block,
+          "restart_only_setting": _drift_restart_only_setting, "misdirected_standby": _drift_misdirected_standby}
 
 
 @pytest.mark.parametrize("kind", list(DRIFTS))
@@ -164,6 +217,25 @@ def test_drift_is_reported_by_test_mode_then_repaired_by_highstate(lab, salt_cli
     assert all(step["result"] is True for step in fixed.values()), fixed
     assert repaired()
     assert changed(highstate(salt_cli, minion, test=True)) == {}
+    wait_for(lambda: streaming(lab.dr), timeout=60, what="dr streaming again")
+
+
+def test_a_stopped_node_that_would_start_as_primary_is_drift(lab, salt_cli):
+    lab.stop_db(lab.dr)
+    os.unlink(os.path.join(lab.dr.data_dir, "standby.signal"))  # would come up as a second primary
+    try:
+        seen = highstate(salt_cli, "server_dr", test=True)
+        step = seen["follows server_prod"]
+        assert step["result"] is None and "would start as a primary" in step["comment"], step
+        assert "would start as a primary" in seen["PostgreSQL is stopped here"]["comment"]
+        assert not os.path.exists(os.path.join(lab.dr.data_dir, "standby.signal"))
+        fixed = highstate(salt_cli, "server_dr")
+        assert fixed["follows server_prod"]["result"] is True and fixed["follows server_prod"]["changes"]
+        assert not lab.dr.is_running(), "highstate never starts PostgreSQL"
+        assert os.path.exists(os.path.join(lab.dr.data_dir, "standby.signal"))
+    finally:
+        lab.start_db(lab.dr)
+    assert lab.dr.sql("SELECT pg_is_in_recovery()")[0][0] is True
     wait_for(lambda: streaming(lab.dr), timeout=60, what="dr streaming again")
 
 
@@ -206,3 +278,30 @@ def test_bad_pillar_fails_setup_before_any_step(lab, salt_run, bad_pillar):
     assert "mfa_ha:nodes:server_dr:slot" in json.dumps(steps["pillar is valid on every node"])
     assert [sid for sid, step in steps.items() if step["changes"] and step["result"]] == []
     assert len(steps) == 1, "failhard: no step after the validation ran"
+
+
+@pytest.fixture
+def dr_without_certificate(lab, salt_cli):
+    path = os.path.join(lab.root, "pillar", "mfa_ha_dr.sls")
+    good = open(path, encoding="utf-8").read()
+    data = json.loads(good)
+    del data["mfa_ha"]["tls"]["cert"]
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    assert salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="server_dr").returncode == 0
+    yield
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(good)
+    salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="server_dr")
+
+
+def test_a_node_without_its_certificate_is_refused_naming_the_key(lab, salt_cli, dr_without_certificate):
+    before = os.stat(os.path.join(lab.dr.root, "mfa_ha-tls", "server.crt")).st_mtime_ns
+    lab.dr.sql("ALTER SYSTEM SET hot_standby_feedback = off")  # drift a good run would repair
+    try:
+        ret = salt_cli.run("state.highstate", minion_tgt="server_dr", _timeout=300)
+        assert ret.returncode != 0 and "mfa_ha:tls:cert: missing" in ret.stdout
+        assert _setting(lab.dr, "hot_standby_feedback") == "off"
+        assert os.stat(os.path.join(lab.dr.root, "mfa_ha-tls", "server.crt")).st_mtime_ns == before
+    finally:
+        lab.dr.sql("ALTER SYSTEM SET hot_standby_feedback = on")

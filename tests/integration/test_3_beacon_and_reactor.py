@@ -67,15 +67,24 @@ def test_a_stopped_standby_server_is_reported_down(pair, master, event_listener)
              what="dr streaming again")
 
 
-def test_a_forged_lag_event_naming_another_minion_sends_no_alert(pair, master, intruder, event_listener):
+FORGEABLE = ["lag/alert", "lag/ok", "receiver/down", "receiver/up", "role/changed", "slot/alert",
+             "server/down", "server/up"]
+
+
+@pytest.mark.parametrize("what", FORGEABLE)
+def test_a_forged_event_naming_another_node_sends_no_alert(pair, master, intruder, event_listener, what):
+    """The forged claims match the named node's current state where they can (server up,
+    receiver up, lag ok, role standby): only that node's own word would confirm them."""
     lab, since = pair, time.time()
     before = alert_lines(lab)
-    forged = {"id": "server_dr", "severity": "critical", "lag_bytes": 1e12, "lag_seconds": 9999}
-    ret = intruder.salt_call_cli().run("event.send", "salt/beacon/server_dr/pgrepl/lag/alert", data=forged)
+    forged = {"id": "server_dr", "severity": "critical", "lag_bytes": 1e12, "lag_seconds": 9999,
+              "new": "standby", "slot": "server_prod", "event_id": "0" * 32}
+    ret = intruder.salt_call_cli().run("event.send", f"salt/beacon/server_dr/pgrepl/{what}", data=forged)
     assert ret.returncode == 0
     handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.alert", since),
                        what="the alert runner to handle the forged event")
-    assert handled[0]["confirmed"] is False and handled[0]["sent"] is False
+    assert handled[0]["confirmed"] is False and handled[0]["sent"] is False, handled[0]
+    assert "did not fire this event" in handled[0]["measured"]
     assert alert_lines(lab) == before  # the runner has returned: nothing more will be written
 
 

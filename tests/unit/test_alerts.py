@@ -1,8 +1,8 @@
-"""Alert confirmation: the event only says where to look; the named node's own status decides."""
+"""Alert confirmation: the event only says where to look; the named node's own word decides."""
 
 import pytest
 
-from mfa_ha import alerts
+from mfa_ha import alerts, health
 from mfa_ha.health import Thresholds
 
 T = Thresholds(lag_warn_bytes=1000, lag_warn_seconds=30)
@@ -20,23 +20,36 @@ def test_only_well_formed_beacon_tags_are_parsed(tag, parsed):
     assert alerts.parse_tag(tag) == parsed
 
 
-def test_a_lag_alert_is_confirmed_only_by_real_lag():
-    assert alerts.confirm("lag", "alert", {"lag_bytes": 1e12}, STANDBY, T)[0] is False
+def test_only_the_named_nodes_own_record_confirms_an_event():
     lagging = {**STANDBY, "lag_bytes": 5000}
-    confirmed, text = alerts.confirm("lag", "alert", {}, lagging, T)
+    confirmed, text = alerts.confirm("lag", "alert", {"tag": "lag/alert", "severity": "warning"}, lagging, T)
     assert confirmed and "5000 bytes" in text
 
 
-def test_nothing_is_confirmed_by_a_silent_node():
-    assert alerts.confirm("server", "down", {}, "no answer", T) == (False, "the node did not answer (no answer)")
+@pytest.mark.parametrize("fired, why", [
+    (None, "did not fire this event"),                  # an id the node never gave out: forged
+    ("no answer", "did not answer"),
+    ({"tag": "lag/ok", "severity": "info"}, "fired lag/ok, not lag/alert"),  # a real id, another tag
+])
+def test_an_event_the_node_does_not_vouch_for_is_refused_whatever_its_state(fired, why):
+    lagging = {**STANDBY, "lag_bytes": 10 ** 9}  # the state matches the claim: still refused
+    confirmed, text = alerts.confirm("lag", "alert", fired, lagging, T)
+    assert confirmed is False and why in text
 
 
-def test_server_down_receiver_down_and_role_change_are_checked_live():
-    assert alerts.confirm("server", "down", {}, {"running": False, "state": "stopped"}, T)[0]
-    assert not alerts.confirm("receiver", "down", {}, STANDBY, T)[0]
-    assert alerts.confirm("receiver", "down", {}, {**STANDBY, "receiver": None}, T)[0]
-    assert alerts.confirm("role", "changed", {"new": "primary"}, {**STANDBY, "role": "primary"}, T)[0]
-    assert not alerts.confirm("role", "changed", {"new": "primary"}, STANDBY, T)[0]
+def test_the_figures_come_from_the_live_status_when_there_is_one():
+    assert alerts.describe("server", "down", {"running": False, "state": "stopped"}, T) == "PostgreSQL is stopped"
+    assert alerts.describe("server", "down", "failed: connection refused", T).startswith("status unavailable")
+    assert alerts.describe("receiver", "down", {**STANDBY, "receiver": None}, T) == "WAL receiver not running"
+
+
+def test_fired_events_are_remembered_by_unguessable_ids_and_pruned():
+    state = {}
+    first = health.record_fired(state, {"tag": "lag/alert", "severity": "warning"}, 1.0)
+    assert len(first) == 32 and health.fired(state, first)["tag"] == "lag/alert"
+    for i in range(health.FIRED_KEPT):
+        health.record_fired(state, {"tag": "server/up"}, 2.0 + i)
+    assert health.fired(state, first) is None and len(state["fired"]) == health.FIRED_KEPT
 
 
 def test_severity_is_not_taken_from_the_event_beyond_the_known_levels():

@@ -106,3 +106,11 @@ def test_local_lines_above_the_block_are_not_drift():
 def test_an_unknown_foreign_policy_is_named():
     with pytest.raises(InvalidInput, match="mfa_ha:hba:foreign"):
         hba.wanted_entries(NODES, "replicamfa", {"foreign": "ignore"})
+
+
+def test_a_remote_trust_line_above_the_block_is_disabled_not_just_moved_below():
+    text = "host all all 0.0.0.0/0 trust\n" + hba.with_block(SITE_FILE, BLOCK_ENTRIES)
+    found = hba.diff(text, BLOCK_ENTRIES)["foreign"]
+    assert [f["problem"] for f in found] == ["trust for a non-local address"]
+    repaired = hba.with_block(text, BLOCK_ENTRIES, found)
+    assert repaired.startswith(hba.BEGIN) and "\nhost all all 0.0.0.0/0 trust" not in repaired
