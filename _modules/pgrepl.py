@@ -14,7 +14,7 @@ owned by the database user) and never returned, logged or put on a command line.
 import logging
 import os
 
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
@@ -114,6 +114,27 @@ def validate_pillar():
     return validate_mfa_ha_pillar(pillar, __opts__["id"])
 
 
+def pillar_problems():
+    """
+    The problems of the ``mfa_ha`` pillar as a list, empty when it is valid; never raises.
+    The orchestrations render it into a failing first step, so a bad pillar (including one
+    given on the command line) stops them before anything runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run state.orchestrate ...   # used by mfa_ha.orch.switchover and failover
+        salt '*' pgrepl.pillar_problems
+    """
+    try:
+        validate_pillar()
+    except (SaltInvocationError, CommandExecutionError) as err:
+        return [line.lstrip("- ") for line in str(err).splitlines() if line.strip(" -")
+                and line != "invalid mfa_ha pillar:"]
+    return []
+
+
 @translate_errors
 def version(**kwargs):
     """
@@ -148,9 +169,10 @@ def status(**kwargs):
 
 def node_status(**kwargs):
     """
-    ``pgrepl.status`` and ``pmfad.status`` of this node in one function, so the master asks
-    with a single-function job (a compound job breaks every state run on the minion while it
-    runs, Salt issue 59141). A part that fails holds its error text instead of a dict.
+    ``pgrepl.status``, ``pmfad.status`` and each peer's role as this node sees it (``peers``:
+    can this node reach them?) in one function, so the master asks with a single-function
+    job (a compound job breaks every state run on the minion while it runs, Salt issue
+    59141). A part that fails holds its error text instead of a dict.
 
     CLI Example:
 
@@ -159,11 +181,13 @@ def node_status(**kwargs):
         salt '*' pgrepl.node_status
     """
     result = {}
-    for name in ("pgrepl.status", "pmfad.status"):
+    for name in ("pgrepl.status", "pmfad.status", "pgrepl.cluster_view"):
         try:
-            result[name] = __salt__[name](**call_args(kwargs)) if name == "pgrepl.status" else __salt__[name]()
+            result[name] = __salt__[name](**call_args(kwargs)) if name.startswith("pgrepl") else __salt__[name]()
         except Exception as err:  # noqa: BLE001 - each part reports its own failure
             result[name] = f"failed: {err}"
+    view = result.pop("pgrepl.cluster_view")
+    result["peers"] = view["peers"] if isinstance(view, dict) else view
     return result
 
 
@@ -781,6 +805,32 @@ def switchover(target, timeout=None, **kwargs):
 
 
 @translate_errors
+def resume_primary(timeout=None, **kwargs):
+    """
+    Start this cleanly stopped former primary and its app again after a switchover whose
+    target failed (``mfa_ha.orch.switchover`` does it when its prechecks find no primary):
+    refused unless the server was shut down cleanly, would start as a primary, and no peer
+    answers as a primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.resume_primary
+    """
+    return sw.resume_primary(*_primary_part(timeout, kwargs), log.info)
+
+
+def _primary_part(timeout, kwargs):
+    """What a node's part as the (new) primary needs: its server, app, id, the other nodes,
+    the client-routing hooks and the switch's timeout."""
+    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    others = sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
+    return (_server(kwargs), app_cfg, __opts__["id"], others, sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+            float(timeout or _switchover_settings().get("timeout", 30)))
+
+
+@translate_errors
 def rejoin(primary, timeout=120, **kwargs):
     """
     Re-attach this node (a stopped or fenced former primary, or a misdirected standby) as a
@@ -812,12 +862,7 @@ def failover(timeout=None, **kwargs):
 
         salt server_dr pgrepl.failover
     """
-    settings = _switchover_settings()
-    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
-    others = sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
-    return pgfailover.promote_after_loss(_server(kwargs), app_cfg, __opts__["id"], others,
-                                         sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-                                         float(timeout or settings.get("timeout", 30)), log.info)
+    return pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), log.info)
 
 
 @translate_errors
@@ -864,6 +909,60 @@ def beacon_fired(event_id):
         salt server_dr pgrepl.beacon_fired 5f0c...
     """
     return health.fired(health.load_state(health.state_path(__opts__["cachedir"])), event_id)
+
+
+@translate_errors
+def fence_if_stale(**kwargs):
+    """
+    Fence this node if it is a stale former primary (another node is the primary on a later
+    timeline) and serves no clients; with the app running it refuses (a split brain is the
+    operator's to resolve). Returns ``action`` (``fenced``, ``none``, ``refuse``) and the
+    reason. Run by the ``salt/minion/*/start`` reactor through ``mfa_ha.fence_if_stale``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.fence_if_stale
+    """
+    return pgfailover.fence_if_stale(*_fence_inputs(kwargs))
+
+
+@translate_errors
+def discard_divergent(keep, **kwargs):
+    """
+    This node lost a split brain: the operator keeps the node ``keep``. Counts the
+    transactions this node committed after it left ``keep``'s history (when its timeline
+    history shows where), fences it (app and PostgreSQL stopped) and moves its data
+    directory aside, never deleted, so that ``mfa_ha.orch.rejoin`` clones it from ``keep``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.discard_divergent server_prod
+    """
+    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    return pgfailover.discard_divergent(_server(kwargs), app_cfg, _upstream(keep, kwargs))
+
+
+@translate_errors
+def fence_decision(**kwargs):
+    """
+    Whether this node would be fenced, and why (``fence``, ``none``, ``refuse``); only reads.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.fence_decision
+    """
+    return pgfailover.fence_decision(*_fence_inputs(kwargs))
+
+
+def _fence_inputs(kwargs):
+    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    return _server(kwargs), app_cfg, sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
 
 
 def _request_dir():

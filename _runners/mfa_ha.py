@@ -12,6 +12,7 @@ Node list and thresholds come from the master's view of pillar ``mfa_ha`` (the o
 orchestrations render with): ``mfa_ha:nodes``, ``mfa_ha:switchover:max_lag_bytes``.
 """
 
+import functools
 import json
 import logging
 import os
@@ -22,12 +23,13 @@ import time
 import salt.client
 import salt.pillar
 import salt.utils.event
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import status as cluster
 from mfa_ha import switchover as sw
+from mfa_ha.pillar import validate as validate_pillar
 from mfa_ha.pillar import validate_nodes
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,37 @@ DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
 STATUS_TIMEOUT = 10
 GATHER_JOB_TIMEOUT = 3
 FENCE_TIMEOUT = 10
+FENCE_ATTEMPTS = 6
+FENCE_RETRY_SECONDS = 5
 NODE_STATUS_KEYS = ("pgrepl.status", "pmfad.status")
+SWITCH_PART_TIMEOUT = 120
+GO_ACTIONS = ("switch", "finish", "failover")  # a decision that lets the next orchestration step run
 
 
 def __virtual__():
     return __virtualname__
+
+
+def _gate(func):
+    """An error that must stop an orchestration is raised as CommandExecutionError: Salt's
+    runner client reports a runner's TypeError (SaltInvocationError is one) as "Passed
+    invalid arguments" with success, and a ``failhard`` step would let the next one run."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SaltInvocationError as err:
+            raise CommandExecutionError(str(err)) from None
+
+    return wrapper
+
+
+def _with_retcode(result: dict, failed: bool) -> dict:
+    """``salt-run`` takes its exit code from a ``retcode`` key of the returned data."""
+    if failed:
+        __context__["retcode"] = 1
+    return {**result, "retcode": 1 if failed else 0}
 
 
 def _pillar():
@@ -93,6 +121,7 @@ def _cmd(targets, function, args, timeout):
     return result
 
 
+@_gate
 def status(timeout=STATUS_TIMEOUT):
     """
     Every node of ``mfa_ha:nodes``: address, role, server state, timeline, receive/replay
@@ -111,6 +140,7 @@ def status(timeout=STATUS_TIMEOUT):
     return {"outputter": "mfa_ha_status", "data": rows}
 
 
+@_gate
 def precheck(target, nodes=None, max_lag_bytes=None):
     """
     Run the switchover prechecks for ``target`` against the live servers and say which
@@ -123,18 +153,51 @@ def precheck(target, nodes=None, max_lag_bytes=None):
 
         salt-run mfa_ha.precheck server_dr
     """
-    pillar = _pillar() if nodes is None or max_lag_bytes is None else {}
+    pillar = _pillar()
+    validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     limit = int(max_lag_bytes if max_lag_bytes is not None
                 else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
-    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
+    statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
     _progress(decision.summary)
-    if decision.action == "refuse":
-        __context__["retcode"] = 1
-    return decision.as_dict()
+    return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
 
 
+@_gate
+def resume(target, nodes=None):
+    """
+    After refused prechecks: if no node accepts writes because a switch to ``target`` failed
+    after the old primary stopped cleanly (and ``target`` never became a primary), start the
+    old primary and its app again. Otherwise nothing. ``mfa_ha.orch.switchover`` runs it when
+    its prechecks fail, so a re-run converges to a serving primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.resume server_dr
+    """
+    pillar = _pillar()
+    nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
+    statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
+    decision = sw.decide(statuses, nodes, target, DEFAULT_MAX_LAG_BYTES)
+    if decision.action != "resume":
+        return {"resumed": False, "reason": "nothing to resume: " + decision.summary, "retcode": 0}
+    _progress(decision.summary)
+    done = _cmd([decision.primary], "pgrepl.resume_primary", [], SWITCH_PART_TIMEOUT)[decision.primary]
+    resumed = isinstance(done, dict)
+    return _with_retcode({"resumed": resumed, "node": decision.primary, "reason": decision.summary,
+                          "result": done}, not resumed)
+
+
+def _with_peers(gathered: dict):
+    """A node's ``pgrepl.status`` with the peers as it sees them (``peers``)."""
+    status = gathered.get("pgrepl.status")
+    return {**status, "peers": gathered.get("peers")} if isinstance(status, dict) else status
+
+
+@_gate
 def switchover(target, timeout=600):
     """
     Switch the primary role to ``target`` through ``state.orchestrate mfa_ha.orch.switchover``
@@ -155,11 +218,10 @@ def switchover(target, timeout=600):
     result = cluster.switch_report(ran, started)
     for line in result["phases"]:
         _progress(line)
-    if not result["ok"]:
-        __context__["retcode"] = 1
-    return result
+    return _with_retcode(result, not result["ok"])
 
 
+@_gate
 def primary(nodes=None):
     """
     The id of the node whose live server accepts writes; fails unless exactly one does.
@@ -179,6 +241,28 @@ def primary(nodes=None):
     return found[0]
 
 
+@_gate
+def rejoin_decision(keep=None, node=None, nodes=None):
+    """
+    Which node the others re-attach to (``mfa_ha.orch.rejoin``): the one primary; with two
+    (a split brain) it refuses at once, naming both with their timelines and write
+    positions, unless ``keep`` names the node whose data is kept.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.rejoin_decision
+        salt-run mfa_ha.rejoin_decision keep=server_prod
+    """
+    nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
+    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
+    decision = pgfailover.rejoin_decision(statuses, nodes, keep or None, node or None)
+    _progress(decision["reason"])
+    return _with_retcode(decision, decision["action"] != "rejoin")
+
+
+@_gate
 def failover_precheck(target, nodes=None, confirm_primary_lost=False):
     """
     May ``target`` be promoted because the primary is lost? Refuses while another node still
@@ -191,15 +275,16 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False):
 
         salt-run mfa_ha.failover_precheck server_dr confirm_primary_lost=True
     """
-    nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
+    pillar = _pillar()
+    validate_pillar(pillar)
+    nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, timeout=3).items()}
     decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
     _progress(decision.summary.replace("switchover", "failover"))
-    if decision.action == "refuse":
-        __context__["retcode"] = 1
-    return decision.as_dict()
+    return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
 
 
+@_gate
 def fence_others(target, nodes=None):
     """
     Fence every node but ``target`` whose minion answers (pmfad and PostgreSQL stopped, data
@@ -222,6 +307,43 @@ def fence_others(target, nodes=None):
             __context__["retcode"] = 1
         _progress(f"{node}: {result[node] if isinstance(result[node], str) else 'fenced'}")
     return result
+
+
+@_gate
+def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECONDS):
+    """
+    Fence ``node`` if it is a stale former primary that serves no clients, retrying until
+    the node itself answers (``pgrepl.fence_if_stale``, one single-function job per try;
+    bounded by ``attempts``). A critical alert goes out when it cannot be proven, or when the
+    node refuses because its app runs (a split brain). Called by
+    ``mfa_ha/reactor/fence.sls`` on ``salt/minion/<id>/start``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.fence_if_stale server_prod
+    """
+    pillar = _pillar()
+    nodes = validate_nodes(pillar.get("nodes"))
+    if node not in nodes:
+        return {"action": "none", "reason": f"{node} is not a node of mfa_ha:nodes"}
+    alerts_pillar = pillar.get("alerts") or {}
+    answer = None
+    for attempt in range(1, int(attempts) + 1):
+        answer = _cmd([node], "pgrepl.fence_if_stale", [], FENCE_TIMEOUT)[node]
+        if isinstance(answer, dict):
+            log.warning("mfa_ha: fence check of %s (attempt %s): %s", node, attempt, answer.get("reason"))
+            if answer.get("action") == "refuse":
+                answer["alert"] = _deliver("critical", f"SPLIT BRAIN: {node}: {answer['reason']}",
+                                           {"node": node, "event": "split_brain"}, alerts_pillar)
+            return {**answer, "attempts": attempt}
+        if attempt < int(attempts):
+            time.sleep(float(retry_seconds))
+    summary = (f"{node}: could not prove it is not a stale primary after {attempts} attempts "
+               f"(last: {answer}); check it by hand: salt {node} pgrepl.fence_if_stale")
+    return {"action": "unproven", "reason": summary, "attempts": int(attempts),
+            "alert": _deliver("critical", summary, {"node": node, "event": "fence_unproven"}, alerts_pillar)}
 
 
 # -- alerts and requests (called by the reactors in salt/mfa_ha/reactor/) ------------------------
@@ -250,6 +372,7 @@ def _deliver(severity, summary, details, alerts_pillar):
     return sent
 
 
+@_gate
 def alert(tag, data=None):
     """
     Turn a ``pgrepl`` beacon event into an alert people see, once the node it names confirms
@@ -300,6 +423,7 @@ def _request_dir():
     return os.path.join(__opts__["cachedir"], "mfa_ha", "requests")
 
 
+@_gate
 def request_switchover(target):
     """
     Ask for a switchover to ``target`` by event (``mfa_ha/switchover/request``), as an
@@ -318,6 +442,7 @@ def request_switchover(target):
     return {"requested": target, "nonce": nonce}
 
 
+@_gate
 def switchover_request(data=None):
     """
     Act on a ``mfa_ha/switchover/request`` event: only from the master itself (its token

@@ -266,20 +266,24 @@ def follows(name, timeout=30, **kwargs):
 
 
 def fenced(name="not a stale primary", **kwargs):
-    """If another node is a primary on a later timeline while this one is (or would start
-    as) a primary, fence this node: pmfad and PostgreSQL stopped, data directory configured
-    as a standby of that node. Run by the reactor when a minion starts."""
+    """If another node is the primary on a later timeline while this one is (or would start
+    as) a primary and serves no clients, fence this node: pmfad and PostgreSQL stopped, data
+    directory configured as a standby of that node. With its app running it fails instead
+    (a split brain: the operator chooses the node to keep)."""
     ret = _ret(name)
     try:
-        newer = __salt__["pgrepl.stale_primary"](**kwargs)
-        if newer is None:
-            ret["comment"] = "this node is not a stale primary"
+        decision = __salt__["pgrepl.fence_decision"](**kwargs)
+        if decision["action"] == "none":
+            ret["comment"] = decision["reason"]
             return ret
+        if decision["action"] == "refuse":
+            return _failed(ret, decision["reason"])
+        newer = decision["primary"]
         if _pending(ret, {"fenced": {"old": "primary", "new": f"stopped, standby of {newer}"}},
-                    f"fence this node: {newer} is the primary on a later timeline"):
+                    f"fence this node: {decision['reason']}"):
             return ret
-        done = __salt__["pgrepl.fence"](newer, **kwargs)
-        ret["comment"] = f"fenced: {newer} is the primary on a later timeline; run mfa_ha.orch.rejoin"
+        done = __salt__["pgrepl.fence_if_stale"](**kwargs)
+        ret["comment"] = f"fenced: {done['reason']}; run mfa_ha.orch.rejoin"
         ret["changes"]["done"] = done
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)

@@ -8,14 +8,16 @@ writes. ``mfa_ha.orch.rejoin`` rewinds it and makes it stream.
 
 from __future__ import annotations
 
+import os
 import time
 
 from mfa_ha import app as applib
+from mfa_ha import lsn as lsnlib
 from mfa_ha import replication as repl
 from mfa_ha.errors import MfaHaError
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
-from mfa_ha.standby import Upstream, identify_peer
+from mfa_ha.standby import Upstream, identify_peer, timeline_switch_point
 from mfa_ha.switchover import Clock, Decision, Hooks, open_for_business, peer_in_recovery
 
 REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
@@ -108,3 +110,110 @@ def stale_peer(server: Server, peers: dict[str, Upstream]) -> str | None:
             if peer_tli > int(local_tli):
                 return node_id
     return None
+
+
+def fence_decision(server: Server, app_cfg, peers: dict[str, Upstream]) -> dict:
+    """Should this node be fenced? ``fence`` when it is a stale former primary (a peer is the
+    primary on a later timeline) that serves no clients; ``refuse`` when its app runs, for
+    clients may be writing here: a split brain, which the operator resolves by choosing the
+    node to keep; ``none`` otherwise. Only reads."""
+    newer = stale_peer(server, peers)
+    if newer is None:
+        return {"action": "none", "reason": "not a stale primary"}
+    if applib.backend(app_cfg).status().get("state") == "running":
+        return {"action": "refuse", "primary": newer,
+                "reason": f"split brain: {newer} is the primary on a later timeline, but {app_cfg.service} "
+                          "runs here and clients may be writing: nothing fenced automatically; choose the "
+                          "node whose data is kept"}
+    return {"action": "fence", "primary": newer, "reason": f"{newer} is the primary on a later timeline"}
+
+
+def fence_if_stale(server: Server, app_cfg, peers: dict[str, Upstream]) -> dict:
+    """``fence_decision``, then the fence when it says so."""
+    decision = fence_decision(server, app_cfg, peers)
+    if decision["action"] != "fence":
+        return decision
+    return {**decision, "action": "fenced", **fence(server, app_cfg, peers[decision["primary"]])}
+
+
+# -- rejoin: which node's data is kept ----------------------------------------------------------
+def _position(status: dict) -> str:
+    return f"timeline {status.get('timeline')}, wrote up to {status.get('current_lsn')}"
+
+
+def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: str | None = None) -> dict:
+    """Which node is the primary the others re-attach to, and which running primaries must
+    give up their data first. Two primaries (a split brain) are refused at once, naming
+    both with their timelines and write positions, unless ``keep`` names the one to keep."""
+    primaries = {n: s for n, s in sorted(statuses.items())
+                 if n in nodes and isinstance(s, dict) and s.get("running") and s.get("role") == "primary"}
+    described = {n: {"timeline": s.get("timeline"), "current_lsn": s.get("current_lsn")} for n, s in primaries.items()}
+    result = {"action": "refuse", "primary": None, "rejoining": [], "discard": [], "primaries": described}
+    if keep is not None and keep not in primaries:
+        return {**result, "reason": f"mfa_ha:keep: {keep} does not accept writes (primaries: "
+                                    f"{', '.join(primaries) or 'none'}); nothing done"}
+    if keep is None and len(primaries) > 1:
+        listed = " and ".join(f"{n} ({_position(s)})" for n, s in primaries.items())
+        return {**result, "reason": f"SPLIT BRAIN: {listed} all accept writes. Choose the node whose data is "
+                                    "kept: pillar='{\"mfa_ha\": {\"keep\": \"<node id>\"}}'; the others' data is "
+                                    "moved aside (never deleted) and they are cloned from it. Nothing done"}
+    if not primaries:
+        return {**result, "reason": "no node accepts writes: start the primary first (or mfa_ha.orch.failover)"}
+    primary = keep or next(iter(primaries))
+    if node is not None and node not in nodes:
+        return {**result, "reason": f"mfa_ha:node: unknown node id {node!r}"}
+    rejoining = [node] if node else sorted(set(nodes) - {primary})
+    discard = sorted(n for n in primaries if n != primary and n in rejoining)
+    return {**result, "action": "rejoin", "primary": primary, "rejoining": rejoining, "discard": discard,
+            "reason": f"{', '.join(rejoining)} re-attach to {primary}"
+                      + (f"; divergent data of {', '.join(discard)} moved aside first" if discard else "")}
+
+
+def discard_divergent(server: Server, app_cfg, keep: Upstream) -> dict:
+    """This primary loses a split brain: count the transactions it committed after it left
+    ``keep``'s history (when its timeline history shows where), fence it, and move its data
+    directory aside (never deleted) so that a clone from ``keep`` replaces it."""
+    status = repl.status(server)
+    result = {"timeline": status.get("timeline"), "last_lsn": status.get("current_lsn")}
+    fenced = fence(server, app_cfg, keep)
+    fork = divergence_point(server, keep, int(status.get("timeline") or 0))
+    result["fork_lsn"] = lsnlib.to_str(fork) if fork is not None else None
+    result["transactions_after_fork"] = (count_commits(server, fork, int(status["timeline"]))
+                                         if fork is not None else None)
+    result["moved_aside"] = repl.move_aside(server.data_dir, "diverged")
+    return {**result, **fenced}
+
+
+def divergence_point(server: Server, keep: Upstream, timeline: int) -> int | None:
+    """Where this node's timeline ``timeline`` left ``keep``'s history: from this node's own
+    timeline history (it was promoted) or from ``keep``'s (it was). None on one timeline."""
+    keep_tli = int(identify_peer(server, keep)["timeline"])
+    if keep_tli == timeline:
+        return None
+    if keep_tli < timeline:
+        return _own_switch_point(server, keep_tli, timeline)
+    try:
+        return timeline_switch_point(server, keep, timeline)
+    except MfaHaError:
+        return None
+
+
+def _own_switch_point(server: Server, ancestor: int, timeline: int) -> int | None:
+    path = os.path.join(server.data_dir, "pg_wal", f"{timeline:08X}.history")
+    try:
+        with open(path, encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == ancestor:
+            return lsnlib.to_int(fields[1])
+    return None
+
+
+def count_commits(server: Server, start: int, timeline: int) -> int | None:
+    """COMMIT records in this (stopped) node's WAL from ``start`` on ``timeline`` (pg_waldump)."""
+    out = server.run("pg_waldump", "--path", os.path.join(server.data_dir, "pg_wal"), "--timeline", str(timeline),
+                     "--start", lsnlib.to_str(start), "--rmgr", "Transaction", check=False, timeout=120).stdout
+    return sum(1 for line in out.splitlines() if "desc: COMMIT" in line)

@@ -49,7 +49,7 @@ def validate(pillar, node_id: str | None = None) -> dict:
         lambda: alert_targets(pillar.get("alerts")),
         lambda: alert_thresholds(pillar.get("alerts")),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
-        lambda: tls_config(pillar.get("tls"), nodes, _data_dir(pillar), node_id),
+        lambda: tls_config(pillar.get("tls"), nodes, _data_dir(pillar), node_id if node_id in nodes else None),
     )
     for check in checks:
         try:

@@ -11,6 +11,7 @@ import logging
 import os
 import pwd
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 from mfa_ha.errors import CommandFailed
@@ -91,3 +92,21 @@ def chown_to(path: str, user: str) -> None:
         return
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def write_file(path: str, text: str, mode: int, user: str, prefix: str = ".mfa_ha.") -> None:
+    """Replace ``path`` atomically with ``text``, mode ``mode``, owned by ``user`` when we are
+    root; a failed write leaves the old file and no temporary behind."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        chown_to(tmp, user)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -6,9 +6,8 @@ import base64
 import hashlib
 import hmac
 import os
-import tempfile
 
-from mfa_ha.proc import chown_to
+from mfa_ha.proc import write_file
 
 PGPASS_MODE = 0o600
 
@@ -33,19 +32,7 @@ def write_pgpass(path: str, os_user: str, host: str, port: int, user: str, passw
     new = kept + [wanted]
     if new == lines and _mode(path) == PGPASS_MODE:
         return False
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pgpass.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(new) + "\n")
-        os.chmod(tmp, PGPASS_MODE)
-        chown_to(tmp, os_user)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_file(path, "\n".join(new) + "\n", PGPASS_MODE, os_user, prefix=".pgpass.")
     return True
 
 

@@ -190,6 +190,16 @@ class Server:
         except OSError:
             return ""
 
+    def log_errors(self, count: int = 3, window: int = 400) -> str:
+        """The last ``count`` FATAL/ERROR/PANIC lines among the log's last ``window`` lines:
+        the cause, rather than whatever the server wrote last."""
+        try:
+            with open(self.cfg.log_path, encoding="utf-8", errors="replace") as fh:
+                tail = fh.readlines()[-window:]
+        except OSError:
+            return ""
+        return "".join([line for line in tail if any(w in line for w in ("FATAL:", "ERROR:", "PANIC:"))][-count:]).strip()
+
     # -- control file -------------------------------------------------------
     def controldata(self) -> dict[str, str]:
         self.require_cluster()

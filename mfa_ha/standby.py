@@ -63,6 +63,7 @@ def plan(server: Server, up: Upstream, replace_running_primary: bool = False) ->
     result.facts["local_state"] = state.value
     if state is ServerState.MISSING:
         result.add("clone", f"{server.data_dir} holds no cluster")
+        result.add("start", "after the clone")
         return result
     local = repl.status(server)
     result.facts["local"] = {k: local.get(k) for k in ("role", "system_identifier", "timeline", "running")}
@@ -156,6 +157,9 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
         except MfaHaError as err:
             raise type(err)(f"{err}\n(planned: {', '.join(steps)}; done: {', '.join(done) or 'nothing'})") from None
         done.append(action)
+    if ensure_upstream_slot(server, up):
+        progress(f"created the missing slot {up.slot} on {up.label}")
+        done.append("slot")
     try:
         receiver = wait_streaming(server, up, DIVERGENCE_GRACE if "rewind" not in done else timeout, progress)
     except MfaHaError:
@@ -178,6 +182,8 @@ def follow(server: Server, up: Upstream, steps: list[str], timeout: float = 30,
         _ACTIONS[action](server, up, timeout, progress)
     if not server.is_running():
         return {"done": steps, "receiver": None}
+    if ensure_upstream_slot(server, up):
+        steps = [*steps, "slot"]
     try:
         receiver = wait_streaming(server, up, timeout, progress)
     except MfaHaError as err:
@@ -219,6 +225,23 @@ _ACTIONS = {
     "restart": _restart,
     "start": lambda server, up, timeout, progress: server.start(timeout=int(timeout)),
 }
+
+
+def ensure_upstream_slot(server: Server, up: Upstream) -> bool:
+    """Create this node's slot on the upstream when it is missing (a primary promoted outside
+    the tool has none, and the WAL receiver would never start); True when it was created."""
+    if not up.slot:
+        return False
+    conn = peer_connect(server, up)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (up.slot,))
+            if cur.fetchone():
+                return False
+            cur.execute("SELECT pg_create_physical_replication_slot(%s, true)", (up.slot,))
+            return True
+    finally:
+        conn.close()
 
 
 def peer_connect(server: Server, peer: Upstream, replication: bool = False):
@@ -283,7 +306,7 @@ def wait_streaming(server: Server, up: Upstream, timeout: float = 60,
         seen = (f"receiver {receiver.get('status')} from {receiver.get('sender_host')}:"
                 f"{receiver.get('sender_port')}" if receiver else "no WAL receiver running")
         return MfaHaError(f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
-                          f"({seen}); last lines of {server.cfg.log_path}:\n{server.log_tail()}")
+                          f"({seen}); last errors in {server.cfg.log_path}:\n{server.log_errors() or 'none'}")
 
     return poll(probe, timeout, POLL_INTERVAL, fail, progress, report_every=2,
                 report=lambda receiver: f"waiting for the WAL receiver to stream from {up.label}: "

@@ -73,6 +73,10 @@ class Decision:
             return "switchover refused: " + "; ".join(f"{c.name} ({c.measured})" for c in self.failed)
         if self.action == "finish":
             return f"{self.target} is already the primary: finishing the re-attach of the others"
+        if self.action == "resume":
+            return (f"switchover not done: no node accepts writes; {self.primary} was shut down cleanly and "
+                    f"{self.target} never became a primary, so {self.primary} comes back as the primary; "
+                    f"re-run the switchover once {self.target} streams again")
         return f"switchover {self.primary} -> {self.target}: all {len(self.checks)} prechecks passed"
 
     def as_dict(self) -> dict:
@@ -95,6 +99,8 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
         d.primary, d.action = target, "finish"
         d.check("target is already the only primary", True, f"{target} accepts writes")
         return d
+    if not primaries and _resumable(d, answered, target):
+        return d
     if not d.check("exactly one primary", len(primaries) == 1, f"primaries: {', '.join(primaries) or 'none'}"):
         return d
     d.primary = primaries[0]
@@ -105,6 +111,23 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
     if not d.failed:
         d.action = "switch"
     return d
+
+
+def _resumable(d: Decision, answered: dict, target: str) -> bool:
+    """No node accepts writes because a switch's target failed after the old primary had
+    stopped. The old primary's clean shutdown proves it holds every write; when the target
+    answers and never became a primary, the old primary may come back (action ``resume``)."""
+    stopped = sorted(n for n, s in answered.items() if not s.get("running") and s.get("role") == "primary"
+                     and s.get("cluster_state") == "shut down")
+    status = answered.get(target)
+    if len(stopped) != 1 or stopped[0] == target or not isinstance(status, dict) or status.get("role") != "standby":
+        return False
+    d.primary, d.action = stopped[0], "resume"
+    d.check("a primary accepts writes", False, "none: the last switch did not finish")
+    d.check("the old primary was shut down cleanly (it holds every write)", True,
+            f"{d.primary}: shut down at {answered[d.primary].get('checkpoint_lsn')}")
+    d.check("the target never became a primary", True, f"{target}: {status.get('state')}, standby")
+    return True
 
 
 def _check_target(d: Decision, primary: dict, standby: dict, nodes: dict, max_lag_bytes: int) -> None:
@@ -125,6 +148,10 @@ def _check_target(d: Decision, primary: dict, standby: dict, nodes: dict, max_la
     lag = replica.get("lag_bytes")
     d.check("replay lag within mfa_ha:switchover:max_lag_bytes", lag is not None and lag <= max_lag_bytes,
             f"{lag if lag is not None else 'unknown'} bytes behind, limit {max_lag_bytes}")
+    seen = primary.get("peers") if isinstance(primary.get("peers"), dict) else {}
+    d.check("the old primary reaches the target (to re-attach after the switch)",
+            seen.get(d.target) in ("standby", "primary"),
+            f"{d.primary} sees {d.target} as {seen.get(d.target) or primary.get('peers') or 'unknown'}")
     d.check("pg_rewind possible on the old primary", primary.get("rewind_ready"),
             "wal_log_hints or data_checksums on" if primary.get("rewind_ready") else "wal_log_hints and data_checksums off")
 
@@ -368,6 +395,28 @@ def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, ch
     raise MfaHaError(f"{new.label} does not answer, so whether it took over is unknown: this node stays "
                      f"stopped to rule out two primaries (stopped at {checkpoint}); check {new.label}, "
                      "then re-run the switchover or start this node")
+
+
+def resume_primary(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
+                   timeout: float, progress) -> dict:
+    """Start this cleanly stopped former primary again, with its app, after a switch whose
+    target failed: only when no peer answers as a primary (its clean shutdown proves it holds
+    every write)."""
+    if server.is_running():
+        raise MfaHaError(f"{server.data_dir} is running: nothing to resume")
+    if repl.configured_role(server) is not Role.PRIMARY:
+        raise MfaHaError(f"{server.data_dir} would start as a standby: nothing to resume")
+    repl.shutdown_checkpoint_lsn(server)  # raises unless it was shut down cleanly
+    primaries = [n for n, r in peer_roles(server, others).items() if r == Role.PRIMARY.value]
+    if primaries:
+        raise MfaHaError(f"{', '.join(primaries)} accepts writes: not resuming here (mfa_ha.orch.rejoin)")
+    clock = Clock()
+    server.start(timeout=int(timeout))
+    hooks.run("acquire", me)
+    progress(f"{me} is the primary again; starting the app")
+    app = _start_app(app_cfg, timeout)
+    clock.mark("app_healthy")
+    return {"part": "resumed primary", "app": app, "marks": clock.marks, "seconds": clock.seconds()}
 
 
 def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progress) -> dict:

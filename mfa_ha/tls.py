@@ -15,11 +15,10 @@ import ipaddress
 import os
 import pwd
 import stat
-import tempfile
 from dataclasses import dataclass, field
 
 from mfa_ha.errors import InvalidInput, MfaHaError
-from mfa_ha.proc import chown_to
+from mfa_ha.proc import chown_to, write_file
 
 KEY = "mfa_ha:tls"
 TLS_KEYS = {"enabled", "mode", "dir", "ca", "cert", "key"}
@@ -215,15 +214,5 @@ def write_files(cfg: TlsConfig, os_user: str) -> list[str]:
         chown_to(cfg.dir, os_user)
     for path in needs:
         content, mode = cfg.files()[path]
-        fd, tmp = tempfile.mkstemp(dir=cfg.dir, prefix=".mfa_ha.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(content)
-            os.chmod(tmp, mode)
-            chown_to(tmp, os_user)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_file(path, content, mode, os_user)
     return needs

@@ -8,6 +8,7 @@ Both "hosts" share this machine's loopback interface, where every TCP client app
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -92,6 +93,7 @@ class LabNode:
     bin_dir: str
     port: int = PORT
     tls: dict | None = None  # {ca, cert, key} PEMs from the lab's CA, or None for no TLS
+    host: str | None = None  # its network namespace host (mfa_ha_lab.netns), or None on loopback
 
     @property
     def data_dir(self) -> str:
@@ -130,8 +132,8 @@ class LabNode:
         return {"manager": "src", "service": "pmfad", "src_bin_dir": self.src_bin_dir,
                 "health_host": self.address, "health_port": APP_PORT, "timeout": 15}
 
-    def pillar(self, peers: list["LabNode"]) -> dict:
-        return {"mfa_ha": {**shared_pillar(peers)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
+    def pillar(self, peers: list["LabNode"], clients: str | None = None) -> dict:
+        return {"mfa_ha": {**shared_pillar(peers, clients)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
 
     def own_pillar(self) -> dict:
         """What differs per node: the lab's two "hosts" share one machine; each has its own
@@ -166,8 +168,9 @@ class LabNode:
         return running_pid(self.src_root, "pmfad")
 
 
-def shared_pillar(nodes: list[LabNode]) -> dict:
-    """What every node (and the master's orchestrations) sees."""
+def shared_pillar(nodes: list[LabNode], clients: str | None = None) -> dict:
+    """What every node (and the master's orchestrations) sees. ``clients``: the clients'
+    host address in a namespaced lab (then pg_hba names each peer's real address)."""
     tls = nodes[0].tls
     return {"mfa_ha": {
         "tls": {"enabled": True, "ca": tls["ca"]} if tls else {"enabled": False},
@@ -176,12 +179,17 @@ def shared_pillar(nodes: list[LabNode]) -> dict:
         "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
         "alerts": {"thresholds": {"lag_warn_bytes": 262144},
                    "targets": [{"command": ["tee", "-a", os.path.join(os.path.dirname(nodes[0].root), "alerts.log")]}]},
-        # On one loopback interface every TCP client comes from 127.0.0.1.
-        "hba": {"entries": [{"type": "hostssl" if tls else "host", "database": db, "user": user,
-                             "address": "127.0.0.1/32"}
-                            for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER),
-                                             (APP_DB, APP_USER))]},
+        "hba": {"entries": _hba_entries(tls, clients)},
     }}
+
+
+def _hba_entries(tls, clients: str | None) -> list[dict]:
+    kind = "hostssl" if tls else "host"
+    if clients:  # hosts of their own: peers come from their real addresses, the writers from the clients'
+        return [{"type": kind, "database": APP_DB, "user": APP_USER, "address": f"{clients}/32"}]
+    # On one loopback interface every TCP client comes from 127.0.0.1.
+    return [{"type": kind, "database": db, "user": user, "address": "127.0.0.1/32"}
+            for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER), (APP_DB, APP_USER))]
 
 
 def _require_free(address: str, port: int) -> None:
@@ -199,15 +207,22 @@ def _as_postgres(args, check=True, timeout=60):
 class Lab:
     """Two nodes under one temporary, world-traversable root (``postgres`` must reach it)."""
 
-    def __init__(self, root: str | None = None, major: int = PG_MAJOR, tls: bool = True):
+    def __init__(self, root: str | None = None, major: int = PG_MAJOR, tls: bool = True, network=None):
+        """``network``: an ``mfa_ha_lab.netns.Network`` whose dc1/dc2 hosts the nodes live on
+        (their own addresses from 198.18.0.0/15), or None for 127.0.0.2/127.0.0.3."""
         self.root = root or tempfile.mkdtemp(prefix="mfa-ha-lab.", dir="/tmp")
         os.chmod(self.root, 0o755)
         bin_dir = pg_bin_dir(major)
         self.ca = LabCA() if tls else None
-        self.prod = LabNode("prod", "server_prod", "127.0.0.2", os.path.join(self.root, "prod"), bin_dir,
-                            tls=self._node_tls("server_prod", "127.0.0.2"))
-        self.dr = LabNode("dr", "server_dr", "127.0.0.3", os.path.join(self.root, "dr"), bin_dir,
-                          tls=self._node_tls("server_dr", "127.0.0.3"))
+        self.network = network
+        places = ([("dc1", network.address("dc1")), ("dc2", network.address("dc2"))] if network
+                  else [(None, "127.0.0.2"), (None, "127.0.0.3")])
+        (prod_host, prod_address), (dr_host, dr_address) = places
+        self.prod = LabNode("prod", "server_prod", prod_address, os.path.join(self.root, "prod"), bin_dir,
+                            tls=self._node_tls("server_prod", prod_address), host=prod_host)
+        self.dr = LabNode("dr", "server_dr", dr_address, os.path.join(self.root, "dr"), bin_dir,
+                          tls=self._node_tls("server_dr", dr_address), host=dr_host)
+        self.clients = network.address("clients") if network else None
         self.nodes = [self.prod, self.dr]
         self.cert, self.key = os.path.join(self.root, "pmfad.crt"), os.path.join(self.root, "pmfad.key")
 
@@ -221,7 +236,11 @@ class Lab:
         return next(n for n in self.nodes if minion_id in (n.minion_id, n.name))
 
     def pillar(self, node: LabNode) -> dict:
-        return node.pillar(self.nodes)
+        return node.pillar(self.nodes, self.clients)
+
+    def on(self, node: LabNode):
+        """The block runs on ``node``'s host (its network namespace), if it has one."""
+        return self.network.entered(node.host) if self.network and node.host else contextlib.nullcontext()
 
     def write_salt_tree(self) -> dict:
         """Pillar and top files for a salt-master serving this lab; returns the master's
@@ -230,7 +249,7 @@ class Lab:
         os.makedirs(pillar_dir, exist_ok=True)
         os.makedirs(states_dir, exist_ok=True)
         top = ["base:", "  '*':", "    - mfa_ha"]
-        files = {"mfa_ha.sls": shared_pillar(self.nodes)}
+        files = {"mfa_ha.sls": shared_pillar(self.nodes, self.clients)}
         for node in self.nodes:
             top += [f"  {node.minion_id}:", f"    - mfa_ha_{node.name}"]
             files[f"mfa_ha_{node.name}.sls"] = node.own_pillar()
@@ -248,8 +267,9 @@ class Lab:
     def create(self) -> "Lab":
         """Both nodes as after an MFA install: each has its own database, prod runs pmfad."""
         for node in self.nodes:
-            _require_free(node.address, node.port)
-            _require_free(node.address, APP_PORT)
+            with self.on(node):
+                _require_free(node.address, node.port)
+                _require_free(node.address, APP_PORT)
         self._make_cert()
         for node in self.nodes:
             self._init_node(node)
@@ -314,16 +334,18 @@ class Lab:
     # -- run ----------------------------------------------------------------
     def start_db(self, node: LabNode) -> None:
         if not node.is_running():
-            node.pg_ctl("start", "-D", node.data_dir, "-l", os.path.join(node.root, "postgresql.log"),
-                        "-o", node.server_options, "-w", "-t", 60, timeout=70)
+            with self.on(node):
+                node.pg_ctl("start", "-D", node.data_dir, "-l", os.path.join(node.root, "postgresql.log"),
+                            "-o", node.server_options, "-w", "-t", 60, timeout=70)
 
     def stop_db(self, node: LabNode, mode: str = "fast") -> None:
         if os.path.isfile(os.path.join(node.data_dir, "PG_VERSION")) and node.is_running():
             node.pg_ctl("stop", "-D", node.data_dir, "-m", mode, "-w", "-t", 60, timeout=70)
 
     def start_app(self, node: LabNode) -> None:
-        subprocess.run([os.path.join(node.src_bin_dir, "startsrc"), "-s", "pmfad"], capture_output=True,
-                       timeout=30)
+        with self.on(node):
+            subprocess.run([os.path.join(node.src_bin_dir, "startsrc"), "-s", "pmfad"], capture_output=True,
+                           timeout=30)
 
     def stop_app(self, node: LabNode, timeout: float = 15) -> None:
         pid = node.app_pid()

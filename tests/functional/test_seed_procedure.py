@@ -29,6 +29,7 @@ def setup_replication(lab, prod, dr):
     assert changes["changes"]["ssl"]["new"] == "on"
     prod.pgrepl.restart()
     assert prod.pgrepl.settings()["differ"] == {}
+    assert prod.pgrepl.apply_hba()["changed"] is True  # hostssl for the peers' real addresses (dr gets a copy)
     for node in (lab.prod, lab.dr):
         assert prod.pgrepl.create_slot(node.slot) is True
     assert prod.pgrepl.create_slot(lab.dr.slot) is False

@@ -2,6 +2,7 @@
 finds drift under ``test=True`` without fixing it, and repairs it; a bad pillar fails
 naming its key. Real master, real minions, real PostgreSQL; the tests run in file order."""
 
+import contextlib
 import glob
 import json
 import os
@@ -245,19 +246,30 @@ def test_no_secret_in_any_return(lab, salt_cli):
 
 
 # -- bad pillar -------------------------------------------------------------------
-@pytest.fixture
-def bad_pillar(lab, salt_cli):
-    path = os.path.join(lab.root, "pillar", "mfa_ha.sls")
+@contextlib.contextmanager
+def pillar_edited(lab, salt_cli, name, minions, edit):
+    """The lab's pillar file ``name`` changed by ``edit(mfa_ha)`` and refreshed on ``minions``;
+    put back afterwards."""
+    path = os.path.join(lab.root, "pillar", name)
     good = open(path, encoding="utf-8").read()
     data = json.loads(good)
-    data["mfa_ha"]["nodes"]["server_dr"]["slot"] = "ServerB_slot"  # the seed's slot name
+    edit(data["mfa_ha"])
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
-    assert salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="*").returncode == 0
-    yield
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(good)
-    salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="*")
+    assert salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt=minions).returncode == 0
+    try:
+        yield
+    finally:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(good)
+        salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt=minions)
+
+
+@pytest.fixture
+def bad_pillar(lab, salt_cli):
+    with pillar_edited(lab, salt_cli, "mfa_ha.sls", "*",
+                       lambda mfa: mfa["nodes"]["server_dr"].update(slot="ServerB_slot")):  # the seed's name
+        yield
 
 
 def test_bad_pillar_fails_highstate_naming_the_key_and_changes_nothing(lab, salt_cli, bad_pillar):
@@ -282,17 +294,8 @@ def test_bad_pillar_fails_setup_before_any_step(lab, salt_run, bad_pillar):
 
 @pytest.fixture
 def dr_without_certificate(lab, salt_cli):
-    path = os.path.join(lab.root, "pillar", "mfa_ha_dr.sls")
-    good = open(path, encoding="utf-8").read()
-    data = json.loads(good)
-    del data["mfa_ha"]["tls"]["cert"]
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    assert salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="server_dr").returncode == 0
-    yield
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(good)
-    salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt="server_dr")
+    with pillar_edited(lab, salt_cli, "mfa_ha_dr.sls", "server_dr", lambda mfa: mfa["tls"].pop("cert")):
+        yield
 
 
 def test_a_node_without_its_certificate_is_refused_naming_the_key(lab, salt_cli, dr_without_certificate):

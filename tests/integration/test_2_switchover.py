@@ -2,6 +2,10 @@
 minions, while two clients keep writing: zero acknowledged writes lost, both ways; and
 refusals that leave everything as it was."""
 
+import os
+import re
+import time
+
 import pytest
 
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD
@@ -68,6 +72,54 @@ def test_switchover_refused_when_the_standby_is_stopped(pair, salt_run):
     wait_for(lambda: streams_from(lab.dr, lab.prod), what="dr streaming again", ignore_errors=True)
 
 
+def test_runner_exit_codes_tell_a_refusal(pair, salt_run):
+    """Issue 9, item 5: a script driving a switchover must be able to trust $?."""
+    lab = pair
+    app_pid = lab.prod.app_pid()
+    ok = salt_run.run("mfa_ha.precheck", "server_dr")
+    assert ok.returncode == 0 and ok.data["action"] == "switch", ok.stdout
+    lab.stop_db(lab.dr)
+    try:
+        refused = salt_run.run("mfa_ha.precheck", "server_dr")
+        assert refused.returncode != 0 and refused.data["action"] == "refuse", refused.stdout
+        refused = salt_run.run("mfa_ha.switchover", "server_dr", _timeout=300)
+        assert refused.returncode != 0 and "FAILED" in refused.stdout
+        assert_untouched(lab, app_pid)
+    finally:
+        lab.start_db(lab.dr)
+    wait_for(lambda: streams_from(lab.dr, lab.prod), what="dr streaming again", ignore_errors=True)
+
+
+def test_a_runner_input_error_fails_the_runner(pair, salt_run):
+    """Issue 9, item 3: an invalid input is not reported as "Passed invalid arguments" with
+    success (SaltInvocationError is a TypeError), so a failhard gate cannot be passed."""
+    ret = salt_run.run("mfa_ha.precheck", "server_dr", nodes={"server_dr": {"address": "not an address!"}})
+    assert ret.returncode != 0, ret.stdout
+    assert "mfa_ha:nodes:server_dr:address" in ret.stdout and "Passed invalid arguments" not in ret.stdout
+
+
+@pytest.mark.parametrize("override, named", [
+    ({"hba": {"entries": [{"type": "host", "database": "all", "user": "all", "address": "0.0.0.0/0",
+                           "method": "trust"}]}}, "allow_trust"),
+    ({"replication": {"password": ""}}, "mfa_ha:replication:password"),
+])
+def test_switchover_with_a_bad_pillar_is_refused_before_anything(pair, salt_run, override, named):
+    """Issue 9, item 3: the switchover path validates the pillar it runs with."""
+    lab = pair
+    app_pid = lab.prod.app_pid()
+    ret = switchover(salt_run, "server_dr", **override)
+    assert ret.returncode != 0 and named in ret.stdout, ret.stdout
+    assert "prechecks" not in ret.stdout and "switch" not in {s.get("__id__") for s in _steps(ret)}
+    assert_untouched(lab, app_pid)
+    assert streams_from(lab.dr, lab.prod)
+
+
+def _steps(ret):
+    data = ret.data["data"] if isinstance(ret.data, dict) and "data" in ret.data else ret.data
+    return [step for steps in (data or {}).values() if isinstance(steps, dict) for step in steps.values()
+            if isinstance(step, dict)]
+
+
 def test_switchover_refused_when_the_standby_lags(pair, salt_run):
     lab = pair
     app_pid = lab.prod.app_pid()
@@ -86,6 +138,48 @@ def test_switchover_refused_when_the_standby_lags(pair, salt_run):
         lab.dr.sql("SELECT pg_wal_replay_resume()")
 
 
+
+
+def test_switchover_refused_when_the_old_primary_cannot_reach_the_target(pair, salt_run):
+    """Issue 9, item 4: the prechecks prove both directions; otherwise the target would be
+    promoted and the old primary left stopped, with no standby."""
+    lab = pair
+    app_pid = lab.prod.app_pid()
+    path = os.path.join(lab.dr.data_dir, "pg_hba.conf")
+    good = open(path, encoding="utf-8").read()
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("hostssl  all  replicamfa  127.0.0.1/32  reject\n" + good)  # dr refuses prod's connections
+    lab.dr.sql("SELECT pg_reload_conf()")
+    try:
+        ret = switchover(salt_run, "server_dr")
+        assert ret.returncode != 0
+        assert "the old primary reaches the target" in ret.stdout and "server_prod sees server_dr as unreachable" \
+            in ret.stdout, ret.stdout
+        assert_untouched(lab, app_pid)
+    finally:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(good)
+        lab.dr.sql("SELECT pg_reload_conf()")
+    assert streams_from(lab.dr, lab.prod)
+
+
+def test_a_switch_whose_target_died_is_resumed_by_a_rerun(pair, salt_run):
+    """Issue 9, item 9: the state a switch leaves when its target dies after the old primary
+    stopped cleanly. The re-run brings the old primary back (its clean shutdown proves it
+    holds every write) instead of refusing with "primaries: none"."""
+    lab = pair
+    lab.stop_app(lab.prod)
+    lab.stop_db(lab.prod)  # clean shutdown, as the switch does
+    kill_postmaster(lab.dr)  # the target dies before it is promoted
+    try:
+        ret = switchover(salt_run, "server_dr")
+        assert ret.returncode != 0, ret.stdout
+        assert "comes back as the primary" in ret.stdout and '"resumed":true' in ret.stdout.replace(" ", ""), \
+            ret.stdout
+        assert role(lab.prod) == "primary" and lab.prod.app_pid()
+    finally:
+        lab.start_db(lab.dr)
+    wait_for(lambda: streams_from(lab.dr, lab.prod), timeout=90, what="dr streaming again", ignore_errors=True)
 
 
 def accepts_writes(node):
@@ -150,3 +244,81 @@ def test_failover_again_on_a_healthy_pair_leaves_the_standby_streaming(pair, sal
     assert "not a primary" in again.stdout
     assert role(lab.prod) == "primary" and lab.prod.app_pid()
     assert streams_from(lab.dr, lab.prod)
+
+
+def find_with_key(data, key):
+    """The first mapping inside ``data`` (an orchestration's return) that has ``key``."""
+    if isinstance(data, dict):
+        if key in data:
+            return data
+        data = list(data.values())
+    for item in data if isinstance(data, list) else []:
+        found = find_with_key(item, key)
+        if found is not None:
+            return found
+    return None
+
+
+def alert_lines(lab):
+    path = os.path.join(lab.root, "alerts.log")
+    return open(path, encoding="utf-8").read().splitlines() if os.path.exists(path) else []
+
+
+def test_rejoin_after_a_promotion_done_outside_the_tool(pair, salt_run):
+    """Issue 9, item 10: the new primary has no slot for the rejoining node; rejoin creates
+    it instead of waiting 300-600 s and failing."""
+    lab = pair
+    lab.stop_app(lab.prod)
+    lab.stop_db(lab.prod)
+    lab.dr.sql("SELECT pg_promote()")
+    wait_for(lambda: role(lab.dr) == "primary", what="dr promoted by hand")
+    # dr kept the slot from the last time it was the primary; a hand-made primary has none.
+    lab.dr.sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'server_prod'")
+    started = time.monotonic()
+    rejoin = salt_run.run("state.orchestrate", "mfa_ha.orch.rejoin", _timeout=600)
+    assert rejoin.returncode == 0, rejoin.stdout
+    assert time.monotonic() - started < 120
+    wait_for(lambda: streams_from(lab.prod, lab.dr), what="prod streaming from dr", ignore_errors=True)
+    assert lab.dr.sql("SELECT active FROM pg_replication_slots WHERE slot_name = 'server_prod'")[0][0] is True
+    back = switchover(salt_run, "server_prod")
+    assert back.returncode == 0, back.stdout
+    assert role(lab.prod) == "primary" and lab.prod.app_pid() and streams_from(lab.dr, lab.prod)
+
+
+def test_a_minion_restart_in_a_split_brain_fences_nothing_and_rejoin_takes_a_choice(pair, salt_run, minions):
+    """Issue 9, items 11 and 7: dr promoted behind the tool's back while prod serves the
+    clients, and dr takes writes too; prod's minion restarts. "Later timeline wins" would stop
+    the node the clients use: in a split brain nothing is fenced automatically and a critical
+    alert names it. Rejoin refuses at once naming both primaries, then, told which node to
+    keep, moves the other's data aside, counts its transactions and clones it."""
+    lab = pair
+    app_pid = lab.prod.app_pid()
+    assert app_pid
+    before = len(alert_lines(lab))
+    lab.dr.sql("SELECT pg_promote()")
+    wait_for(lambda: role(lab.dr) == "primary", what="dr promoted by hand")
+    lab.dr.sql("CREATE TABLE diverged (x int)", dbname=APP_DB)
+    for x in range(3):
+        lab.dr.sql("INSERT INTO diverged VALUES (%s)", (x,), dbname=APP_DB)
+    with minions["server_prod"].stopped():
+        pass  # a routine restart: salt/minion/server_prod/start reaches the fence reactor
+    wait_for(lambda: any("SPLIT BRAIN: server_prod" in line for line in alert_lines(lab)[before:]),
+             timeout=90, what="the split brain alert from the fence runner")
+    assert lab.prod.is_running() and role(lab.prod) == "primary" and lab.prod.app_pid() == app_pid
+
+    started = time.monotonic()
+    refused = salt_run.run("state.orchestrate", "mfa_ha.orch.rejoin", _timeout=300)
+    assert refused.returncode != 0 and "SPLIT BRAIN" in refused.stdout, refused.stdout
+    assert re.search(r"server_dr \(timeline \d+, wrote up to [0-9A-F]+/[0-9A-F]+\)", refused.stdout), refused.stdout
+    assert re.search(r"server_prod \(timeline \d+, wrote up to [0-9A-F]+/[0-9A-F]+\)", refused.stdout)
+    assert time.monotonic() - started < 60
+    assert role(lab.dr) == "primary" and role(lab.prod) == "primary"  # nothing done
+
+    kept = salt_run.run("state.orchestrate", "mfa_ha.orch.rejoin", pillar={"mfa_ha": {"keep": "server_prod"}},
+                        _timeout=600)
+    assert kept.returncode == 0, kept.stdout
+    discarded = find_with_key(kept.data, "transactions_after_fork")
+    assert discarded["transactions_after_fork"] >= 4 and discarded["moved_aside"].startswith(lab.dr.data_dir)
+    assert os.path.isdir(discarded["moved_aside"])  # never deleted
+    wait_for(lambda: streams_from(lab.dr, lab.prod), what="dr streaming from prod again", ignore_errors=True)
+    assert lab.prod.app_pid() == app_pid

@@ -111,3 +111,56 @@ def test_an_allowed_request_performs_the_switchover(pair, master, event_listener
     back = salt_run.run("state.orchestrate", "mfa_ha.orch.switchover",
                         pillar={"mfa_ha": {"target": "server_prod"}}, _timeout=300)
     assert back.returncode == 0, back.stdout
+
+
+def kill_postmaster(node):
+    import signal
+
+    with open(os.path.join(node.data_dir, "postmaster.pid"), encoding="ascii") as fh:
+        os.kill(int(fh.readline()), signal.SIGKILL)
+
+
+def test_a_crashed_primary_raises_an_alert(pair, master, event_listener):
+    """Issue 9, item 12: right after a SIGKILL the node's status cannot be read; the alert
+    rests on the node's own record of its server/down event, not on that status."""
+    lab, since = pair, time.time()
+    kill_postmaster(lab.prod)
+    try:
+        wait_for(lambda: beacon_events(event_listener, master, "server_prod", "server/down", since),
+                 what="server/down from prod")
+        wait_for(lambda: any("server_prod: server down" in line for line in alert_lines(lab)), what="the alert")
+    finally:
+        helpers.wait_for(lambda: not lab.prod.is_running(), what="the killed postmaster to be gone",
+                         ignore_errors=True)
+        lab.start_db(lab.prod)  # crash recovery: a primary again
+        lab.start_app(lab.prod)
+    wait_for(lambda: lab.dr.sql("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")[0][0],
+             timeout=90, what="dr streaming again")
+    wait_for(lambda: lab.prod.app_pid(), what="pmfad on prod again")
+
+
+def test_a_same_timeline_second_primary_gets_no_pmfad_from_highstate(pair, master, salt_cli):
+    """Issue 9, item 2: a standby that lost standby.signal and was started is a second
+    primary on the same timeline; highstate must not start pmfad on it (or anywhere), and
+    changes no role."""
+    lab = pair
+    lab.stop_db(lab.dr)
+    os.unlink(os.path.join(lab.dr.data_dir, "standby.signal"))
+    lab.start_db(lab.dr)
+    try:
+        assert lab.dr.sql("SELECT pg_is_in_recovery()")[0][0] is False  # two primaries now
+        for minion in ("server_dr", "server_prod"):
+            ret = salt_cli.run("state.highstate", minion_tgt=minion, _timeout=300)
+            assert ret.returncode != 0 and "SPLIT BRAIN" in ret.stdout, ret.stdout
+        assert lab.dr.app_pid() is None, "pmfad started on the second primary"
+        assert lab.prod.app_pid(), "highstate must not stop the app where the clients are"
+        assert lab.dr.sql("SELECT pg_is_in_recovery()")[0][0] is False and lab.dr.is_running()
+    finally:
+        lab.stop_db(lab.dr)
+        # Its WAL diverged on the same timeline, where pg_rewind finds no fork: clone afresh.
+        os.rename(lab.dr.data_dir, lab.dr.data_dir + ".second-primary")
+    rejoined = salt_cli.run("state.sls", "mfa_ha.standby", minion_tgt="server_dr",
+                            pillar={"mfa_ha": {"primary": "server_prod"}}, _timeout=300)
+    assert rejoined.returncode == 0, rejoined.stdout
+    wait_for(lambda: lab.dr.sql("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")[0][0],
+             timeout=90, what="dr streaming again")

@@ -10,7 +10,7 @@ from mfa_ha.pillar import validate_nodes
 
 NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"address": "10.0.0.2"}})
 PRIMARY = {"running": True, "role": "primary", "state": "running", "system_identifier": "71", "rewind_ready": True,
-           "current_lsn": "0/3000100",
+           "current_lsn": "0/3000100", "peers": {"server_dr": "standby"},
            "replicas": [{"application_name": "server_dr", "lag_bytes": 120}]}
 STANDBY = {"running": True, "role": "standby", "state": "running", "system_identifier": "71",
            "receiver": {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432,
@@ -32,6 +32,8 @@ def test_a_healthy_pair_may_switch():
 
 @pytest.mark.parametrize("changes, check, measured", [
     ({"server_dr": "no answer"}, "every node answers", "no answer from server_dr"),
+    ({"server_prod": {"peers": {"server_dr": "unreachable"}}}, "the old primary reaches the target",
+     "server_prod sees server_dr as unreachable"),
     ({"server_dr": {"running": False, "state": "stopped"}}, "target is a running standby", "server_dr: stopped"),
     ({"server_dr": {"system_identifier": "99"}}, "system identifier", "99 vs 71"),
     ({"server_dr": {"receiver": {"status": "waiting", "sender_host": "10.0.0.1", "sender_port": 5432,
@@ -88,3 +90,50 @@ def test_service_address_hooks_run_without_a_shell_and_name_their_key_on_failure
     assert switchover.Hooks.from_pillar("none").run("acquire", "x") is None
     with pytest.raises(InvalidInput, match="mfa_ha:service_address"):
         switchover.Hooks.from_pillar({"acquire": "x", "move": "y"})
+
+
+# -- rejoin after a split brain -----------------------------------------------------------------
+from mfa_ha.failover import rejoin_decision  # noqa: E402
+
+REJOIN_NODES = {"server_prod": {}, "server_dr": {}}
+PRIMARY_A = {"running": True, "role": "primary", "timeline": 1, "current_lsn": "0/5000060"}
+PRIMARY_B = {"running": True, "role": "primary", "timeline": 2, "current_lsn": "0/6000100"}
+
+
+def test_rejoin_refuses_a_split_brain_naming_both_primaries_and_their_positions():
+    d = rejoin_decision({"server_prod": PRIMARY_A, "server_dr": PRIMARY_B}, REJOIN_NODES)
+    assert d["action"] == "refuse" and d["reason"].startswith("SPLIT BRAIN")
+    assert "server_prod (timeline 1, wrote up to 0/5000060)" in d["reason"]
+    assert "server_dr (timeline 2, wrote up to 0/6000100)" in d["reason"] and '"keep"' in d["reason"]
+
+
+def test_rejoin_with_keep_discards_the_other_primary_first():
+    d = rejoin_decision({"server_prod": PRIMARY_A, "server_dr": PRIMARY_B}, REJOIN_NODES, keep="server_prod")
+    assert (d["action"], d["primary"], d["rejoining"], d["discard"]) == (
+        "rejoin", "server_prod", ["server_dr"], ["server_dr"])
+
+
+def test_rejoin_refuses_a_keep_that_does_not_accept_writes():
+    standby = {"running": True, "role": "standby"}
+    d = rejoin_decision({"server_prod": PRIMARY_A, "server_dr": standby}, REJOIN_NODES, keep="server_dr")
+    assert d["action"] == "refuse" and "mfa_ha:keep: server_dr does not accept writes" in d["reason"]
+
+
+def test_rejoin_of_a_healthy_pair_reattaches_the_others_and_discards_nothing():
+    stopped = {"running": False, "role": "primary"}
+    d = rejoin_decision({"server_prod": stopped, "server_dr": PRIMARY_B}, REJOIN_NODES)
+    assert (d["action"], d["primary"], d["rejoining"], d["discard"]) == ("rejoin", "server_dr", ["server_prod"], [])
+
+
+def test_a_switch_whose_target_failed_is_resumed_not_refused_blindly():
+    stopped_old = {"running": False, "role": "primary", "state": "stopped", "cluster_state": "shut down",
+                   "checkpoint_lsn": "0/3000028"}
+    dead_target = {"running": False, "role": "standby", "state": "stopped", "cluster_state": "in archive recovery"}
+    d = switchover.decide(statuses(server_prod=stopped_old, server_dr=dead_target), NODES, "server_dr", 1024)
+    assert (d.action, d.primary) == ("resume", "server_prod") and "comes back as the primary" in d.summary
+    crashed_old = {**stopped_old, "cluster_state": "in production"}  # not shut down cleanly: no proof
+    d = switchover.decide(statuses(server_prod=crashed_old, server_dr=dead_target), NODES, "server_dr", 1024)
+    assert d.action == "refuse"
+    promoted = {**dead_target, "role": "primary"}  # the target may have taken writes: no resume
+    d = switchover.decide(statuses(server_prod=stopped_old, server_dr=promoted), NODES, "server_dr", 1024)
+    assert d.action == "refuse"

@@ -15,6 +15,15 @@
 {%- set nodes = mfa.get('nodes') or {} %}
 {%- set target = mfa.get('target') %}
 
+{%- set problems = salt['pgrepl.pillar_problems']() %}
+{%- if problems %}
+
+mfa_ha pillar is valid:
+  test.fail_without_changes:
+    - name: {{ ("invalid mfa_ha pillar, nothing done: " ~ problems | join("; ")) | json }}
+    - failhard: True
+{%- else %}
+
 prechecks:
   salt.runner:
     - name: mfa_ha.failover_precheck
@@ -39,3 +48,4 @@ promote {{ target }}:
     - failhard: True
     - require:
       - salt: fence the other nodes
+{%- endif %}

@@ -4,12 +4,37 @@
 
       salt-run state.orchestrate mfa_ha.orch.rejoin pillar='{"mfa_ha": {"node": "server_prod"}}'
 
-    Without `mfa_ha:node`, every node that is not the primary is re-attached. -#}
+    Without `mfa_ha:node`, every node that is not the primary is re-attached. With two
+    primaries (a split brain) it refuses at once, naming both with their timelines and write
+    positions; choose the node whose data is kept:
+
+      salt-run state.orchestrate mfa_ha.orch.rejoin pillar='{"mfa_ha": {"keep": "server_prod"}}'
+
+    The other primary is fenced, the transactions it committed after the fork are counted,
+    its data directory is moved aside (never deleted) and it is cloned from the kept one. -#}
 {%- set mfa = salt['pillar.get']('mfa_ha', {}) %}
 {%- set nodes = mfa.get('nodes') or {} %}
-{%- set primary = salt['saltutil.runner']('mfa_ha.primary', nodes=nodes) %}
-{%- set rejoining = [mfa.node] if mfa.get('node') else nodes | reject('equalto', primary) | list %}
-{%- for node in rejoining | sort %}
+{%- set decision = salt['saltutil.runner']('mfa_ha.rejoin_decision', keep=mfa.get('keep'), node=mfa.get('node'),
+                                           nodes=nodes) %}
+{%- if decision is not mapping or decision.get('action') != 'rejoin' %}
+
+rejoin refused:
+  test.fail_without_changes:
+    - name: {{ (decision.reason if decision is mapping else decision) | string | json }}
+    - failhard: True
+{%- else %}
+{%- set primary = decision.primary %}
+{%- for node in decision.discard %}
+
+{{ node }} gives up its divergent data:
+  salt.function:
+    - name: pgrepl.discard_divergent
+    - tgt: {{ node | json }}
+    - arg:
+      - {{ primary | json }}
+    - failhard: True
+{%- endfor %}
+{%- for node in decision.rejoining | sort %}
 
 {{ node }} streams from {{ primary }}:
   salt.state:
@@ -17,6 +42,10 @@
     - sls: mfa_ha.standby
     - pillar: {"mfa_ha": {"primary": {{ primary | json }}}}
     - failhard: True
+{%- if node in decision.discard %}
+    - require:
+      - salt: {{ node }} gives up its divergent data
+{%- endif %}
 
 {{ node }} is configured as a standby:
   salt.state:
@@ -25,3 +54,4 @@
     - require:
       - salt: {{ node }} streams from {{ primary }}
 {%- endfor %}
+{%- endif %}

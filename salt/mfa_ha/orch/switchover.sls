@@ -11,11 +11,22 @@
        slots, moves client routing (mfa_ha:service_address) and starts pmfad; the old
        primary then re-attaches as a standby (pg_rewind only if needed) and streams.
     Re-running after a partial failure converges: a target that is already the primary only
-    finishes the re-attach of the others. -#}
+    finishes the re-attach of the others; when the target failed before it became a primary
+    and the old primary is cleanly stopped, the old primary comes back (mfa_ha.resume) and
+    the orchestration reports the switch as not done. -#}
 {%- set mfa = salt['pillar.get']('mfa_ha', {}) %}
 {%- set nodes = mfa.get('nodes') or {} %}
 {%- set target = mfa.get('target') %}
 {%- set settings = mfa.get('switchover') or {} %}
+
+{%- set problems = salt['pgrepl.pillar_problems']() %}
+{%- if problems %}
+
+mfa_ha pillar is valid:
+  test.fail_without_changes:
+    - name: {{ ("invalid mfa_ha pillar, nothing done: " ~ problems | join("; ")) | json }}
+    - failhard: True
+{%- else %}
 
 prechecks:
   salt.runner:
@@ -23,7 +34,16 @@ prechecks:
     - target: {{ target | json }}
     - nodes: {{ nodes | json }}
     - max_lag_bytes: {{ settings.get('max_lag_bytes', 16777216) | int }}
-    - failhard: True
+
+{#- Only when the prechecks refuse: a switch whose target failed after the old primary had
+    stopped cleanly left no primary; the old primary comes back (the runner re-checks). #}
+the old primary serves again if the last switch failed:
+  salt.runner:
+    - name: mfa_ha.resume
+    - target: {{ target | json }}
+    - nodes: {{ nodes | json }}
+    - onfail:
+      - salt: prechecks
 
 switch:
   salt.function:
@@ -37,3 +57,4 @@ switch:
     - failhard: True
     - require:
       - salt: prechecks
+{%- endif %}

@@ -1,12 +1,12 @@
 {#- Reactor for salt/minion/*/start. The event is untrusted: the id must look like a minion
-    id, the target must be that minion AND a node of mfa_ha:nodes in its own pillar, and the
-    fence state re-measures everything before it acts. -#}
+    id; the mfa_ha.fence_if_stale runner acts only for a node of mfa_ha:nodes, asks that node
+    itself (one single-function job per try, retried until it answers, bounded), fences it
+    only when it is a stale primary serving no clients, and alerts when it cannot prove it or
+    when the node is in a split brain. -#}
 {%- set minion = data.get('id', '') | string %}
 {%- if minion | regex_match('^([A-Za-z0-9_.-]{1,128})$') %}
 fence {{ minion }} if it is a stale primary:
-  local.state.apply:
-    - tgt: {{ (minion ~ ' and I@mfa_ha:nodes:' ~ minion ~ ':address:*') | json }}
-    - tgt_type: compound
+  runner.mfa_ha.fence_if_stale:
     - args:
-      - mods: mfa_ha.fence
+      - node: {{ minion | json }}
 {%- endif %}

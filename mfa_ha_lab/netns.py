@@ -1,0 +1,172 @@
+"""The lab's hosts as Linux network namespaces: DC1, DC2, the Salt master's site and the
+clients, each with one address from 198.18.0.0/15 (reserved for benchmarks), joined through
+a "wan" namespace that routes between them. The addresses exist only inside namespaces this
+module creates and removes; nothing is routed anywhere else.
+
+A fault is a routing rule in the wan namespace: ``cut("dc1", "dc2")`` drops every packet
+from DC1 to DC2 and back (silently, as a cut link does: no reset, no ICMP), ``cut(...,
+both=False)`` one direction only, ``isolate("dc1")`` takes a host's link down.
+
+Processes join a host by being started from a thread that entered it (``with
+net.entered("dc1"): ...``): ``setns`` switches only the calling thread, and a child process
+inherits that thread's namespace, so the product's own ``pg_ctl``, a salt daemon or a
+client connection opened there all live on that host, unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass
+
+CLONE_NEWNET = 0x40000000
+HOSTS = ("dc1", "dc2", "master", "clients")
+SUBNET = "198.18.{index}.0/24"
+LAB_RANGE = "198.18.0.0/15"
+RULE_PRIORITY = 100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NamespacesUnavailable(RuntimeError):
+    """Network namespaces cannot be made here (not root, or no iproute2)."""
+
+
+def available() -> str | None:
+    """None when the lab can make namespaces, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if subprocess.run(["ip", "-V"], capture_output=True, check=False).returncode != 0:
+        return "iproute2 (ip) is not installed"
+    return None
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    namespace: str
+    index: int
+    veth: str  # its end in the wan namespace
+
+    @property
+    def address(self) -> str:
+        return f"198.18.{self.index}.2"
+
+    @property
+    def gateway(self) -> str:
+        return f"198.18.{self.index}.1"
+
+    @property
+    def subnet(self) -> str:
+        return SUBNET.format(index=self.index)
+
+
+class Network:
+    def __init__(self, tag: str | None = None):
+        self.tag = tag or secrets.token_hex(2)
+        self.wan = f"mfaha-{self.tag}-wan"
+        self.hosts = {name: Host(name, f"mfaha-{self.tag}-{name}", i + 1, f"w{self.tag}{i + 1}")
+                      for i, name in enumerate(HOSTS)}
+        self.created = False
+        self.guarded = False
+
+    def address(self, host: str) -> str:
+        return self.hosts[host].address
+
+    # -- build and remove -----------------------------------------------------------------
+    def create(self) -> "Network":
+        reason = available()
+        if reason:
+            raise NamespacesUnavailable(reason)
+        self.created = True
+        # A guard: from the machine's own namespace nothing is sent towards the lab's range
+        # (a connection opened from a thread that did not enter a host would otherwise leave
+        # the machine). Removed again by destroy().
+        self.guarded = _ip("route", "add", "blackhole", LAB_RANGE, check=False).returncode == 0
+        _ip("netns", "add", self.wan)
+        _ip("-n", self.wan, "link", "set", "lo", "up")
+        subprocess.run(["ip", "netns", "exec", self.wan, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+                       check=True, capture_output=True, timeout=30)
+        for host in self.hosts.values():
+            self._attach(host)
+        return self
+
+    def _attach(self, host: Host) -> None:
+        inner = f"h{self.tag}{host.index}"
+        _ip("netns", "add", host.namespace)
+        _ip("-n", host.namespace, "link", "set", "lo", "up")
+        _ip("-n", self.wan, "link", "add", host.veth, "type", "veth", "peer", "name", inner,
+            "netns", host.namespace)
+        _ip("-n", self.wan, "addr", "add", f"{host.gateway}/24", "dev", host.veth)
+        _ip("-n", self.wan, "link", "set", host.veth, "up")
+        _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", inner)
+        _ip("-n", host.namespace, "link", "set", inner, "up")
+        _ip("-n", host.namespace, "route", "add", "default", "via", host.gateway)
+
+    def destroy(self) -> None:
+        """Remove every namespace this network made (their processes must be stopped first)."""
+        if not self.created:
+            return
+        for namespace in [h.namespace for h in self.hosts.values()] + [self.wan]:
+            _ip("netns", "del", namespace, check=False)
+        if self.guarded:
+            _ip("route", "del", "blackhole", LAB_RANGE, check=False)
+        self.created = False
+
+    def __enter__(self) -> "Network":
+        try:
+            return self.create()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+    # -- faults ---------------------------------------------------------------------------
+    def cut(self, a: str, b: str, both: bool = True) -> None:
+        """Drop every packet from ``a`` to ``b`` (and back unless ``both`` is False)."""
+        for src, dst in [(a, b), (b, a)] if both else [(a, b)]:
+            _ip("-n", self.wan, "rule", "add", "priority", str(RULE_PRIORITY), "from", self.hosts[src].subnet,
+                "to", self.hosts[dst].subnet, "blackhole")
+
+    def restore(self, a: str, b: str) -> None:
+        """Undo ``cut`` between ``a`` and ``b`` (both directions, whichever were cut)."""
+        for src, dst in [(a, b), (b, a)]:
+            while _ip("-n", self.wan, "rule", "del", "priority", str(RULE_PRIORITY), "from", self.hosts[src].subnet,
+                      "to", self.hosts[dst].subnet, "blackhole", check=False).returncode == 0:
+                pass
+
+    def isolate(self, host: str) -> None:
+        """Take ``host``'s link down: it reaches no one and no one reaches it."""
+        _ip("-n", self.wan, "link", "set", self.hosts[host].veth, "down")
+
+    def reconnect(self, host: str) -> None:
+        _ip("-n", self.wan, "link", "set", self.hosts[host].veth, "up")
+
+    # -- processes ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def entered(self, host: str):
+        """Run the block with this thread inside ``host``'s namespace (children inherit it)."""
+        with open("/proc/thread-self/ns/net", "rb") as own, open(f"/run/netns/{self.hosts[host].namespace}",
+                                                                   "rb") as target:
+            _setns(target.fileno())
+            try:
+                yield self.hosts[host]
+            finally:
+                _setns(own.fileno())
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")

@@ -1,0 +1,64 @@
+"""The link between the data centres goes silent (packets dropped, no reset): both sides
+notice within the bound the README states, and once it is back the standby catches up with
+every write the primary took meanwhile."""
+
+import json
+import os
+import time
+
+from mfa_ha_lab.lab import APP_DB
+from tests.functional.test_seed_procedure import setup_replication
+from tests.helpers import wait_for
+
+NOTICED_WITHIN = 40  # s: wal_receiver_timeout/wal_sender_timeout 30 s, keepalives ~25 s, plus a poll's slack
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "results", "faults.jsonl")
+
+
+def receiver_streaming(node) -> bool:
+    rows = node.sql("SELECT status FROM pg_stat_wal_receiver")
+    return bool(rows) and rows[0][0] == "streaming"
+
+
+def walsender_for(node, application) -> bool:
+    return bool(node.sql("SELECT 1 FROM pg_stat_replication WHERE application_name = %s", (application,)))
+
+
+def record(fault: str, **figures) -> None:
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"fault": fault, **figures}) + "\n")
+    print(f"\n{fault}: {figures}")
+
+
+def test_replication_runs_between_hosts_of_their_own_over_tls(lab, net, prod, dr):
+    setup_replication(lab, prod, dr)
+    row = lab.prod.sql("SELECT host(r.client_addr), s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
+    assert row == [(net.address("dc2"), True)]  # dr's real address, not 127.0.0.1; TLS verify-full
+    assert lab.dr.sql("SELECT sender_host FROM pg_stat_wal_receiver")[0][0] == net.address("dc1")
+
+
+def test_a_silent_dc_link_is_noticed_within_the_bound_and_nothing_is_lost(lab, net):
+    assert receiver_streaming(lab.dr) and walsender_for(lab.prod, lab.dr.slot)
+    net.cut("dc1", "dc2")
+    cut_at = time.monotonic()
+    try:
+        for i in range(20):  # the primary keeps taking writes: they must reach dr afterwards
+            lab.prod.sql("INSERT INTO auth_events (node, client_seq) VALUES ('during-cut', %s)", (i,), dbname=APP_DB)
+        wait_for(lambda: not receiver_streaming(lab.dr), timeout=NOTICED_WITHIN + 30, interval=0.5,
+                 what="dr's WAL receiver to notice the silent link")
+        standby_noticed = time.monotonic() - cut_at
+        wait_for(lambda: not walsender_for(lab.prod, lab.dr.slot), timeout=NOTICED_WITHIN + 30, interval=0.5,
+                 what="prod's WAL sender to notice the silent link")
+        primary_noticed = time.monotonic() - cut_at
+    finally:
+        net.restore("dc1", "dc2")
+    restored_at = time.monotonic()
+    wait_for(lambda: receiver_streaming(lab.dr), timeout=90, interval=0.2, what="dr streaming again")
+    streaming_again = time.monotonic() - restored_at
+    expected = lab.prod.sql("SELECT count(*) FROM auth_events WHERE node = 'during-cut'", dbname=APP_DB)[0][0]
+    wait_for(lambda: lab.dr.sql("SELECT count(*) FROM auth_events WHERE node = 'during-cut'",
+                                dbname=APP_DB)[0][0] == expected == 20, timeout=30, what="dr to replay the writes")
+    record("DC link silent (dropped both ways), then restored", standby_noticed_s=round(standby_noticed, 1),
+           primary_noticed_s=round(primary_noticed, 1), streaming_again_after_restore_s=round(streaming_again, 1),
+           writes_during_cut=20, lost=0)
+    assert standby_noticed <= NOTICED_WITHIN and primary_noticed <= NOTICED_WITHIN
