@@ -218,6 +218,11 @@ def switchover(target, timeout=600):
     result = cluster.switch_report(ran, started)
     for line in result["phases"]:
         _progress(line)
+    if not result["ok"]:
+        nodes = validate_nodes(_pillar().get("nodes"))
+        result["after"] = cluster.after_failure(nodes, cluster.node_parts(ran), _gather(nodes))
+        for line in result["after"]:
+            _progress(line)
     return _with_retcode(result, not result["ok"])
 
 

@@ -198,6 +198,8 @@ def _diverged(server: Server, up: Upstream) -> bool:
 
 
 def _clone(server, up, timeout, progress):
+    if ensure_upstream_slot(server, up):  # pg_basebackup -S needs it
+        progress(f"created the missing slot {up.slot} on {up.label}")
     repl.basebackup(server, up.host, up.port, up.user, up.slot, timeout=max(int(timeout), 3600),
                     progress=progress)
 

@@ -113,3 +113,13 @@ def switch_report(orchestrate_result: dict, started: float) -> dict:
     proof = {k: old.get(k) for k in ("shutdown_checkpoint", "timeline_switch", "zero_loss_proof", "rewind")}
     marks = {m: {"part": p.get("part"), "marks": p.get("marks")} for m, p in parts.items() if isinstance(p, dict)}
     return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof, "parts": marks}
+
+
+def after_failure(nodes: dict, parts: dict, gathered: dict) -> list[str]:
+    """What an operator needs after a switch that failed: which node did not answer the
+    switch job, and the state each node is in now."""
+    silent = sorted(set(nodes) - {n for n, p in parts.items() if isinstance(p, dict)})
+    lines = [f"no answer to the switch from {', '.join(silent)}"] if silent else []
+    for row in rows(nodes, gathered):
+        lines.append(f"{row['node']} now: {row['role']}, {row['state']}, pmfad {row['pmfad']}")
+    return lines

@@ -1,5 +1,7 @@
 """The lab demo, mfa-ha's main job: a salt-master, two salt-minions, two PostgreSQL servers and
-the pmfad stand-in on loopback; replication set up by ``mfa_ha.orch.setup``, the cluster
+the pmfad stand-in, on hosts of their own (network namespaces: DC1, DC2, the master's site,
+the clients) when this machine allows it, else on loopback (``--loopback`` asks for that);
+replication set up by ``mfa_ha.orch.setup``, the cluster
 shown by ``mfa_ha.status``, then a switchover to dr and back while two clients keep writing;
 a summary of each phase, the app outage, the longest write gaps and the rows lost.
 Everything it starts, it stops.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
 from mfa_ha_lab.measure import Writers, measure
 from mfa_ha_lab.salt_daemons import SaltLab
@@ -37,10 +40,23 @@ def switchover(salt_lab: SaltLab, target: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the lab's files (servers are stopped)")
+    parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    lab = Lab()
-    banner(f"lab in {lab.root}: prod 127.0.0.2 (server_prod), dr 127.0.0.3 (server_dr)")
+    unavailable = "asked for" if args.loopback else netns.available()
+    network = None if unavailable else netns.Network().create()
+    try:
+        return _run(args, started, network, unavailable)
+    finally:
+        if network:
+            network.destroy()
+
+
+def _run(args, started: float, network, unavailable) -> int:
+    lab = Lab(network=network)
+    where = (f"hosts of their own: DC1 {lab.prod.address}, DC2 {lab.dr.address}, master "
+             f"{lab.master_address}, clients {lab.clients}" if network else f"loopback ({unavailable})")
+    banner(f"lab in {lab.root}: prod {lab.prod.address} (server_prod), dr {lab.dr.address} (server_dr); {where}")
     try:
         lab.create()
         with SaltLab(lab) as salt_lab:

@@ -240,7 +240,19 @@ class Lab:
 
     def on(self, node: LabNode):
         """The block runs on ``node``'s host (its network namespace), if it has one."""
-        return self.network.entered(node.host) if self.network and node.host else contextlib.nullcontext()
+        return self.on_host(node.host)
+
+    def on_host(self, host: str | None):
+        """The block runs on the lab's host ``host`` (dc1, dc2, master, clients) when the lab
+        has hosts of its own; on this machine's loopback otherwise."""
+        return self.network.entered(host) if self.network and host else contextlib.nullcontext()
+
+    def on_clients(self):
+        return self.on_host("clients")
+
+    @property
+    def master_address(self) -> str:
+        return self.network.address("master") if self.network else "127.0.0.1"
 
     def write_salt_tree(self) -> dict:
         """Pillar and top files for a salt-master serving this lab; returns the master's

@@ -46,8 +46,9 @@ class Writers:
 
     def __init__(self, lab: Lab, interval: float = 0.02):
         addresses = [n.address for n in lab.nodes]
-        self.app = AppWriter(addresses, APP_PORT, interval)
-        self.db = DbWriter(addresses, 5432, APP_USER, LAB_PASSWORD, APP_DB, interval)
+        enter = lab.on_clients
+        self.app = AppWriter(addresses, APP_PORT, interval, enter=enter)
+        self.db = DbWriter(addresses, 5432, APP_USER, LAB_PASSWORD, APP_DB, interval, enter=enter)
 
     def __enter__(self) -> "Writers":
         self.app.start()

@@ -110,7 +110,10 @@ class Network:
         _ip("-n", self.wan, "link", "set", host.veth, "up")
         _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", inner)
         _ip("-n", host.namespace, "link", "set", inner, "up")
-        _ip("-n", host.namespace, "route", "add", "default", "via", host.gateway)
+        # Only the lab's range is routed; anything else fails at once on the host itself (a DNS
+        # query to the machine's resolver must not wait for a timeout, nor leave the lab).
+        _ip("-n", host.namespace, "route", "add", LAB_RANGE, "via", host.gateway)
+        _ip("-n", host.namespace, "route", "add", "unreachable", "default")
 
     def destroy(self) -> None:
         """Remove every namespace this network made (their processes must be stopped first)."""

@@ -1,7 +1,9 @@
 """A salt-master and one salt-minion per lab node, as plain processes for the demo and the
 benchmarks (the tests start theirs through pytest-salt-factories).
 
-Everything binds to 127.0.0.1 on free ports and lives under ``<lab>/salt``; the daemons are
+Everything binds to 127.0.0.1 on free ports (the master's own address when the lab has hosts
+of its own: the master on its site, each minion on its node's host) and lives under
+``<lab>/salt``; the daemons are
 stopped by the PIDs recorded when they were started. Operator commands run as the real
 ``salt`` and ``salt-run`` CLIs, so their timings include what an operator waits for.
 """
@@ -45,7 +47,7 @@ class SaltLab:
     def configure(self, extra_master: dict | None = None) -> None:
         trees = self.lab.write_salt_tree()
         common = {"user": "root", "log_level_logfile": "info"}
-        master = {**common, "id": "mfa-ha-master", "interface": "127.0.0.1", **self.ports,
+        master = {**common, "id": "mfa-ha-master", "interface": self.lab.master_address, **self.ports,
                   "root_dir": self.master_dir, "pki_dir": os.path.join(self.master_dir, "pki"),
                   "cachedir": os.path.join(self.master_dir, "cache"),
                   "sock_dir": os.path.join(self.master_dir, "sock"),
@@ -57,7 +59,8 @@ class SaltLab:
         for node in self.lab.nodes:
             directory = self.minion_dir(node.minion_id)
             self._write_config(directory, "minion", {
-                **common, "id": node.minion_id, "master": "127.0.0.1", "master_port": self.ports["ret_port"],
+                **common, "id": node.minion_id, "master": self.lab.master_address,
+                "master_port": self.ports["ret_port"],
                 "publish_port": self.ports["publish_port"], "root_dir": directory,
                 "pki_dir": os.path.join(directory, "pki"), "cachedir": os.path.join(directory, "cache"),
                 "sock_dir": os.path.join(directory, "sock"), "log_file": os.path.join(directory, "minion.log"),
@@ -70,9 +73,11 @@ class SaltLab:
     # -- processes --------------------------------------------------------------------
     def start(self, timeout: float = 120) -> "SaltLab":
         self.configure()
-        self._spawn("master", "salt-master", self.master_dir)
+        with self.lab.on_host("master"):
+            self._spawn("master", "salt-master", self.master_dir)
         for node in self.lab.nodes:
-            self._spawn(node.minion_id, "salt-minion", self.minion_dir(node.minion_id))
+            with self.lab.on(node):
+                self._spawn(node.minion_id, "salt-minion", self.minion_dir(node.minion_id))
         self.wait_for_minions(timeout)
         return self
 
@@ -124,7 +129,8 @@ class SaltLab:
     def _cli(self, program: str, args: list[str], timeout: float, check: bool, output: str = "json"):
         command = [os.path.join(BIN_DIR, program), "-c", self.master_dir, f"--out={output}", *args]
         started = time.monotonic()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30)
+        with self.lab.on_host("master"):  # the operator works on the master's host
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30)
         self.last_seconds = time.monotonic() - started
         if output != "json":
             return done.stdout

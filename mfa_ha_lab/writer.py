@@ -10,6 +10,7 @@ acknowledgements.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
@@ -22,15 +23,22 @@ DIRECT_TAG = "direct-writer"
 
 
 class _Writer(threading.Thread):
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float = 0.02, enter=contextlib.nullcontext):
+        """``enter``: a context the writing thread runs in (the clients' host in a
+        namespaced lab: every connection it opens starts there)."""
         super().__init__(daemon=True)
         self.interval = interval
+        self.enter = enter
         self.base = int(time.time() * 1000) * 1000  # unique sequence numbers across runs
         self.acked: list[tuple[int, float]] = []
         self.failures = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        with self.enter():
+            self._loop()
+
+    def _loop(self) -> None:
         seq, next_tick = self.base, time.monotonic()
         while not self._stop_event.is_set():
             if self._write(seq):
@@ -58,8 +66,9 @@ class _Writer(threading.Thread):
 
 
 class AppWriter(_Writer):
-    def __init__(self, addresses: list[str], port: int, interval: float = 0.02, timeout: float = 0.5):
-        super().__init__(interval)
+    def __init__(self, addresses: list[str], port: int, interval: float = 0.02, timeout: float = 0.5,
+                 enter=contextlib.nullcontext):
+        super().__init__(interval, enter)
         self.addresses, self.port, self.timeout = list(addresses), port, timeout
         self.context = ssl.create_default_context()
         self.context.check_hostname = False
@@ -86,8 +95,8 @@ class AppWriter(_Writer):
 
 class DbWriter(_Writer):
     def __init__(self, hosts: list[str], port: int, user: str, password: str, dbname: str,
-                 interval: float = 0.02):
-        super().__init__(interval)
+                 interval: float = 0.02, enter=contextlib.nullcontext):
+        super().__init__(interval, enter)
         self.dsn = {"host": ",".join(hosts), "port": ",".join([str(port)] * len(hosts)), "user": user,
                     "password": password, "dbname": dbname, "target_session_attrs": "read-write",
                     "connect_timeout": 1, "application_name": DIRECT_TAG}

@@ -55,11 +55,22 @@ split brain, {{ service }} not started:
 
 replication user:
   pgrepl.replication_user
+{%- set existing_slots = (live.get('slots') or []) | map(attribute='slot_name') | list %}
 {%- for node_id, node in nodes | dictsort if node_id != grains.id %}
+{%- if view.peers.get(node_id) in ('primary', 'standby') or node.slot in existing_slots %}
 
 slot for {{ node_id }}:
   pgrepl.slot_present:
     - name: {{ node.slot }}
+{%- else %}
+
+no slot for {{ node_id }} while it does not answer:
+  test.show_notification:
+    - text: >-
+        {{ node_id }} ({{ node.address }}) does not answer as a node of this cluster: no slot is
+        created for it (a slot that no standby uses holds WAL); mfa_ha.orch.setup or rejoin
+        creates it when the node is made a standby.
+{%- endif %}
 {%- endfor %}
 
 {{ service }}:

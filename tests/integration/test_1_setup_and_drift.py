@@ -308,3 +308,18 @@ def test_a_node_without_its_certificate_is_refused_naming_the_key(lab, salt_cli,
         assert os.stat(os.path.join(lab.dr.root, "mfa_ha-tls", "server.crt")).st_mtime_ns == before
     finally:
         lab.dr.sql("ALTER SYSTEM SET hot_standby_feedback = on")
+
+
+def test_a_node_that_is_no_minion_gets_no_slot(lab, salt_cli):
+    """Issue 9, item 6: a node in mfa_ha:nodes that does not exist must not get a slot on
+    the primary (an inactive slot holds WAL until the disk fills)."""
+    add_ghost = lambda mfa: mfa["nodes"].update(server_ghost={"address": "127.0.0.9"})  # noqa: E731
+    with pillar_edited(lab, salt_cli, "mfa_ha.sls", "*", add_ghost):
+        seen = highstate(salt_cli, "server_prod", test=True)
+        assert "no slot for server_ghost while it does not answer" in seen
+        assert "slot for server_ghost" not in seen
+        highstate(salt_cli, "server_prod")
+        assert not _slot_exists(lab.prod, "server_ghost")
+        assert _slot_exists(lab.prod, "server_dr")
+    highstate(salt_cli, "server_prod")  # the ghost's hba and pgpass entries go again
+    assert changed(highstate(salt_cli, "server_prod", test=True)) == {}

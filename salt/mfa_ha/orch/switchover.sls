@@ -53,7 +53,7 @@ switch:
     - arg:
       - {{ target | json }}
     - expect_minions: True
-    - timeout: {{ settings.get('job_timeout', 600) | int }}
+    - timeout: {{ settings.get('job_timeout', 3 * (settings.get('timeout', 30) | int) + 30) | int }}
     - failhard: True
     - require:
       - salt: prechecks
