@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import json
 import ssl
 import threading
@@ -20,6 +21,7 @@ import time
 import psycopg2
 
 DIRECT_TAG = "direct-writer"
+_WRITER_NUMBERS = itertools.count()
 
 
 class _Writer(threading.Thread):
@@ -29,7 +31,8 @@ class _Writer(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.enter = enter
-        self.base = int(time.time() * 1000) * 1000  # unique sequence numbers across runs
+        # unique sequence numbers across runs, and a range of its own for each writer
+        self.base = int(time.time() * 1000) * 1000 + next(_WRITER_NUMBERS) * 100_000_000
         self.acked: list[tuple[int, float]] = []
         self.failures = 0
         self._stop_event = threading.Event()

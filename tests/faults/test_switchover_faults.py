@@ -1,0 +1,132 @@
+"""Faults during a switchover, on hosts of their own, with the real salt-master (on the
+master's site) and minions (on DC1 and DC2), while the checker writes from the clients' host.
+Each case: no acknowledged write lost, never two addresses accepting writes, never pmfad on
+two nodes, and the operator's documented command converges to one primary with pmfad and a
+streaming standby; the figures go to the fault table (bench/results/faults.jsonl)."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from mfa_ha_lab.checker import Checker, wait_until
+from mfa_ha_lab.salt_daemons import SaltLab
+from tests.faults.test_dc_link import record
+
+CONVERGE_WITHIN = 180
+
+
+@pytest.fixture(scope="module")
+def salt_lab(lab):
+    with SaltLab(lab) as salt:
+        setup = salt.run("state.orchestrate", "mfa_ha.orch.setup", check=False)
+        assert isinstance(setup, dict) and setup.get("retcode") == 0, str(setup)[-3000:]
+        yield salt
+
+
+def role(node):
+    return "standby" if node.sql("SELECT pg_is_in_recovery()")[0][0] else "primary"
+
+
+def converged(lab, primary, standby) -> bool:
+    """One primary with pmfad, the other a standby streaming from it, pmfad only there."""
+    receiver = standby.sql("SELECT status, sender_host FROM pg_stat_wal_receiver")
+    return (role(primary) == "primary" and primary.app_pid() is not None and standby.app_pid() is None
+            and receiver == [("streaming", primary.address)])
+
+
+def switchover(salt_lab, target):
+    return salt_lab.run("state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}},
+                        timeout=300, check=False)
+
+
+def in_background(function, *args):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=function(*args)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def kill_postmaster(node) -> None:
+    with open(os.path.join(node.data_dir, "postmaster.pid"), encoding="ascii") as fh:
+        os.kill(int(fh.readline()), signal.SIGKILL)
+    wait_until(lambda: not node.is_running(), 30, "the killed postmaster to be gone")
+
+
+def test_planned_switchover_under_load(lab, salt_lab):
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.app.acked and all(w.acked for w in [checker.direct["server_prod"]]), 30,
+                   "the checker's first acknowledgements")
+        done = switchover(salt_lab, "server_dr")
+        assert done.get("retcode") == 0, str(done)[-3000:]
+        wait_until(lambda: converged(lab, lab.dr, lab.prod), CONVERGE_WITHIN, "dr primary, prod streaming")
+        back = switchover(salt_lab, "server_prod")
+        assert back.get("retcode") == 0, str(back)[-3000:]
+        wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary, dr streaming")
+    figures = checker.report(lab.prod)
+    record("planned switchover there and back under load", outcome="switched, both ways", **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def hold_the_target_before_promotion(lab):
+    """The target's replay paused: it cannot replay the old primary's shutdown checkpoint, so
+    it cannot prove it and does not promote; the fault then strikes at a known phase (the
+    old primary stopped, the target not yet promoted) instead of racing a 50 ms window."""
+    lab.dr.sql("SELECT pg_wal_replay_pause()")
+
+
+def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
+    """kill -9 of the target's postgres once the old primary has stopped: the old primary
+    stays stopped (the target's fate is unknown to it); the re-run brings it back."""
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
+        hold_the_target_before_promotion(lab)
+        thread, result = in_background(switchover, salt_lab, "server_dr")
+        wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
+        fault_at = time.monotonic()
+        kill_postmaster(lab.dr)
+        thread.join(timeout=400)
+        assert result["value"].get("retcode") != 0
+        assert lab.prod.app_pid() is None and not lab.prod.is_running()  # no primary: nothing accepts writes
+        rerun = switchover(salt_lab, "server_dr")  # the documented command
+        assert rerun.get("retcode") != 0 and "comes back as the primary" in str(rerun)
+        lab.start_db(lab.dr)  # the target's host is repaired
+        wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary again, dr streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(lab.prod)
+    record("target's postgres killed (-9) after the old primary stopped", outcome="switch not done; the re-run "
+           "resumed the old primary", converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
+    """The DC link goes silent once the old primary has stopped and before the target
+    promoted: the old primary cannot reach the target and stays stopped, the target cannot
+    prove the shutdown checkpoint and stays a standby. Link back, the re-run resumes."""
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
+        hold_the_target_before_promotion(lab)
+        thread, result = in_background(switchover, salt_lab, "server_dr")
+        wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
+        net.cut("dc1", "dc2")
+        fault_at = time.monotonic()
+        try:
+            thread.join(timeout=400)
+            assert result["value"].get("retcode") != 0
+            assert role(lab.dr) == "standby" and not lab.prod.is_running()
+        finally:
+            net.restore("dc1", "dc2")
+            lab.dr.sql("SELECT pg_wal_replay_resume()")
+        rerun = switchover(salt_lab, "server_dr")  # the documented command
+        assert "comes back as the primary" in str(rerun)
+        wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary again, dr streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(lab.prod)
+    record("DC link cut after the old primary stopped, before the target promoted",
+           outcome="switch not done; the re-run resumed the old primary", converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
