@@ -283,7 +283,7 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False):
     pillar = _pillar()
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
-    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, timeout=3).items()}
+    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}  # a peer probe may take 3 s
     decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
     _progress(decision.summary.replace("switchover", "failover"))
     return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
