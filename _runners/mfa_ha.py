@@ -220,7 +220,7 @@ def switchover(target, timeout=600):
         _progress(line)
     if not result["ok"]:
         nodes = validate_nodes(_pillar().get("nodes"))
-        result["after"] = cluster.after_failure(nodes, cluster.node_parts(ran), _gather(nodes))
+        result["after"] = cluster.after_failure(nodes, cluster.switch_answers(ran), _gather(nodes))
         for line in result["after"]:
             _progress(line)
     return _with_retcode(result, not result["ok"])

@@ -7,6 +7,9 @@ import time
 
 from mfa_ha import lsn as lsnlib
 
+# salt.function records a minion that never returned as False (or this text, by Salt release)
+NO_RETURN = "Minion did not return"
+
 COLUMNS = (("node", "node"), ("address", "address"), ("role", "role"), ("state", "state"),
            ("tl", "timeline"), ("receive/replay lsn", "lsn"), ("lag bytes", "lag_bytes"),
            ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"))
@@ -115,10 +118,21 @@ def switch_report(orchestrate_result: dict, started: float) -> dict:
     return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof, "parts": marks}
 
 
-def after_failure(nodes: dict, parts: dict, gathered: dict) -> list[str]:
+def switch_answers(orchestrate_result: dict) -> dict:
+    """``{minion: return}`` of every node that answered the switch step (a part, or its error)."""
+    data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
+    for steps in data.values():
+        for step in (steps.values() if isinstance(steps, dict) else []):
+            if isinstance(step, dict) and step.get("__id__") == "switch":
+                returns = (step.get("changes") or {}).get("ret") or {}
+                return {m: r for m, r in returns.items() if r is not False and not str(r).startswith(NO_RETURN)}
+    return {}
+
+
+def after_failure(nodes: dict, answers: dict, gathered: dict) -> list[str]:
     """What an operator needs after a switch that failed: which node did not answer the
     switch job, and the state each node is in now."""
-    silent = sorted(set(nodes) - {n for n, p in parts.items() if isinstance(p, dict)})
+    silent = sorted(set(nodes) - set(answers))
     lines = [f"no answer to the switch from {', '.join(silent)}"] if silent else []
     for row in rows(nodes, gathered):
         lines.append(f"{row['node']} now: {row['role']}, {row['state']}, pmfad {row['pmfad']}")

@@ -87,6 +87,21 @@ class SaltLab:
             [os.path.join(BIN_DIR, program), "-c", config_dir, "-l", self.log_level],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a daemon this lab started (``master`` or a minion id) and every process of its
+        group (its running jobs), by the PID recorded at start: a daemon dying mid-job."""
+        process = self.processes[name]
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def start_minion(self, minion_id: str, timeout: float = 120) -> None:
+        """Start a minion again (after ``kill``) on its node's host, and wait until it answers."""
+        node = self.lab.node(minion_id)
+        with self.lab.on(node):
+            self._spawn(minion_id, "salt-minion", self.minion_dir(minion_id))
+        self.wait_for_minions(timeout)
+
     def wait_for_minions(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         ids = sorted(n.minion_id for n in self.lab.nodes)

@@ -130,3 +130,33 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
            outcome="switch not done; the re-run resumed the old primary", converge_s=round(converge_s, 1), **figures)
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def test_target_minion_killed_mid_switch(lab, salt_lab):
+    """kill -9 of the target's minion (and its running job) once the old primary stopped:
+    salt-run returns within the switch's own bound, names the node that did not answer and
+    each node's state; the old primary serves again; the minion back, a re-run switches."""
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
+        hold_the_target_before_promotion(lab)
+        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", "server_dr", timeout=300,
+                                                            check=False))
+        wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
+        fault_at = time.monotonic()
+        salt_lab.kill("server_dr")
+        thread.join(timeout=400)
+        reported_after = time.monotonic() - fault_at
+        report = result["value"] or {}
+        assert report.get("retcode") == 1 and report.get("ok") is False, str(report)[-2000:]
+        assert "no answer to the switch from server_dr" in report.get("after", []), report.get("after")
+        wait_until(lambda: role(lab.prod) == "primary" and lab.prod.app_pid(), 60, "prod serving again")
+        lab.dr.sql("SELECT pg_wal_replay_resume()")
+        salt_lab.start_minion("server_dr")
+        wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary, dr streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(lab.prod)
+    record("target's minion killed (-9, with its job) after the old primary stopped",
+           outcome="switch not done; the old primary started again by its own part", reported_after_s=round(
+               reported_after, 1), converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
