@@ -516,7 +516,7 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
                              "rewind is impossible, re-clone it with fallback=basebackup")
         return {"method": "basebackup", **basebackup(server, host, port, user, slot, application_name,
                                                      timeout, progress)}
-    source = upstream_conninfo(server, host, port, user, None, dbname="postgres")
+    source = upstream_conninfo(server, host, port, user, "pg_rewind", dbname="postgres")  # named in the logs
     _wait_source_checkpoint(source, upstream["timeline"], progress)
     started = time.monotonic()
     try:

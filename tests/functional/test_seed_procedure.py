@@ -1,5 +1,7 @@
 """The seed's whole procedure through the pgrepl and pmfad modules, both directions."""
 
+import os
+
 
 
 from mfa_ha.secrets import scram_matches
@@ -60,6 +62,10 @@ def switch(lab, old, new, old_node, new_node, writes=20):
     new.pgrepl.create_slot(old_node.slot)
     rewound = old.pgrepl.rewind(new_node.address, slot=old_node.slot, fallback="basebackup")
     assert rewound["method"] == "rewind"
+    with open(os.path.join(new_node.root, "postgresql.log"), encoding="utf-8", errors="replace") as fh:
+        rewind = [line for line in fh if "connection authorized: user=replicamfa" in line
+                  and "application_name=pg_rewind" in line]
+    assert rewind and all("SSL enabled" in line for line in rewind), rewind  # pg_rewind over TLS, verify-full
     old.pgrepl.start()
     wait_for(lambda: (old.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
              what=f"{old_node.name} streaming from {new_node.name}")
