@@ -47,6 +47,10 @@ def _pillar(key, default=None):
     return __salt__["pillar.get"](key, default, unmask=True)
 
 
+def _app():
+    return app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+
+
 def _server(kwargs) -> Server:
     cfg = postgres_config(_pillar("mfa_ha:postgres", {}), **call_args(kwargs))
     return Server(cfg, _tls(cfg.data_dir))
@@ -798,7 +802,7 @@ def switchover(target, timeout=None, **kwargs):
         salt -L server_prod,server_dr pgrepl.switchover server_dr
     """
     settings = _switchover_settings()
-    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    app_cfg = _app()
     return sw.run_part(_server(kwargs), app_cfg, __opts__["id"], target, _nodes(), _repl_cfg(kwargs).user,
                        sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
                        float(timeout or settings.get("timeout", 30)), log.info)
@@ -824,7 +828,7 @@ def resume_primary(timeout=None, **kwargs):
 def _primary_part(timeout, kwargs):
     """What a node's part as the (new) primary needs: its server, app, id, the other nodes,
     the client-routing hooks and the switch's timeout."""
-    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    app_cfg = _app()
     others = sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
     return (_server(kwargs), app_cfg, __opts__["id"], others, sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
             float(timeout or _switchover_settings().get("timeout", 30)))
@@ -878,8 +882,7 @@ def fence(primary, **kwargs):
 
         salt server_prod pgrepl.fence server_dr
     """
-    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
-    return pgfailover.fence(_server(kwargs), app_cfg, _upstream(primary, kwargs))
+    return pgfailover.fence(_server(kwargs), _app(), _upstream(primary, kwargs))
 
 
 @translate_errors
@@ -942,8 +945,7 @@ def discard_divergent(keep, **kwargs):
 
         salt server_dr pgrepl.discard_divergent server_prod
     """
-    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
-    return pgfailover.discard_divergent(_server(kwargs), app_cfg, _upstream(keep, kwargs))
+    return pgfailover.discard_divergent(_server(kwargs), _app(), _upstream(keep, kwargs))
 
 
 @translate_errors
@@ -961,7 +963,7 @@ def fence_decision(**kwargs):
 
 
 def _fence_inputs(kwargs):
-    app_cfg = app_config(_pillar("mfa_ha:pmfad", {}), __grains__.get("os_family"))
+    app_cfg = _app()
     return _server(kwargs), app_cfg, sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
 
 

@@ -27,6 +27,7 @@ HOSTS = ("dc1", "dc2", "master", "clients")
 SUBNET = "198.18.{index}.0/24"
 LAB_RANGE = "198.18.0.0/15"
 RULE_PRIORITY = 100
+MAX_RULES = 16
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -145,9 +146,10 @@ class Network:
     def restore(self, a: str, b: str) -> None:
         """Undo ``cut`` between ``a`` and ``b`` (both directions, whichever were cut)."""
         for src, dst in [(a, b), (b, a)]:
-            while _ip("-n", self.wan, "rule", "del", "priority", str(RULE_PRIORITY), "from", self.hosts[src].subnet,
-                      "to", self.hosts[dst].subnet, "blackhole", check=False).returncode == 0:
-                pass
+            for _ in range(MAX_RULES):  # a rule per cut() call; deleted until none is left
+                if _ip("-n", self.wan, "rule", "del", "priority", str(RULE_PRIORITY), "from", self.hosts[src].subnet,
+                       "to", self.hosts[dst].subnet, "blackhole", check=False).returncode != 0:
+                    break
 
     def isolate(self, host: str) -> None:
         """Take ``host``'s link down: it reaches no one and no one reaches it."""
