@@ -915,20 +915,24 @@ def beacon_fired(event_id):
 
 
 @translate_errors
-def fence_if_stale(**kwargs):
+def fence_if_stale(replaced_by=None, **kwargs):
     """
     Fence this node if it is a stale former primary (another node is the primary on a later
     timeline) and serves no clients; with the app running it refuses (a split brain is the
-    operator's to resolve). Returns ``action`` (``fenced``, ``none``, ``refuse``) and the
-    reason. Run by the ``salt/minion/*/start`` reactor through ``mfa_ha.fence_if_stale``.
+    operator's to resolve) unless ``replaced_by`` names that primary: the master passes it
+    when the operator confirmed this node lost in a failover to it. Returns ``action``
+    (``fenced``, ``none``, ``refuse``), the reason and, once fenced, the ``divergent``
+    transactions this node committed after it left the new primary's history. Run through
+    ``mfa_ha.fence_if_stale`` by the reactors (minion start, a primary's heartbeat).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt server_prod pgrepl.fence_if_stale
+        salt server_prod pgrepl.fence_if_stale replaced_by=server_dr
     """
-    return pgfailover.fence_if_stale(*_fence_inputs(kwargs))
+    return pgfailover.fence_if_stale(*_fence_inputs(kwargs), replaced_by=replaced_by or None)
 
 
 @translate_errors
@@ -949,9 +953,10 @@ def discard_divergent(keep, **kwargs):
 
 
 @translate_errors
-def fence_decision(**kwargs):
+def fence_decision(replaced_by=None, **kwargs):
     """
     Whether this node would be fenced, and why (``fence``, ``none``, ``refuse``); only reads.
+    ``replaced_by``: as for ``fence_if_stale``.
 
     CLI Example:
 
@@ -959,7 +964,7 @@ def fence_decision(**kwargs):
 
         salt server_prod pgrepl.fence_decision
     """
-    return pgfailover.fence_decision(*_fence_inputs(kwargs))
+    return pgfailover.fence_decision(*_fence_inputs(kwargs), replaced_by=replaced_by or None)
 
 
 def _fence_inputs(kwargs):

@@ -29,6 +29,7 @@ from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import status as cluster
 from mfa_ha import switchover as sw
+from mfa_ha.health import load_state, save_state
 from mfa_ha.pillar import validate as validate_pillar
 from mfa_ha.pillar import validate_nodes
 
@@ -161,6 +162,8 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
     _progress(decision.summary)
+    if decision.action in GO_ACTIONS:
+        _forget_replaced(list(nodes))  # every node answers and one is the primary: the pair is whole again
     return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
 
 
@@ -293,8 +296,10 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False):
 def fence_others(target, nodes=None):
     """
     Fence every node but ``target`` whose minion answers (pmfad and PostgreSQL stopped, data
-    directory configured as a standby of ``target``). A silent node is fenced by the
-    ``salt/minion/<id>/start`` reactor when it comes back.
+    directory configured as a standby of ``target``). A silent node, which the operator
+    confirmed lost, is recorded on the master as replaced by ``target``: it is fenced when it
+    comes back (its minion starting, or its first heartbeat as a primary), even with its app
+    running, and the writes it took meanwhile are named as divergent.
 
     CLI Example:
 
@@ -307,21 +312,41 @@ def fence_others(target, nodes=None):
     result = _cmd(others, "pgrepl.fence", [target], FENCE_TIMEOUT)
     for node, done in result.items():
         if done == "no answer":
-            result[node] = "no answer: fenced by the salt/minion/<id>/start reactor when it comes back"
+            _remember_replaced(node, target)
+            result[node] = (f"no answer: recorded as replaced by {target}; fenced when it comes back "
+                            "(minion start or its heartbeat as a primary)")
         elif isinstance(done, str):
             __context__["retcode"] = 1
         _progress(f"{node}: {result[node] if isinstance(result[node], str) else 'fenced'}")
     return result
 
 
+def _replaced_path():
+    return os.path.join(__opts__["cachedir"], "mfa_ha", "replaced.json")
+
+
+def _remember_replaced(node, by):
+    replaced = load_state(_replaced_path())
+    replaced[node] = {"by": by, "at": time.time()}
+    save_state(_replaced_path(), replaced)
+
+
+def _forget_replaced(nodes):
+    replaced = load_state(_replaced_path())
+    if any(node in replaced for node in nodes):
+        save_state(_replaced_path(), {n: r for n, r in replaced.items() if n not in nodes})
+
+
 @_gate
-def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECONDS):
+def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECONDS, only_if_replaced=False):
     """
-    Fence ``node`` if it is a stale former primary that serves no clients, retrying until
-    the node itself answers (``pgrepl.fence_if_stale``, one single-function job per try;
-    bounded by ``attempts``). A critical alert goes out when it cannot be proven, or when the
-    node refuses because its app runs (a split brain). Called by
-    ``mfa_ha/reactor/fence.sls`` on ``salt/minion/<id>/start``.
+    Fence ``node`` if it is a stale former primary that serves no clients, or one the
+    operator confirmed lost in a failover (the master's record), retrying until the node
+    itself answers (``pgrepl.fence_if_stale``, one single-function job per try; bounded by
+    ``attempts``). A critical alert goes out when it is fenced with divergent writes, when
+    it cannot be proven, or when the node refuses because its app runs (a split brain).
+    Called by ``mfa_ha/reactor/fence.sls`` on ``salt/minion/<id>/start`` and on a primary's
+    heartbeat (``only_if_replaced=True``: nothing is asked unless the record names it).
 
     CLI Example:
 
@@ -329,6 +354,9 @@ def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECO
 
         salt-run mfa_ha.fence_if_stale server_prod
     """
+    replaced_by = (load_state(_replaced_path()).get(node) or {}).get("by")
+    if only_if_replaced and not replaced_by:
+        return {"action": "none", "reason": f"{node} was not replaced in a failover"}
     pillar = _pillar()
     nodes = validate_nodes(pillar.get("nodes"))
     if node not in nodes:
@@ -336,12 +364,12 @@ def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECO
     alerts_pillar = pillar.get("alerts") or {}
     answer = None
     for attempt in range(1, int(attempts) + 1):
-        answer = _cmd([node], "pgrepl.fence_if_stale", [], FENCE_TIMEOUT)[node]
+        answer = _cmd([node], "pgrepl.fence_if_stale", [{"replaced_by": replaced_by, "__kwarg__": True}], FENCE_TIMEOUT)[node]
         if isinstance(answer, dict):
             log.warning("mfa_ha: fence check of %s (attempt %s): %s", node, attempt, answer.get("reason"))
-            if answer.get("action") == "refuse":
-                answer["alert"] = _deliver("critical", f"SPLIT BRAIN: {node}: {answer['reason']}",
-                                           {"node": node, "event": "split_brain"}, alerts_pillar)
+            _alert_fence_answer(node, answer, alerts_pillar)
+            if answer.get("action") == "fenced" or answer.get("reason") == "not a primary":
+                _forget_replaced([node])
             return {**answer, "attempts": attempt}
         if attempt < int(attempts):
             time.sleep(float(retry_seconds))
@@ -349,6 +377,16 @@ def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECO
                f"(last: {answer}); check it by hand: salt {node} pgrepl.fence_if_stale")
     return {"action": "unproven", "reason": summary, "attempts": int(attempts),
             "alert": _deliver("critical", summary, {"node": node, "event": "fence_unproven"}, alerts_pillar)}
+
+
+def _alert_fence_answer(node, answer, alerts_pillar):
+    if answer.get("action") == "refuse":
+        answer["alert"] = _deliver("critical", f"SPLIT BRAIN: {node}: {answer['reason']}",
+                                   {"node": node, "event": "split_brain"}, alerts_pillar)
+    elif answer.get("action") == "fenced":
+        summary = f"{node} fenced: {answer['reason']}; " + pgfailover.describe_divergent(answer.get("divergent"))
+        answer["alert"] = _deliver("critical", summary, {"node": node, "event": "fenced",
+                                                         "divergent": answer.get("divergent")}, alerts_pillar)
 
 
 # -- alerts and requests (called by the reactors in salt/mfa_ha/reactor/) ------------------------

@@ -112,14 +112,22 @@ def stale_peer(server: Server, peers: dict[str, Upstream]) -> str | None:
     return None
 
 
-def fence_decision(server: Server, app_cfg, peers: dict[str, Upstream]) -> dict:
+def fence_decision(server: Server, app_cfg, peers: dict[str, Upstream], replaced_by: str | None = None) -> dict:
     """Should this node be fenced? ``fence`` when it is a stale former primary (a peer is the
-    primary on a later timeline) that serves no clients; ``refuse`` when its app runs, for
-    clients may be writing here: a split brain, which the operator resolves by choosing the
-    node to keep; ``none`` otherwise. Only reads."""
+    primary on a later timeline) that serves no clients, or when ``replaced_by`` is that
+    peer: the operator confirmed this node lost in a failover to it, so writes taken here
+    since are divergent by the operator's own decision. ``refuse`` when its app runs and no
+    such failover names it, for clients may be writing here: a split brain, which the
+    operator resolves by choosing the node to keep. ``none`` otherwise. Only reads."""
+    if not server.has_cluster() or repl.role(server) is not Role.PRIMARY:
+        return {"action": "none", "reason": "not a primary"}
     newer = stale_peer(server, peers)
     if newer is None:
-        return {"action": "none", "reason": "not a stale primary"}
+        return {"action": "none", "reason": "no peer answers as the primary on a later timeline"}
+    if newer == replaced_by:
+        return {"action": "fence", "primary": newer,
+                "reason": f"the operator confirmed this node lost in the failover to {newer}, the primary on "
+                          "a later timeline: writes taken here since are divergent"}
     if applib.backend(app_cfg).status().get("state") == "running":
         return {"action": "refuse", "primary": newer,
                 "reason": f"split brain: {newer} is the primary on a later timeline, but {app_cfg.service} "
@@ -128,12 +136,37 @@ def fence_decision(server: Server, app_cfg, peers: dict[str, Upstream]) -> dict:
     return {"action": "fence", "primary": newer, "reason": f"{newer} is the primary on a later timeline"}
 
 
-def fence_if_stale(server: Server, app_cfg, peers: dict[str, Upstream]) -> dict:
-    """``fence_decision``, then the fence when it says so."""
-    decision = fence_decision(server, app_cfg, peers)
+def fence_if_stale(server: Server, app_cfg, peers: dict[str, Upstream], replaced_by: str | None = None) -> dict:
+    """``fence_decision``, then the fence when it says so, naming the transactions this node
+    committed after it left the new primary's history (divergent: the new primary does not
+    have them)."""
+    decision = fence_decision(server, app_cfg, peers, replaced_by)
     if decision["action"] != "fence":
         return decision
-    return {**decision, "action": "fenced", **fence(server, app_cfg, peers[decision["primary"]])}
+    keep = peers[decision["primary"]]
+    status = repl.status(server)
+    fenced = fence(server, app_cfg, keep)
+    return {**decision, "action": "fenced", **fenced, "divergent": divergent_writes(server, keep, status)}
+
+
+def divergent_writes(server: Server, keep: Upstream, status: dict) -> dict:
+    """What this stopped former primary committed after it left ``keep``'s history: the
+    fork, its last write position and the COMMIT records in between (pg_waldump)."""
+    timeline = int(status.get("timeline") or 0)
+    fork = divergence_point(server, keep, timeline)
+    return {"timeline": timeline, "fork_lsn": lsnlib.to_str(fork) if fork is not None else None,
+            "last_lsn": status.get("current_lsn"),
+            "transactions_after_fork": count_commits(server, fork, timeline) if fork is not None else None}
+
+
+def describe_divergent(divergent: dict | None) -> str:
+    """The divergent writes of a fenced node, as the alert and the operator read them."""
+    if not divergent or divergent.get("fork_lsn") is None:
+        return "no divergent writes found (it left no history after the new primary's fork)"
+    return (f"DIVERGENT: {divergent.get('transactions_after_fork')} transaction(s) committed on timeline "
+            f"{divergent.get('timeline')} after the fork at {divergent['fork_lsn']} (up to "
+            f"{divergent.get('last_lsn')}) are not on the new primary; its WAL keeps them until "
+            "mfa_ha.orch.rejoin rewinds it")
 
 
 # -- rejoin: which node's data is kept ----------------------------------------------------------
@@ -174,12 +207,8 @@ def discard_divergent(server: Server, app_cfg, keep: Upstream) -> dict:
     ``keep``'s history (when its timeline history shows where), fence it, and move its data
     directory aside (never deleted) so that a clone from ``keep`` replaces it."""
     status = repl.status(server)
-    result = {"timeline": status.get("timeline"), "last_lsn": status.get("current_lsn")}
     fenced = fence(server, app_cfg, keep)
-    fork = divergence_point(server, keep, int(status.get("timeline") or 0))
-    result["fork_lsn"] = lsnlib.to_str(fork) if fork is not None else None
-    result["transactions_after_fork"] = (count_commits(server, fork, int(status["timeline"]))
-                                         if fork is not None else None)
+    result = divergent_writes(server, keep, status)
     result["moved_aside"] = repl.move_aside(server.data_dir, "diverged")
     return {**result, **fenced}
 

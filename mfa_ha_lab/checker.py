@@ -71,6 +71,7 @@ class Checker:
         missing = {name: lost(sql, writer) for name, writer in self.direct.items()}
         return {"acked_direct": sum(len(w.acked) for w in self.direct.values()), "acked_app": len(self.app.acked),
                 "lost_direct": sum(len(m) for m in missing.values()), "lost_app": len(lost(sql, self.app)),
+                "lost_direct_by_node": {name: len(m) for name, m in missing.items()},
                 "two_primary_ms": self.two_primary_ms(), "pmfad_on_two_nodes_ms": round(self.watcher.multi_seconds * 1000)}
 
 

@@ -33,6 +33,7 @@ FORMULA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 # The master's reactor wiring, as the README shows it.
 REACTORS = [
     {"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]},
+    {"salt/beacon/*/pgrepl/heartbeat": ["salt://mfa_ha/reactor/fence.sls"]},
     {"salt/beacon/*/pgrepl/*/*": ["salt://mfa_ha/reactor/alert.sls"]},
     {"mfa_ha/switchover/request": ["salt://mfa_ha/reactor/switchover_request.sls"]},
 ]

@@ -4,6 +4,9 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MFA_HA_VENV:-/opt/mfa-ha/venv}"
-[ -x "$VENV/bin/pytest" ] && "$VENV/bin/python" -c 'import mfa_ha' 2>/dev/null || bash "$REPO/scripts/bootstrap.sh"
+# The daemons import mfa_ha from the virtualenv, not from this directory: bootstrap again
+# unless it resolves to this very checkout (another clone may have installed itself there).
+installed_from() { (cd / && "$VENV/bin/python" -c 'import mfa_ha, os; print(os.path.dirname(os.path.dirname(os.path.realpath(mfa_ha.__file__))))' 2>/dev/null); }
+[ -x "$VENV/bin/pytest" ] && [ "$(installed_from)" = "$(realpath "$REPO")" ] || bash "$REPO/scripts/bootstrap.sh"
 cd "$REPO"
 exec "$VENV/bin/python" -m pytest "${@:-tests}"
