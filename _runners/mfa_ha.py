@@ -26,6 +26,7 @@ import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from mfa_ha import alerts as pgalerts
+from mfa_ha import divergence as pgdivergence
 from mfa_ha import failover as pgfailover
 from mfa_ha import status as cluster
 from mfa_ha import switchover as sw
@@ -384,7 +385,7 @@ def _alert_fence_answer(node, answer, alerts_pillar):
         answer["alert"] = _deliver("critical", f"SPLIT BRAIN: {node}: {answer['reason']}",
                                    {"node": node, "event": "split_brain"}, alerts_pillar)
     elif answer.get("action") == "fenced":
-        summary = f"{node} fenced: {answer['reason']}; " + pgfailover.describe_divergent(answer.get("divergent"))
+        summary = f"{node} fenced: {answer['reason']}; " + pgdivergence.describe(answer.get("divergent"))
         answer["alert"] = _deliver("critical", summary, {"node": node, "event": "fenced",
                                                          "divergent": answer.get("divergent")}, alerts_pillar)
 

@@ -32,6 +32,7 @@ without touching anything, acts, and reads back. Changes never contain a secret.
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from mfa_ha import divergence
 from mfa_ha.naming import validate_slot_name
 
 __virtualname__ = "pgrepl"
@@ -229,6 +230,9 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
         if done["done"]:
             ret["changes"] = {"standby": done["plan"], "done": done["done"]}
         ret["comment"] = f"streaming from {name}" + (f" after {', '.join(done['done'])}" if done["done"] else "")
+        if done.get("divergent"):
+            ret["changes"]["divergent"] = done["divergent"]
+            ret["comment"] += "; " + divergence.describe(done["divergent"], "pg_rewind discarded them")
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

@@ -8,16 +8,15 @@ writes. ``mfa_ha.orch.rejoin`` rewinds it and makes it stream.
 
 from __future__ import annotations
 
-import os
 import time
 
 from mfa_ha import app as applib
-from mfa_ha import lsn as lsnlib
 from mfa_ha import replication as repl
 from mfa_ha.errors import MfaHaError
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
-from mfa_ha.standby import Upstream, identify_peer, timeline_switch_point
+from mfa_ha.divergence import divergent_writes
+from mfa_ha.standby import Upstream, identify_peer
 from mfa_ha.switchover import Clock, Decision, Hooks, open_for_business, peer_in_recovery
 
 REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
@@ -149,26 +148,6 @@ def fence_if_stale(server: Server, app_cfg, peers: dict[str, Upstream], replaced
     return {**decision, "action": "fenced", **fenced, "divergent": divergent_writes(server, keep, status)}
 
 
-def divergent_writes(server: Server, keep: Upstream, status: dict) -> dict:
-    """What this stopped former primary committed after it left ``keep``'s history: the
-    fork, its last write position and the COMMIT records in between (pg_waldump)."""
-    timeline = int(status.get("timeline") or 0)
-    fork = divergence_point(server, keep, timeline)
-    return {"timeline": timeline, "fork_lsn": lsnlib.to_str(fork) if fork is not None else None,
-            "last_lsn": status.get("current_lsn"),
-            "transactions_after_fork": count_commits(server, fork, timeline) if fork is not None else None}
-
-
-def describe_divergent(divergent: dict | None) -> str:
-    """The divergent writes of a fenced node, as the alert and the operator read them."""
-    if not divergent or divergent.get("fork_lsn") is None:
-        return "no divergent writes found (it left no history after the new primary's fork)"
-    return (f"DIVERGENT: {divergent.get('transactions_after_fork')} transaction(s) committed on timeline "
-            f"{divergent.get('timeline')} after the fork at {divergent['fork_lsn']} (up to "
-            f"{divergent.get('last_lsn')}) are not on the new primary; its WAL keeps them until "
-            "mfa_ha.orch.rejoin rewinds it")
-
-
 # -- rejoin: which node's data is kept ----------------------------------------------------------
 def _position(status: dict) -> str:
     return f"timeline {status.get('timeline')}, wrote up to {status.get('current_lsn')}"
@@ -211,38 +190,3 @@ def discard_divergent(server: Server, app_cfg, keep: Upstream) -> dict:
     result = divergent_writes(server, keep, status)
     result["moved_aside"] = repl.move_aside(server.data_dir, "diverged")
     return {**result, **fenced}
-
-
-def divergence_point(server: Server, keep: Upstream, timeline: int) -> int | None:
-    """Where this node's timeline ``timeline`` left ``keep``'s history: from this node's own
-    timeline history (it was promoted) or from ``keep``'s (it was). None on one timeline."""
-    keep_tli = int(identify_peer(server, keep)["timeline"])
-    if keep_tli == timeline:
-        return None
-    if keep_tli < timeline:
-        return _own_switch_point(server, keep_tli, timeline)
-    try:
-        return timeline_switch_point(server, keep, timeline)
-    except MfaHaError:
-        return None
-
-
-def _own_switch_point(server: Server, ancestor: int, timeline: int) -> int | None:
-    path = os.path.join(server.data_dir, "pg_wal", f"{timeline:08X}.history")
-    try:
-        with open(path, encoding="ascii") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == ancestor:
-            return lsnlib.to_int(fields[1])
-    return None
-
-
-def count_commits(server: Server, start: int, timeline: int) -> int | None:
-    """COMMIT records in this (stopped) node's WAL from ``start`` on ``timeline`` (pg_waldump)."""
-    out = server.run("pg_waldump", "--path", os.path.join(server.data_dir, "pg_wal"), "--timeline", str(timeline),
-                     "--start", lsnlib.to_str(start), "--rmgr", "Transaction", check=False, timeout=120).stdout
-    return sum(1 for line in out.splitlines() if "desc: COMMIT" in line)

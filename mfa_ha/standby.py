@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import psycopg2
 import psycopg2.extras
 
+from mfa_ha import divergence
 from mfa_ha import lsn as lsnlib
 from mfa_ha import replication as repl
 from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
@@ -150,10 +151,11 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
              progress: Progress = _log_progress) -> dict:
     """Perform the planned steps, then wait until streaming; a standby that cannot stream
     because its timeline diverged is rewound once."""
-    done = []
+    done, found = [], {}
     for action in steps:
         try:
-            _ACTIONS[action](server, up, timeout, progress)
+            reported = _ACTIONS[action](server, up, timeout, progress)
+            found.update(reported if isinstance(reported, dict) else {})
         except MfaHaError as err:
             raise type(err)(f"{err}\n(planned: {', '.join(steps)}; done: {', '.join(done) or 'nothing'})") from None
         done.append(action)
@@ -168,11 +170,11 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
         else:
             progress("the standby's timeline diverged from the upstream's: rewinding it")
             server.stop(timeout=int(timeout))
-            _rewind(server, up, timeout, progress)
+            found.update(_rewind(server, up, timeout, progress) or {})
             server.start(timeout=int(timeout))
             done += ["rewind", "start"]
             receiver = wait_streaming(server, up, timeout, progress)
-    return {"done": done, "receiver": receiver}
+    return {"done": done, "receiver": receiver, **found}
 
 
 def follow(server: Server, up: Upstream, steps: list[str], timeout: float = 30,
@@ -205,8 +207,22 @@ def _clone(server, up, timeout, progress):
 
 
 def _rewind(server, up, timeout, progress):
+    lost = _divergent_before_rewind(server, up)
+    if lost:
+        progress(f"{server.data_dir}: " + divergence.describe(lost, "pg_rewind discards them now"))
     repl.rewind(server, up.host, up.port, up.user, up.slot, fallback="basebackup",
                 timeout=max(int(timeout), 3600), progress=progress)
+    return {"divergent": lost} if lost else None
+
+
+def _divergent_before_rewind(server, up) -> dict | None:
+    """What this stopped node wrote after it left ``up``'s history, counted while its WAL
+    still holds it (None when nothing can be counted: one timeline, no history, no pg_waldump)."""
+    try:
+        lost = divergence.divergent_writes(server, up, repl.status(server))
+    except MfaHaError:
+        return None
+    return lost if lost.get("transactions_after_fork") is not None else None
 
 
 def _configure(server, up, timeout, progress):

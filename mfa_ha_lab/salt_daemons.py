@@ -102,6 +102,12 @@ class SaltLab:
             self._spawn(minion_id, "salt-minion", self.minion_dir(minion_id))
         self.wait_for_minions(timeout)
 
+    def start_master(self, timeout: float = 120) -> None:
+        """Start the master again (after ``kill``) on its site, and wait until the minions answer."""
+        with self.lab.on_host("master"):
+            self._spawn("master", "salt-master", self.master_dir)
+        self.wait_for_minions(timeout)
+
     def wait_for_minions(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         ids = sorted(n.minion_id for n in self.lab.nodes)
@@ -146,7 +152,7 @@ class SaltLab:
         started = time.monotonic()
         with self.lab.on_host("master"):  # the operator works on the master's host
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30)
-        self.last_seconds = time.monotonic() - started
+        self.last_seconds, self.last_returncode = time.monotonic() - started, done.returncode
         if output != "json":
             return done.stdout
         try:

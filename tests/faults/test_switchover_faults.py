@@ -14,6 +14,7 @@ import pytest
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.salt_daemons import SaltLab
 from tests.faults.test_dc_link import record
+from tests.helpers import find_with_key
 
 CONVERGE_WITHIN = 180
 
@@ -162,12 +163,9 @@ def test_target_minion_killed_mid_switch(lab, salt_lab):
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
 
-def alert_lines(lab):
-    path = os.path.join(lab.root, "alerts.log")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return fh.read().splitlines()
+def master_log(salt_lab, word):
+    with open(os.path.join(salt_lab.master_dir, "master.log"), encoding="utf-8", errors="replace") as fh:
+        return "\n".join(line.rstrip() for line in fh if word in line)
 
 
 def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, salt_lab, net):
@@ -190,28 +188,104 @@ def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, sa
             assert role(lab.prod) == "primary" and lab.prod.app_pid()  # cut off, still serving its clients
             wait_until(lambda: checker.direct["server_dr"].acked, 30, "dr acknowledging writes")
             time.sleep(3)  # both take writes: the window the operator accepted by confirming
-            before = len(alert_lines(lab))
         finally:
             net.restore("dc1", "master")
             net.restore("dc1", "dc2")
         restored_at = time.monotonic()
-        fenced_after = wait_until(lambda: not lab.prod.is_running() and lab.prod.app_pid() is None, 120,
-                                  "prod fenced after its links returned")
-        wait_until(lambda: any("DIVERGENT" in line for line in alert_lines(lab)[before:]), 60,
-                   "the fence alert naming the divergent writes")
-        alert = next(line for line in alert_lines(lab)[before:] if "DIVERGENT" in line)
+        try:
+            fenced_after = wait_until(lambda: not lab.prod.is_running() and lab.prod.app_pid() is None, 120,
+                                      "prod fenced after its links returned")
+        finally:
+            print(master_log(salt_lab, "fence"))
         assert os.path.exists(os.path.join(lab.prod.data_dir, "standby.signal"))
         rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
         assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
         wait_until(lambda: converged(lab, lab.dr, lab.prod), CONVERGE_WITHIN, "dr primary, prod streaming")
         converge_s = time.monotonic() - restored_at
     figures = checker.report(lab.dr)
-    divergent = int(alert.split("DIVERGENT: ")[1].split(" ")[0])
+    named = find_with_key(rejoin, "divergent")
+    assert named, str(rejoin)[-3000:]
+    divergent = named["divergent"]["transactions_after_fork"]
     record("failover confirmed while DC1 was cut off from DC2 and the master (clients still reaching it); "
-           "links restored", outcome="dr promoted; prod fenced by its first heartbeat after the links returned; "
-           "rejoin", fenced_after_restore_s=round(fenced_after, 1), converge_s=round(converge_s, 1),
-           divergent_transactions_named=divergent, **figures)
+           "links restored", outcome="dr promoted; prod fenced once its links returned; the documented rejoin "
+           "named its divergent transactions and rewound it", fenced_after_restore_s=round(fenced_after, 1),
+           converge_s=round(converge_s, 1), divergent_transactions_named=divergent, **figures)
     # Only what the cut-off primary acknowledged is missing, and the fence named at least that many.
     assert figures["lost_direct_by_node"]["server_dr"] == 0
     assert 0 < figures["lost_direct_by_node"]["server_prod"] + figures["lost_app"] <= divergent
     assert figures["two_primary_ms"] > 0  # measured: the confirmed window, ended by the fence
+
+
+def roles(lab):
+    primary = next(node for node in lab.nodes if role(node) == "primary")
+    return primary, next(node for node in lab.nodes if node is not primary)
+
+
+def test_old_primary_minion_killed_before_it_re_attached(lab, salt_lab):
+    """kill -9 of the old primary's minion (and its job) once its PostgreSQL stopped: the
+    target, released, proves the clean shutdown and promotes; no one is left to re-attach the
+    old primary. salt-run returns within the switch's bound naming the silent node; the
+    target serves. The minion back, the documented re-run finishes the switch."""
+    old, target = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
+        target.sql("SELECT pg_wal_replay_pause()")
+        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300,
+                                                            check=False))
+        wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
+        fault_at = time.monotonic()
+        salt_lab.kill(old.minion_id)
+        target.sql("SELECT pg_wal_replay_resume()")
+        wait_until(lambda: role(target) == "primary" and target.app_pid(), 90, "the target promoted and serving")
+        thread.join(timeout=400)
+        reported_after = time.monotonic() - fault_at
+        report = result["value"] or {}
+        assert report.get("retcode") == 1 and report.get("ok") is False, str(report)[-2000:]
+        assert f"no answer to the switch from {old.minion_id}" in report.get("after", []), report.get("after")
+        assert not old.is_running() and old.app_pid() is None
+        salt_lab.start_minion(old.minion_id)
+        rerun = salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)  # documented
+        assert rerun.get("retcode") == 0, str(rerun)[-2000:]
+        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(target)
+    record("old primary's minion killed (-9, with its job) after its PostgreSQL stopped, before it re-attached",
+           outcome="the target promoted (it proved the clean shutdown); the old primary stayed stopped; the "
+           "re-run re-attached it", reported_after_s=round(reported_after, 1), converge_s=round(converge_s, 1),
+           **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def test_master_killed_mid_switch(lab, salt_lab):
+    """kill -9 of the master once the old primary stopped: each node's part runs on without
+    it (the target proves the clean shutdown and promotes, the old primary re-attaches).
+    salt-run, which loses the master, returns within the switch's bound with a failing exit
+    code instead of hanging; the master back, the documented re-run finds the switch done."""
+    old, target = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
+        target.sql("SELECT pg_wal_replay_pause()")
+        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300,
+                                                            check=False))
+        wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
+        fault_at = time.monotonic()
+        salt_lab.kill("master")
+        target.sql("SELECT pg_wal_replay_resume()")
+        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the nodes finishing the switch themselves")
+        switched_after = time.monotonic() - fault_at
+        thread.join(timeout=400)
+        reported_after = time.monotonic() - fault_at
+        assert not thread.is_alive()
+        assert salt_lab.last_returncode != 0, result.get("value")
+        salt_lab.start_master()
+        rerun = salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)  # documented
+        assert rerun.get("retcode") == 0, str(rerun)[-2000:]
+        assert converged(lab, target, old)
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(target)
+    record("master killed (-9) after the old primary stopped", outcome="the nodes finished the switch without it; "
+           "salt-run failed; the master back, the re-run found it done", switched_after_s=round(switched_after, 1),
+           reported_after_s=round(reported_after, 1), converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0

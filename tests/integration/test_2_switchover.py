@@ -11,7 +11,7 @@ import pytest
 
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD
 from mfa_ha_lab.writer import AppWriter, DbWriter, lost
-from tests.helpers import wait_for
+from tests.helpers import find_with_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -255,19 +255,6 @@ def test_failover_again_on_a_healthy_pair_leaves_the_standby_streaming(pair, sal
     assert "not a primary" in again.stdout
     assert role(lab.prod) == "primary" and lab.prod.app_pid()
     assert streams_from(lab.dr, lab.prod)
-
-
-def find_with_key(data, key):
-    """The first mapping inside ``data`` (an orchestration's return) that has ``key``."""
-    if isinstance(data, dict):
-        if key in data:
-            return data
-        data = list(data.values())
-    for item in data if isinstance(data, list) else []:
-        found = find_with_key(item, key)
-        if found is not None:
-            return found
-    return None
 
 
 def alert_lines(lab):

@@ -1,0 +1,70 @@
+"""Writes a former primary took after another node left its history: where the histories
+forked (timeline history files), and the COMMIT records this node wrote after the fork
+(pg_waldump over its own WAL, the node stopped). Counted before anything discards them:
+a fence of a node the operator confirmed lost, a split brain's loser, a rewind."""
+
+from __future__ import annotations
+
+import os
+
+from mfa_ha import lsn as lsnlib
+from mfa_ha.errors import MfaHaError
+from mfa_ha.server import Server
+from mfa_ha import standby  # module import: standby imports this module too
+
+
+def divergent_writes(server: Server, keep: standby.Upstream, status: dict) -> dict:
+    """What this stopped former primary committed after it left ``keep``'s history: the
+    fork, its last write position and the COMMIT records in between (pg_waldump)."""
+    timeline = int(status.get("timeline") or 0)
+    fork = divergence_point(server, keep, timeline)
+    return {"timeline": timeline, "fork_lsn": lsnlib.to_str(fork) if fork is not None else None,
+            "last_lsn": status.get("current_lsn") or status.get("checkpoint_lsn"),
+            "transactions_after_fork": count_commits(server, fork, timeline) if fork is not None else None}
+
+
+KEPT_UNTIL_REJOIN = "its WAL keeps them until mfa_ha.orch.rejoin rewinds it"
+
+
+def describe(divergent: dict | None, fate: str = KEPT_UNTIL_REJOIN) -> str:
+    """The divergent writes of a former primary, as the alert and the operator read them."""
+    if not divergent or divergent.get("fork_lsn") is None:
+        return "no divergent writes found (it left no history after the new primary's fork)"
+    return (f"DIVERGENT: {divergent.get('transactions_after_fork')} transaction(s) committed on timeline "
+            f"{divergent.get('timeline')} after the fork at {divergent['fork_lsn']} (up to "
+            f"{divergent.get('last_lsn')}) are not on the new primary; {fate}")
+
+
+def divergence_point(server: Server, keep: standby.Upstream, timeline: int) -> int | None:
+    """Where this node's timeline ``timeline`` left ``keep``'s history: from this node's own
+    timeline history (it was promoted) or from ``keep``'s (it was). None on one timeline."""
+    keep_tli = int(standby.identify_peer(server, keep)["timeline"])
+    if keep_tli == timeline:
+        return None
+    if keep_tli < timeline:
+        return _own_switch_point(server, keep_tli, timeline)
+    try:
+        return standby.timeline_switch_point(server, keep, timeline)
+    except MfaHaError:
+        return None
+
+
+def _own_switch_point(server: Server, ancestor: int, timeline: int) -> int | None:
+    path = os.path.join(server.data_dir, "pg_wal", f"{timeline:08X}.history")
+    try:
+        with open(path, encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == ancestor:
+            return lsnlib.to_int(fields[1])
+    return None
+
+
+def count_commits(server: Server, start: int, timeline: int) -> int | None:
+    """COMMIT records in this (stopped) node's WAL from ``start`` on ``timeline`` (pg_waldump)."""
+    out = server.run("pg_waldump", "--path", os.path.join(server.data_dir, "pg_wal"), "--timeline", str(timeline),
+                     "--start", lsnlib.to_str(start), "--rmgr", "Transaction", check=False, timeout=120).stdout
+    return sum(1 for line in out.splitlines() if "desc: COMMIT" in line)
