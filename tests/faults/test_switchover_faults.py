@@ -133,6 +133,7 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
 
+@pytest.mark.slow
 def test_target_minion_killed_mid_switch(lab, salt_lab):
     """kill -9 of the target's minion (and its running job) once the old primary stopped:
     salt-run returns within the switch's own bound, names the node that did not answer and
@@ -221,6 +222,7 @@ def roles(lab):
     return primary, next(node for node in lab.nodes if node is not primary)
 
 
+@pytest.mark.slow
 def test_old_primary_minion_killed_before_it_re_attached(lab, salt_lab):
     """kill -9 of the old primary's minion (and its job) once its PostgreSQL stopped: the
     target, released, proves the clean shutdown and promotes; no one is left to re-attach the
@@ -257,6 +259,7 @@ def test_old_primary_minion_killed_before_it_re_attached(lab, salt_lab):
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
 
+@pytest.mark.slow
 def test_master_killed_mid_switch(lab, salt_lab):
     """kill -9 of the master once the old primary stopped: each node's part runs on without
     it (the target proves the clean shutdown and promotes, the old primary re-attaches).
