@@ -34,6 +34,7 @@ import salt.utils.beacons
 from mfa_ha import health
 from mfa_ha.config import postgres_config
 from mfa_ha.errors import InvalidInput
+from mfa_ha.saltface import pillar_value
 
 __virtualname__ = "pgrepl"
 
@@ -53,7 +54,7 @@ def validate(config):
 
 def beacon(config):
     thresholds = health.thresholds(salt.utils.beacons.list_to_dict(config))
-    cfg = postgres_config(__salt__["pillar.get"]("mfa_ha:postgres", {}, unmask=True))
+    cfg = postgres_config(pillar_value(__pillar__, "mfa_ha:postgres", {}))
     path = health.state_path(__opts__["cachedir"])
     now = time.time()
     events, state = health.transitions(health.load_state(path), health.read(cfg), thresholds, now)

@@ -30,7 +30,7 @@ from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.naming import slot_name as _slot_name
 from mfa_ha.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.pillar import validate_nodes
-from mfa_ha.saltface import call_args, translate_errors
+from mfa_ha.saltface import call_args, pillar_value, translate_errors
 from mfa_ha.secrets import pgpass_has
 from mfa_ha.server import Server
 
@@ -44,7 +44,7 @@ def __virtual__():
 
 
 def _pillar(key, default=None):
-    return __salt__["pillar.get"](key, default, unmask=True)
+    return pillar_value(__pillar__, key, default, __salt__["sdb.get"])
 
 
 def _app():
@@ -60,8 +60,6 @@ def _tls(data_dir, check_node=False):
     """``mfa_ha:tls`` with an ``sdb://`` key resolved; with ``check_node`` this node's
     certificate and key are verified too (naming the key that is wrong)."""
     raw = dict(_pillar("mfa_ha:tls", {}) or {})
-    if isinstance(raw.get("key"), str) and raw["key"].startswith("sdb://"):
-        raw["key"] = __salt__["sdb.get"](raw["key"])
     try:
         nodes = _nodes()
     except SaltInvocationError:
@@ -112,9 +110,6 @@ def validate_pillar():
         salt '*' pgrepl.validate_pillar
     """
     pillar = dict(_pillar("mfa_ha", {}) or {})
-    tls = _pillar("mfa_ha:tls")
-    if isinstance(tls, dict) and isinstance(tls.get("key"), str) and tls["key"].startswith("sdb://"):
-        pillar["tls"] = {**tls, "key": __salt__["sdb.get"](tls["key"])}
     return validate_mfa_ha_pillar(pillar, __opts__["id"])
 
 

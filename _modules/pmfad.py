@@ -9,7 +9,7 @@ Backends: AIX System Resource Controller (``startsrc``/``stopsrc``/``lssrc``), c
 """
 
 from mfa_ha import app
-from mfa_ha.saltface import call_args, translate_errors
+from mfa_ha.saltface import call_args, pillar_value, translate_errors
 
 __virtualname__ = "pmfad"
 
@@ -19,7 +19,7 @@ def __virtual__():
 
 
 def _cfg(kwargs) -> app.AppConfig:
-    pillar = __salt__["pillar.get"]("mfa_ha:pmfad", {}, unmask=True)
+    pillar = pillar_value(__pillar__, "mfa_ha:pmfad", {}, __salt__["sdb.get"])
     return app.app_config(pillar, __grains__.get("os_family"), **call_args(kwargs))
 
 

@@ -30,7 +30,8 @@ def load_beacon(lab: Lab, node):
     spec.loader.exec_module(module)
     postgres = lab.pillar(node)["mfa_ha"]["postgres"]
     module.__opts__ = {"cachedir": os.path.join(lab.root, "bench-cache", node.name), "id": node.minion_id}
-    module.__salt__ = {"pillar.get": lambda key, default=None, unmask=False: postgres}
+    module.__pillar__ = {"mfa_ha": {"postgres": postgres}}
+    module.__salt__ = {}
     return module
 
 

@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 import psycopg2
-from salt.exceptions import CommandExecutionError, SaltException
+from salt.exceptions import CommandExecutionError, SaltException, SaltInvocationError
 
 
 def call_args(kwargs: dict) -> dict:
     """Keyword arguments a user passed, without Salt's ``__pub_*`` bookkeeping."""
     return {k: v for k, v in kwargs.items() if not k.startswith("__")}
+
+
+def pillar_value(pillar, key: str, default=None, resolve_sdb=None):
+    """``key`` (``a:b:c``) from a minion's ``__pillar__`` as plain dicts and lists, every
+    ``sdb://`` string in it resolved with ``resolve_sdb`` (``__salt__["sdb.get"]``); one that
+    does not resolve is an error naming its key, never used literally.
+
+    The same on Salt 3006, 3007 and 3008: ``pillar.get(..., unmask=True)`` exists only on
+    3008, whose pillar containers (MaskedDict) hide their values only when printed."""
+    value = pillar
+    for part in key.split(":"):
+        if not isinstance(value, Mapping) or part not in value:
+            return default
+        value = value[part]
+    return _plain(value, resolve_sdb, key)
+
+
+def _plain(value, resolve_sdb, where: str):
+    if isinstance(value, Mapping):
+        return {k: _plain(v, resolve_sdb, f"{where}:{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, resolve_sdb, f"{where}:{i}") for i, v in enumerate(value)]
+    if resolve_sdb is not None and isinstance(value, str) and value.startswith("sdb://"):
+        resolved = resolve_sdb(value)
+        if resolved is None or (isinstance(resolved, str) and resolved.startswith("sdb://")):
+            raise SaltInvocationError(f"{where}: {value} does not resolve (is its sdb profile configured "
+                                      "on this minion?)")
+        return resolved
+    return value
 
 
 def translate_errors(func):

@@ -58,3 +58,37 @@ def test_settings_diff_lists_old_and_new():
     current = {"wal_level": {"value": "replica"}, "hot_standby_feedback": {"value": "off"}}
     assert diff(current, {"wal_level": "replica", "hot_standby_feedback": "on"}) == {
         "hot_standby_feedback": {"old": "off", "new": "on"}}
+
+
+def test_pillar_value_reads_plain_values_and_resolves_sdb_at_any_depth():
+    from mfa_ha.saltface import pillar_value
+
+    store = {"sdb://vault/repl": "s3cret"}
+    pillar = {"mfa_ha": {"replication": {"password": "sdb://vault/repl"}, "nodes": {"a": {"address": "x"}},
+                         "list": ["sdb://vault/repl", 1]}}
+    assert pillar_value(pillar, "mfa_ha:replication:password", None, store.get) == "s3cret"
+    assert pillar_value(pillar, "mfa_ha:list", None, store.get) == ["s3cret", 1]
+    assert pillar_value(pillar, "mfa_ha:nodes:a", None) == {"address": "x"}
+    assert pillar_value(pillar, "mfa_ha:missing:deeper", {"d": 1}) == {"d": 1}
+    assert pillar_value(pillar, "mfa_ha:replication:password") == "sdb://vault/repl"  # no resolver: as given
+
+
+def test_an_sdb_reference_that_does_not_resolve_is_an_error_naming_its_key():
+    from salt.exceptions import SaltInvocationError
+
+    from mfa_ha.saltface import pillar_value
+
+    pillar = {"mfa_ha": {"replication": {"password": "sdb://nowhere/repl"}}}
+    unresolved = {}.get  # sdb.get hands an unconfigured profile's uri back as it is
+    with pytest.raises(SaltInvocationError, match=r"mfa_ha:replication:password: sdb://nowhere/repl does not resolve"):
+        pillar_value(pillar, "mfa_ha", None, lambda uri: unresolved(uri, uri))
+
+
+def test_pillar_value_unwraps_salt_3008_masked_containers():
+    secret = pytest.importorskip("salt.utils.secret")
+    from mfa_ha.saltface import pillar_value
+
+    pillar = secret.MaskedDict({"mfa_ha": {"replication": {"password": "pw"}, "hosts": ["a"]}})
+    value = pillar_value(pillar, "mfa_ha", None)
+    assert value == {"replication": {"password": "pw"}, "hosts": ["a"]}
+    assert type(value) is dict and type(value["replication"]) is dict and type(value["hosts"]) is list
