@@ -1,4 +1,5 @@
 import copy
+import os
 
 import pytest
 
@@ -87,3 +88,23 @@ def test_tls_is_required_between_hosts_naming_the_key():
         validate(pillar)
     pillar["tls"] = {"enabled": False}  # an explicit choice is respected
     assert set(validate(pillar)) == {"server_prod", "server_dr"}
+
+
+def _render_example_pillar(tmp_path, minion_id):
+    """The repository's example pillar tree as a master renders it for ``minion_id``."""
+    import salt.config
+    import salt.pillar
+
+    opts = salt.config.master_config(None)
+    opts.update(pillar_roots={"base": [os.path.join(os.path.dirname(__file__), "..", "..", "pillar")]},
+                file_roots={"base": [str(tmp_path)]}, cachedir=str(tmp_path / "cache"),
+                pki_dir=str(tmp_path / "pki"), sock_dir=str(tmp_path / "sock"), extension_modules=str(tmp_path / "ext"))
+    return salt.pillar.get_pillar(opts, {}, minion_id, saltenv="base").compile_pillar()
+
+
+def test_the_example_pillar_top_reaches_the_nodes_and_the_masters_own_id(tmp_path):
+    """The runner and the orchestrations read mfa_ha:nodes from the master's own pillar
+    (default id "<hostname>_master"): the shipped top must target it, not only the nodes."""
+    for minion_id in ("server_prod", "server_dr", "mfa1.example.com_master"):
+        assert set(_render_example_pillar(tmp_path, minion_id)["mfa_ha"]["nodes"]) == {"server_prod", "server_dr"}
+    assert "mfa_ha" not in _render_example_pillar(tmp_path, "some_other_minion")
