@@ -28,6 +28,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from mfa_ha import alerts as pgalerts
 from mfa_ha import divergence as pgdivergence
 from mfa_ha import failover as pgfailover
+from mfa_ha import loader
 from mfa_ha import status as cluster
 from mfa_ha import switchover as sw
 from mfa_ha.health import load_state, save_state
@@ -140,6 +141,21 @@ def status(timeout=STATUS_TIMEOUT):
     nodes = validate_nodes(_pillar().get("nodes"))
     rows = cluster.rows(nodes, _gather(nodes, int(timeout)))
     return {"outputter": "mfa_ha_status", "data": rows}
+
+
+def formula_root():
+    """
+    The directory to add to the master's ``file_roots`` to serve the formula, the
+    orchestrations (``mfa_ha.orch.*``) and the reactors (``salt://mfa_ha/reactor/*``)
+    straight from the installed package.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.formula_root
+    """
+    return loader.formula_root()
 
 
 @_gate

@@ -21,3 +21,10 @@ def get_loader_dirs() -> dict[str, list[str]]:
     in an installed wheel they are copied under ``mfa_ha/salt/``.
     """
     return {kind: [_directory(src, os.path.join("salt", kind))] for kind, src in KINDS.items()}
+
+
+def formula_root() -> str:
+    """The directory to add to the master's ``file_roots`` (it holds ``mfa_ha/``: the
+    formula, ``mfa_ha/orch/*`` and ``mfa_ha/reactor/*``): the repository's ``salt/`` in a
+    checkout, ``mfa_ha/formula`` inside an installed package."""
+    return _directory("salt", "formula")

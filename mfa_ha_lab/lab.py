@@ -24,12 +24,13 @@ from dataclasses import dataclass
 import psycopg2
 
 from mfa_ha import proc
+from mfa_ha.loader import formula_root
 from mfa_ha.naming import slot_name
 from mfa_ha_lab.certs import LabCA
 from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
 
-FORMULA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "salt")
+FORMULA_ROOT = formula_root()  # the installed package's formula when the tests run against a wheel
 # The master's reactor wiring, as the README shows it.
 REACTORS = [
     {"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]},

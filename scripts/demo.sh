@@ -5,4 +5,5 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MFA_HA_VENV:-/opt/mfa-ha/venv}"
 bash "$REPO/scripts/bootstrap.sh" >/dev/null
+cd "$REPO"  # the lab package is not installed: it comes from the checkout
 exec "$VENV/bin/python" -m mfa_ha_lab.demo "$@"
