@@ -7,8 +7,9 @@ import yaml
 from mfa_ha.app import AppConfig
 from mfa_ha.config import PostgresConfig, ReplicationConfig
 from mfa_ha.hba import DEFAULT_METHOD
+from mfa_ha.loader import formula_root
 
-DEFAULTS = os.path.join(os.path.dirname(__file__), "..", "..", "salt", "mfa_ha", "defaults.yaml")
+DEFAULTS = os.path.join(formula_root(), "mfa_ha", "defaults.yaml")  # the installed one under scripts/test-wheel.sh
 
 
 def test_formula_defaults_equal_the_core_defaults():
