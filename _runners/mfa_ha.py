@@ -127,9 +127,13 @@ def _cmd(targets, function, args, timeout):
 @_gate
 def status(timeout=STATUS_TIMEOUT):
     """
-    Every node of ``mfa_ha:nodes``: address, role, server state, timeline, receive/replay
-    LSN, lag (bytes behind the primary, seconds), slot, pmfad. Printed as a table; with
-    ``--out=json`` (or any ``--out``) the same rows as data.
+    Every node of ``mfa_ha:nodes``: address, role, server state, the upstream a standby
+    streams from, timeline, LSN, lag (bytes behind the primary, seconds), slot, pmfad, and
+    what is unhealthy about it (a standby streaming from another host than the primary, not
+    streaming, lagging past ``mfa_ha:switchover:max_lag_bytes``; pmfad off the primary or on
+    a standby; an inactive slot; no primary or two). Printed as a table; ``--out=json`` gives
+    the values (``nodes``, ``healthy``, ``retcode``). The exit code is non-zero when anything
+    is unhealthy.
 
     CLI Example:
 
@@ -138,9 +142,13 @@ def status(timeout=STATUS_TIMEOUT):
         salt-run mfa_ha.status
         salt-run mfa_ha.status --out=json
     """
-    nodes = validate_nodes(_pillar().get("nodes"))
-    rows = cluster.rows(nodes, _gather(nodes, int(timeout)))
-    return {"outputter": "mfa_ha_status", "data": rows}
+    pillar = _pillar()
+    nodes = validate_nodes(pillar.get("nodes"))
+    limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
+    found = cluster.view(nodes, _gather(nodes, int(timeout)), limit)
+    if not found["healthy"]:
+        __context__["retcode"] = 1
+    return {"outputter": "mfa_ha_status", "data": found}
 
 
 def formula_root():

@@ -11,59 +11,123 @@ from mfa_ha import lsn as lsnlib
 NO_RETURN = "Minion did not return"
 
 COLUMNS = (("node", "node"), ("address", "address"), ("role", "role"), ("state", "state"),
-           ("tl", "timeline"), ("receive/replay lsn", "lsn"), ("lag bytes", "lag_bytes"),
-           ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"))
+           ("upstream", "upstream"), ("tl", "timeline"), ("lsn", "lsn"), ("lag bytes", "lag_bytes"),
+           ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"), ("health", "health"))
+
+
+def view(nodes: dict, gathered: dict, max_lag_bytes: int) -> dict:
+    """The cluster as values (``--out=json``): a row per node with the problems found on it,
+    ``healthy`` and a ``retcode`` that is non-zero when anything is unhealthy (what
+    ``salt-run`` exits with)."""
+    found = rows(nodes, gathered)
+    primaries = [r for r in found if r.get("running") and r.get("role") == "primary"]
+    for row in found:
+        row["problems"] = _problems(row, primaries, max_lag_bytes)
+    healthy = not any(row["problems"] for row in found)
+    return {"nodes": found, "healthy": healthy, "retcode": 0 if healthy else 1}
 
 
 def rows(nodes: dict, gathered: dict) -> list[dict]:
-    """One row per node; lag of a standby is measured against the primary's current LSN."""
+    """One row of values per node; lag of a standby is measured against the primary's
+    current LSN."""
     statuses = {n: (gathered.get(n) or {}).get("pgrepl.status") for n in nodes}
     primary_lsn = next((s.get("current_lsn") for s in statuses.values()
                         if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"), None)
     result = []
     for node_id, node in sorted(nodes.items()):
         pg, app = statuses[node_id], (gathered.get(node_id) or {}).get("pmfad.status")
-        row = {"node": node_id, "address": f"{node['address']}:{node['port']}"}
+        row = {"node": node_id, "address": node["address"], "port": node["port"]}
         if not isinstance(pg, dict):
-            row.update(role="?", state=f"no answer ({pg})" if pg else "no answer")
+            row.update(role=None, running=None, state="no answer", error=str(pg) if pg else None)
         else:
-            row.update(_pg_columns(pg, primary_lsn))
-        row["pmfad"] = app.get("state") if isinstance(app, dict) else "?"
+            row.update(_pg_values(pg, primary_lsn))
+        row["pmfad"] = app.get("state") if isinstance(app, dict) else None
         result.append(row)
     return result
 
 
-def _pg_columns(pg: dict, primary_lsn: str | None) -> dict:
-    columns = {"role": pg.get("role"), "state": pg.get("state"), "timeline": pg.get("timeline")}
+def _pg_values(pg: dict, primary_lsn: str | None) -> dict:
+    values = {"role": pg.get("role"), "running": bool(pg.get("running")), "state": pg.get("state"),
+              "timeline": pg.get("timeline")}
     if not pg.get("running"):
-        return {**columns, "lsn": pg.get("checkpoint_lsn")}
+        return {**values, "lsn": pg.get("checkpoint_lsn")}
     if pg.get("role") == "primary":
-        slots = ", ".join(f"{s['slot_name']}{'' if s['active'] else ' (inactive)'}" for s in pg.get("slots") or [])
-        return {**columns, "lsn": pg.get("current_lsn"), "lag_bytes": pg.get("lag_bytes"),
-                "lag_seconds": _round(pg.get("lag_seconds")), "slot": slots or "-"}
+        return {**values, "lsn": pg.get("current_lsn"),
+                "slots": [{"name": s["slot_name"], "active": bool(s["active"])} for s in pg.get("slots") or []]}
     receiver = pg.get("receiver") or {}
     behind = lsnlib.diff(primary_lsn, pg.get("replay_lsn")) if primary_lsn else pg.get("lag_bytes")
-    return {**columns, "lsn": f"{pg.get('receive_lsn')} / {pg.get('replay_lsn')}",
+    sender = receiver.get("sender_host")
+    return {**values, "lsn": pg.get("replay_lsn"), "receive_lsn": pg.get("receive_lsn"),
+            "receiver": receiver.get("status"),
+            "upstream": f"{sender}:{receiver.get('sender_port')}" if sender else None,
             "lag_bytes": max(behind, 0) if behind is not None else None,
-            "lag_seconds": _round(pg.get("lag_seconds")),
-            "slot": receiver.get("slot_name") or "-",
-            "state": f"{pg.get('state')}, {receiver.get('status') or 'not streaming'}"}
+            "lag_seconds": _round(pg.get("lag_seconds")), "slot": receiver.get("slot_name")}
+
+
+def _problems(row: dict, primaries: list[dict], max_lag_bytes: int) -> list[str]:
+    if row["state"] == "no answer":
+        return ["no answer"]
+    problems = []
+    if not row["running"]:
+        problems.append(f"PostgreSQL {row['state']}")
+    if len(primaries) > 1 and row in primaries:
+        problems.append(f"SPLIT BRAIN: {len(primaries)} primaries")
+    if not primaries:
+        problems.append("no primary")
+    if row["role"] == "primary" and row["running"]:
+        if row["pmfad"] != "running":
+            problems.append(f"pmfad {row['pmfad'] or 'unknown'} on the primary")
+        problems += [f"slot {s['name']} inactive" for s in row.get("slots") or [] if not s["active"]]
+        return problems
+    if row["pmfad"] == "running":
+        problems.append("pmfad runs on a node that is not the primary")
+    if row["running"] and row["role"] == "standby":
+        expected = f"{primaries[0]['address']}:{primaries[0]['port']}" if len(primaries) == 1 else None
+        if row.get("receiver") != "streaming":
+            problems.append(f"not streaming (receiver {row.get('receiver') or 'not running'})")
+        elif expected and row.get("upstream") != expected:
+            problems.append(f"streams from {row.get('upstream')}, not from the primary {expected}")
+        if row.get("lag_bytes") is not None and row["lag_bytes"] > max_lag_bytes:
+            problems.append(f"{row['lag_bytes']} bytes behind (max_lag_bytes {max_lag_bytes})")
+    return problems
 
 
 def _round(value):
     return round(value, 3) if isinstance(value, (int, float)) else value
 
 
-def table(data: list[dict]) -> str:
-    if not isinstance(data, list):
+def _display(row: dict) -> dict:
+    """A row's values as the table shows them."""
+    shown = dict(row)
+    shown["address"] = f"{row['address']}:{row['port']}"
+    if row.get("receiver") or (row.get("running") and row.get("role") == "standby"):
+        shown["state"] = f"{row['state']}, {row.get('receiver') or 'not streaming'}"
+    if row.get("slots") is not None:
+        shown["slot"] = ", ".join(f"{s['name']}{'' if s['active'] else ' (inactive)'}" for s in row["slots"]) or "-"
+    if "problems" in row:
+        shown["health"] = "; ".join(row["problems"]) or "ok"
+    shown["role"] = row.get("role") or "?"
+    shown["pmfad"] = row.get("pmfad") or "?"
+    return shown
+
+
+def table(data) -> str:
+    """``view``'s result (or a list of rows) as a table, then the overall health."""
+    found = data.get("nodes") if isinstance(data, dict) else data
+    if not isinstance(found, list):
         return str(data)
-    cells = [[str(row.get(key, "")) if row.get(key) is not None else "" for _, key in COLUMNS] for row in data]
+    cells = [[str(v) if (v := _display(row).get(key)) is not None else "" for _, key in COLUMNS] for row in found]
     widths = [max(len(title), *(len(c[i]) for c in cells)) if cells else len(title)
               for i, (title, _) in enumerate(COLUMNS)]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
     def fmt(values):
         return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
-    return "\n".join([line, fmt([t for t, _ in COLUMNS]), line, *(fmt(c) for c in cells), line])
+
+    lines = [line, fmt([t for t, _ in COLUMNS]), line, *(fmt(c) for c in cells), line]
+    if isinstance(data, dict) and "healthy" in data:
+        lines.append("cluster: healthy" if data["healthy"] else "cluster: UNHEALTHY (exit code 1)")
+    return "\n".join(lines)
 
 
 # -- switchover report ------------------------------------------------------------------------
@@ -134,6 +198,6 @@ def after_failure(nodes: dict, answers: dict, gathered: dict) -> list[str]:
     switch job, and the state each node is in now."""
     silent = sorted(set(nodes) - set(answers))
     lines = [f"no answer to the switch from {', '.join(silent)}"] if silent else []
-    for row in rows(nodes, gathered):
+    for row in map(_display, rows(nodes, gathered)):
         lines.append(f"{row['node']} now: {row['role']}, {row['state']}, pmfad {row['pmfad']}")
     return lines

@@ -88,6 +88,22 @@ def test_setup_again_changes_nothing(salt_run):
     assert {sid: step["changes"] for sid, step in orch_steps(ret).items() if step["changes"]} == {}
 
 
+def test_status_of_a_healthy_pair_exits_zero_and_of_a_stopped_standby_non_zero(lab, salt_run):
+    ret = salt_run.run("mfa_ha.status", _timeout=120)
+    assert ret.returncode == 0, ret.stdout
+    dr = next(row for row in ret.data["nodes"] if row["node"] == "server_dr")
+    assert dr["upstream"] == f"{lab.prod.address}:{lab.prod.port}" and dr["receiver"] == "streaming"
+    assert ret.data["healthy"] is True and isinstance(dr["lag_bytes"], int)
+    lab.stop_db(lab.dr)
+    try:
+        down = salt_run.run("mfa_ha.status", _timeout=120)
+        assert down.returncode != 0 and down.data["healthy"] is False
+        assert "PostgreSQL stopped" in next(r for r in down.data["nodes"] if r["node"] == "server_dr")["problems"]
+    finally:
+        lab.start_db(lab.dr)
+    wait_for(lambda: streaming(lab.dr), timeout=60, what="dr streaming again")
+
+
 @pytest.mark.parametrize("minion", ["server_prod", "server_dr"])
 def test_highstate_test_mode_on_a_healthy_pair_reports_nothing(salt_cli, minion):
     run = highstate(salt_cli, minion, test=True)
