@@ -12,10 +12,11 @@ NETNS="${2:-}"
 VENV="${MFA_HA_FRESH_VENV:-/opt/mfa-ha/venv-fresh}"
 RESULTS="$REPO/bench/results/fresh-runs.jsonl"
 mkdir -p "$(dirname "$RESULTS")"
-commit="$(git -C "$REPO" rev-parse --short HEAD)"
+commit="$(git -C "$REPO" rev-parse HEAD)"  # every run tests this commit, whatever HEAD becomes meanwhile
 for i in $(seq 1 "$RUNS"); do
   clone="$(mktemp -d /tmp/mfa-ha-fresh.XXXXXX)"
   git clone -q "$REPO" "$clone"
+  git -C "$clone" checkout -q "$commit"
   started=$(date +%s)
   MFA_HA_VENV="$VENV" bash "$clone/scripts/bootstrap.sh" > "$clone.log" 2>&1
   if [ "$NETNS" = "--netns" ]; then
@@ -35,7 +36,7 @@ for i in $(seq 1 "$RUNS"); do
   fi
   wall=$(( $(date +%s) - started ))
   summary="$(grep -E '^(=+ )?[0-9]+ (passed|failed)|passed|failed' "$clone.log" | tail -1)"
-  line="{\"commit\": \"$commit\", \"run\": $i, \"exit\": $rc, \"wall_s\": $wall, \"summary\": \"${summary//\"/\'}\", \"log\": \"$clone.log\"}"
+  line="{\"commit\": \"${commit:0:7}\", \"run\": $i, \"exit\": $rc, \"wall_s\": $wall, \"summary\": \"${summary//\"/\'}\", \"log\": \"$clone.log\"}"
   echo "$line" | tee -a "$RESULTS"
   rm -rf "$clone"
 done
