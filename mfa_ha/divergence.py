@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import standby  # module import: standby imports this module too
 from mfa_ha.errors import MfaHaError
 from mfa_ha.server import Server
-from mfa_ha import standby  # module import: standby imports this module too
 
 
 def divergent_writes(server: Server, keep: standby.Upstream, status: dict) -> dict:

@@ -12,10 +12,10 @@ import time
 
 from mfa_ha import app as applib
 from mfa_ha import replication as repl
+from mfa_ha.divergence import divergent_writes
 from mfa_ha.errors import MfaHaError
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
-from mfa_ha.divergence import divergent_writes
 from mfa_ha.standby import Upstream, identify_peer
 from mfa_ha.switchover import Clock, Decision, Hooks, open_for_business, peer_in_recovery
 

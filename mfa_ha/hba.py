@@ -112,7 +112,7 @@ def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None,
     if method not in METHODS:
         raise InvalidInput(f"mfa_ha:hba:method: {method!r} is not a pg_hba authentication method")
     entries = []
-    for node_id, node in sorted(nodes.items()):
+    for _, node in sorted(nodes.items()):
         address = host_address(node["address"])
         for database in ("replication", "postgres"):
             entries.append(HbaEntry("hostssl" if tls else "host", database, replication_user, address, method))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from mfa_ha.alerts import alert_thresholds
+from mfa_ha.alerts import targets as alert_targets
 from mfa_ha.app import app_config
 from mfa_ha.config import MFA_DATA_DIR, check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.hba import wanted_entries as hba_entries
 from mfa_ha.naming import check_address, slot_name, validate_slot_name
-from mfa_ha.alerts import alert_thresholds
-from mfa_ha.alerts import targets as alert_targets
 from mfa_ha.switchover import Hooks
 from mfa_ha.tls import tls_config
 

@@ -122,7 +122,7 @@ def table(data) -> str:
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
 
     def fmt(values):
-        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
 
     lines = [line, fmt([t for t, _ in COLUMNS]), line, *(fmt(c) for c in cells), line]
     if isinstance(data, dict) and "healthy" in data:

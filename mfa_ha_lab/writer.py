@@ -62,7 +62,7 @@ class _Writer(threading.Thread):
 
     def longest_gap(self, since: float | None = None, until: float | None = None) -> float:
         times = [t for _, t in self.acked if (since is None or t >= since) and (until is None or t <= until)]
-        return round(max((b - a for a, b in zip(times, times[1:])), default=0.0), 3)
+        return round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0), 3)
 
     def acked_seqs(self) -> set[int]:
         return {seq for seq, _ in self.acked}

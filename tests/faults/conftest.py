@@ -3,6 +3,7 @@ DC1 (server_prod), DC2 (server_dr), the master's site, the clients, with address
 198.18.0.0/15 that exist only inside them; faults are injected into the links between them."""
 
 import pytest
+
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
 from tests.functional.conftest import node_loaders

@@ -2,13 +2,9 @@
 
 import os
 
-
-
 from mfa_ha.secrets import scram_matches
 from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
 from tests.helpers import wait_for
-
-
 
 
 def write_rows(node, count, tag):

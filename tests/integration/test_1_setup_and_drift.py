@@ -8,8 +8,8 @@ import json
 import os
 
 import pytest
-from tests.helpers import wait_for
 
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
