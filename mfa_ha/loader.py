@@ -9,9 +9,14 @@ KINDS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "run
          "output": "_output"}
 
 
+_CHECKOUT = os.path.dirname(_HERE)
+# Only a source checkout has setup.py beside the package: an installed package's parent is
+# site-packages, which has a "salt" directory too (Salt's own).
+_IN_CHECKOUT = os.path.isfile(os.path.join(_CHECKOUT, "setup.py"))
+
+
 def _directory(source_dir: str, installed_dir: str) -> str:
-    in_checkout = os.path.join(os.path.dirname(_HERE), source_dir)
-    return in_checkout if os.path.isdir(in_checkout) else os.path.join(_HERE, installed_dir)
+    return os.path.join(_CHECKOUT, source_dir) if _IN_CHECKOUT else os.path.join(_HERE, installed_dir)
 
 
 def get_loader_dirs() -> dict[str, list[str]]:

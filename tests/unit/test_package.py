@@ -45,6 +45,7 @@ def test_installed_outside_the_checkout_the_loader_and_file_roots_point_into_the
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), wheel],
                    check=True, capture_output=True, timeout=300)
+    (target / "salt").mkdir()  # as in site-packages, where Salt itself is a "salt" directory beside mfa_ha
     probe = ("import json, mfa_ha.loader as l; "
              "print(json.dumps({'dirs': l.get_loader_dirs(), 'formula': l.formula_root()}))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=str(tmp_path), env={"PYTHONPATH": str(target)},
