@@ -30,7 +30,7 @@ from mfa_ha.naming import build_conninfo, validate_role_name, validate_slot_name
 from mfa_ha.proc import chown_to
 from mfa_ha.roles import Role, ServerState
 from mfa_ha.secrets import scram_matches, write_pgpass
-from mfa_ha.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, Server
+from mfa_ha.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, PEER_TCP_USER_TIMEOUT_MS, Server
 from mfa_ha.versions import (
     AUTO_CONF,
     RECOVERY_CONF,
@@ -273,7 +273,7 @@ def identify_upstream(server: Server, host: str, port: int, user: str) -> dict:
     try:
         conn = psycopg2.connect(
             host=host, port=port, user=user, application_name="mfa_ha_check", options=PEER_SESSION_OPTIONS,
-            connection_factory=psycopg2.extras.PhysicalReplicationConnection, **server.peer_params())
+            connection_factory=psycopg2.extras.PhysicalReplicationConnection, **server.check_params())
     except psycopg2.OperationalError as err:
         raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
     try:
@@ -472,7 +472,7 @@ def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> N
     updates only at its next checkpoint: wait (bounded) until that has happened."""
     def probe():
         try:
-            conn = psycopg2.connect(source)
+            conn = psycopg2.connect(source, tcp_user_timeout=PEER_TCP_USER_TIMEOUT_MS)
             try:
                 with conn.cursor() as cur:
                     cur.execute("SELECT timeline_id FROM pg_control_checkpoint()")

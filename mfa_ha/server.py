@@ -36,6 +36,9 @@ PG_CTL_NOT_RUNNING = 3
 PG_CTL_NO_DATA_DIR = 4
 CLEAN_SHUTDOWN_STATES = ("shut down", "shut down in recovery")
 PEER_CONNECT_TIMEOUT = 5
+# TCP keepalives only probe an idle connection: a query in flight when the link goes silent
+# would wait out TCP's retransmissions (about 15 minutes). libpq's tcp_user_timeout bounds it.
+PEER_TCP_USER_TIMEOUT_MS = 25_000
 # The tool's own sessions never wait forever on a lock or a stuck statement.
 SESSION_OPTIONS = "-c statement_timeout=120s -c lock_timeout=30s"
 PEER_SESSION_OPTIONS = "-c statement_timeout=30s"
@@ -51,6 +54,11 @@ class Server:
         configured, keepalives, a connect timeout."""
         return {"passfile": self.cfg.pgpass_path, "connect_timeout": PEER_CONNECT_TIMEOUT,
                 **self.tls.client_params()}
+
+    def check_params(self) -> dict:
+        """``peer_params`` for the tool's own connections to a peer (psycopg2's libpq knows
+        ``tcp_user_timeout``; the server's walreceiver, on 10 and 11, would not)."""
+        return {**self.peer_params(), "tcp_user_timeout": PEER_TCP_USER_TIMEOUT_MS}
 
     def local_settings(self) -> dict[str, str]:
         """Server settings that name this node's own files (re-written after a clone/rewind)."""

@@ -266,7 +266,7 @@ def peer_connect(server: Server, peer: Upstream, replication: bool = False):
     """A connection to a peer as the replication user (password from pgpass), database
     ``postgres`` (or the replication protocol)."""
     kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
-    params = {**server.peer_params(), "connect_timeout": PEER_CONNECT_TIMEOUT}
+    params = {**server.check_params(), "connect_timeout": PEER_CONNECT_TIMEOUT}
     return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
                             application_name="mfa_ha", options=PEER_SESSION_OPTIONS, **params, **kwargs)
 

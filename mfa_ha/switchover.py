@@ -33,7 +33,6 @@ from mfa_ha.waiting import poll
 log = logging.getLogger(__name__)
 
 POLL = 0.02
-PEER_CONNECT_TIMEOUT = 3
 WAL_PAGE = 8192
 WALDUMP_WINDOW = 4 * WAL_PAGE
 RECORD_RE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+), "

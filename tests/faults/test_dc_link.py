@@ -4,9 +4,17 @@ every write the primary took meanwhile."""
 
 import json
 import os
+import threading
 import time
 
-from mfa_ha_lab.lab import APP_DB
+import psycopg2
+
+from mfa_ha.config import postgres_config
+from mfa_ha.pillar import validate_nodes
+from mfa_ha.server import PEER_TCP_USER_TIMEOUT_MS, Server
+from mfa_ha.standby import Upstream, peer_connect
+from mfa_ha.tls import tls_config
+from mfa_ha_lab.lab import APP_DB, REPLICATION_USER
 from tests.functional.test_seed_procedure import setup_replication
 from tests.helpers import wait_for
 
@@ -62,3 +70,39 @@ def test_a_silent_dc_link_is_noticed_within_the_bound_and_nothing_is_lost(lab, n
            primary_noticed_s=round(primary_noticed, 1), streaming_again_after_restore_s=round(streaming_again, 1),
            writes_during_cut=20, lost=0)
     assert standby_noticed <= NOTICED_WITHIN and primary_noticed <= NOTICED_WITHIN
+
+
+def test_a_query_sent_over_a_link_that_went_silent_fails_within_the_bound(lab, net):
+    """The tool's own connection to a peer, opened before the DC link goes silent, then used:
+    the query is never acknowledged, so keepalives (which probe only an idle connection) do
+    not apply; without tcp_user_timeout it waited out TCP's retransmissions (~15 minutes),
+    which hung a switchover's node part far beyond its bound (seen in this suite)."""
+    pillar = lab.pillar(lab.prod)["mfa_ha"]
+    cfg = postgres_config(pillar["postgres"])
+    server = Server(cfg, tls_config(pillar.get("tls"), validate_nodes(pillar["nodes"]), cfg.data_dir))
+    with lab.on(lab.prod):
+        conn = peer_connect(server, Upstream(lab.dr.address, lab.dr.port, REPLICATION_USER, None))
+    outcome = {}
+
+    def query():
+        started = time.monotonic()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            outcome["result"] = "answered"
+        except psycopg2.Error as err:
+            outcome["result"] = str(err).strip().splitlines()[0]
+        outcome["seconds"] = time.monotonic() - started
+
+    net.cut("dc1", "dc2")
+    try:
+        thread = threading.Thread(target=query, daemon=True)
+        thread.start()
+        thread.join(timeout=120)
+    finally:
+        net.restore("dc1", "dc2")
+    assert not thread.is_alive(), "the query still waits on the silent link after 120 s"
+    assert outcome["result"] != "answered" and outcome["seconds"] <= PEER_TCP_USER_TIMEOUT_MS / 1000 + 10, outcome
+    record("a query sent over a DC link that went silent", failed_after_s=round(outcome["seconds"], 1),
+           error=outcome["result"])
+    wait_for(lambda: receiver_streaming(lab.dr), timeout=90, interval=0.2, what="dr streaming again")
