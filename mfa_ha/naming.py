@@ -6,12 +6,14 @@ import hashlib
 import ipaddress
 import re
 
+import psycopg2
+from psycopg2.extensions import make_dsn, parse_dsn
+
 from mfa_ha.errors import InvalidInput
 
 MAX_NAME = 63  # NAMEDATALEN - 1
 SLOT_NAME_RE = re.compile(r"^[a-z0-9_]{1,63}$")
 ROLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-CONNINFO_SAFE_RE = re.compile(r"^[^\s'\\]+$")
 SECRET_KEYS = {"password"}
 
 
@@ -49,56 +51,29 @@ def validate_role_name(name: str) -> str:
 
 
 def build_conninfo(**params) -> str:
-    """A libpq ``key=value`` string; ``None`` values are left out, secrets are refused."""
+    """A libpq ``key=value`` string, quoted by libpq's own rules (psycopg2's ``make_dsn``);
+    ``None`` values are left out, secrets are refused."""
     leaked = SECRET_KEYS & {k for k, v in params.items() if v is not None}
     if leaked:
         raise InvalidInput(
             "a password must not be written into a connection string; use a pgpass file"
         )
-    return " ".join(f"{k}={_conninfo_value(v)}" for k, v in params.items() if v is not None)
-
-
-def _conninfo_value(value) -> str:
-    text = str(value)
-    if CONNINFO_SAFE_RE.match(text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return make_dsn(**{k: str(v) for k, v in params.items() if v is not None})
 
 
 def parse_conninfo(conninfo: str) -> dict[str, str]:
-    """Parse a libpq ``key=value`` string (the inverse of ``build_conninfo``)."""
-    result, i, text = {}, 0, conninfo.strip()
-    while i < len(text):
-        eq = text.index("=", i)
-        key = text[i:eq].strip()
-        i = eq + 1
-        while i < len(text) and text[i] == " ":
-            i += 1
-        value = []
-        if i < len(text) and text[i] == "'":
-            i += 1
-            while i < len(text) and text[i] != "'":
-                if text[i] == "\\" and i + 1 < len(text):
-                    i += 1
-                value.append(text[i])
-                i += 1
-            i += 1
-        else:
-            while i < len(text) and text[i] != " ":
-                value.append(text[i])
-                i += 1
-        result[key] = "".join(value)
-        while i < len(text) and text[i] == " ":
-            i += 1
-    return result
+    """A libpq ``key=value`` string as a dict (libpq's own parser, psycopg2's ``parse_dsn``).
+    A string libpq rejects has no keys: it matches no wanted configuration."""
+    try:
+        return parse_dsn(conninfo or "")
+    except psycopg2.ProgrammingError:
+        return {}
 
 
 def redact_conninfo(conninfo: str) -> str:
     """The conninfo with any password replaced, safe for returns and logs."""
     params = parse_conninfo(conninfo)
-    return " ".join(
-        f"{k}={'********' if k in SECRET_KEYS else _conninfo_value(v)}" for k, v in params.items()
-    )
+    return make_dsn(**{k: "********" if k in SECRET_KEYS else v for k, v in params.items()})
 
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")

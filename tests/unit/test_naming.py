@@ -57,3 +57,9 @@ def test_conninfo_refuses_passwords():
 def test_redact_conninfo_hides_password():
     assert "secret" not in redact_conninfo("host=h user=u password=secret")
     assert "host=h" in redact_conninfo("host=h user=u password=secret")
+
+
+def test_a_conninfo_libpq_rejects_has_no_keys():
+    assert parse_conninfo("host='unterminated") == {}
+    assert parse_conninfo("") == {}
+    assert parse_conninfo("host=a application_name='x y'") == {"host": "a", "application_name": "x y"}
