@@ -697,7 +697,7 @@ def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
     """
     server, up = _server(kwargs), _upstream(primary, kwargs)
     steps = pgstandby.plan(server, up, bool(replace_running_primary))
-    done = pgstandby.converge(server, up, steps.actions, float(timeout), progress=log.info)
+    done = pgstandby.converge(server, up, steps.actions, float(timeout), progress=repl.log_progress)
     return {**done, "plan": steps.as_dict()["steps"]}
 
 
@@ -713,7 +713,7 @@ def wait_streaming(primary, timeout=60, **kwargs):
 
         salt server_dr pgrepl.wait_streaming server_prod timeout=30
     """
-    return pgstandby.wait_streaming(_server(kwargs), _upstream(primary, kwargs), float(timeout), log.info)
+    return pgstandby.wait_streaming(_server(kwargs), _upstream(primary, kwargs), float(timeout), repl.log_progress)
 
 
 @translate_errors
@@ -768,7 +768,7 @@ def follow(primary, timeout=30, **kwargs):
     """
     server, up = _server(kwargs), _upstream(primary, kwargs)
     steps = pgstandby.follow_plan(server, up)
-    return {**pgstandby.follow(server, up, steps.actions, float(timeout), log.info), "plan": steps.as_dict()["steps"]}
+    return {**pgstandby.follow(server, up, steps.actions, float(timeout), repl.log_progress), "plan": steps.as_dict()["steps"]}
 
 
 def _switchover_settings():
@@ -800,7 +800,7 @@ def switchover(target, timeout=None, **kwargs):
     app_cfg = _app()
     return sw.run_part(_server(kwargs), app_cfg, __opts__["id"], target, _nodes(), _repl_cfg(kwargs).user,
                        sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-                       float(timeout or settings.get("timeout", 30)), log.info)
+                       float(timeout or settings.get("timeout", 30)), repl.log_progress)
 
 
 @translate_errors
@@ -817,7 +817,7 @@ def resume_primary(timeout=None, **kwargs):
 
         salt server_prod pgrepl.resume_primary
     """
-    return sw.resume_primary(*_primary_part(timeout, kwargs), log.info)
+    return sw.resume_primary(*_primary_part(timeout, kwargs), repl.log_progress)
 
 
 def _primary_part(timeout, kwargs):
@@ -844,7 +844,7 @@ def rejoin(primary, timeout=120, **kwargs):
         salt server_prod pgrepl.rejoin server_dr
     """
     up = _upstream(primary, kwargs)
-    return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), log.info)
+    return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), repl.log_progress)
 
 
 @translate_errors
@@ -861,7 +861,7 @@ def failover(timeout=None, **kwargs):
 
         salt server_dr pgrepl.failover
     """
-    return pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), log.info)
+    return pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), repl.log_progress)
 
 
 @translate_errors

@@ -16,6 +16,7 @@ import psycopg2.extras
 
 from mfa_ha.config import PostgresConfig
 from mfa_ha.errors import InvalidInput
+from mfa_ha.versions import RECEIVER_SENDER_HOST, RECEIVER_SENDER_PORT
 
 CONNECT_TIMEOUT = 2
 
@@ -62,7 +63,7 @@ def thresholds(config: dict) -> Thresholds:
     return Thresholds(**values)
 
 
-READ_SQL = """
+READ_SQL = f"""
 SELECT json_build_object(
   'role', CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END,
   'timeline', CASE WHEN pg_is_in_recovery()
@@ -76,9 +77,9 @@ SELECT json_build_object(
   'lag_seconds', CASE WHEN pg_is_in_recovery() THEN
                    CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
                         THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
-  'receiver', (SELECT json_build_object('status', status, 'sender_host', sender_host,
-                                        'sender_port', sender_port, 'slot', slot_name)
-               FROM pg_stat_wal_receiver),
+  'receiver', (SELECT json_build_object('status', status, 'sender_host', {RECEIVER_SENDER_HOST},
+                                        'sender_port', {RECEIVER_SENDER_PORT}, 'slot', slot_name)
+               FROM pg_stat_wal_receiver r),
   'replicas', (SELECT coalesce(json_agg(json_build_object(
                    'name', application_name, 'state', state,
                    'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn),

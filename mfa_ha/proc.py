@@ -12,11 +12,15 @@ import os
 import pwd
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from mfa_ha.errors import CommandFailed
 
 log = logging.getLogger(__name__)
+REPORT_EVERY = 5.0  # seconds between progress reports of a long command
 
 
 @dataclass(frozen=True)
@@ -38,31 +42,62 @@ def run(
     timeout: float = 60,
     check: bool = True,
     cwd: str = "/",
+    progress: Callable[[str], None] | None = None,
 ) -> Result:
-    """Run ``args`` (as ``user`` when we are root and it differs), bounded by ``timeout``."""
+    """Run ``args`` (as ``user`` when we are root and it differs), bounded by ``timeout``.
+    With ``progress``, the command's latest status line (pg_basebackup -P, pg_rewind
+    --progress) is passed to it every ``REPORT_EVERY`` seconds while it runs."""
     args = [str(a) for a in args]
     log.debug("running %s as %s", args, user or "current user")
     try:
-        proc = subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_environment(user, env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            **_identity(user),
-        )
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                env=_environment(user, env), cwd=cwd, **_identity(user))
     except FileNotFoundError:
         raise CommandFailed(f"command not found: {args[0]}") from None
-    except subprocess.TimeoutExpired:
-        raise CommandFailed(f"{os.path.basename(args[0])} did not finish within {timeout:g} s") from None
-    result = Result(args, proc.returncode, proc.stdout, proc.stderr)
+    stdout, stderr = _collect(proc, os.path.basename(args[0]), timeout, progress)
+    result = Result(args, proc.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise CommandFailed(
             f"{os.path.basename(args[0])} failed (exit {proc.returncode}): {result.output or 'no output'}"
         )
     return result
+
+
+def _collect(proc: subprocess.Popen, name: str, timeout: float, progress) -> tuple[str, str]:
+    """Both output streams of ``proc`` once it exits; kills it when ``timeout`` runs out."""
+    chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    readers = [threading.Thread(target=_drain, args=(getattr(proc, key), chunks[key]), daemon=True)
+               for key in chunks]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            proc.wait(timeout=min(REPORT_EVERY, max(deadline - time.monotonic(), 0.01)))
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                proc.kill()
+                proc.wait()
+                raise CommandFailed(f"{name} did not finish within {timeout:g} s") from None
+            latest = _latest_line("".join(chunks["stderr"]) or "".join(chunks["stdout"]))
+            if progress and latest:
+                progress(f"{name}: {latest}")
+    for reader in readers:
+        reader.join(timeout=5)
+    return "".join(chunks["stdout"]), "".join(chunks["stderr"])
+
+
+def _drain(stream, into: list[str]) -> None:
+    with stream:
+        for block in iter(lambda: os.read(stream.fileno(), 65536), b""):
+            into.append(bytes(block).decode("utf-8", errors="replace"))
+
+
+def _latest_line(text: str) -> str:
+    """The last complete status line; progress meters rewrite theirs with a carriage return."""
+    lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
+    return next((line for line in reversed(lines) if line), "")
 
 
 def _identity(user: str | None) -> dict:

@@ -33,6 +33,8 @@ from mfa_ha.secrets import scram_matches, write_pgpass
 from mfa_ha.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, PEER_TCP_USER_TIMEOUT_MS, Server
 from mfa_ha.versions import (
     AUTO_CONF,
+    RECEIVER_SENDER_HOST,
+    RECEIVER_SENDER_PORT,
     RECOVERY_CONF,
     STANDBY_SIGNAL,
     PgVersion,
@@ -56,10 +58,14 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_control_checkpoint()",  # to see that a new primary's control file is current
 )
 SOURCE_CHECKPOINT_WAIT = 60
+PROGRESS_LOG = logging.getLogger("mfa_ha.progress")
 
 
-def _log_progress(message: str) -> None:
-    log.info("%s", message)
+def log_progress(message: str) -> None:
+    """Long steps report here, at WARNING so that Salt's default log level shows them (the
+    console of ``salt-call``, the minion log); ``log_granular_levels: {mfa_ha.progress: error}``
+    silences them."""
+    PROGRESS_LOG.warning("%s", message)
 
 
 # -- status -------------------------------------------------------------------
@@ -97,10 +103,10 @@ SELECT pg_is_in_recovery() AS in_recovery,
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
        END AS timeline
 """
-RECEIVER_SQL = """
-SELECT status, sender_host, sender_port, slot_name, received_tli,
-       extract(epoch FROM now() - last_msg_receipt_time)::float8 AS last_message_age
-FROM pg_stat_wal_receiver
+RECEIVER_SQL = f"""
+SELECT status, {RECEIVER_SENDER_HOST} AS sender_host, {RECEIVER_SENDER_PORT} AS sender_port,
+       slot_name, received_tli, extract(epoch FROM now() - last_msg_receipt_time)::float8 AS last_message_age
+FROM pg_stat_wal_receiver r
 """
 REPLICAS_SQL = """
 SELECT application_name, client_addr::text AS client_addr, state, sync_state,
@@ -304,7 +310,7 @@ def move_aside(path: str, label: str = "moved") -> str | None:
 
 def basebackup(server: Server, host: str, port: int, user: str, slot: str | None,
                application_name: str | None = None, timeout: int = 3600,
-               progress: Progress = _log_progress) -> dict:
+               progress: Progress = log_progress) -> dict:
     """Clone the primary into the data directory and configure it as its standby.
 
     Refuses while a server runs on the data directory. An existing directory is moved
@@ -322,12 +328,12 @@ def basebackup(server: Server, host: str, port: int, user: str, slot: str | None
     os.makedirs(server.data_dir, mode=0o700)
     chown_to(server.data_dir, server.cfg.os_user)
     conninfo = upstream_conninfo(server, host, port, user, application_name)
-    args = ["-d", conninfo, "-D", server.data_dir, "-X", "stream", "-c", "fast", "-w"]
+    args = ["-d", conninfo, "-D", server.data_dir, "-X", "stream", "-c", "fast", "-w", "-P"]
     if slot:
         args += ["-S", slot]
     started = time.monotonic()
     try:
-        server.run("pg_basebackup", *args, timeout=timeout)
+        server.run("pg_basebackup", *args, timeout=timeout, progress=progress)
     except CommandFailed as err:
         failed = move_aside(server.data_dir, "failed")
         if old:
@@ -417,7 +423,7 @@ def shutdown_checkpoint_lsn(server: Server) -> str:
 
 
 def wait_for_lsn(server: Server, target: str, timeout: float = 30, beyond: bool = False,
-                 progress: Progress = _log_progress) -> dict:
+                 progress: Progress = log_progress) -> dict:
     """Wait until this standby has received and replayed ``target`` (bounded).
 
     With ``beyond`` the record starting at ``target`` must be replayed in full, as for a
@@ -493,7 +499,7 @@ def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> N
 
 def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
            application_name: str | None = None, fallback: str | None = None,
-           timeout: int = 3600, progress: Progress = _log_progress) -> dict:
+           timeout: int = 3600, progress: Progress = log_progress) -> dict:
     """Rewind this stopped former primary onto the new primary and make it its standby.
 
     pg_rewind copies configuration files and skips slots, so the standby configuration is
@@ -504,6 +510,7 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
         raise InvalidInput(f"fallback must be 'basebackup' or empty, not {fallback!r}")
     server.require_cluster()
     server.require_stopped("rewinding it")
+    server.binary("pg_rewind")  # a missing or mismatched pg_rewind is named before anything else
     upstream = identify_upstream(server, host, port, user)
     local = server.controldata()
     if upstream["version"] != server.data_version().major:
@@ -521,7 +528,7 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
     started = time.monotonic()
     try:
         out = server.run("pg_rewind", "--target-pgdata", server.data_dir, "--source-server", source,
-                         "--progress", timeout=timeout).output
+                         "--progress", timeout=timeout, progress=progress).output
     except CommandFailed as err:
         if fallback != "basebackup":
             raise

@@ -6,6 +6,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import shutil
 import time
 
@@ -42,6 +43,10 @@ PEER_TCP_USER_TIMEOUT_MS = 25_000
 # The tool's own sessions never wait forever on a lock or a stuck statement.
 SESSION_OPTIONS = "-c statement_timeout=120s -c lock_timeout=30s"
 PEER_SESSION_OPTIONS = "-c statement_timeout=30s"
+# Tools that read or write this cluster's own files, so only its major version's copy will do.
+# (pg_basebackup and psql speak to older servers: a newer copy serves.)
+VERSION_BOUND_TOOLS = ("initdb", "pg_ctl", "postgres", "pg_controldata", "pg_rewind", "pg_waldump", "pg_resetwal")
+_BINARY_MAJORS: dict[tuple[str, float], int | None] = {}
 
 
 class Server:
@@ -86,15 +91,28 @@ class Server:
             return PgVersion.parse(fh.read())
 
     def binary(self, name: str) -> str:
-        for directory in self._bin_dirs():
+        """The path of PostgreSQL tool ``name``; one that reads this cluster's files must be of
+        the cluster's own major version (another's misreads or refuses them)."""
+        path = self._find_binary(name)
+        if name in VERSION_BOUND_TOOLS and self.has_cluster():
+            wanted, found = self.data_version().major, _binary_major(path)
+            if found != wanted:
+                raise CommandFailed(f"{name} at {path} is PostgreSQL {found}, but {self.data_dir} is "
+                                    f"PostgreSQL {wanted}: set mfa_ha:postgres:bin_dir to its {wanted} bin directory")
+        return path
+
+    def _find_binary(self, name: str) -> str:
+        directories = self._bin_dirs()
+        for directory in directories:
             path = os.path.join(directory, name)
             if os.access(path, os.X_OK):
                 return path
         found = shutil.which(name)
         if not found:
-            raise CommandFailed(
-                f"{name} not found: set mfa_ha:postgres:bin_dir to the PostgreSQL bin directory"
-            )
+            where = " or ".join(directories + ["PATH"])
+            needed = f"PostgreSQL {self.data_version().major}'s own {name}" if self.has_cluster() else name
+            raise CommandFailed(f"{name} not found in {where}: {needed} is needed for this step; "
+                                "set mfa_ha:postgres:bin_dir to a PostgreSQL bin directory that has it")
         return found
 
     def _bin_dirs(self) -> list[str]:
@@ -105,10 +123,11 @@ class Server:
             return glob.glob(f"/usr/lib/postgresql/{major}/bin") + glob.glob(f"/usr/pgsql-{major}/bin")
         return []
 
-    def run(self, name: str, *args, timeout: float = 60, check: bool = True, env=None) -> proc.Result:
+    def run(self, name: str, *args, timeout: float = 60, check: bool = True, env=None,
+            progress=None) -> proc.Result:
         extra = {"PGPASSFILE": self.cfg.pgpass_path, **(env or {})}
         return proc.run([self.binary(name), *args], user=self.cfg.os_user, env=extra,
-                        timeout=timeout, check=check)
+                        timeout=timeout, check=check, progress=progress)
 
     # -- process ------------------------------------------------------------
     def state(self) -> ServerState:
@@ -252,3 +271,13 @@ class Server:
     def execute(self, sql, params=None) -> None:
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(sql, params)
+
+
+def _binary_major(path: str) -> int | None:
+    """The major version a PostgreSQL tool reports (``--version``), cached per file."""
+    key = (os.path.realpath(path), os.stat(path).st_mtime)
+    if key not in _BINARY_MAJORS:
+        out = proc.run([path, "--version"], check=False, timeout=30).stdout
+        match = re.search(r"\(PostgreSQL\) (\d+)", out)
+        _BINARY_MAJORS[key] = int(match.group(1)) if match else None
+    return _BINARY_MAJORS[key]

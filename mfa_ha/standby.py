@@ -17,7 +17,7 @@ from mfa_ha import lsn as lsnlib
 from mfa_ha import replication as repl
 from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
 from mfa_ha.naming import parse_conninfo
-from mfa_ha.replication import Progress, _log_progress
+from mfa_ha.replication import Progress, log_progress
 from mfa_ha.roles import ServerState
 from mfa_ha.server import PEER_SESSION_OPTIONS, Server
 from mfa_ha.waiting import poll
@@ -148,7 +148,7 @@ def _config_matches(server: Server, up: Upstream) -> bool:
 
 
 def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60,
-             progress: Progress = _log_progress) -> dict:
+             progress: Progress = log_progress) -> dict:
     """Perform the planned steps, then wait until streaming; a standby that cannot stream
     because its timeline diverged is rewound once."""
     done, found = [], {}
@@ -178,7 +178,7 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
 
 
 def follow(server: Server, up: Upstream, steps: list[str], timeout: float = 30,
-           progress: Progress = _log_progress) -> dict:
+           progress: Progress = log_progress) -> dict:
     """Perform a ``follow_plan``; a running standby must then stream from ``up`` (bounded)."""
     for action in steps:
         _ACTIONS[action](server, up, timeout, progress)
@@ -285,7 +285,8 @@ def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int 
             content = cur.fetchone()[1]
     finally:
         conn.close()
-    text = content.decode() if isinstance(content, (bytes, memoryview)) else str(content)
+    # TIMELINE_HISTORY's content is bytea before 16 (psycopg2: a memoryview), text from 16 on.
+    text = bytes(content).decode() if isinstance(content, (bytes, memoryview)) else str(content)
     for line in text.splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == timeline:
@@ -312,7 +313,7 @@ def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]
 
 
 def wait_streaming(server: Server, up: Upstream, timeout: float = 60,
-                   progress: Progress = _log_progress) -> dict:
+                   progress: Progress = log_progress) -> dict:
     """Wait (bounded) until the WAL receiver streams from ``up``; returns its row."""
 
     def probe():

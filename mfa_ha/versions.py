@@ -16,6 +16,11 @@ RECOVERY_CONF = "recovery.conf"
 STANDBY_SIGNAL = "standby.signal"
 AUTO_CONF = "postgresql.auto.conf"
 
+# pg_stat_wal_receiver (aliased ``r``) names its sender from 11 on; 10 shows only its conninfo.
+# One expression serves every version (a missing column reads as NULL through to_jsonb).
+RECEIVER_SENDER_HOST = "coalesce(to_jsonb(r) ->> 'sender_host', substring(r.conninfo from 'host=([^ ]+)'))"
+RECEIVER_SENDER_PORT = "coalesce(to_jsonb(r) ->> 'sender_port', substring(r.conninfo from 'port=([0-9]+)'))::int"
+
 
 @dataclass(frozen=True)
 class PgVersion:

@@ -51,7 +51,10 @@ class LabCA:
         """``(certificate PEM, key PEM)`` for a server reachable at ``addresses``."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
-        names = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+        # Each address as an IP and as a DNS name: libpq before 14 (the walreceiver of the
+        # npm builds of 10-12) matches a host address only against DNS names and the CN.
+        names = ([x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+                 + [x509.DNSName(a) for a in addresses])
         cert = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(self.cert.subject)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(minutes=5))

