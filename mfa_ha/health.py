@@ -16,7 +16,7 @@ import psycopg2.extras
 
 from mfa_ha.config import PostgresConfig
 from mfa_ha.errors import InvalidInput
-from mfa_ha.versions import RECEIVER_SENDER_HOST, RECEIVER_SENDER_PORT
+from mfa_ha.versions import LAG_SECONDS, RECEIVER_SENDER_HOST, RECEIVER_SENDER_PORT
 
 CONNECT_TIMEOUT = 2
 
@@ -73,10 +73,9 @@ SELECT json_build_object(
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_lsn', pg_last_wal_replay_lsn()::text,
   'lag_bytes', CASE WHEN pg_is_in_recovery()
-                    THEN coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0) END,
-  'lag_seconds', CASE WHEN pg_is_in_recovery() THEN
-                   CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
-                        THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END END,
+                    THEN greatest(coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), 0)
+               END,
+  'lag_seconds', CASE WHEN pg_is_in_recovery() THEN {LAG_SECONDS} END,
   'receiver', (SELECT json_build_object('status', status, 'sender_host', {RECEIVER_SENDER_HOST},
                                         'sender_port', {RECEIVER_SENDER_PORT}, 'slot', slot_name)
                FROM pg_stat_wal_receiver r),

@@ -33,6 +33,7 @@ from mfa_ha.secrets import scram_matches, write_pgpass
 from mfa_ha.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, PEER_TCP_USER_TIMEOUT_MS, Server
 from mfa_ha.versions import (
     AUTO_CONF,
+    LAG_SECONDS,
     RECEIVER_SENDER_HOST,
     RECEIVER_SENDER_PORT,
     RECOVERY_CONF,
@@ -86,7 +87,7 @@ def configured_role(server: Server) -> Role:
     return Role.PRIMARY
 
 
-STATUS_SQL = """
+STATUS_SQL = f"""
 SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('server_version_num')::int AS version_num,
        (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
@@ -94,10 +95,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        current_setting('wal_log_hints') = 'on' OR current_setting('data_checksums') = 'on' AS rewind_ready,
-       CASE WHEN pg_is_in_recovery() THEN
-            CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-                 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
-       END AS lag_seconds,
+       CASE WHEN pg_is_in_recovery() THEN {LAG_SECONDS} END AS lag_seconds,
        CASE WHEN pg_is_in_recovery()
             THEN (SELECT timeline_id FROM pg_control_checkpoint())
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
@@ -149,7 +147,7 @@ def status(server: Server) -> dict:
         receiver = server.query_one(RECEIVER_SQL) or None
         result.update(
             receiver=receiver,
-            lag_bytes=lsnlib.diff(row["receive_lsn"], row["replay_lsn"]),
+            lag_bytes=_pending_bytes(row["receive_lsn"], row["replay_lsn"]),
             lag_seconds=row["lag_seconds"],
         )
         if receiver and receiver.get("received_tli"):
@@ -162,6 +160,13 @@ def status(server: Server) -> dict:
             lag_seconds=max((r["lag_seconds"] or 0 for r in replicas), default=0),
         )
     return result
+
+
+def _pending_bytes(receive_lsn: str | None, replay_lsn: str | None) -> int | None:
+    """Received WAL not yet replayed; right after a start the receive position is the start of
+    the segment streaming resumed from, behind the replay position: nothing is pending."""
+    pending = lsnlib.diff(receive_lsn, replay_lsn)
+    return None if pending is None else max(pending, 0)
 
 
 def _stopped_status(server: Server) -> dict:

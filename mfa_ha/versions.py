@@ -21,6 +21,12 @@ AUTO_CONF = "postgresql.auto.conf"
 RECEIVER_SENDER_HOST = "coalesce(to_jsonb(r) ->> 'sender_host', substring(r.conninfo from 'host=([^ ]+)'))"
 RECEIVER_SENDER_PORT = "coalesce(to_jsonb(r) ->> 'sender_port', substring(r.conninfo from 'port=([0-9]+)'))::int"
 
+# A standby's replay lag in seconds: none while nothing received waits to be replayed. Right
+# after a standby starts, pg_last_wal_receive_lsn() is the start of the segment streaming
+# resumed from, behind what was replayed; an idle primary's last commit may be minutes old.
+LAG_SECONDS = ("CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() "
+               "THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END")
+
 
 @dataclass(frozen=True)
 class PgVersion:

@@ -42,7 +42,7 @@ REACTORS = [
 BEACON = [{"interval": 1}, {"report_interval": 30}, {"lag_warn_bytes": 262144}, {"lag_crit_bytes": 1073741824},
           {"receiver_down_after": 2}]
 # The version every lab runs unless told otherwise: MFA_HA_PG_MAJOR=13 bash scripts/test.sh tests/functional
-PG_MAJOR = int(os.environ.get("MFA_HA_PG_MAJOR", pgversions.SYSTEM_MAJOR))
+PG_MAJOR = int(os.environ.get("MFA_HA_PG_MAJOR") or pgversions.SYSTEM_MAJOR)
 PORT = 5432
 APP_PORT = 6793
 OS_USER = "postgres"

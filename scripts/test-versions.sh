@@ -19,19 +19,22 @@ for major in "$@"; do
   build="$(cd "$REPO" && "$VENV/bin/python" -c "import json, sys; from mfa_ha_lab import pgversions; print(json.dumps(pgversions.describe(int(sys.argv[1])).as_dict()))" "$major")"
   case "$major" in
     10|11|12) what="functional: tests/functional/test_versions.py (server-only build)"
+              lab_major=""  # the other tests' lab stays on the default; this one makes its own
               args=(tests/functional/test_versions.py -k "pg$major") ;;
     *)        what="functional tier + integration switchover there and back"
+              lab_major="$major"
               args=(tests/functional "$THERE_AND_BACK" --ignore=tests/functional/test_versions.py) ;;
   esac
   echo "== PostgreSQL $major: $what"
   log="$(mktemp /tmp/mfa-ha-versions.XXXXXX)"
   started=$(date +%s)
   set +e
-  MFA_HA_PG_MAJOR="$major" bash "$REPO/scripts/test.sh" "${args[@]}" -q 2>&1 | tee "$log"
+  MFA_HA_PG_MAJOR="$lab_major" bash "$REPO/scripts/test.sh" "${args[@]}" -q 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
   [ "$rc" -eq 0 ] || failed=1
-  summary="$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -1 | tr -d '=' | sed 's/^ *//; s/ *$//')"
+  summary="$( (grep -E '[0-9]+ (passed|failed|error|deselected)' "$log" || echo "no summary") | tail -1 | tr -d '=' \
+             | sed 's/^ *//; s/ *$//')"
   printf '{"commit": "%s", "major": %s, "build": %s, "ran": "%s", "exit": %s, "wall_s": %s, "summary": "%s"}\n' \
     "$(git -C "$REPO" rev-parse --short HEAD)" "$major" "$build" "$what" "$rc" "$(( $(date +%s) - started ))" \
     "$summary" | tee -a "$RESULTS"

@@ -133,6 +133,61 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
 
+def test_new_primary_postgres_killed_right_after_its_promotion(lab, salt_lab):
+    """kill -9 of the target's postgres the moment it accepts writes (promoted; its app and the
+    old primary's re-attach still to come): nothing serves until the target's host is
+    repaired (its server started again: crash recovery, still the primary of the new
+    timeline); the old primary, configured as its standby, never takes writes; the documented
+    re-run finishes the switch."""
+    old, target = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
+        thread, result = in_background(switchover, salt_lab, target.minion_id)
+        wait_until(lambda: role(target) == "primary", 90, "the target's promotion", interval=0.01)
+        fault_at = time.monotonic()
+        kill_postmaster(target)
+        thread.join(timeout=400)
+        assert result["value"].get("retcode") != 0, str(result["value"])[-2000:]
+        assert old.app_pid() is None and (not old.is_running() or role(old) == "standby")
+        lab.start_db(target)  # the target's host is repaired
+        rerun = switchover(salt_lab, target.minion_id)  # the documented command
+        assert rerun.get("retcode") == 0, str(rerun)[-3000:]
+        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(target)
+    record("new primary's postgres killed (-9) right after its promotion", outcome="switch failed; the target's "
+           "server started again (crash recovery, still primary), the re-run finished the switch",
+           converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def test_old_primary_postgres_killed_while_it_re_attaches(lab, salt_lab):
+    """kill -9 of the old primary's postgres once it has started again as the new primary's
+    standby, before the switch saw it streaming: the new primary serves throughout; the
+    documented re-run re-attaches the old one."""
+    old, target = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
+        thread, result = in_background(switchover, salt_lab, target.minion_id)
+        wait_until(lambda: role(target) == "primary" and old.is_running() and role(old) == "standby", 120,
+                   "the old primary starting as a standby", interval=0.02)
+        fault_at = time.monotonic()
+        kill_postmaster(old)
+        thread.join(timeout=400)
+        assert role(target) == "primary" and target.app_pid()
+        rerun = switchover(salt_lab, target.minion_id)  # the documented command
+        assert rerun.get("retcode") == 0, str(rerun)[-3000:]
+        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(target)
+    record("old primary's postgres killed (-9) while it re-attached as the new primary's standby",
+           outcome=f"switch {'reported failed' if result['value'].get('retcode') else 'done'}; the new primary "
+           "served throughout; the re-run re-attached the old one", converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
 @pytest.mark.slow
 def test_target_minion_killed_mid_switch(lab, salt_lab):
     """kill -9 of the target's minion (and its running job) once the old primary stopped:
@@ -292,3 +347,41 @@ def test_master_killed_mid_switch(lab, salt_lab):
            reported_after_s=round(reported_after, 1), converge_s=round(converge_s, 1), **figures)
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def test_a_same_timeline_second_primary_is_contained_and_rejoin_converges(lab, salt_lab):
+    """The split brain of issue 9, item 2, with the checker writing: the standby loses its
+    standby.signal and is started, a second primary on the same timeline (a fault outside the
+    tool, so the checker's direct writer to it is acknowledged there: two-primary ms > 0).
+    Highstate on both nodes fails naming the SPLIT BRAIN and starts pmfad on neither; the
+    clients' app keeps writing to the primary it had. The documented rejoin, told which node
+    to keep, moves the other's data aside and clones it."""
+    primary, standby = roles(lab)
+    app_pid = primary.app_pid()
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[primary.minion_id].acked and checker.app.acked, 30,
+                   "the checker's first acknowledgements")
+        lab.stop_db(standby)
+        os.unlink(os.path.join(standby.data_dir, "standby.signal"))
+        lab.start_db(standby)
+        fault_at = time.monotonic()
+        wait_until(lambda: checker.direct[standby.minion_id].acked, 30, "the second primary acknowledging writes")
+        highstates = {minion: salt_lab.salt(minion, "state.highstate", timeout=300, check=False)
+                      for minion in (standby.minion_id, primary.minion_id)}
+        for minion, ret in highstates.items():
+            assert "SPLIT BRAIN" in str(ret), (minion, str(ret)[-3000:])
+        assert standby.app_pid() is None and primary.app_pid() == app_pid
+        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin",  # documented, with the operator's choice
+                              pillar={"mfa_ha": {"keep": primary.minion_id}}, timeout=600, check=False)
+        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
+        wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the kept primary, the other streaming")
+        converge_s = time.monotonic() - fault_at
+    figures = checker.report(primary)
+    moved = find_with_key(rejoin, "moved_aside")
+    assert moved and os.path.isdir(moved["moved_aside"]), str(rejoin)[-3000:]  # never deleted
+    record("a standby started without its standby.signal: a second primary on the same timeline",
+           outcome="highstate failed with SPLIT BRAIN on both nodes and started pmfad on neither; the rejoin with "
+           "keep moved the second primary's data aside and cloned it", converge_s=round(converge_s, 1), **figures)
+    assert figures["lost_app"] == 0 and figures["lost_direct_by_node"][primary.minion_id] == 0
+    assert figures["lost_direct_by_node"][standby.minion_id] > 0  # what the rogue primary took: moved aside
+    assert figures["pmfad_on_two_nodes_ms"] == 0

@@ -2,6 +2,7 @@
 
 import os
 
+from mfa_ha.lsn import to_int as lsn_int
 from mfa_ha.secrets import scram_matches
 from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
 from tests.helpers import wait_for
@@ -89,3 +90,17 @@ def test_seed_procedure_both_directions_loses_no_rows(lab, prod, dr):
     assert [r["application_name"] for r in replicas] == [lab.dr.slot]
     slots = {s["slot_name"]: s for s in prod.pgrepl.slots()}
     assert slots[lab.dr.slot]["active"] is True
+
+
+def test_a_standby_restarted_while_the_primary_is_idle_reports_no_lag(lab, prod, dr):
+    """Right after a caught-up standby starts, its receive position is the start of the WAL
+    segment streaming resumed from, behind what it replayed: that is no lag (it was reported
+    as negative bytes and as the seconds since the primary's last commit: a false lag alert)."""
+    assert dr.pgrepl.role() == "standby"
+    lab.stop_db(lab.dr)
+    lab.start_db(lab.dr)
+    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
+    status = dr.pgrepl.status()
+    assert status["lag_bytes"] >= 0, status
+    if status["receive_lsn"] and lsn_int(status["receive_lsn"]) <= lsn_int(status["replay_lsn"]):
+        assert status["lag_seconds"] == 0, status

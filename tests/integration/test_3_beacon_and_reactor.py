@@ -3,6 +3,7 @@ stopped server reach the alert file exactly once; forged events change nothing."
 
 import json
 import os
+import secrets
 import time
 
 import pytest
@@ -28,10 +29,12 @@ def beacon_events(event_listener, master, minion, what, since):
     return list(event_listener.get_events([(master.id, f"salt/beacon/{minion}/pgrepl/{what}")], after_time=since))
 
 
-def runner_returns(event_listener, master, fun, since):
-    """Returns of the runner jobs the reactors started for ``fun`` since ``since``."""
+def runner_returns(event_listener, master, fun, since, about=None):
+    """Returns of the runner jobs the reactors started for ``fun`` since ``since`` (with
+    ``about``: only those whose arguments carry that string, e.g. one event's id)."""
     events = event_listener.get_events([(master.id, "salt/run/*/ret")], after_time=since)
-    return [e.data.get("return") for e in events if e.data.get("fun") == f"runner.{fun}"]
+    return [e.data.get("return") for e in events if e.data.get("fun") == f"runner.{fun}"
+            and (about is None or about in json.dumps(e.data.get("fun_args"), default=str))]
 
 
 def test_lag_raises_one_alert_and_one_ok(pair, master, event_listener):
@@ -77,11 +80,12 @@ def test_a_forged_event_naming_another_node_sends_no_alert(pair, master, intrude
     receiver up, lag ok, role standby): only that node's own word would confirm them."""
     lab, since = pair, time.time()
     before = alert_lines(lab)
+    event_id = secrets.token_hex(16)  # the forger's guess; the runner's return for it is the one that counts
     forged = {"id": "server_dr", "severity": "critical", "lag_bytes": 1e12, "lag_seconds": 9999,
-              "new": "standby", "slot": "server_prod", "event_id": "0" * 32}
+              "new": "standby", "slot": "server_prod", "event_id": event_id}
     ret = intruder.salt_call_cli().run("event.send", f"salt/beacon/server_dr/pgrepl/{what}", data=forged)
     assert ret.returncode == 0
-    handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.alert", since),
+    handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.alert", since, about=event_id),
                        what="the alert runner to handle the forged event")
     assert handled[0]["confirmed"] is False and handled[0]["sent"] is False, handled[0]
     assert "did not fire this event" in handled[0]["measured"]

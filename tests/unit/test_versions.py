@@ -25,7 +25,7 @@ def test_standby_up_to_11_is_recovery_conf(major):
     assert "standby.signal" not in files.files and not files.auto_conf
 
 
-@pytest.mark.parametrize("major", [12, 13, 14, 15, 16, 17])
+@pytest.mark.parametrize("major", [12, 13, 14, 15, 16, 17, 18])
 def test_standby_from_12_is_signal_file_and_auto_conf(major):
     files = standby_files(PgVersion(major), CONNINFO, "server_dr")
     assert files.files == {"standby.signal": ""}
@@ -37,7 +37,7 @@ def test_standby_from_12_is_signal_file_and_auto_conf(major):
 
 
 @pytest.mark.parametrize("major,expected", [(11, "trigger_file"), (12, "promote_trigger_file"),
-                                            (15, "promote_trigger_file"), (16, None), (17, None)])
+                                            (15, "promote_trigger_file"), (16, None), (17, None), (18, None)])
 def test_trigger_file_setting_follows_version(major, expected):
     files = standby_files(PgVersion(major), CONNINFO, None, trigger_file="/tmp/promote")
     conf = parse_conf(files.files.get("recovery.conf", "")) | files.auto_conf
