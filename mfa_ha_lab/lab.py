@@ -31,6 +31,11 @@ from mfa_ha_lab.standins import pmfad as pmfad_standin
 from mfa_ha_lab.standins.src import running_pid
 
 FORMULA_ROOT = formula_root()  # the installed package's formula when the tests run against a wheel
+# The repository's example pillar (top file and mfa_ha.sls, as shipped): the lab's master serves it.
+EXAMPLE_PILLAR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pillar")
+# The master's own pillar id ends in "_master", as a master's default id ("<host>_master") does:
+# the example top file targets it so that the runner and the orchestrations see mfa_ha:nodes.
+MASTER_ID = "mfa-ha_master"
 # The master's reactor wiring, as the README shows it.
 REACTORS = [
     {"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]},
@@ -242,24 +247,27 @@ class Lab:
         return self.network.address("master") if self.network else "127.0.0.1"
 
     def write_salt_tree(self) -> dict:
-        """Pillar and top files for a salt-master serving this lab; returns the master's
-        ``file_roots``, ``pillar_roots`` and ``reactor``. The formula comes from the repository."""
-        pillar_dir, states_dir = os.path.join(self.root, "pillar"), os.path.join(self.root, "states")
-        os.makedirs(pillar_dir, exist_ok=True)
+        """The master's ``file_roots``, ``pillar_roots``, ``ext_pillar`` and ``reactor`` for this
+        lab. The pillar is the repository's example (``pillar/``, as shipped: its top file and
+        ``mfa_ha.sls``), with only what this lab must have differently laid over it per minion
+        id by an external pillar: the nodes' addresses and paths, the lab's TLS files and
+        password, the SRC stand-in, the alert file. The formula comes from the package."""
+        overrides, states_dir = os.path.join(self.root, "pillar-lab"), os.path.join(self.root, "states")
+        os.makedirs(overrides, exist_ok=True)
         os.makedirs(states_dir, exist_ok=True)
-        top = ["base:", "  '*':", "    - mfa_ha"]
-        files = {"mfa_ha.sls": shared_pillar(self.nodes, self.clients)}
-        for node in self.nodes:
-            top += [f"  {node.minion_id}:", f"    - mfa_ha_{node.name}"]
-            files[f"mfa_ha_{node.name}.sls"] = node.own_pillar()
-        for name, data in files.items():
-            with open(os.path.join(pillar_dir, name), "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2)  # JSON is YAML
-        with open(os.path.join(pillar_dir, "top.sls"), "w", encoding="utf-8") as fh:
-            fh.write("\n".join(top) + "\n")
+        shared = shared_pillar(self.nodes, self.clients)
+        per_id = {MASTER_ID: shared, **{n.minion_id: self.pillar(n) for n in self.nodes}}
+        for minion_id, data in per_id.items():
+            with open(os.path.join(overrides, f"{minion_id}.json"), "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2)
+        lookup = os.path.join(overrides, "lookup")
+        with open(lookup, "w", encoding="utf-8") as fh:  # another minion id gets nothing from the lab
+            fh.write('#!/bin/sh\ncat "$(dirname "$0")/$1.json" 2>/dev/null || echo "{}"\n')
+        os.chmod(lookup, 0o755)
         with open(os.path.join(states_dir, "top.sls"), "w", encoding="utf-8") as fh:
             fh.write("base:\n" + "".join(f"  {n.minion_id}:\n    - mfa_ha\n" for n in self.nodes))
-        return {"file_roots": {"base": [states_dir, FORMULA_ROOT]}, "pillar_roots": {"base": [pillar_dir]},
+        return {"id": MASTER_ID, "file_roots": {"base": [states_dir, FORMULA_ROOT]},
+                "pillar_roots": {"base": [EXAMPLE_PILLAR]}, "ext_pillar": [{"cmd_json": f"{lookup} %s"}],
                 "reactor": REACTORS}
 
     # -- build --------------------------------------------------------------

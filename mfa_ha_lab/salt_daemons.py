@@ -47,7 +47,7 @@ class SaltLab:
     def configure(self, extra_master: dict | None = None) -> None:
         trees = self.lab.write_salt_tree()
         common = {"user": "root", "log_level_logfile": "info"}
-        master = {**common, "id": "mfa-ha-master", "interface": self.lab.master_address, **self.ports,
+        master = {**common, "interface": self.lab.master_address, **self.ports,
                   "root_dir": self.master_dir, "pki_dir": os.path.join(self.master_dir, "pki"),
                   "cachedir": os.path.join(self.master_dir, "cache"),
                   "sock_dir": os.path.join(self.master_dir, "sock"),

@@ -25,7 +25,8 @@ def lab():
 
 @pytest.fixture(scope="package")
 def master(salt_factories, lab):
-    factory = salt_factories.salt_master_daemon("mfa-ha-master", overrides=lab.write_salt_tree())
+    tree = lab.write_salt_tree()  # the example pillar as shipped, the lab's differences laid over it
+    factory = salt_factories.salt_master_daemon(tree.pop("id"), overrides=tree)
     with factory.started(start_timeout=120):
         yield factory
 

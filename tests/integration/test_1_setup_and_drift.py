@@ -8,7 +8,9 @@ import json
 import os
 
 import pytest
+import salt.version
 
+from mfa_ha_lab.lab import EXAMPLE_PILLAR
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -61,6 +63,24 @@ def test_setup_builds_a_streaming_pair_from_scratch(lab, salt_run):
     lab.prod.sql("CREATE TABLE setup_probe AS SELECT 42 AS answer", dbname="mfadb")
     wait_for(lambda: lab.dr.sql("SELECT to_regclass('setup_probe') IS NOT NULL", dbname="mfadb")[0][0],
              what="the probe table on dr")
+
+
+def test_the_master_serves_the_example_pillar_as_shipped(lab, master, salt_cli):
+    """The repository's pillar/top.sls and pillar/mfa_ha.sls, unchanged, are what the lab's
+    master serves (the lab lays only its addresses, paths, TLS files and password over them):
+    the setup above and every orchestration and status below run on it."""
+    import yaml
+
+    with open(os.path.join(EXAMPLE_PILLAR, "mfa_ha.sls"), encoding="utf-8") as fh:
+        example = yaml.safe_load(fh)["mfa_ha"]
+    assert master.config["pillar_roots"]["base"][-1] == EXAMPLE_PILLAR and master.id.endswith("_master")
+    unmask = {"unmask": True} if salt.version.__saltstack_version__.info[0] >= 3008 else {}  # 3008 masks output
+    served = salt_cli.run("pillar.get", "mfa_ha", minion_tgt="server_dr", **unmask).data
+    assert served["switchover"] == example["switchover"] and served["service_address"] == "none"
+    assert served["hba"]["foreign"] == example["hba"]["foreign"] and served["tls"]["mode"] == "verify-full"
+    assert served["nodes"]["server_dr"]["address"] == lab.dr.address  # the lab's own address laid over
+    # The runner's own pillar (the master's id, which the example's top file targets) has the nodes:
+    # mfa_ha.status below reads them there.
 
 
 def ssl_log_lines(node, application):
