@@ -17,6 +17,7 @@ import os
 import statistics
 import time
 
+from mfa_ha_lab import netns
 from mfa_ha_lab.lab import BEACON, Lab
 from mfa_ha_lab.salt_daemons import SaltLab
 
@@ -54,8 +55,10 @@ def _stats(values):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=500)
+    parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
     args = parser.parse_args()
-    with Lab() as lab, SaltLab(lab) as salt_lab:
+    with netns.hosts_if_possible(args.loopback) as (network, _), Lab(network=network) as lab, \
+            SaltLab(lab) as salt_lab:
         salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
         result = {node.minion_id: measure(load_beacon(lab, node), args.count) for node in (lab.dr, lab.prod)}
     lines = ["| node (role) | polls | CPU per poll, median / p95 / max (ms) | wall per poll, median / p95 / max (ms) |",

@@ -7,6 +7,7 @@ a ratio. Writes ``bench/results/switchover.json`` and ``switchover.md``.
 
     bash bench/switchover            # installs what it needs, then runs this
     bash bench/switchover -n 20
+    bash bench/switchover --loopback   # no network namespaces (otherwise: hosts of their own when root)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import statistics
 import time
 
+from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
 from mfa_ha_lab.measure import Writers, direct_switchover, measure, salt_switchover
 from mfa_ha_lab.salt_daemons import SaltLab
@@ -40,9 +42,12 @@ def summary(values: list[float]) -> dict:
             "max": round(max(values), 3)}
 
 
-def run(count: int) -> dict:
+def run(count: int, loopback: bool = False) -> dict:
     runs = []
-    with Lab() as lab, SaltLab(lab) as salt_lab:
+    with netns.hosts_if_possible(loopback) as (network, unavailable), Lab(network=network) as lab, \
+            SaltLab(lab) as salt_lab:
+        where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
+        print(f"lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
         salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
         targets = [lab.dr.minion_id, lab.prod.minion_id]
         with Writers(lab) as writers:
@@ -62,13 +67,14 @@ def run(count: int) -> dict:
     stats = {how: {key: summary([r[key] for r in runs if r["how"] == how]) for key, _, _ in METRICS}
              for how in ("salt", "direct")}
     return {"count": count, "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+            "hosts": where,
             "runs": runs, "stats": stats, "failed": sum(not r["ok"] for r in runs),
             "acknowledged": acked, "lost": {k: len(v) for k, v in lost.items()}}
 
 
 def markdown(result: dict) -> str:
     lines = [f"{result['count']} switchovers each way of running them, alternating direction, writers every 20 ms "
-             f"({result['machine']}).", "",
+             f"from the clients' host; the lab on {result['hosts']} ({result['machine']}).", "",
              "| metric | Salt min / median / max | no Salt min / median / max | ratio of medians | target |",
              "|---|---|---|---|---|"]
     for key, title, target in METRICS:
@@ -86,9 +92,10 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=10)
+    parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args()
-    result = run(args.count)
+    result = run(args.count, args.loopback)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "switchover.json"), "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2)

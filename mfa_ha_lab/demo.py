@@ -43,13 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    unavailable = "asked for" if args.loopback else netns.available()
-    network = None if unavailable else netns.Network().create()
-    try:
+    with netns.hosts_if_possible(args.loopback) as (network, unavailable):
         return _run(args, started, network, unavailable)
-    finally:
-        if network:
-            network.destroy()
 
 
 def _run(args, started: float, network, unavailable) -> int:

@@ -260,14 +260,13 @@ class Lab:
         for minion_id, data in per_id.items():
             with open(os.path.join(overrides, f"{minion_id}.json"), "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=2)
-        lookup = os.path.join(overrides, "lookup")
-        with open(lookup, "w", encoding="utf-8") as fh:  # another minion id gets nothing from the lab
-            fh.write('#!/bin/sh\ncat "$(dirname "$0")/$1.json" 2>/dev/null || echo "{}"\n')
-        os.chmod(lookup, 0o755)
+        stack = os.path.join(overrides, "stack.cfg")  # Salt's PillarStack: no process per pillar render
+        with open(stack, "w", encoding="utf-8") as fh:  # another minion id matches no file: nothing from the lab
+            fh.write("{{ minion_id }}.json\n")
         with open(os.path.join(states_dir, "top.sls"), "w", encoding="utf-8") as fh:
             fh.write("base:\n" + "".join(f"  {n.minion_id}:\n    - mfa_ha\n" for n in self.nodes))
         return {"id": MASTER_ID, "file_roots": {"base": [states_dir, FORMULA_ROOT]},
-                "pillar_roots": {"base": [EXAMPLE_PILLAR]}, "ext_pillar": [{"cmd_json": f"{lookup} %s"}],
+                "pillar_roots": {"base": [EXAMPLE_PILLAR]}, "ext_pillar": [{"stack": stack}],
                 "reactor": REACTORS}
 
     # -- build --------------------------------------------------------------

@@ -19,6 +19,7 @@ from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.pillar import validate_nodes
 from mfa_ha.server import Server
 from mfa_ha.status import node_parts
+from mfa_ha.tls import tls_config
 from mfa_ha.waiting import poll
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD, Lab
 from mfa_ha_lab.writer import AppWriter, DbWriter, lost
@@ -113,10 +114,13 @@ def direct_switchover(lab: Lab, target: str, hooks: sw.Hooks | None = None):
 
         def part(node):
             try:
-                server = Server(postgres_config(node.postgres_pillar()))
+                pillar = lab.pillar(node)["mfa_ha"]
+                cfg = postgres_config(pillar["postgres"])
+                server = Server(cfg, tls_config(pillar["tls"], nodes, cfg.data_dir))  # as the module builds it
                 app_cfg = applib.app_config(node.pmfad_pillar())
-                parts[node.minion_id] = sw.run_part(server, app_cfg, node.minion_id, target, nodes, user,
-                                                    hooks, 30, lambda message: None)
+                with lab.on(node):  # the node's own host, when the lab has hosts of its own
+                    parts[node.minion_id] = sw.run_part(server, app_cfg, node.minion_id, target, nodes, user,
+                                                        hooks, 30, lambda message: None)
             except Exception as err:  # noqa: BLE001 - reported in the measurement
                 errors.append(f"{node.minion_id}: {err}")
 

@@ -44,6 +44,19 @@ def available() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def hosts_if_possible(loopback: bool = False):
+    """``(network, None)``: the lab's hosts, made now and removed afterwards; or ``(None,
+    why not)`` when namespaces cannot be made here or ``loopback`` asks for none. The demo
+    and the benchmarks run on whichever they get, and say which."""
+    reason = "asked for" if loopback else available()
+    if reason:
+        yield None, reason
+        return
+    with Network() as network:
+        yield network, None
+
+
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
     if check and done.returncode != 0:

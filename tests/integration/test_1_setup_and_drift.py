@@ -10,7 +10,7 @@ import os
 import pytest
 import salt.version
 
-from mfa_ha_lab.lab import EXAMPLE_PILLAR
+from mfa_ha_lab.lab import EXAMPLE_PILLAR, MASTER_ID
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -283,27 +283,34 @@ def test_no_secret_in_any_return(lab, salt_cli):
 
 # -- bad pillar -------------------------------------------------------------------
 @contextlib.contextmanager
-def pillar_edited(lab, salt_cli, name, minions, edit):
-    """The lab's pillar file ``name`` changed by ``edit(mfa_ha)`` and refreshed on ``minions``;
-    put back afterwards."""
-    path = os.path.join(lab.root, "pillar", name)
-    good = open(path, encoding="utf-8").read()
-    data = json.loads(good)
-    edit(data["mfa_ha"])
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    assert salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt=minions).returncode == 0
+def pillar_edited(lab, salt_cli, ids, edit):
+    """The pillar the lab lays over the example for each minion id in ``ids`` (the master's
+    own id included where the runner must see it) changed by ``edit(mfa_ha)`` and refreshed on
+    the nodes among them; put back afterwards."""
+    paths = [os.path.join(lab.root, "pillar-lab", f"{minion_id}.json") for minion_id in ids]
+    good = {path: open(path, encoding="utf-8").read() for path in paths}
+    for path, text in good.items():
+        data = json.loads(text)
+        edit(data["mfa_ha"])
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+    nodes = ",".join(i for i in ids if i != MASTER_ID)
+    assert salt_cli.run("-L", "saltutil.refresh_pillar", wait=True, minion_tgt=nodes).returncode == 0
     try:
         yield
     finally:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(good)
-        salt_cli.run("saltutil.refresh_pillar", wait=True, minion_tgt=minions)
+        for path, text in good.items():
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        salt_cli.run("-L", "saltutil.refresh_pillar", wait=True, minion_tgt=nodes)
+
+
+EVERYONE = (MASTER_ID, "server_prod", "server_dr")
 
 
 @pytest.fixture
 def bad_pillar(lab, salt_cli):
-    with pillar_edited(lab, salt_cli, "mfa_ha.sls", "*",
+    with pillar_edited(lab, salt_cli, EVERYONE,
                        lambda mfa: mfa["nodes"]["server_dr"].update(slot="ServerB_slot")):  # the seed's name
         yield
 
@@ -330,7 +337,7 @@ def test_bad_pillar_fails_setup_before_any_step(lab, salt_run, bad_pillar):
 
 @pytest.fixture
 def dr_without_certificate(lab, salt_cli):
-    with pillar_edited(lab, salt_cli, "mfa_ha_dr.sls", "server_dr", lambda mfa: mfa["tls"].pop("cert")):
+    with pillar_edited(lab, salt_cli, ["server_dr"], lambda mfa: mfa["tls"].pop("cert")):
         yield
 
 
@@ -350,7 +357,7 @@ def test_a_node_that_is_no_minion_gets_no_slot(lab, salt_cli):
     """Issue 9, item 6: a node in mfa_ha:nodes that does not exist must not get a slot on
     the primary (an inactive slot holds WAL until the disk fills)."""
     add_ghost = lambda mfa: mfa["nodes"].update(server_ghost={"address": "127.0.0.9"})  # noqa: E731
-    with pillar_edited(lab, salt_cli, "mfa_ha.sls", "*", add_ghost):
+    with pillar_edited(lab, salt_cli, EVERYONE, add_ghost):
         seen = highstate(salt_cli, "server_prod", test=True)
         assert "no slot for server_ghost while it does not answer" in seen
         assert "slot for server_ghost" not in seen
