@@ -388,7 +388,7 @@ class Lab:
             raise
 
     def __exit__(self, *exc) -> None:
-        self.destroy()
+        self.destroy(keep=bool(os.environ.get("MFA_HA_KEEP_LAB")))  # servers stopped either way
 
 
 def _data_dirs(root: str) -> list[str]:

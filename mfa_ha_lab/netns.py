@@ -19,7 +19,10 @@ import contextlib
 import ctypes
 import os
 import secrets
+import selectors
+import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 
 CLONE_NEWNET = 0x40000000
@@ -182,6 +185,82 @@ class Network:
                 yield self.hosts[host]
             finally:
                 _setns(own.fileno())
+
+
+class LoopbackRelay:
+    """This machine's loopback ``ports`` made reachable at 127.0.0.1 inside lab ``hosts``.
+
+    For the test harness only: pytest-salt-factories' event listener and log server listen on
+    the machine's own loopback, and the daemons it starts on a lab host report to 127.0.0.1
+    there, which is the host's own. Each host gets a listener on those ports that carries the
+    bytes to the machine's loopback. Loopback to loopback: nothing leaves the machine."""
+
+    POLL_SECONDS = 0.5
+
+    def __init__(self, network: Network, hosts, ports):
+        self.network, self.hosts, self.ports = network, tuple(hosts), tuple(ports)
+        self._listeners: dict[socket.socket, int] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "LoopbackRelay":
+        try:
+            for host in self.hosts:
+                with self.network.entered(host):  # a socket belongs to the namespace it is made in
+                    for port in self.ports:
+                        listener = socket.create_server(("127.0.0.1", port), backlog=64)
+                        self._listeners[listener] = port
+            self._spawn(self._accept_loop)  # from this thread: in the machine's own namespace
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for listener in self._listeners:
+            listener.close()
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept_loop(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            for listener in self._listeners:
+                selector.register(listener, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select(timeout=self.POLL_SECONDS):
+                    inner, _ = key.fileobj.accept()
+                    try:
+                        outer = socket.create_connection(("127.0.0.1", self._listeners[key.fileobj]), timeout=5)
+                        outer.settimeout(None)
+                    except OSError:
+                        inner.close()
+                        continue
+                    self._spawn(self._pump, inner, outer)
+                    self._spawn(self._pump, outer, inner)
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(source, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    if not selector.select(timeout=self.POLL_SECONDS):
+                        continue
+                    data = source.recv(65536)
+                    if not data:
+                        break
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def _setns(fd: int) -> None:

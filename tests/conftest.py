@@ -17,6 +17,16 @@ def pytest_unconfigure(config):
     impl.shutdown_temp_handler()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_sessionstart(session):
+    """salt-factories' log server, bound to loopback (its default is 0.0.0.0); hookwrappers
+    run before the plugin starts it."""
+    log_server = session.config.pluginmanager.get_plugin("saltfactories-log-server")
+    if log_server is not None:
+        log_server.log_host = "127.0.0.1"
+    yield
+
+
 @pytest.fixture(scope="session")
 def event_listener():
     """salt-factories' event listener, bound to loopback (its default is 0.0.0.0)."""

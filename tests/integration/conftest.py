@@ -1,61 +1,116 @@
 """Integration tier: a real salt-master and two real salt-minions (``server_prod``,
-``server_dr``) started by pytest-salt-factories, each minion managing its lab node's real
-PostgreSQL cluster; the master serves the formula from the repository."""
+``server_dr``) started by pytest-salt-factories, each on its lab host: the master on the
+master's site, each minion in its data centre beside the PostgreSQL cluster it manages
+(``mfa_ha_lab.netns``: addresses from 198.18.0.0/15 inside namespaces the lab makes). The
+operator's ``salt``/``salt-run`` run on the master's site; the master serves the formula
+from the package and the example pillar as shipped."""
 
-import os
-
+import attr
 import pytest
+from saltfactories.daemons.master import SaltMaster
+from saltfactories.daemons.minion import SaltMinion
 
+from mfa_ha_lab import netns
 from mfa_ha_lab.lab import BEACON, Lab
 
 # loop_interval 1: beacons tick once a second (salt-factories' default 0.05 s stretches intervals).
 MINION_OVERRIDES = {"loop_interval": 1, "beacons": {"pgrepl": BEACON}}
 
 
+@attr.s(kw_only=True, slots=True)
+class HostedMaster(SaltMaster):
+    """A salt-master started, and restarted, on a lab host."""
+
+    enter = attr.ib(repr=False)
+
+    def start(self, *args, **kwargs):
+        with self.enter():
+            return super().start(*args, **kwargs)
+
+
+@attr.s(kw_only=True, slots=True)
+class HostedMinion(SaltMinion):
+    """A salt-minion started, and restarted (``stopped()``), on a lab host."""
+
+    enter = attr.ib(repr=False)
+
+    def start(self, *args, **kwargs):
+        with self.enter():
+            return super().start(*args, **kwargs)
+
+
+class HostedCli:
+    """A salt-factories CLI whose commands run on a lab host."""
+
+    def __init__(self, cli, enter):
+        self._cli, self._enter = cli, enter
+
+    def run(self, *args, **kwargs):
+        with self._enter():
+            return self._cli.run(*args, **kwargs)
+
+
 @pytest.fixture(scope="package")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab runs PostgreSQL as 'postgres' and needs root to switch to it")
-    lab = Lab()
-    try:
-        yield lab.create()
-    finally:
-        lab.destroy(keep=bool(os.environ.get("MFA_HA_KEEP_LAB")))  # servers stopped either way
+def net(request, event_listener):
+    reason = netns.available()
+    if reason:
+        pytest.skip(f"the integration tier runs on the lab's hosts (network namespaces): {reason}")
+    log_server = request.config.pluginmanager.get_plugin("saltfactories-log-server")
+    with netns.Network() as network, netns.LoopbackRelay(network, ("master", "dc1", "dc2", "clients"),
+                                                         (event_listener.port, log_server.log_port)):
+        yield network
+
+
+@pytest.fixture(scope="package")
+def lab(net):
+    with Lab(network=net) as lab:  # servers stopped either way; MFA_HA_KEEP_LAB=1 keeps the files
+        yield lab
 
 
 @pytest.fixture(scope="package")
 def master(salt_factories, lab):
     tree = lab.write_salt_tree()  # the example pillar as shipped, the lab's differences laid over it
-    factory = salt_factories.salt_master_daemon(tree.pop("id"), overrides=tree)
+    factory = salt_factories.salt_master_daemon(
+        tree.pop("id"), overrides={**tree, "interface": lab.master_address},
+        factory_class=HostedMaster, enter=lambda: lab.on_host("master"))
     with factory.started(start_timeout=120):
         yield factory
 
 
+def _minion(master, lab, minion_id: str, host: str, overrides: dict):
+    return master.salt_minion_daemon(minion_id, overrides={**overrides, "master": lab.master_address},
+                                     factory_class=HostedMinion, enter=lambda: lab.on_host(host))
+
+
 @pytest.fixture(scope="package")
 def minions(master, lab):
-    started = {}
-    for node in lab.nodes:
-        started[node.minion_id] = master.salt_minion_daemon(node.minion_id, overrides=MINION_OVERRIDES)
+    started = {node.minion_id: _minion(master, lab, node.minion_id, node.host, MINION_OVERRIDES)
+               for node in lab.nodes}
     with started["server_prod"].started(start_timeout=120), started["server_dr"].started(start_timeout=120):
         yield started
 
 
 @pytest.fixture(scope="package")
-def salt_cli(master, minions):
-    return master.salt_cli(timeout=300)
+def salt_cli(master, minions, lab):
+    return HostedCli(master.salt_cli(timeout=300), lambda: lab.on_host("master"))
 
 
 @pytest.fixture(scope="package")
-def salt_run(master, minions):
-    return master.salt_run_cli(timeout=600)
+def salt_run(master, minions, lab):
+    return HostedCli(master.salt_run_cli(timeout=600), lambda: lab.on_host("master"))
 
 
 @pytest.fixture(scope="package")
-def intruder(master, minions):
-    """A third accepted minion that is not a node: the sender of forged events."""
-    factory = master.salt_minion_daemon("server_x", overrides={"loop_interval": 1})
+def intruder(master, minions, lab):
+    """A third accepted minion that is not a node, on the clients' host: the sender of forged events."""
+    factory = _minion(master, lab, "server_x", "clients", {"loop_interval": 1})
     with factory.started(start_timeout=120):
         yield factory
+
+
+@pytest.fixture(scope="package")
+def intruder_call(intruder, lab):
+    return HostedCli(intruder.salt_call_cli(), lambda: lab.on_clients())
 
 
 @pytest.fixture(scope="package")

@@ -99,7 +99,7 @@ def test_replication_and_the_clone_run_over_tls_with_verify_full(lab):
     assert clone and all("SSL enabled" in line for line in clone), clone
     assert lab.prod.sql("SHOW wal_sender_timeout")[0][0] == "30s"
     hba = open(os.path.join(lab.prod.data_dir, "pg_hba.conf"), encoding="utf-8").read()
-    assert "hostssl  replication  replicamfa  127.0.0.3/32  scram-sha-256" in hba
+    assert f"hostssl  replication  replicamfa  {lab.dr.address}/32  scram-sha-256" in hba  # the peer's own address
 
 
 def test_setup_again_changes_nothing(salt_run):
@@ -158,8 +158,9 @@ def _password_ok(lab):
     import psycopg2
 
     try:
-        psycopg2.connect(host=lab.prod.address, port=5432, user="replicamfa", dbname="postgres",
-                         password=lab_password(), connect_timeout=5).close()
+        with lab.on(lab.dr):  # the replication user logs in from the peer's host
+            psycopg2.connect(host=lab.prod.address, port=5432, user="replicamfa", dbname="postgres",
+                             password=lab_password(), connect_timeout=5).close()
         return True
     except psycopg2.OperationalError:
         return False
@@ -178,7 +179,7 @@ def _drift_setting(lab):
 
 
 def _drift_hba(lab):
-    line = "hostssl  replication  replicamfa  127.0.0.1/32  scram-sha-256"
+    line = f"hostssl  replication  replicamfa  {lab.dr.address}/32  scram-sha-256"
     _drop_line(_hba_path(lab.prod), line)
     return "server_prod", "peers in pg_hba.conf", lambda: line in open(_hba_path(lab.prod)).read()
 

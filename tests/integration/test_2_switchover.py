@@ -32,8 +32,8 @@ def streams_from(node, upstream):
 
 def test_switchover_there_and_back_loses_no_acknowledged_write(pair, salt_run):
     lab = pair
-    app = AppWriter([n.address for n in lab.nodes], APP_PORT)
-    direct = DbWriter([n.address for n in lab.nodes], 5432, APP_USER, LAB_PASSWORD, APP_DB)
+    app = AppWriter([n.address for n in lab.nodes], APP_PORT, enter=lab.on_clients)
+    direct = DbWriter([n.address for n in lab.nodes], 5432, APP_USER, LAB_PASSWORD, APP_DB, enter=lab.on_clients)
     app.start()
     direct.start()
     try:
@@ -149,7 +149,7 @@ def test_switchover_refused_when_the_old_primary_cannot_reach_the_target(pair, s
     path = os.path.join(lab.dr.data_dir, "pg_hba.conf")
     good = open(path, encoding="utf-8").read()
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write("hostssl  all  replicamfa  127.0.0.1/32  reject\n" + good)  # dr refuses prod's connections
+        fh.write(f"hostssl  all  replicamfa  {lab.prod.address}/32  reject\n" + good)  # dr refuses prod's connections
     lab.dr.sql("SELECT pg_reload_conf()")
     try:
         ret = switchover(salt_run, "server_dr")

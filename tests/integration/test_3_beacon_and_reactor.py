@@ -75,7 +75,7 @@ FORGEABLE = ["lag/alert", "lag/ok", "receiver/down", "receiver/up", "role/change
 
 
 @pytest.mark.parametrize("what", FORGEABLE)
-def test_a_forged_event_naming_another_node_sends_no_alert(pair, master, intruder, event_listener, what):
+def test_a_forged_event_naming_another_node_sends_no_alert(pair, master, intruder_call, event_listener, what):
     """The forged claims match the named node's current state where they can (server up,
     receiver up, lag ok, role standby): only that node's own word would confirm them."""
     lab, since = pair, time.time()
@@ -83,7 +83,7 @@ def test_a_forged_event_naming_another_node_sends_no_alert(pair, master, intrude
     event_id = secrets.token_hex(16)  # the forger's guess; the runner's return for it is the one that counts
     forged = {"id": "server_dr", "severity": "critical", "lag_bytes": 1e12, "lag_seconds": 9999,
               "new": "standby", "slot": "server_prod", "event_id": event_id}
-    ret = intruder.salt_call_cli().run("event.send", f"salt/beacon/server_dr/pgrepl/{what}", data=forged)
+    ret = intruder_call.run("event.send", f"salt/beacon/server_dr/pgrepl/{what}", data=forged)
     assert ret.returncode == 0
     handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.alert", since, about=event_id),
                        what="the alert runner to handle the forged event")
@@ -92,9 +92,10 @@ def test_a_forged_event_naming_another_node_sends_no_alert(pair, master, intrude
     assert alert_lines(lab) == before  # the runner has returned: nothing more will be written
 
 
-def test_a_switchover_request_from_a_minion_not_allowed_is_ignored(pair, master, intruder, event_listener, salt_run):
+def test_a_switchover_request_from_a_minion_not_allowed_is_ignored(pair, master, intruder_call, event_listener,
+                                                                  salt_run):
     lab, since = pair, time.time()
-    ret = intruder.salt_call_cli().run("event.send", "mfa_ha/switchover/request",
+    ret = intruder_call.run("event.send", "mfa_ha/switchover/request",
                                        data={"target": "server_dr", "nonce": "0" * 32})
     assert ret.returncode == 0
     handled = wait_for(lambda: runner_returns(event_listener, master, "mfa_ha.switchover_request", since),
