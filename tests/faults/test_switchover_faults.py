@@ -4,7 +4,9 @@ Each case: no acknowledged write lost, never two addresses accepting writes, nev
 two nodes, and the operator's documented command converges to one primary with pmfad and a
 streaming standby; the figures go to the fault table (bench/results/faults.jsonl)."""
 
+import datetime
 import os
+import re
 import signal
 import threading
 import time
@@ -384,4 +386,103 @@ def test_a_same_timeline_second_primary_is_contained_and_rejoin_converges(lab, s
            "keep moved the second primary's data aside and cloned it", converge_s=round(converge_s, 1), **figures)
     assert figures["lost_app"] == 0 and figures["lost_direct_by_node"][primary.minion_id] == 0
     assert figures["lost_direct_by_node"][standby.minion_id] > 0  # what the rogue primary took: moved aside
+    assert figures["pmfad_on_two_nodes_ms"] == 0
+
+
+class StatusPoller:
+    """The master asking every node for its status, one ``salt-run mfa_ha.status`` after
+    another, for as long as the block runs (status jobs in flight on every minion)."""
+
+    def __init__(self, salt_lab):
+        self.salt_lab, self.runs = salt_lab, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self.salt_lab.run("mfa_ha.status", "timeout=3", timeout=30, check=False)
+            self.runs += 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+
+JOB_LINE = re.compile(r"^(\S+ \S+) .*(?:Executing command (\S+) with jid (\d+)|Returning information for job: (\d+))")
+
+
+def jobs_in_log(path: str) -> dict:
+    """``{jid: [function, started, ended]}`` from a minion's log (wall clock, as it logs)."""
+    jobs: dict = {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            match = JOB_LINE.match(line)
+            if not match:
+                continue
+            at = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            if match[2]:
+                jobs[match[3]] = [match[2], at, None]
+            elif match[4] in jobs:
+                jobs[match[4]][2] = at
+    return jobs
+
+
+def status_jobs_overlapping_the_fence(path: str, since: float) -> int:
+    jobs = [job for job in jobs_in_log(path).values() if job[1] >= since and job[2]]
+    fences = [job for job in jobs if job[0] in ("pgrepl.fence_if_stale", "state.sls", "state.apply")]
+    return sum(1 for job in jobs if job[0] == "pgrepl.node_status"
+               and any(job[1] < fence[2] and fence[1] < job[2] for fence in fences))
+
+
+def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_lab):
+    """Issue 9, item 1, on hosts of their own: the primary's host crashes (postgres and its
+    minion killed), the operator confirms a failover; the host comes back and something
+    starts its PostgreSQL before its minion, a second primary on the old timeline. Its minion
+    starts while the master's status jobs run on every node: the fence on its start event is
+    not lost (a compound job on the minion used to make it fail), pmfad never runs on two
+    nodes, and the documented rejoin converges, naming the old primary's writes after the
+    fork as divergent."""
+    old, target = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked and checker.app.acked, 30,
+                   "the checker's first acknowledgements")
+        salt_lab.kill(old.minion_id)
+        lab.stop_app(old)
+        kill_postmaster(old)
+        failover = salt_lab.run("state.orchestrate", "mfa_ha.orch.failover", pillar={"mfa_ha": {
+            "target": target.minion_id, "confirm_primary_lost": True}}, timeout=300, check=False)
+        assert failover.get("retcode") == 0, str(failover)[-3000:]
+        lab.start_db(old)  # a second primary: its host's boot started PostgreSQL, not yet its minion
+        stale_at = time.monotonic()
+        wait_until(lambda: checker.direct[old.minion_id].acked[-1][1] > stale_at, 30,
+                   "the stale primary acknowledging writes")
+        with StatusPoller(salt_lab) as poller:
+            wait_until(lambda: poller.runs >= 1, 120, "the first status run")
+            started_at, started_wall, runs_before = time.monotonic(), time.time(), poller.runs
+            salt_lab.start_minion(old.minion_id)
+            wait_until(lambda: not old.is_running() and old.app_pid() is None, 120,
+                       "the old primary fenced on its minion's start")
+            fenced_after = time.monotonic() - started_at
+            status_runs = poller.runs - runs_before
+        assert os.path.exists(os.path.join(old.data_dir, "standby.signal"))
+        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
+        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
+        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the new primary, the old one streaming")
+        converge_s = time.monotonic() - stale_at
+    figures = checker.report(target)
+    named = find_with_key(rejoin, "divergent")
+    assert named, str(rejoin)[-3000:]
+    divergent = named["divergent"]["transactions_after_fork"]
+    record("old primary's host crashed, failover confirmed; its PostgreSQL started again before its minion, "
+           "which started while status jobs ran", outcome="fenced on its minion's start; the documented rejoin "
+           "named its divergent transactions and rewound it", fenced_after_minion_start_s=round(fenced_after, 1),
+           status_runs_until_fenced=status_runs, status_jobs_overlapping_the_fence=status_jobs_overlapping_the_fence(
+               os.path.join(salt_lab.minion_dir(old.minion_id), "minion.log"), started_wall), converge_s=round(converge_s, 1),
+           divergent_transactions_named=divergent, **figures)
+    assert figures["lost_direct_by_node"][target.minion_id] == 0
+    assert figures["lost_direct_by_node"][old.minion_id] + figures["lost_app"] <= divergent
     assert figures["pmfad_on_two_nodes_ms"] == 0
