@@ -13,6 +13,7 @@ owned by the database user) and never returned, logged or put on a command line.
 
 import logging
 import os
+import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -20,6 +21,8 @@ from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import hba as pghba
 from mfa_ha import health
+from mfa_ha import keeper as pgkeeper
+from mfa_ha import lease as pglease
 from mfa_ha import replication as repl
 from mfa_ha import settings as pgsettings
 from mfa_ha import standby as pgstandby
@@ -1000,3 +1003,65 @@ def confirm_switchover_request(nonce, target):
         salt server_prod pgrepl.confirm_switchover_request 0123abcd... server_dr
     """
     return pgalerts.take_nonce(_request_dir(), str(nonce), str(target))
+
+
+# -- unattended failover (mfa_ha:failover:automatic): the lease and its keeper -----------------
+def _lease_settings():
+    return pglease.lease_settings(_pillar("mfa_ha:failover", {}))
+
+
+@translate_errors
+def lease_renew(seq, acked=None):
+    """
+    The master's witness renews this node's lease: records when renewal ``seq`` arrived
+    (this host's monotonic clock) and which renewal the master heard this node answer
+    (``acked``: a number, or ``{node id: number}``), for the lease keeper to read; answers
+    with this node's role, its WAL receiver (streaming, from which node) and whether its
+    keeper is alive. Sent by the ``mfa_ha_witness`` engine every ``witness_every`` seconds.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.lease_renew 7 acked=6
+    """
+    settings = _lease_settings()
+    now = time.monotonic()
+    mine = acked.get(__opts__["id"]) if isinstance(acked, dict) else acked
+    renewals = pglease.record_renewal(pglease.read_json(settings.renewals_file), int(seq),
+                                      None if mine is None else int(mine), now)
+    pglease.write_json(settings.renewals_file, renewals)
+    keeper = pglease.read_json(settings.keeper_file)
+    answer = {"seq": int(seq), "keeper_alive": pglease.keeper_alive(keeper, now, settings)
+              and keeper.get("action") == "hold", "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")}}
+    try:
+        live = repl.status(_server({}))
+    except Exception as err:  # noqa: BLE001 - the renewal counts even when the server does not answer
+        return {**answer, "running": False, "role": "unknown", "error": str(err)}
+    receiver = live.get("receiver") or {}
+    sender = next((node_id for node_id, node in _nodes().items() if node["address"] == receiver.get("sender_host")),
+                  None)
+    return {**answer, "running": live.get("running"), "role": live.get("role"),
+            "receiver": {"status": receiver.get("status"), "from": sender}}
+
+
+@translate_errors
+def lease_keeper_config():
+    """
+    What this node's lease keeper runs with (``mfa_ha:failover``, this node's PostgreSQL and
+    pmfad settings, the standby it would be configured to follow when it fences itself); no
+    secret. The state ``pgrepl.lease_keeper`` writes it to ``<run_dir>/config.json``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.lease_keeper_config
+    """
+    settings = _lease_settings()
+    peers = sorted(_peers())
+    if len(peers) != 1:
+        raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")
+    server = _server({})
+    return pgkeeper.build_config(settings, _pillar("mfa_ha:postgres", {}) or {}, _pillar("mfa_ha:pmfad", {}) or {},
+                                 server.tls, __grains__.get("os_family"), peers[0], _upstream(peers[0], {}))

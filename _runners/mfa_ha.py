@@ -28,6 +28,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from mfa_ha import alerts as pgalerts
 from mfa_ha import divergence as pgdivergence
 from mfa_ha import failover as pgfailover
+from mfa_ha import lease as pglease
 from mfa_ha import loader
 from mfa_ha import status as cluster
 from mfa_ha import switchover as sw
@@ -560,3 +561,43 @@ def _orchestrate_as_operator(mods, pillar, timeout=900):
         return json.loads(done.stdout)
     except ValueError:
         return {"retcode": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
+
+
+# -- the witness of an unattended failover (the mfa_ha_witness engine calls these) -------------
+@_gate
+def witness_config():
+    """
+    What the ``mfa_ha_witness`` engine runs with: ``mfa_ha:failover`` checked, the node ids
+    and the pillar's primary (its first guess, until a node answers as the primary).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.witness_config
+    """
+    pillar = _pillar()
+    nodes = validate_nodes(pillar.get("nodes"))
+    settings = pglease.lease_settings(pillar.get("failover"))
+    if settings.automatic and len(nodes) != 2:
+        raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(nodes)}")
+    return {"settings": pglease.settings_dict(settings), "nodes": sorted(nodes), "primary": pillar.get("primary")}
+
+
+def lease_round(seq, acked, nodes, timeout):
+    """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``."""
+    return _cmd(list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked)], timeout)
+
+
+def witness_failover(target):
+    """The failover orchestration, run as an operator would, with the loss confirmed by the
+    witness's measurements (``mfa_ha.witness.witness_verdict``)."""
+    ran = _orchestrate_as_operator("mfa_ha.orch.failover", {"mfa_ha": {"target": target, "confirm_primary_lost": True}})
+    ok = isinstance(ran, dict) and ran.get("retcode") == 0
+    return {"ok": ok, "output": None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])}
+
+
+def witness_alert(severity, summary, details=None):
+    """An alert from the witness: the master event ``mfa_ha/alert/<severity>``, the master
+    log and every target of ``mfa_ha:alerts``."""
+    return _deliver(severity, summary, details or {}, _pillar().get("alerts"))

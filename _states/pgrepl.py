@@ -30,9 +30,11 @@ without touching anything, acts, and reads back. Changes never contain a secret.
         - timeout: 300
 """
 
+import os
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from mfa_ha import divergence
+from mfa_ha import divergence, lease
 from mfa_ha.naming import validate_slot_name
 
 __virtualname__ = "pgrepl"
@@ -289,6 +291,36 @@ def fenced(name="not a stale primary", **kwargs):
         done = __salt__["pgrepl.fence_if_stale"](**kwargs)
         ret["comment"] = f"fenced: {done['reason']}; run mfa_ha.orch.rejoin"
         ret["changes"]["done"] = done
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def lease_keeper(name="lease keeper config"):
+    """
+    The lease keeper's config file (``<mfa_ha:failover:run_dir>/config.json``, mode 0600) is
+    what the pillar says. With ``mfa_ha:failover:automatic`` off and no file yet, nothing is
+    written; once written, turning it off writes ``automatic: false`` and the keeper idles.
+    The keeper re-reads the file at every poll.
+    """
+    ret = _ret(name)
+    try:
+        wanted = __salt__["pgrepl.lease_keeper_config"]()
+        path = os.path.join(wanted["settings"]["run_dir"], "config.json")
+        current = lease.read_json(path)
+        if current == wanted:
+            ret["comment"] = f"{path} is as wanted"
+            return ret
+        if not current and not wanted["settings"]["automatic"]:
+            ret["comment"] = "automatic failover is off (mfa_ha:failover:automatic): no lease keeper config"
+            return ret
+        changes = {"config": {"old": "missing" if not current else "differs", "new": path},
+                   "automatic": wanted["settings"]["automatic"]}
+        if _pending(ret, changes, f"write {path}"):
+            return ret
+        lease.write_json(path, wanted)
+        os.chmod(path, 0o600)
+        ret.update(changes=changes, comment=f"wrote {path}")
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

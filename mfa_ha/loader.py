@@ -6,7 +6,7 @@ import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 KINDS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners",
-         "output": "_output"}
+         "output": "_output", "engines": "_engines"}
 
 
 _CHECKOUT = os.path.dirname(_HERE)

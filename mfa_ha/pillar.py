@@ -8,6 +8,7 @@ from mfa_ha.app import app_config
 from mfa_ha.config import MFA_DATA_DIR, check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.hba import wanted_entries as hba_entries
+from mfa_ha.lease import lease_settings
 from mfa_ha.naming import check_address, slot_name, validate_slot_name
 from mfa_ha.switchover import Hooks
 from mfa_ha.tls import tls_config
@@ -16,7 +17,7 @@ NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
 TOP_KEYS = {"nodes", "primary", "target", "postgres", "replication", "pmfad", "hba", "standby",
             "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts", "node",
-            "tls"}
+            "tls", "failover"}
 SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
 
@@ -48,6 +49,7 @@ def validate(pillar, node_id: str | None = None) -> dict:
         lambda: Hooks.from_pillar(pillar.get("service_address")),
         lambda: alert_targets(pillar.get("alerts")),
         lambda: alert_thresholds(pillar.get("alerts")),
+        lambda: lease_settings(pillar.get("failover")),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
         lambda: tls_config(pillar.get("tls"), nodes, _data_dir(pillar), node_id if node_id in nodes else None),
     )

@@ -50,6 +50,7 @@ BEACON = [{"interval": 1}, {"report_interval": 30}, {"lag_warn_bytes": 262144}, 
 PG_MAJOR = int(os.environ.get("MFA_HA_PG_MAJOR") or pgversions.SYSTEM_MAJOR)
 PORT = 5432
 APP_PORT = 6793
+KEEPER_SERVICE = "mfahalease"
 OS_USER = "postgres"
 REPLICATION_USER = "replicamfa"
 # A lab-only secret: real deployments keep theirs in an encrypted pillar.
@@ -106,6 +107,10 @@ class LabNode:
         return os.path.join(self.root, "bin")
 
     @property
+    def lease_dir(self) -> str:
+        return os.path.join(self.root, "lease")
+
+    @property
     def server_options(self) -> str:
         return f"-c listen_addresses={self.address} -c unix_socket_directories={self.socket_dir}"
 
@@ -128,7 +133,8 @@ class LabNode:
     def own_pillar(self) -> dict:
         """What differs per node: the lab's two "hosts" share one machine; each has its own
         TLS certificate and key."""
-        own = {"postgres": self.postgres_pillar(), "pmfad": self.pmfad_pillar()}
+        own = {"postgres": self.postgres_pillar(), "pmfad": self.pmfad_pillar(),
+               "failover": {"run_dir": self.lease_dir}}
         if self.tls:
             own["tls"] = {"enabled": True, **self.tls}
         return {"mfa_ha": own}
@@ -156,6 +162,9 @@ class LabNode:
 
     def app_pid(self) -> int | None:
         return running_pid(self.src_root, "pmfad")
+
+    def keeper_pid(self) -> int | None:
+        return running_pid(self.src_root, KEEPER_SERVICE)
 
 
 def shared_pillar(nodes: list[LabNode], clients: str | None = None) -> dict:
@@ -323,6 +332,10 @@ class Lab:
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
         with open(os.path.join(node.src_root, "subsystems", "pmfad.json"), "w", encoding="utf-8") as fh:
             json.dump({"command": command, "group": "", "env": env}, fh)
+        # mfa-ha's own lease keeper (not a stand-in): registered as the README tells an AIX admin to.
+        keeper = [sys.executable, "-m", "mfa_ha.keeper", "--config", os.path.join(node.lease_dir, "config.json")]
+        with open(os.path.join(node.src_root, "subsystems", KEEPER_SERVICE + ".json"), "w", encoding="utf-8") as fh:
+            json.dump({"command": keeper, "group": "", "env": env}, fh)
         for name in ("startsrc", "stopsrc", "lssrc"):
             path = os.path.join(node.src_bin_dir, name)
             with open(path, "w", encoding="utf-8") as fh:
@@ -355,15 +368,10 @@ class Lab:
                            timeout=30)
 
     def stop_app(self, node: LabNode, timeout: float = 15) -> None:
-        pid = node.app_pid()
-        if not pid:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while node.app_pid() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if node.app_pid():
-            os.kill(pid, signal.SIGKILL)
+        _stop_subsystem(node, "pmfad", timeout)
+
+    def stop_keeper(self, node: LabNode, timeout: float = 15) -> None:
+        _stop_subsystem(node, KEEPER_SERVICE, timeout)
 
     def rows(self, node: LabNode) -> int:
         return node.sql("SELECT count(*) FROM auth_events", dbname=APP_DB)[0][0]
@@ -372,6 +380,7 @@ class Lab:
         """Stop what the lab started (by PID / its own data dirs) and remove the lab root."""
         for node in self.nodes:
             self.stop_app(node)
+            self.stop_keeper(node)
             for data_dir in _data_dirs(node.root):
                 if _as_postgres([os.path.join(node.bin_dir, "pg_ctl"), "status", "-D", data_dir],
                                 check=False).returncode == 0:
@@ -389,6 +398,19 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.destroy(keep=bool(os.environ.get("MFA_HA_KEEP_LAB")))  # servers stopped either way
+
+
+def _stop_subsystem(node: LabNode, name: str, timeout: float) -> None:
+    """SIGTERM (then SIGKILL) the process the SRC stand-in started for ``name``, by its PID."""
+    pid = running_pid(node.src_root, name)
+    if not pid:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running_pid(node.src_root, name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running_pid(node.src_root, name):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _data_dirs(root: str) -> list[str]:

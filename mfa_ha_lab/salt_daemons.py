@@ -54,6 +54,8 @@ class SaltLab:
                   "log_file": os.path.join(self.master_dir, "master.log"),
                   "pidfile": os.path.join(self.master_dir, "master.pid"),
                   "auto_accept": True, "open_mode": False, "worker_threads": 4, **trees,
+                  # the witness of an unattended failover: idle while mfa_ha:failover:automatic is off
+                  "engines": [{"mfa_ha_witness": {"pillar_every": 5}}],
                   **(extra_master or {})}
         self._write_config(self.master_dir, "master", master)
         for node in self.lab.nodes:

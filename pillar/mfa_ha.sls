@@ -35,6 +35,12 @@ mfa_ha:
     max_lag_bytes: 16777216     # refuse a switchover to a standby further behind than this
     timeout: 30                 # seconds each node waits inside the switch
     requesters: []              # minion ids allowed to request a switchover by event
+  failover:                     # unattended failover (README "Unattended failover"); off by default
+    automatic: false            # true: the master's mfa_ha_witness engine fails over, each primary's
+                                # lease keeper (service mfahalease) fences it when isolated
+    lease_seconds: 30           # an isolated primary fences itself after this long
+    margin_seconds: 25          # the witness waits lease + margin (must exceed 1 s poll + 20 s fence)
+    # run_dir: /var/lib/mfa_ha  # the keeper's config, heartbeat and the master's renewals
   service_address: none         # or {acquire: "cmd {node}", release: "cmd {node}"}
   alerts:
     targets:

@@ -90,3 +90,15 @@ follows {{ other_primaries[0] }}:
 {{ service }}:
   pmfad.dead
 {%- endif %}
+{%- set failover = mfa_ha.get('failover') or {} %}
+
+lease keeper config:
+  pgrepl.lease_keeper
+{%- if failover.get('automatic') %}
+
+lease keeper:
+  pmfad.running:
+    - name: {{ failover.get('service', 'mfahalease') | json }}
+    - require:
+      - pgrepl: lease keeper config
+{%- endif %}

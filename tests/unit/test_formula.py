@@ -7,6 +7,7 @@ import yaml
 from mfa_ha.app import AppConfig
 from mfa_ha.config import PostgresConfig, ReplicationConfig
 from mfa_ha.hba import DEFAULT_METHOD
+from mfa_ha.lease import LeaseSettings
 from mfa_ha.loader import formula_root
 
 DEFAULTS = os.path.join(formula_root(), "mfa_ha", "defaults.yaml")  # the installed one under scripts/test-wheel.sh
@@ -21,3 +22,4 @@ def test_formula_defaults_equal_the_core_defaults():
         assert getattr(ReplicationConfig, key) == value, key
     assert AppConfig.__dataclass_fields__["service"].default == defaults["pmfad"]["service"]
     assert defaults["hba"]["method"] == DEFAULT_METHOD
+    assert defaults["failover"]["automatic"] is LeaseSettings.automatic is False

@@ -1,0 +1,198 @@
+"""Unattended failover that cannot split the brain (opt-in: ``mfa_ha:failover:automatic``).
+
+Two halves, each a pure decision over measured times, with named reasons:
+
+- **the keeper** (``python -m mfa_ha.lease``, one per node, a service of its own so that it
+  outlives its minion): while its node is the primary it fences the node (pmfad stopped,
+  standby configuration written, PostgreSQL stopped) once, for ``lease_seconds``, it has had
+  neither a renewal the master proved it received nor proof that the standby streamed from
+  it. It needs no master to do so.
+- **the witness** (``mfa_ha.witness``, on the master): it fails over only when, for
+  ``lease_seconds + margin_seconds``, the primary's minion has not answered a renewal and the
+  standby's minion answers that its WAL receiver lost the primary.
+
+Why the keeper has fenced before the witness acts, with no clock shared between hosts (each
+side reads its own host's monotonic clock):
+
+- Renewal ``n`` is stamped on the primary's host at ``at(n)`` when it arrives; the master
+  hears the answer at ``heard(n) >= at(n)``. The keeper counts renewal ``m`` only once a
+  later renewal says the master heard ``m``, so its lease ends at ``at(m) + lease`` with
+  ``m`` no later than the last renewal the master heard: it fences at the latest
+  ``fence_bound`` after ``heard(last) + lease``; the witness waits ``heard(last) + lease +
+  margin``.
+- Every poll the keeper writes a marker into the WAL at ``t(k)`` and counts the standby as
+  streaming at ``t(k)`` once the standby's flush position passes the marker: its receiver was
+  connected after ``t(k)``. The witness counts the receiver lost from the first answer that
+  shows it not streaming, which comes after the receiver was lost, so after ``t(k)``.
+
+Hence ``margin_seconds`` must exceed ``poll_seconds + fence_bound`` (checked), whatever the
+witness's pace. What the keeper cannot cover: a keeper that is not running fences nothing, so the
+witness fails over only while the primary's last answer showed its keeper alive and armed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from mfa_ha.errors import InvalidInput
+from mfa_ha.switchover import Check
+
+FENCE_BOUND = 20  # s: the keeper's fence (pmfad stopped, standby config written, PostgreSQL stopped)
+RENEWALS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    automatic: bool = False
+    lease_seconds: float = 30
+    margin_seconds: float = 25
+    poll_seconds: float = 1  # the keeper's
+    witness_every: float = 2  # the witness asks both nodes this often
+    run_dir: str = "/var/run/mfa_ha"  # the renewals file and the keeper's heartbeat, per node
+    service: str = "mfahalease"  # the keeper's SRC subsystem / systemd unit
+
+    @property
+    def renewals_file(self) -> str:
+        return os.path.join(self.run_dir, "lease.json")
+
+    @property
+    def keeper_file(self) -> str:
+        return os.path.join(self.run_dir, "keeper.json")
+
+    @property
+    def failover_after(self) -> float:
+        return self.lease_seconds + self.margin_seconds
+
+
+def lease_settings(pillar) -> LeaseSettings:
+    """``mfa_ha:failover`` checked; InvalidInput names the key that is wrong."""
+    pillar = {} if pillar is None or pillar == "" else pillar
+    if not isinstance(pillar, dict):
+        raise InvalidInput("mfa_ha:failover: must be a mapping")
+    known = {f for f in LeaseSettings.__dataclass_fields__}
+    unknown = sorted(set(pillar) - known)
+    if unknown:
+        raise InvalidInput(f"mfa_ha:failover: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    values = {}
+    for name, value in pillar.items():
+        default = LeaseSettings.__dataclass_fields__[name].default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"mfa_ha:failover:{name}: must be true or false, not {value!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise InvalidInput(f"mfa_ha:failover:{name}: must be a positive number of seconds, not {value!r}")
+        elif not isinstance(value, str) or not value:
+            raise InvalidInput(f"mfa_ha:failover:{name}: must be a non-empty string, not {value!r}")
+        values[name] = value
+    settings = LeaseSettings(**values)
+    needed = settings.poll_seconds + FENCE_BOUND
+    if settings.margin_seconds <= needed:
+        raise InvalidInput(f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "
+                           f"+ the fence's bound ({needed:g} s), or the witness could fail over before an isolated "
+                           "primary has fenced itself")
+    if not os.path.isabs(settings.run_dir):
+        raise InvalidInput(f"mfa_ha:failover:run_dir: must be an absolute path, not {settings.run_dir!r}")
+    return settings
+
+
+@dataclass
+class Verdict:
+    """A decision and the measured checks behind it."""
+
+    action: str
+    checks: list[Check] = field(default_factory=list)
+
+    def check(self, name: str, ok: bool, measured: str) -> bool:
+        self.checks.append(Check(name, bool(ok), measured))
+        return bool(ok)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.action}: " + "; ".join(f"{c.name}: {'yes' if c.ok else 'no'} ({c.measured})"
+                                               for c in self.checks)
+
+    def as_dict(self) -> dict:
+        return {"action": self.action, "summary": self.summary,
+                "checks": [{"check": c.name, "ok": c.ok, "measured": c.measured} for c in self.checks]}
+
+
+# -- the keeper's side ------------------------------------------------------------------------
+def keeper_verdict(now: float, armed_at: float, renewed_at: float | None, streamed_at: float | None,
+                   lease_seconds: float) -> Verdict:
+    """``fence`` when neither the master's renewals nor the standby's streaming renewed the
+    lease for ``lease_seconds`` (counted from ``armed_at`` when nothing did since); ``hold``
+    otherwise. Times are this host's monotonic clock."""
+    v = Verdict("hold")
+    master_age = now - max(armed_at, renewed_at or armed_at)
+    stream_age = now - max(armed_at, streamed_at or armed_at)
+    heard = v.check("the master proved it heard this node within the lease", master_age <= lease_seconds,
+                    f"{master_age:.1f} s ago, lease {lease_seconds:g} s")
+    streamed = v.check("the standby streamed from this node within the lease", stream_age <= lease_seconds,
+                       f"{stream_age:.1f} s ago, lease {lease_seconds:g} s")
+    if not heard and not streamed:
+        v.action = "fence"
+    return v
+
+
+def record_renewal(renewals: dict, seq: int, acked: int | None, now: float) -> dict:
+    """A renewal ``seq`` from the master arrives at ``now``, telling the last renewal it heard
+    the answer to (``acked``). Returns the new renewals record: when each recent renewal
+    arrived and ``renewed_at``, the arrival of the newest one the master proved it heard."""
+    arrived = {int(k): v for k, v in (renewals.get("arrived") or {}).items()}
+    arrived.setdefault(int(seq), now)
+    renewed_at = renewals.get("renewed_at")
+    if acked is not None and int(acked) in arrived:
+        renewed_at = max(renewed_at or 0.0, arrived[int(acked)])
+    kept = dict(sorted(arrived.items())[-RENEWALS_KEPT:])
+    return {"arrived": {str(k): v for k, v in kept.items()}, "renewed_at": renewed_at}
+
+
+class StreamProof:
+    """WAL markers written by the keeper and the time of the newest one the standby flushed."""
+
+    def __init__(self):
+        self.markers: list[tuple[int, float]] = []
+        self.streamed_at: float | None = None
+
+    def written(self, lsn: int, at: float) -> None:
+        self.markers.append((lsn, at))
+
+    def flushed(self, flush_lsn: int | None) -> float | None:
+        if flush_lsn is not None:
+            passed = [at for lsn, at in self.markers if lsn <= flush_lsn]
+            if passed:
+                self.streamed_at = max(self.streamed_at or 0.0, max(passed))
+            self.markers = [(lsn, at) for lsn, at in self.markers if lsn > flush_lsn]
+        del self.markers[:-RENEWALS_KEPT]
+        return self.streamed_at
+
+
+def read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(path: str, data: dict) -> None:
+    """Atomically (a reader never sees half a file)."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def keeper_alive(keeper: dict, now: float, settings: LeaseSettings) -> bool:
+    """The keeper wrote its heartbeat within three of its polls (same host's monotonic clock)."""
+    at = keeper.get("at")
+    return isinstance(at, (int, float)) and now - at <= 3 * settings.poll_seconds + 1
+
+
+def settings_dict(settings: LeaseSettings) -> dict:
+    return asdict(settings)

@@ -1,0 +1,154 @@
+"""The master as witness of an unattended failover (``mfa_ha:failover:automatic``).
+
+Every ``witness_every`` seconds it sends one renewal job to every node (``pgrepl.lease_renew``:
+the renewal's number and, per node, the last one it heard that node answer) and records, by
+the master's monotonic clock, when each answered, which node answered as the primary, whether
+that primary's lease keeper was alive, and since when the standby answers that its WAL
+receiver does not stream from the primary (the first such answer: the receiver was lost
+before it, never after). ``witness_verdict`` decides; the failover runs once, and
+the witness is disarmed until it sees a healthy pair again. See ``mfa_ha.lease`` for why an
+isolated primary has fenced itself before the witness acts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mfa_ha.lease import LeaseSettings, Verdict
+
+
+@dataclass
+class WitnessView:
+    """What the witness measured, in seconds of the master's monotonic clock."""
+
+    automatic: bool
+    armed: bool
+    primary: str | None
+    standby: str | None
+    primary_silent_s: float
+    keeper_alive: bool
+    standby_answers: bool
+    standby_role: str
+    receiver_lost_s: float
+
+
+def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
+    """``failover`` when every check holds; ``alert`` when something is wrong but not all of
+    them hold; ``none`` for a healthy pair."""
+    v = Verdict("none")
+    after = settings.failover_after
+    v.check("automatic failover is on (mfa_ha:failover:automatic)", view.automatic,
+            "on" if view.automatic else "off")
+    v.check("armed: a healthy pair seen since the witness started or last failed over", view.armed,
+            "armed" if view.armed else "not since start or the last failover")
+    v.check("a primary is known", view.primary is not None, view.primary or "no node answered as the primary")
+    silent = v.check(f"the primary's minion silent for longer than lease + margin ({after:g} s)",
+                     view.primary_silent_s > after, f"{view.primary or '?'}: {view.primary_silent_s:.1f} s")
+    v.check("the primary's lease keeper was alive at its last answer (it fences an isolated primary)",
+            view.keeper_alive, "alive" if view.keeper_alive else "not running or never seen")
+    v.check("the standby's minion answers", view.standby_answers,
+            f"{view.standby or '?'}: {'answers' if view.standby_answers else 'no answer'}")
+    v.check("the standby is a running standby", view.standby_role == "standby",
+            f"{view.standby or '?'}: {view.standby_role}")
+    lost = v.check(f"the standby's WAL receiver lost the primary for longer than lease + margin ({after:g} s)",
+                   view.receiver_lost_s > after, f"{view.receiver_lost_s:.1f} s")
+    if all(c.ok for c in v.checks):
+        v.action = "failover"
+    elif view.primary_silent_s > settings.lease_seconds or view.receiver_lost_s > settings.lease_seconds or (
+            silent and not lost) or not view.standby_answers:
+        v.action = "alert"
+    return v
+
+
+@dataclass
+class Seen:
+    heard_at: float | None = None
+    acked: int | None = None
+    answer: dict | None = None
+
+
+class Witness:
+    """``ask(seq, acked) -> {node: answer dict, or an error text}``; ``failover(target, verdict)``;
+    ``alert(severity, summary, details)``. One ``tick()`` per ``witness_every``."""
+
+    def __init__(self, settings: LeaseSettings, nodes: list[str], primary: str | None, ask, failover, alert,
+                 clock=time.monotonic):
+        self.settings, self.nodes = settings, sorted(nodes)
+        self.ask, self.do_failover, self.alert, self.clock = ask, failover, alert, clock
+        self.started_at = clock()
+        self.seq = 0
+        self.seen = {node: Seen() for node in self.nodes}
+        self.primary = primary
+        self.lost_since: float | None = None  # the first answer showing the receiver not streaming
+        self.armed = False
+        self.last_state: tuple | None = None
+
+    def tick(self) -> Verdict:
+        now = self.clock()
+        self.seq += 1
+        answers = self.ask(self.seq, {n: s.acked for n, s in self.seen.items()})
+        for node, answer in answers.items():
+            if node in self.seen and isinstance(answer, dict) and answer.get("seq") == self.seq:
+                self.seen[node] = Seen(now, self.seq, answer)
+        self._follow_roles(now)
+        verdict = witness_verdict(self.view(now), self.settings)
+        self._act(verdict)
+        return verdict
+
+    def _answered_now(self, node: str | None) -> dict | None:
+        seen = self.seen.get(node) if node else None
+        return seen.answer if seen and seen.acked == self.seq else None
+
+    def _follow_roles(self, now: float) -> None:
+        answered = {n: self._answered_now(n) for n in self.nodes}
+        primaries = [n for n, a in answered.items() if a and a.get("running") and a.get("role") == "primary"]
+        if len(primaries) == 1:
+            self.primary = primaries[0]
+        standby = self.standby
+        answer = answered.get(standby) if standby else None
+        receiver = (answer or {}).get("receiver") or {}
+        if not answer:
+            return  # a silent standby proves nothing either way
+        if receiver.get("status") != "streaming" or receiver.get("from") != self.primary:
+            self.lost_since = self.lost_since or now
+        else:
+            self.lost_since = None
+            primary_answer = answered.get(self.primary) or {}
+            if primary_answer.get("keeper_alive") and not self.armed:
+                self.armed = True
+                self.alert("info", f"mfa_ha witness armed: {self.primary} primary with its lease keeper alive, "
+                           f"{standby} streaming from it", {})
+
+    @property
+    def standby(self) -> str | None:
+        others = [n for n in self.nodes if n != self.primary]
+        return others[0] if self.primary and len(others) == 1 else None
+
+    def view(self, now: float) -> WitnessView:
+        primary_seen = self.seen.get(self.primary) if self.primary else None
+        standby_answer = self._answered_now(self.standby)
+        return WitnessView(
+            automatic=self.settings.automatic, armed=self.armed, primary=self.primary, standby=self.standby,
+            primary_silent_s=now - ((primary_seen.heard_at if primary_seen else None) or self.started_at),
+            keeper_alive=bool(primary_seen and primary_seen.answer and primary_seen.answer.get("keeper_alive")),
+            standby_answers=standby_answer is not None,
+            standby_role=(standby_answer or {}).get("role", "no answer") if not standby_answer or
+            standby_answer.get("running") else "stopped",
+            receiver_lost_s=now - self.lost_since if self.lost_since else 0.0)
+
+    def _act(self, verdict: Verdict) -> None:
+        state = (verdict.action, tuple(c.name for c in verdict.checks if not c.ok))
+        if verdict.action == "failover":
+            target = self.standby
+            self.armed = False
+            self.alert("critical", f"mfa_ha witness: failing over to {target}. {verdict.summary}", verdict.as_dict())
+            result = self.do_failover(target, verdict)
+            self.alert("critical" if not result.get("ok") else "warning",
+                       f"mfa_ha witness: failover to {target} {'done' if result.get('ok') else 'FAILED'}",
+                       {"result": result})
+        elif verdict.action == "alert" and state != self.last_state:
+            self.alert("warning", f"mfa_ha witness: no failover. {verdict.summary}", verdict.as_dict())
+        elif verdict.action == "none" and self.last_state and self.last_state[0] == "alert":
+            self.alert("info", "mfa_ha witness: the pair is healthy again", {})
+        self.last_state = state

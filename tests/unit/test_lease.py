@@ -1,0 +1,152 @@
+"""The lease and the witness: pure decisions over measured times (issue 12)."""
+
+import pytest
+
+from mfa_ha.errors import InvalidInput
+from mfa_ha.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, record_renewal
+from mfa_ha.witness import Witness, WitnessView, witness_verdict
+
+ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=22)
+
+
+@pytest.mark.parametrize("pillar, named", [
+    ({"automatic": "yes"}, "mfa_ha:failover:automatic: must be true or false"),
+    ({"lease_seconds": 0}, "mfa_ha:failover:lease_seconds: must be a positive number"),
+    ({"margin_seconds": 5}, "mfa_ha:failover:margin_seconds: 5 s must exceed"),
+    ({"run_dir": "var/lib"}, "mfa_ha:failover:run_dir: must be an absolute path"),
+    ({"lease": 30}, "mfa_ha:failover: unknown key(s) lease"),
+    ([], "mfa_ha:failover: must be a mapping"),
+])
+def test_bad_failover_pillar_names_the_key(pillar, named):
+    with pytest.raises(InvalidInput, match=named.replace("(", r"\(").replace(")", r"\)")):
+        lease_settings(pillar)
+
+
+def test_failover_is_off_unless_asked():
+    assert lease_settings(None).automatic is False and lease_settings({}).failover_after == 55
+
+
+def test_the_keeper_holds_while_either_the_master_or_the_standby_renews():
+    assert keeper_verdict(100, armed_at=0, renewed_at=95, streamed_at=None, lease_seconds=10).action == "hold"
+    assert keeper_verdict(100, armed_at=0, renewed_at=None, streamed_at=95, lease_seconds=10).action == "hold"
+    fence = keeper_verdict(100, armed_at=0, renewed_at=80, streamed_at=85, lease_seconds=10)
+    assert fence.action == "fence"
+    assert "the master proved it heard this node within the lease: no (20.0 s ago" in fence.summary
+
+
+def test_the_keeper_counts_from_when_it_armed():
+    assert keeper_verdict(100, armed_at=95, renewed_at=None, streamed_at=None, lease_seconds=10).action == "hold"
+    assert keeper_verdict(106, armed_at=95, renewed_at=None, streamed_at=None, lease_seconds=10).action == "fence"
+
+
+def test_a_renewal_counts_only_once_the_master_proved_it_heard_it():
+    record = record_renewal({}, seq=1, acked=None, now=10.0)
+    assert record["renewed_at"] is None  # arrived, but the master has not heard the answer yet
+    record = record_renewal(record, seq=2, acked=1, now=12.0)
+    assert record["renewed_at"] == 10.0  # renewal 1's arrival, not renewal 2's
+    record = record_renewal(record, seq=3, acked=99, now=14.0)  # a number never seen here renews nothing
+    assert record["renewed_at"] == 10.0
+    for seq in range(4, 200):
+        record = record_renewal(record, seq=seq, acked=seq - 1, now=float(seq))
+    assert len(record["arrived"]) == 64 and record["renewed_at"] == 198.0
+
+
+def test_the_standby_streamed_when_it_flushed_past_a_marker():
+    proof = StreamProof()
+    proof.written(100, at=1.0)
+    proof.written(200, at=2.0)
+    assert proof.flushed(None) is None and proof.flushed(150) == 1.0
+    assert proof.flushed(150) == 1.0  # nothing new passed
+    assert proof.flushed(250) == 2.0 and proof.markers == []
+
+
+def view(**changes):
+    healthy_loss = dict(automatic=True, armed=True, primary="server_prod", standby="server_dr", primary_silent_s=40,
+                        keeper_alive=True, standby_answers=True, standby_role="standby", receiver_lost_s=40)
+    return WitnessView(**{**healthy_loss, **changes})
+
+
+def test_the_witness_fails_over_only_when_every_check_holds():
+    assert witness_verdict(view(), ON).action == "failover"
+    for change in ({"automatic": False}, {"armed": False}, {"primary_silent_s": 31}, {"keeper_alive": False},
+                   {"standby_answers": False}, {"standby_role": "primary"}, {"receiver_lost_s": 31}):
+        verdict = witness_verdict(view(**change), ON)
+        assert verdict.action == "alert", change
+        assert [c.name for c in verdict.checks if not c.ok], change
+
+
+def test_the_witness_reaching_the_primary_only_alerts_when_the_dc_link_is_cut():
+    verdict = witness_verdict(view(primary_silent_s=1, receiver_lost_s=300), ON)
+    assert verdict.action == "alert" and "prod: 1.0 s" in verdict.summary
+
+
+def test_a_healthy_pair_is_no_news():
+    assert witness_verdict(view(primary_silent_s=1, receiver_lost_s=0), ON).action == "none"
+
+
+class Simulated:
+    """Two nodes answering renewals, as the master would see them, on a clock of our own."""
+
+    def __init__(self, settings=ON):
+        self.now = 0.0
+        self.reach_primary = self.reach_standby = self.standby_streams = True
+        self.failovers, self.alerts = [], []
+        self.witness = Witness(settings, ["server_dr", "server_prod"], "server_prod", self.ask,
+                               lambda target, verdict: self.failovers.append(target) or {"ok": True},
+                               lambda severity, summary, details: self.alerts.append((severity, summary)),
+                               clock=lambda: self.now)
+
+    def ask(self, seq, acked):
+        answers = {}
+        if self.reach_primary:
+            answers["server_prod"] = {"seq": seq, "running": True, "role": "primary", "keeper_alive": True}
+        if self.reach_standby:
+            answers["server_dr"] = {"seq": seq, "running": True, "role": "standby", "receiver": {
+                "status": "streaming" if self.standby_streams else "waiting",
+                "from": "server_prod" if self.standby_streams else None}}
+        return answers
+
+    def run(self, seconds, every=2.0):
+        for _ in range(int(seconds / every)):
+            self.now += every
+            self.witness.tick()
+
+
+def test_the_primary_site_lost_fails_over_once_after_lease_and_margin():
+    sim = Simulated()
+    sim.run(10)
+    assert sim.witness.armed and sim.alerts[0][0] == "info"
+    sim.reach_primary, sim.standby_streams = False, False
+    sim.run(30)
+    assert sim.failovers == []  # 30 s < lease 10 + margin 22
+    sim.run(6)
+    assert sim.failovers == ["server_dr"]
+    sim.run(60)
+    assert sim.failovers == ["server_dr"]  # disarmed until a healthy pair is seen again
+
+
+def test_a_flapping_link_never_fails_over():
+    sim = Simulated()
+    sim.run(10)
+    for _ in range(10):
+        sim.reach_primary, sim.standby_streams = False, False
+        sim.run(20)
+        sim.reach_primary, sim.standby_streams = True, True
+        sim.run(4)
+    assert sim.failovers == []
+    assert any(severity == "warning" for severity, _ in sim.alerts)
+
+
+def test_with_the_option_off_nothing_automatic_happens():
+    sim = Simulated(LeaseSettings(automatic=False, lease_seconds=10, margin_seconds=22))
+    sim.run(10)
+    sim.reach_primary, sim.standby_streams = False, False
+    sim.run(300)
+    assert sim.failovers == []
+
+
+def test_a_witness_that_never_saw_a_healthy_pair_does_not_fail_over():
+    sim = Simulated()
+    sim.reach_primary, sim.standby_streams = False, False  # the master starts during the outage
+    sim.run(300)
+    assert sim.failovers == [] and not sim.witness.armed
