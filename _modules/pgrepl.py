@@ -1016,8 +1016,9 @@ def lease_renew(seq, acked=None):
     The master's witness renews this node's lease: records when renewal ``seq`` arrived
     (this host's monotonic clock) and which renewal the master heard this node answer
     (``acked``: a number, or ``{node id: number}``), for the lease keeper to read; answers
-    with this node's role, its WAL receiver (streaming, from which node) and whether its
-    keeper is alive. Sent by the ``mfa_ha_witness`` engine every ``witness_every`` seconds.
+    with this node's role, its WAL receiver (streaming, from which node, and ``quiet_s``: for
+    how long no new WAL arrived, measured by the renewals that saw its receive position) and
+    whether its keeper is alive. Sent by the ``mfa_ha_witness`` engine every ``witness_every`` seconds.
 
     CLI Example:
 
@@ -1028,21 +1029,24 @@ def lease_renew(seq, acked=None):
     settings = _lease_settings()
     now = time.monotonic()
     mine = acked.get(__opts__["id"]) if isinstance(acked, dict) else acked
-    renewals = pglease.record_renewal(pglease.read_json(settings.renewals_file), int(seq),
-                                      None if mine is None else int(mine), now)
-    pglease.write_json(settings.renewals_file, renewals)
+    record = pglease.read_json(settings.renewals_file)
+    renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now)
     keeper = pglease.read_json(settings.keeper_file)
     answer = {"seq": int(seq), "keeper_alive": pglease.keeper_alive(keeper, now, settings)
               and keeper.get("action") == "hold", "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")}}
     try:
         live = repl.status(_server({}))
     except Exception as err:  # noqa: BLE001 - the renewal counts even when the server does not answer
+        pglease.write_json(settings.renewals_file, renewals)
         return {**answer, "running": False, "role": "unknown", "error": str(err)}
     receiver = live.get("receiver") or {}
     sender = next((node_id for node_id, node in _nodes().items() if node["address"] == receiver.get("sender_host")),
                   None)
+    received = pglease.received(record.get("received"), live.get("receive_lsn"), now)
+    pglease.write_json(settings.renewals_file, {**renewals, "received": received})
     return {**answer, "running": live.get("running"), "role": live.get("role"),
-            "receiver": {"status": receiver.get("status"), "from": sender}}
+            "receiver": {"status": receiver.get("status"), "from": sender,
+                         "quiet_s": None if received is None else round(now - received["seen_at"], 3)}}
 
 
 @translate_errors

@@ -21,9 +21,12 @@ side reads its own host's monotonic clock):
   ``fence_bound`` after ``heard(last) + lease``; the witness waits ``heard(last) + lease +
   margin``.
 - Every poll the keeper writes a marker into the WAL at ``t(k)`` and counts the standby as
-  streaming at ``t(k)`` once the standby's flush position passes the marker: its receiver was
-  connected after ``t(k)``. The witness counts the receiver lost from the first answer that
-  shows it not streaming, which comes after the receiver was lost, so after ``t(k)``.
+  streaming at ``t(k)`` once the standby's flush position passes the marker: the marker
+  arrived there after ``t(k)``. Each renewal on the standby notes its receive position and
+  when a renewal first saw it (``received``); the witness counts the standby's loss from
+  ``answer time - quiet_s``, which is no earlier than the last WAL's arrival, so no earlier
+  than ``t(k)``. (The markers keep WAL flowing on an idle primary: a second of quiet means
+  something.)
 
 Hence ``margin_seconds`` must exceed ``poll_seconds + fence_bound`` (checked), whatever the
 witness's pace. What the keeper cannot cover: a keeper that is not running fences nothing, so the
@@ -148,6 +151,17 @@ def record_renewal(renewals: dict, seq: int, acked: int | None, now: float) -> d
         renewed_at = max(renewed_at or 0.0, arrived[int(acked)])
     kept = dict(sorted(arrived.items())[-RENEWALS_KEPT:])
     return {"arrived": {str(k): v for k, v in kept.items()}, "renewed_at": renewed_at}
+
+
+def received(previous: dict | None, receive_lsn: str | None, now: float) -> dict | None:
+    """On a standby: the receive position and the renewal that first saw it (this host's
+    monotonic clock). WAL that arrived was seen by the next renewal at the latest, so the
+    last arrival is never later than ``seen_at``."""
+    if not receive_lsn:
+        return previous
+    if previous and previous.get("lsn") == receive_lsn:
+        return previous
+    return {"lsn": receive_lsn, "seen_at": now}
 
 
 class StreamProof:

@@ -3,9 +3,8 @@
 Every ``witness_every`` seconds it sends one renewal job to every node (``pgrepl.lease_renew``:
 the renewal's number and, per node, the last one it heard that node answer) and records, by
 the master's monotonic clock, when each answered, which node answered as the primary, whether
-that primary's lease keeper was alive, and since when the standby answers that its WAL
-receiver does not stream from the primary (the first such answer: the receiver was lost
-before it, never after). ``witness_verdict`` decides; the failover runs once, and
+that primary's lease keeper was alive, and when WAL last arrived on the standby (its answer's
+time less ``quiet_s``: never earlier than the real last arrival). ``witness_verdict`` decides; the failover runs once, and
 the witness is disarmed until it sees a healthy pair again. See ``mfa_ha.lease`` for why an
 isolated primary has fenced itself before the witness acts.
 """
@@ -51,7 +50,7 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
             f"{view.standby or '?'}: {'answers' if view.standby_answers else 'no answer'}")
     v.check("the standby is a running standby", view.standby_role == "standby",
             f"{view.standby or '?'}: {view.standby_role}")
-    lost = v.check(f"the standby's WAL receiver lost the primary for longer than lease + margin ({after:g} s)",
+    lost = v.check(f"no WAL reached the standby for longer than lease + margin ({after:g} s)",
                    view.receiver_lost_s > after, f"{view.receiver_lost_s:.1f} s")
     if all(c.ok for c in v.checks):
         v.action = "failover"
@@ -80,7 +79,7 @@ class Witness:
         self.seq = 0
         self.seen = {node: Seen() for node in self.nodes}
         self.primary = primary
-        self.lost_since: float | None = None  # the first answer showing the receiver not streaming
+        self.last_wal_at: float | None = None  # no earlier than the standby's last WAL from the primary
         self.armed = False
         self.last_state: tuple | None = None
 
@@ -110,15 +109,17 @@ class Witness:
         receiver = (answer or {}).get("receiver") or {}
         if not answer:
             return  # a silent standby proves nothing either way
-        if receiver.get("status") != "streaming" or receiver.get("from") != self.primary:
-            self.lost_since = self.lost_since or now
-        else:
-            self.lost_since = None
-            primary_answer = answered.get(self.primary) or {}
-            if primary_answer.get("keeper_alive") and not self.armed:
-                self.armed = True
-                self.alert("info", f"mfa_ha witness armed: {self.primary} primary with its lease keeper alive, "
-                           f"{standby} streaming from it", {})
+        quiet = receiver.get("quiet_s")
+        if isinstance(quiet, (int, float)):
+            self.last_wal_at = max(self.last_wal_at or 0.0, now - quiet)
+        elif self.last_wal_at is None:
+            self.last_wal_at = now  # never seen WAL arrive: count from the first answer
+        streaming = receiver.get("status") == "streaming" and receiver.get("from") == self.primary
+        primary_answer = answered.get(self.primary) or {}
+        if streaming and primary_answer.get("keeper_alive") and not self.armed:
+            self.armed = True
+            self.alert("info", f"mfa_ha witness armed: {self.primary} primary with its lease keeper alive, "
+                       f"{standby} streaming from it", {})
 
     @property
     def standby(self) -> str | None:
@@ -135,7 +136,7 @@ class Witness:
             standby_answers=standby_answer is not None,
             standby_role=(standby_answer or {}).get("role", "no answer") if not standby_answer or
             standby_answer.get("running") else "stopped",
-            receiver_lost_s=now - self.lost_since if self.lost_since else 0.0)
+            receiver_lost_s=now - (self.last_wal_at or now))
 
     def _act(self, verdict: Verdict) -> None:
         state = (verdict.action, tuple(c.name for c in verdict.checks if not c.ok))

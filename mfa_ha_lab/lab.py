@@ -255,6 +255,28 @@ class Lab:
     def master_address(self) -> str:
         return self.network.address("master") if self.network else "127.0.0.1"
 
+    def edit_overrides(self, ids, edit) -> dict:
+        """Change what the lab lays over the example pillar for each minion id in ``ids`` (the
+        master's own id where the runner or the witness must see it): ``edit(mfa_ha)``.
+        Returns the files' previous texts for ``restore_overrides``. Minions see it after
+        ``saltutil.refresh_pillar``."""
+        previous = {}
+        for minion_id in ids:
+            path = os.path.join(self.root, "pillar-lab", f"{minion_id}.json")
+            with open(path, encoding="utf-8") as fh:
+                previous[path] = fh.read()
+            data = json.loads(previous[path])
+            edit(data["mfa_ha"])
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(data, fh)
+        return previous
+
+    @staticmethod
+    def restore_overrides(previous: dict) -> None:
+        for path, text in previous.items():
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+
     def write_salt_tree(self) -> dict:
         """The master's ``file_roots``, ``pillar_roots``, ``ext_pillar`` and ``reactor`` for this
         lab. The pillar is the repository's example (``pillar/``, as shipped: its top file and

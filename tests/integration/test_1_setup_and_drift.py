@@ -288,21 +288,13 @@ def pillar_edited(lab, salt_cli, ids, edit):
     """The pillar the lab lays over the example for each minion id in ``ids`` (the master's
     own id included where the runner must see it) changed by ``edit(mfa_ha)`` and refreshed on
     the nodes among them; put back afterwards."""
-    paths = [os.path.join(lab.root, "pillar-lab", f"{minion_id}.json") for minion_id in ids]
-    good = {path: open(path, encoding="utf-8").read() for path in paths}
-    for path, text in good.items():
-        data = json.loads(text)
-        edit(data["mfa_ha"])
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
+    previous = lab.edit_overrides(ids, edit)
     nodes = ",".join(i for i in ids if i != MASTER_ID)
     assert salt_cli.run("-L", "saltutil.refresh_pillar", wait=True, minion_tgt=nodes).returncode == 0
     try:
         yield
     finally:
-        for path, text in good.items():
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        lab.restore_overrides(previous)
         salt_cli.run("-L", "saltutil.refresh_pillar", wait=True, minion_tgt=nodes)
 
 

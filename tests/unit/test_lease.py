@@ -3,7 +3,7 @@
 import pytest
 
 from mfa_ha.errors import InvalidInput
-from mfa_ha.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, record_renewal
+from mfa_ha.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, received, record_renewal
 from mfa_ha.witness import Witness, WitnessView, witness_verdict
 
 ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=22)
@@ -60,6 +60,14 @@ def test_the_standby_streamed_when_it_flushed_past_a_marker():
     assert proof.flushed(250) == 2.0 and proof.markers == []
 
 
+def test_the_standby_notes_when_a_renewal_first_saw_its_receive_position():
+    first = received(None, "0/3000000", now=5.0)
+    assert first == {"lsn": "0/3000000", "seen_at": 5.0}
+    assert received(first, "0/3000000", now=9.0) == first  # nothing new arrived: quiet since 5.0
+    assert received(first, "0/3000100", now=9.0)["seen_at"] == 9.0
+    assert received(first, None, now=9.0) == first  # a primary, or no receiver: nothing learnt
+
+
 def view(**changes):
     healthy_loss = dict(automatic=True, armed=True, primary="server_prod", standby="server_dr", primary_silent_s=40,
                         keeper_alive=True, standby_answers=True, standby_role="standby", receiver_lost_s=40)
@@ -88,7 +96,7 @@ class Simulated:
     """Two nodes answering renewals, as the master would see them, on a clock of our own."""
 
     def __init__(self, settings=ON):
-        self.now = 0.0
+        self.now = self.last_wal = 0.0
         self.reach_primary = self.reach_standby = self.standby_streams = True
         self.failovers, self.alerts = [], []
         self.witness = Witness(settings, ["server_dr", "server_prod"], "server_prod", self.ask,
@@ -100,10 +108,12 @@ class Simulated:
         answers = {}
         if self.reach_primary:
             answers["server_prod"] = {"seq": seq, "running": True, "role": "primary", "keeper_alive": True}
+        if self.standby_streams:
+            self.last_wal = self.now
         if self.reach_standby:
             answers["server_dr"] = {"seq": seq, "running": True, "role": "standby", "receiver": {
                 "status": "streaming" if self.standby_streams else "waiting",
-                "from": "server_prod" if self.standby_streams else None}}
+                "from": "server_prod" if self.standby_streams else None, "quiet_s": self.now - self.last_wal}}
         return answers
 
     def run(self, seconds, every=2.0):

@@ -1,0 +1,163 @@
+"""Unattended failover (issue 12), on hosts of their own with the real master (and its
+``mfa_ha_witness`` engine) on the master's site, a minion and a lease keeper on each node's
+host, while the checker writes from the clients' host: never two primaries accepting writes,
+the time from the fault to the new primary accepting writes, the writes the old primary
+took that the new one lacks (the RPO), and the documented rejoin converging."""
+
+import os
+import time
+
+import pytest
+
+from mfa_ha_lab.checker import Checker, wait_until
+from mfa_ha_lab.lab import MASTER_ID
+from mfa_ha_lab.salt_daemons import SaltLab
+from tests.faults.test_dc_link import record
+from tests.faults.test_switchover_faults import converged, role, roles
+
+AUTOMATIC = {"automatic": True, "lease_seconds": 8, "margin_seconds": 22}  # fails over 30 s after the loss
+OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout
+CONVERGE_WITHIN = 180
+
+
+@pytest.fixture(scope="module")
+def salt_lab(lab):
+    with SaltLab(lab) as salt:
+        setup = salt.run("state.orchestrate", "mfa_ha.orch.setup", check=False)
+        assert isinstance(setup, dict) and setup.get("retcode") == 0, str(setup)[-3000:]
+        yield salt
+
+
+def alerts(lab) -> list[str]:
+    path = os.path.join(lab.root, "alerts.log")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().splitlines()
+
+
+def apply_failover_pillar(lab, salt_lab, failover: dict) -> None:
+    lab.edit_overrides([MASTER_ID, *(n.minion_id for n in lab.nodes)],
+                       lambda mfa: mfa.setdefault("failover", {}).update(failover))
+    salt_lab.salt("*", "saltutil.refresh_pillar", wait=True)
+    applied = salt_lab.salt("*", "state.apply", "mfa_ha", timeout=300, check=False)
+    for minion, states in applied.items():
+        assert isinstance(states, dict) and all(s["result"] for s in states.values()), (minion, str(states)[-3000:])
+
+
+def cut_off(net, host):
+    """``host`` loses the other data centre and the master's site; its clients still reach it."""
+    net.cut(host, "dc2" if host == "dc1" else "dc1")
+    net.cut(host, "master")
+
+
+def restore(net, host):
+    net.restore(host, "master")
+    net.restore(host, "dc2" if host == "dc1" else "dc1")
+
+
+def test_with_the_option_off_nothing_automatic_happens(lab, salt_lab, net):
+    """The default: the primary's data centre cut off from the other and from the master for
+    longer than a lease and its margin: no failover, no fence, no witness alert."""
+    primary, standby = roles(lab)
+    before = len(alerts(lab))
+    app_pid = primary.app_pid()
+    cut_off(net, primary.host)
+    try:
+        time.sleep(OBSERVE)
+        assert role(standby) == "standby" and standby.app_pid() is None
+        assert role(primary) == "primary" and primary.app_pid() == app_pid and primary.keeper_pid() is None
+    finally:
+        restore(net, primary.host)
+    assert not [line for line in alerts(lab)[before:] if "witness" in line]
+    wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
+
+
+@pytest.fixture(scope="module")
+def automatic(lab, salt_lab):
+    before = len(alerts(lab))
+    apply_failover_pillar(lab, salt_lab, AUTOMATIC)
+    wait_until(lambda: any("witness armed" in line for line in alerts(lab)[before:]), 60, "the witness armed")
+    primary, _ = roles(lab)
+    assert primary.keeper_pid() and all(n.keeper_pid() for n in lab.nodes)
+    return AUTOMATIC
+
+
+def test_dc_link_cut_with_the_master_on_a_third_site_only_alerts(lab, salt_lab, net, automatic):
+    """The master reaches both nodes: the primary's lease is renewed, so it keeps serving;
+    the standby's receiver lost it, which the witness reports, and nothing else happens."""
+    primary, standby = roles(lab)
+    app_pid = primary.app_pid()
+    before = len(alerts(lab))
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[primary.minion_id].acked, 30, "the checker's first acknowledgements")
+        net.cut("dc1", "dc2")
+        try:
+            wait_until(lambda: any("no failover" in line for line in alerts(lab)[before:]), 120,
+                       "the witness's alert")
+            time.sleep(max(0, OBSERVE - 30))
+            assert role(primary) == "primary" and primary.app_pid() == app_pid and role(standby) == "standby"
+        finally:
+            net.restore("dc1", "dc2")
+        wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
+    figures = checker.report(primary)
+    record("automatic on: DC link cut both ways, the master on a third site (it reaches both)",
+           outcome="no failover, no fence: the witness alerted (standby lost its receiver, primary answers)",
+           **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
+
+
+def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, net, automatic):
+    primary, standby = roles(lab)
+    app_pid = primary.app_pid()
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[primary.minion_id].acked, 30, "the checker's first acknowledgements")
+        for _ in range(4):
+            cut_off(net, primary.host)
+            time.sleep(automatic["lease_seconds"] / 2)
+            restore(net, primary.host)
+            time.sleep(4)
+        assert role(primary) == "primary" and primary.app_pid() == app_pid and role(standby) == "standby"
+        wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
+    figures = checker.report(primary)
+    record("automatic on: the primary's site cut off for half a lease and back, four times",
+           outcome="no failover, no fence", **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
+
+
+def test_primary_site_cut_off_from_the_standby_and_the_master_fails_over_without_two_primaries(
+        lab, salt_lab, net, automatic):
+    """The primary's data centre loses the other one and the master (its clients still reach
+    it): its keeper fences it once the lease runs out; the witness, lease + margin later and
+    once the standby says its receiver lost the primary, fails over. The checker never sees
+    two primaries. Links back, the documented rejoin converges."""
+    primary, standby = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[primary.minion_id].acked and checker.app.acked, 30,
+                   "the checker's first acknowledgements")
+        cut_off(net, primary.host)
+        cut_at = time.monotonic()
+        try:
+            fenced_after = wait_until(lambda: not primary.is_running(), 60, "the isolated primary fencing itself")
+            assert os.path.exists(os.path.join(primary.data_dir, "standby.signal"))
+            failover_after = wait_until(lambda: checker.direct[standby.minion_id].acked, 180,
+                                        "the new primary accepting writes") + fenced_after
+            wait_until(lambda: standby.app_pid(), 60, "pmfad on the new primary")
+        finally:
+            restore(net, primary.host)
+        salt_lab.wait_for_minions(120)  # as an operator would: salt '*' test.ping
+        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
+        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
+        wait_until(lambda: converged(lab, standby, primary), CONVERGE_WITHIN, "the new primary, the old one streaming")
+        converge_s = time.monotonic() - cut_at
+    figures = checker.report(standby)
+    rpo = figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"]
+    record("automatic on: the primary's site cut off from the standby and the master, its clients still reaching it",
+           outcome="the old primary fenced itself when its lease ran out; the witness failed over; the documented "
+           "rejoin re-attached the old one", fenced_after_s=round(fenced_after, 1),
+           new_primary_writes_after_s=round(failover_after, 1), rpo_writes=rpo, converge_s=round(converge_s, 1),
+           **figures)
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+    assert figures["lost_direct_by_node"][standby.minion_id] == 0
+    assert fenced_after < automatic["lease_seconds"] + 12  # lease + a poll + the fence, and slack
+    assert any("failover to" in line and "done" in line for line in alerts(lab))
