@@ -21,6 +21,7 @@ import time
 from mfa_ha_lab.lab import Lab
 
 BIN_DIR = os.path.dirname(sys.executable)
+MINION_KEEPALIVE = {"tcp_keepalive": True, "tcp_keepalive_idle": 5, "tcp_keepalive_cnt": 3, "tcp_keepalive_intvl": 2}
 
 
 def _free_port() -> int:
@@ -46,7 +47,9 @@ class SaltLab:
 
     def configure(self, extra_master: dict | None = None) -> None:
         trees = self.lab.write_salt_tree()
-        common = {"user": "root", "log_level_logfile": "info"}
+        # A silent link is noticed within ~11 s and the connection made again once it is back
+        # (Salt's default keepalive idle is 300 s: a minion cut off for a minute stays deaf for minutes).
+        common = {"user": "root", "log_level_logfile": "info", **MINION_KEEPALIVE}
         master = {**common, "interface": self.lab.master_address, **self.ports,
                   "root_dir": self.master_dir, "pki_dir": os.path.join(self.master_dir, "pki"),
                   "cachedir": os.path.join(self.master_dir, "cache"),

@@ -107,6 +107,54 @@ def test_dc_link_cut_with_the_master_on_a_third_site_only_alerts(lab, salt_lab, 
     assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
 
 
+def _one_way(a, b):
+    return lambda net, salt_lab, primary: (net.cut(a, b, both=False), lambda: net.restore(a, b))[1]
+
+
+def _cut_off_standby(net, salt_lab, primary):
+    cut_off(net, "dc2" if primary.host == "dc1" else "dc1")
+    return lambda: restore(net, "dc2" if primary.host == "dc1" else "dc1")
+
+
+def _master_lost(net, salt_lab, primary):
+    net.isolate("master")
+    return lambda: net.reconnect("master")
+
+
+def _primary_minion_killed(net, salt_lab, primary):
+    salt_lab.kill(primary.minion_id)
+    return lambda: salt_lab.start_minion(primary.minion_id)
+
+
+NO_FAILOVER = {  # fault -> (inject(net, salt_lab, primary) -> undo)
+    "the DC link cut from DC1 to DC2 only, the master on a third site": _one_way("dc1", "dc2"),
+    "the DC link cut from DC2 to DC1 only, the master on a third site": _one_way("dc2", "dc1"),
+    "the standby's site cut off from the primary and the master": _cut_off_standby,
+    "the master's site lost alone": _master_lost,
+    "the primary's minion killed (-9), its PostgreSQL running": _primary_minion_killed,
+}
+
+
+@pytest.mark.parametrize("fault", list(NO_FAILOVER))
+def test_faults_the_primary_survives_change_nothing(lab, salt_lab, net, automatic, fault):
+    """Held past lease + margin: the primary keeps its lease (the master or the standby still
+    renews it) and serves; the witness does not fail over."""
+    primary, standby = roles(lab)
+    app_pid = primary.app_pid()
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[primary.minion_id].acked, 30, "the checker's first acknowledgements")
+        undo = NO_FAILOVER[fault](net, salt_lab, primary)
+        try:
+            time.sleep(OBSERVE)
+            assert role(primary) == "primary" and primary.app_pid() == app_pid and role(standby) == "standby"
+        finally:
+            undo()
+        wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
+    figures = checker.report(primary)
+    record(f"automatic on: {fault}", outcome="no failover, no fence", **figures)
+    assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
+
+
 def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, net, automatic):
     primary, standby = roles(lab)
     app_pid = primary.app_pid()
