@@ -1,0 +1,78 @@
+"""The lease keeper against a real streaming pair (issue 12): it holds while the standby
+streams from the primary, and fences the primary once, for a lease, neither the master nor
+the standby renewed it — standby configuration first, then PostgreSQL stopped."""
+
+import os
+import time
+
+import pytest
+
+from mfa_ha import lease
+from mfa_ha.keeper import Keeper, build_config
+from mfa_ha.standby import Upstream
+from mfa_ha.tls import TlsConfig
+from tests.functional.test_seed_procedure import setup_replication
+from tests.helpers import wait_for
+
+LEASE_SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def pair(lab, prod, dr):
+    setup_replication(lab, prod, dr)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def keeper(pair, prod):
+    lab = pair
+    pillar = lab.pillar(lab.prod)["mfa_ha"]
+    settings = lease.LeaseSettings(automatic=True, lease_seconds=LEASE_SECONDS, run_dir=lab.prod.lease_dir)
+    tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(lab.prod.root, "mfa_ha-tls"))  # beside the data dir
+    config = build_config(settings, pillar["postgres"], pillar["pmfad"], tls, None, "server_dr",
+                          Upstream(lab.dr.address, lab.dr.port, "replicamfa", lab.prod.slot))
+    assert "key" not in config["tls"] and "password" not in str(config)  # no secret in the file
+    return Keeper(config)
+
+
+def ticks(keeper, seconds):
+    actions = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        actions.append(keeper.tick()["action"])
+        time.sleep(0.5)
+    return actions
+
+
+def test_a_renewal_answers_with_the_role_and_the_receiver(pair, prod, dr):
+    lab = pair
+    first = dr.pgrepl.lease_renew(1)
+    assert first["role"] == "standby" and first["receiver"] == {"status": "streaming", "from": "server_prod",
+                                                                "quiet_s": 0.0}
+    assert first["keeper_alive"] is False  # no keeper runs on dr
+    assert prod.pgrepl.lease_renew(1)["role"] == "primary"
+    prod.pgrepl.lease_renew(2, acked=1)
+    renewals = lease.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))
+    assert renewals["renewed_at"] == renewals["arrived"]["1"]  # renewal 1 proven heard by renewal 2
+
+
+def test_the_keeper_holds_while_the_standby_streams(lab, keeper):
+    actions = ticks(keeper, LEASE_SECONDS * 2.5)
+    assert set(actions) == {"hold"} and lab.prod.is_running()
+    assert keeper.proof.streamed_at is not None  # the standby flushed its markers
+    beat = lease.read_json(os.path.join(lab.prod.lease_dir, "keeper.json"))
+    assert beat["action"] == "hold" and beat["pid"] == os.getpid()
+
+
+def test_the_keeper_fences_its_primary_when_no_one_renews_the_lease(lab, keeper):
+    lab.stop_db(lab.dr)  # the standby is gone; no master renews in this tier
+    stopped_at = time.monotonic()
+    wait_for(lambda: keeper.tick()["action"] == "fenced", timeout=LEASE_SECONDS + 15, interval=0.5,
+             what="the keeper to fence its primary")
+    fenced_after = time.monotonic() - stopped_at
+    assert LEASE_SECONDS - 1 <= fenced_after <= LEASE_SECONDS + 10
+    assert not lab.prod.is_running() and lab.prod.app_pid() is None
+    assert os.path.exists(os.path.join(lab.prod.data_dir, "standby.signal"))  # whatever starts it: read-only
+    reasons = keeper.last["verdict"]["checks"]
+    assert [c["ok"] for c in reasons] == [False, False]
+    assert keeper.tick()["action"] == "idle"  # fenced: no longer a primary, nothing more to do
