@@ -585,8 +585,31 @@ def witness_config():
 
 
 def lease_round(seq, acked, nodes, timeout):
-    """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``."""
-    return _cmd(list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked)], timeout)
+    """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``
+    with what returned within ``timeout`` seconds: a silent node must not delay the renewal
+    of the other (``_cmd`` would wait for it and then ask it again with find_job)."""
+    return _returns_within(list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked)], float(timeout))
+
+
+def _returns_within(targets, function, args, seconds):
+    client = salt.client.LocalClient(mopts=__opts__)
+    result = {node: "no answer" for node in targets}
+    try:
+        pub = client.run_job(targets, function, args, tgt_type="list", timeout=seconds, listen=True)
+        if not pub or not pub.get("jid"):
+            return result
+        pending, deadline = set(targets), time.monotonic() + seconds
+        for raw in client.get_returns_no_block(f"salt/job/{pub['jid']}/ret/", "startswith"):
+            data = (raw or {}).get("data") or {}
+            if data.get("id") in pending:
+                pending.discard(data["id"])
+                ok = data.get("success", True) and not data.get("retcode")
+                result[data["id"]] = data.get("return") if ok else f"failed: {data.get('return')}"
+            if not pending or time.monotonic() >= deadline:
+                break
+    finally:
+        client.destroy()
+    return result
 
 
 def witness_failover(target):

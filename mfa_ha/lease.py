@@ -91,6 +91,10 @@ def lease_settings(pillar) -> LeaseSettings:
             raise InvalidInput(f"mfa_ha:failover:{name}: must be a non-empty string, not {value!r}")
         values[name] = value
     settings = LeaseSettings(**values)
+    if settings.lease_seconds <= 3 * settings.witness_every:
+        raise InvalidInput(f"mfa_ha:failover:lease_seconds: {settings.lease_seconds:g} s must exceed three renewals "
+                           f"({3 * settings.witness_every:g} s at witness_every {settings.witness_every:g} s): a "
+                           "renewal counts once the next one proves the master heard it")
     needed = settings.poll_seconds + FENCE_BOUND
     if settings.margin_seconds <= needed:
         raise InvalidInput(f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "

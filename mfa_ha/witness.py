@@ -92,7 +92,7 @@ class Witness:
                 self.seen[node] = Seen(now, self.seq, answer)
         self._follow_roles(now)
         verdict = witness_verdict(self.view(now), self.settings)
-        self._act(verdict)
+        self._act(verdict, settling=not self.armed and now - self.started_at < self.settings.failover_after)
         return verdict
 
     def _answered_now(self, node: str | None) -> dict | None:
@@ -138,8 +138,12 @@ class Witness:
             standby_answer.get("running") else "stopped",
             receiver_lost_s=now - (self.last_wal_at or now))
 
-    def _act(self, verdict: Verdict) -> None:
+    def _act(self, verdict: Verdict, settling: bool) -> None:
+        """``settling``: just started and not armed yet (keepers starting, first answers):
+        no news until lease + margin have passed."""
         state = (verdict.action, tuple(c.name for c in verdict.checks if not c.ok))
+        if settling:
+            return
         if verdict.action == "failover":
             target = self.standby
             self.armed = False

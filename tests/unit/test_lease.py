@@ -14,6 +14,7 @@ ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=22)
     ({"lease_seconds": 0}, "mfa_ha:failover:lease_seconds: must be a positive number"),
     ({"margin_seconds": 5}, "mfa_ha:failover:margin_seconds: 5 s must exceed"),
     ({"run_dir": "var/lib"}, "mfa_ha:failover:run_dir: must be an absolute path"),
+    ({"lease_seconds": 6}, "mfa_ha:failover:lease_seconds: 6 s must exceed three renewals"),
     ({"lease": 30}, "mfa_ha:failover: unknown key(s) lease"),
     ([], "mfa_ha:failover: must be a mapping"),
 ])
@@ -158,5 +159,9 @@ def test_with_the_option_off_nothing_automatic_happens():
 def test_a_witness_that_never_saw_a_healthy_pair_does_not_fail_over():
     sim = Simulated()
     sim.reach_primary, sim.standby_streams = False, False  # the master starts during the outage
+    sim.run(28)
+    assert sim.alerts == []  # settling: lease + margin (30 s) before it says it is not armed
     sim.run(300)
     assert sim.failovers == [] and not sim.witness.armed
+    assert sim.alerts and "armed: a healthy pair seen since the witness started or last failed over: no" in \
+        sim.alerts[0][1]
