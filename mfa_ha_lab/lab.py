@@ -1,9 +1,11 @@
-"""Build and tear down the two-node lab: real PostgreSQL clusters owned by ``postgres`` on
-127.0.0.2:5432 ("prod", minion ``server_prod``) and 127.0.0.3:5432 ("dr", ``server_dr``),
-each with its own socket directory, SRC stand-in and pmfad stand-in.
+"""Build and tear down the two-node lab: real PostgreSQL clusters owned by ``postgres``,
+"prod" (minion ``server_prod``) and "dr" (``server_dr``), each with its own socket
+directory, SRC stand-in, pmfad stand-in and lease keeper registration.
 
-Both "hosts" share this machine's loopback interface, where every TCP client appears from
-127.0.0.1; so the lab's pg_hba admits the replication user from 127.0.0.1 by password.
+On hosts of their own (``network``: ``mfa_ha_lab.netns``) the nodes listen on DC1's and
+DC2's addresses and pg_hba names each peer's address. Without one, on 127.0.0.2 and
+127.0.0.3 of this machine's loopback, where every TCP client appears from 127.0.0.1: the
+lab's pg_hba then admits the replication user from 127.0.0.1 by password.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def test_the_wheel_carries_the_formula_and_not_the_lab(wheel):
     formula = {os.path.relpath(path, os.path.join(REPO, "salt")) for path in
                glob.glob(os.path.join(REPO, "salt", "mfa_ha", "**", "*"), recursive=True) if os.path.isfile(path)}
     assert formula and {f"mfa_ha/formula/{f}" for f in formula} <= names
-    assert {"mfa_ha/salt/modules/pgrepl.py", "mfa_ha/salt/runners/mfa_ha.py", "mfa_ha/salt/beacons/pgrepl.py"} <= names
+    assert {"mfa_ha/salt/modules/pgrepl.py", "mfa_ha/salt/runners/mfa_ha.py", "mfa_ha/salt/beacons/pgrepl.py",
+            "mfa_ha/salt/engines/mfa_ha_witness.py", "mfa_ha/keeper.py"} <= names
     assert not [n for n in names if n.startswith(("mfa_ha_lab", "tests/", "bench/"))]
 
 
