@@ -1054,7 +1054,8 @@ def lease_keeper_config():
     """
     What this node's lease keeper runs with (``mfa_ha:failover``, this node's PostgreSQL and
     pmfad settings, the standby it would be configured to follow when it fences itself); no
-    secret. The state ``pgrepl.lease_keeper`` writes it to ``<run_dir>/config.json``.
+    secret. The state ``pgrepl.lease_keeper`` writes it to ``<run_dir>/config.json``. With
+    ``mfa_ha:failover:automatic`` off, only the settings (the keeper idles).
 
     CLI Example:
 
@@ -1063,6 +1064,8 @@ def lease_keeper_config():
         salt server_prod pgrepl.lease_keeper_config
     """
     settings = _lease_settings()
+    if not settings.automatic:  # the keeper idles: nothing else to tell it
+        return {"settings": pglease.settings_dict(settings)}
     peers = sorted(_peers())
     if len(peers) != 1:
         raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")

@@ -60,9 +60,6 @@ class Keeper:
 
     def tick(self) -> dict:
         now = self.clock()
-        if not self.settings.automatic:
-            self.armed_at = None
-            return self._beat(now, role="?", action="off")
         if not self._is_primary():
             self.armed_at, self.proof = None, lease.StreamProof()
             return self._beat(now, role="not a primary", action="idle")
@@ -123,17 +120,22 @@ def run(config_path: str, stop: threading.Event | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.warning("mfa_ha lease keeper started (pid %s, config %s)", os.getpid(), config_path)
-    config, keeper = None, None
+    config, keeper, settings = None, None, None
     while not stop.is_set():
         started = time.monotonic()
         latest = lease.read_json(config_path) or config or _missing(config_path)
         if latest != config:
-            config, keeper = latest, Keeper(latest)
+            config = latest
+            settings = lease.LeaseSettings(**config["settings"])
+            keeper = Keeper(config) if settings.automatic else None  # off: it idles, saying so
         try:
-            keeper.tick()
+            if keeper is not None:
+                keeper.tick()
+            else:
+                lease.write_json(settings.keeper_file, {"at": time.monotonic(), "pid": os.getpid(), "action": "off"})
         except Exception:  # noqa: BLE001 - the keeper must outlive any one poll's failure
             log.exception("mfa_ha lease: poll failed")
-        stop.wait(max(0.0, keeper.settings.poll_seconds - (time.monotonic() - started)))
+        stop.wait(max(0.0, settings.poll_seconds - (time.monotonic() - started)))
 
 
 def _missing(path: str) -> dict:
