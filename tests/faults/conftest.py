@@ -6,6 +6,7 @@ import pytest
 
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
+from mfa_ha_lab.salt_daemons import SaltLab
 from tests.functional.conftest import node_loaders
 
 
@@ -59,3 +60,13 @@ def prod(salt_factories, lab):
 def dr(salt_factories, lab):
     return OnHost(node_loaders(salt_factories, lab, lab.dr, variant="-faults").modules, lambda: lab.on(lab.dr))
 
+
+
+@pytest.fixture(scope="module")
+def salt_lab(lab):
+    """The real salt-master (on the master's site) and minions (on DC1 and DC2), the pair set
+    up by the documented orchestration."""
+    with SaltLab(lab) as salt:
+        setup = salt.run("state.orchestrate", "mfa_ha.orch.setup", check=False)
+        assert isinstance(setup, dict) and setup.get("retcode") == 0, str(setup)[-3000:]
+        yield salt

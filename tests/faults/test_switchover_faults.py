@@ -14,30 +14,9 @@ import time
 import pytest
 
 from mfa_ha_lab.checker import Checker, wait_until
-from mfa_ha_lab.salt_daemons import SaltLab
+from tests.faults.common import CONVERGE_WITHIN, converged, divergent_named, rejoin_converges, role, roles
 from tests.faults.test_dc_link import record
 from tests.helpers import find_with_key
-
-CONVERGE_WITHIN = 180
-
-
-@pytest.fixture(scope="module")
-def salt_lab(lab):
-    with SaltLab(lab) as salt:
-        setup = salt.run("state.orchestrate", "mfa_ha.orch.setup", check=False)
-        assert isinstance(setup, dict) and setup.get("retcode") == 0, str(setup)[-3000:]
-        yield salt
-
-
-def role(node):
-    return "standby" if node.sql("SELECT pg_is_in_recovery()")[0][0] else "primary"
-
-
-def converged(lab, primary, standby) -> bool:
-    """One primary with pmfad, the other a standby streaming from it, pmfad only there."""
-    receiver = standby.sql("SELECT status, sender_host FROM pg_stat_wal_receiver")
-    return (role(primary) == "primary" and primary.app_pid() is not None and standby.app_pid() is None
-            and receiver == [("streaming", primary.address)])
 
 
 def switchover(salt_lab, target):
@@ -256,14 +235,10 @@ def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, sa
         finally:
             print(master_log(salt_lab, "fence"))
         assert os.path.exists(os.path.join(lab.prod.data_dir, "standby.signal"))
-        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
-        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
-        wait_until(lambda: converged(lab, lab.dr, lab.prod), CONVERGE_WITHIN, "dr primary, prod streaming")
+        rejoin = rejoin_converges(lab, salt_lab, lab.dr, lab.prod)
         converge_s = time.monotonic() - restored_at
     figures = checker.report(lab.dr)
-    named = find_with_key(rejoin, "divergent")
-    assert named, str(rejoin)[-3000:]
-    divergent = named["divergent"]["transactions_after_fork"]
+    divergent = divergent_named(rejoin)
     record("failover confirmed while DC1 was cut off from DC2 and the master (clients still reaching it); "
            "links restored", outcome="dr promoted; prod fenced once its links returned; the documented rejoin "
            "named its divergent transactions and rewound it", fenced_after_restore_s=round(fenced_after, 1),
@@ -272,11 +247,6 @@ def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, sa
     assert figures["lost_direct_by_node"]["server_dr"] == 0
     assert 0 < figures["lost_direct_by_node"]["server_prod"] + figures["lost_app"] <= divergent
     assert figures["two_primary_ms"] > 0  # measured: the confirmed window, ended by the fence
-
-
-def roles(lab):
-    primary = next(node for node in lab.nodes if role(node) == "primary")
-    return primary, next(node for node in lab.nodes if node is not primary)
 
 
 @pytest.mark.slow
@@ -469,14 +439,10 @@ def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_l
             fenced_after = time.monotonic() - started_at
             status_runs = poller.runs - runs_before
         assert os.path.exists(os.path.join(old.data_dir, "standby.signal"))
-        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
-        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
-        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the new primary, the old one streaming")
+        rejoin = rejoin_converges(lab, salt_lab, target, old)
         converge_s = time.monotonic() - stale_at
     figures = checker.report(target)
-    named = find_with_key(rejoin, "divergent")
-    assert named, str(rejoin)[-3000:]
-    divergent = named["divergent"]["transactions_after_fork"]
+    divergent = divergent_named(rejoin)
     record("old primary's host crashed, failover confirmed; its PostgreSQL started again before its minion, "
            "which started while status jobs ran", outcome="fenced on its minion's start; the documented rejoin "
            "named its divergent transactions and rewound it", fenced_after_minion_start_s=round(fenced_after, 1),

@@ -11,21 +11,11 @@ import pytest
 
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.lab import MASTER_ID
-from mfa_ha_lab.salt_daemons import SaltLab
+from tests.faults.common import CONVERGE_WITHIN, converged, rejoin_converges, role, roles
 from tests.faults.test_dc_link import record
-from tests.faults.test_switchover_faults import converged, role, roles
 
 AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 22}  # fails over 32 s after the loss
 OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout
-CONVERGE_WITHIN = 180
-
-
-@pytest.fixture(scope="module")
-def salt_lab(lab):
-    with SaltLab(lab) as salt:
-        setup = salt.run("state.orchestrate", "mfa_ha.orch.setup", check=False)
-        assert isinstance(setup, dict) and setup.get("retcode") == 0, str(setup)[-3000:]
-        yield salt
 
 
 def alerts(lab) -> list[str]:
@@ -205,9 +195,7 @@ def test_primary_site_cut_off_from_the_standby_and_the_master_fails_over_without
         finally:
             restore(net, primary.host)
         salt_lab.wait_for_minions(120)  # as an operator would: salt '*' test.ping
-        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
-        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
-        wait_until(lambda: converged(lab, standby, primary), CONVERGE_WITHIN, "the new primary, the old one streaming")
+        rejoin_converges(lab, salt_lab, standby, primary)
         converge_s = time.monotonic() - cut_at
     figures = checker.report(standby)
     rpo = figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"]
@@ -239,9 +227,7 @@ def test_primary_host_lost_fails_over_and_the_lease_fenced_it(lab, salt_lab, net
         finally:
             net.reconnect(primary.host)
         salt_lab.wait_for_minions(120)
-        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)  # documented
-        assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
-        wait_until(lambda: converged(lab, standby, primary), CONVERGE_WITHIN, "the new primary, the old one streaming")
+        rejoin_converges(lab, salt_lab, standby, primary)
     figures = checker.report(standby)
     record("automatic on: the primary's host lost (its link down)", outcome="fenced by its lease; the witness failed "
            "over; the documented rejoin re-attached it", fenced_after_s=round(fenced_after, 1),

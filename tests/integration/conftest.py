@@ -17,26 +17,22 @@ from mfa_ha_lab.lab import BEACON, Lab
 MINION_OVERRIDES = {"loop_interval": 1, "beacons": {"pgrepl": BEACON}}
 
 
-@attr.s(kw_only=True, slots=True)
-class HostedMaster(SaltMaster):
-    """A salt-master started, and restarted, on a lab host."""
+def _hosted(daemon_class):
+    """``daemon_class`` started, and restarted (``stopped()``), on a lab host: ``enter``."""
 
-    enter = attr.ib(repr=False)
+    @attr.s(kw_only=True, slots=True)
+    class Hosted(daemon_class):
+        enter = attr.ib(repr=False)
 
-    def start(self, *args, **kwargs):
-        with self.enter():
-            return super().start(*args, **kwargs)
+        def start(self, *args, **kwargs):
+            with self.enter():
+                return super().start(*args, **kwargs)
+
+    Hosted.__name__ = Hosted.__qualname__ = f"Hosted{daemon_class.__name__}"
+    return Hosted
 
 
-@attr.s(kw_only=True, slots=True)
-class HostedMinion(SaltMinion):
-    """A salt-minion started, and restarted (``stopped()``), on a lab host."""
-
-    enter = attr.ib(repr=False)
-
-    def start(self, *args, **kwargs):
-        with self.enter():
-            return super().start(*args, **kwargs)
+HostedMaster, HostedMinion = _hosted(SaltMaster), _hosted(SaltMinion)
 
 
 class HostedCli:
