@@ -1029,21 +1029,21 @@ def lease_renew(seq, acked=None):
     settings = _lease_settings()
     now = time.monotonic()
     mine = acked.get(__opts__["id"]) if isinstance(acked, dict) else acked
-    record = pglease.read_json(settings.renewals_file)
+    record = pglease.read_record(settings.renewals_file)
     renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now)
-    keeper = pglease.read_json(settings.keeper_file)
+    keeper = pglease.read_record(settings.keeper_file)
     answer = {"seq": int(seq), "keeper_alive": pglease.keeper_alive(keeper, now, settings)
               and keeper.get("action") == "hold", "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")}}
     try:
         live = repl.status(_server({}))
     except Exception as err:  # noqa: BLE001 - the renewal counts even when the server does not answer
-        pglease.write_json(settings.renewals_file, renewals)
+        pglease.write_record(settings.renewals_file, renewals)
         return {**answer, "running": False, "role": "unknown", "error": str(err)}
     receiver = live.get("receiver") or {}
     sender = next((node_id for node_id, node in _nodes().items() if node["address"] == receiver.get("sender_host")),
                   None)
     received = pglease.received(record.get("received"), live.get("receive_lsn"), now)
-    pglease.write_json(settings.renewals_file, {**renewals, "received": received})
+    pglease.write_record(settings.renewals_file, {**renewals, "received": received})
     return {**answer, "running": live.get("running"), "role": live.get("role"),
             "receiver": {"status": receiver.get("status"), "from": sender,
                          "quiet_s": None if received is None else round(now - received["seen_at"], 3)}}

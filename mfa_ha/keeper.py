@@ -67,7 +67,7 @@ class Keeper:
             self.armed_at = now
             log.warning("mfa_ha lease: this node is the primary; lease of %g s armed", self.settings.lease_seconds)
         self._mark(now)
-        renewed_at = lease.read_json(self.settings.renewals_file).get("renewed_at")
+        renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
         verdict = lease.keeper_verdict(now, self.armed_at, renewed_at, self.proof.streamed_at,
                                        self.settings.lease_seconds)
         if verdict.action == "fence":
@@ -110,7 +110,7 @@ class Keeper:
 
     def _beat(self, now: float, **state) -> dict:
         self.last = {"at": now, "pid": os.getpid(), "lease_seconds": self.settings.lease_seconds, **state}
-        lease.write_json(self.settings.keeper_file, self.last)
+        lease.write_record(self.settings.keeper_file, self.last)
         return self.last
 
 
@@ -132,7 +132,7 @@ def run(config_path: str, stop: threading.Event | None = None) -> None:
             if keeper is not None:
                 keeper.tick()
             else:
-                lease.write_json(settings.keeper_file, {"at": time.monotonic(), "pid": os.getpid(), "action": "off"})
+                lease.write_record(settings.keeper_file, {"at": time.monotonic(), "pid": os.getpid(), "action": "off"})
         except Exception:  # noqa: BLE001 - the keeper must outlive any one poll's failure
             log.exception("mfa_ha lease: poll failed")
         stop.wait(max(0.0, settings.poll_seconds - (time.monotonic() - started)))

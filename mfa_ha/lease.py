@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 
 from mfa_ha.errors import InvalidInput
@@ -204,6 +205,26 @@ def write_json(path: str, data: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
     os.replace(tmp, path)
+
+
+def boot_id() -> str:
+    """This boot of this host: the monotonic clock's values mean nothing across a reboot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:  # not Linux (AIX): the boot's wall-clock time, to the minute
+        return str(round((time.time() - time.monotonic()) / 60))
+
+
+def read_record(path: str) -> dict:
+    """A file of this host's monotonic times (renewals, the keeper's heartbeat); empty when
+    it was written before the last reboot (its times would look recent, or in the future)."""
+    data = read_json(path)
+    return data if data.get("boot") == boot_id() else {}
+
+
+def write_record(path: str, data: dict) -> None:
+    write_json(path, {**data, "boot": boot_id()})
 
 
 def keeper_alive(keeper: dict, now: float, settings: LeaseSettings) -> bool:

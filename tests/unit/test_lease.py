@@ -2,6 +2,7 @@
 
 import pytest
 
+from mfa_ha import lease
 from mfa_ha.errors import InvalidInput
 from mfa_ha.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, received, record_renewal
 from mfa_ha.witness import Witness, WitnessView, witness_verdict
@@ -59,6 +60,14 @@ def test_the_standby_streamed_when_it_flushed_past_a_marker():
     assert proof.flushed(None) is None and proof.flushed(150) == 1.0
     assert proof.flushed(150) == 1.0  # nothing new passed
     assert proof.flushed(250) == 2.0 and proof.markers == []
+
+
+def test_monotonic_times_from_before_a_reboot_are_not_read(tmp_path, monkeypatch):
+    path = str(tmp_path / "lease.json")
+    lease.write_record(path, {"renewed_at": 123.0})
+    assert lease.read_record(path)["renewed_at"] == 123.0
+    monkeypatch.setattr(lease, "boot_id", lambda: "another boot")
+    assert lease.read_record(path) == {}  # a renewal "123 s after boot" means nothing in this boot
 
 
 def test_the_standby_notes_when_a_renewal_first_saw_its_receive_position():
