@@ -32,6 +32,7 @@ from mfa_ha.tls import TlsConfig
 log = logging.getLogger("mfa_ha.keeper")
 MARKER_SQL = "SELECT pg_logical_emit_message(false, 'mfa_ha.lease', '')::text AS lsn"
 FAST_STOP_SECONDS = 8  # then immediate: writes end within lease.FENCE_BOUND
+APP_WATCH_AFTER_FENCE = 60  # s after a fence during which the keeper keeps pmfad stopped here
 FLUSHED_SQL = ("SELECT max(flush_lsn)::text AS flush_lsn FROM pg_stat_replication "
                "WHERE application_name IN (%s, %s) AND state = 'streaming'")
 
@@ -55,6 +56,7 @@ class Keeper:
         self.standby = Upstream(**config["standby"])
         self.clock = clock
         self.armed_at: float | None = None
+        self.fenced_at: float | None = None
         self.proof = lease.StreamProof()
         self.last: dict = {}
 
@@ -62,7 +64,10 @@ class Keeper:
         now = self.clock()
         if not self._is_primary():
             self.armed_at, self.proof = None, lease.StreamProof()
+            if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
+                self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
             return self._beat(now, role="not a primary", action="idle")
+        self.fenced_at = None
         if self.armed_at is None:
             self.armed_at = now
             log.warning("mfa_ha lease: this node is the primary; lease of %g s armed", self.settings.lease_seconds)
@@ -71,27 +76,41 @@ class Keeper:
         verdict = lease.keeper_verdict(now, self.armed_at, renewed_at, self.proof.streamed_at,
                                        self.settings.lease_seconds)
         if verdict.action == "fence":
+            # armed_at is kept: a primary still running at the next poll is fenced again at once
             log.critical("mfa_ha lease expired: fencing this primary. %s", verdict.summary)
-            done = self.fence()
-            self.armed_at = None
-            return self._beat(now, role="primary", action="fenced", verdict=verdict.as_dict(), fenced=done)
+            self.fenced_at = now
+            return self._beat(now, role="primary", action="fenced", verdict=verdict.as_dict(), fenced=self.fence())
         return self._beat(now, role="primary", action="hold", verdict=verdict.as_dict())
 
     def fence(self) -> dict:
         """Writes end first: the standby configuration is written (whatever starts the server
-        again brings it up read-only), PostgreSQL stopped (fast, then immediate), then pmfad."""
+        again brings it up read-only), PostgreSQL stopped (fast, then immediate), then pmfad.
+        Each step is tried whatever the one before it did."""
         s = self.standby
-        done = {"standby_config": repl.configure_standby(self.server, s.host, s.port, s.user, s.slot)["changed"]}
+        return {
+            "standby_config": self._step("standby configuration", lambda: repl.configure_standby(
+                self.server, s.host, s.port, s.user, s.slot)["changed"]),
+            "db_stopped": self._step("PostgreSQL stopped", self._stop_db),
+            "app_stopped": self._step("pmfad stopped", self._stop_app),
+        }
+
+    def _stop_db(self) -> bool:
         try:
-            done["db_stopped"] = self.server.stop(mode="fast", timeout=FAST_STOP_SECONDS)
-        except MfaHaError as err:
+            return self.server.stop(mode="fast", timeout=FAST_STOP_SECONDS)
+        except MfaHaError as err:  # with the DC link cut, a fast stop waits for the unreachable standby
             log.critical("mfa_ha lease: fast stop failed (%s); stopping immediately", err)
-            done["db_stopped"] = self.server.stop(mode="immediate", timeout=FAST_STOP_SECONDS)
+            return self.server.stop(mode="immediate", timeout=FAST_STOP_SECONDS)
+
+    def _stop_app(self) -> bool:
+        return applib.backend(self.app_cfg).stop()
+
+    @staticmethod
+    def _step(what: str, action):
         try:
-            done["app_stopped"] = applib.backend(self.app_cfg).stop()
-        except MfaHaError as err:
-            done["app_stopped"] = f"failed: {err}"
-        return done
+            return action()
+        except Exception as err:  # noqa: BLE001 - the fence goes on; the next poll tries again
+            log.critical("mfa_ha lease: fence step failed (%s): %s", what, err)
+            return f"failed: {err}"
 
     def _is_primary(self) -> bool:
         try:
