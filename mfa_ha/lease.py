@@ -35,12 +35,12 @@ witness fails over only while the primary's last answer showed its keeper alive 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
 
 from mfa_ha.errors import InvalidInput
+from mfa_ha.health import load_state, save_state
 from mfa_ha.switchover import Check
 
 FENCE_BOUND = 20  # s: the keeper's fence (pmfad stopped, standby config written, PostgreSQL stopped)
@@ -190,21 +190,11 @@ class StreamProof:
 
 
 def read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    data = load_state(path)
+    return data if isinstance(data, dict) else {}
 
 
-def write_json(path: str, data: dict) -> None:
-    """Atomically (a reader never sees half a file)."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+write_json = save_state  # atomic: a reader never sees half a file
 
 
 def boot_id() -> str:
