@@ -6,6 +6,12 @@ WAL and reads how far the standby flushed, reads the renewals the master's witne
 through the minion (``pgrepl.lease_renew``), and fences the node when ``keeper_verdict``
 says so. Its heartbeat (``keeper.json`` in ``run_dir``) tells the witness it is alive. The
 config file is written by the formula (state ``pgrepl.lease_keeper``) from the pillar.
+
+The service's own process is a watchdog (``supervise``): it runs the keeper as its child and
+replaces a child that exits or stops beating (frozen, hung on a call) within
+``lease.WATCHDOG_BOUND``. The replacement takes over the lease where the last one left it
+(``handed_over``): a keeper that died never grants its primary a fresh lease. Only a keeper
+stopped on request hands over nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import argparse
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -47,6 +55,15 @@ def build_config(settings: lease.LeaseSettings, postgres: dict, pmfad: dict, tls
             "standby": {"host": standby.host, "port": standby.port, "user": standby.user, "slot": standby.slot}}
 
 
+def handed_over(previous: dict) -> dict:
+    """What a keeper takes over from the one before it on this boot: the lease it counted
+    (``armed_at``, ``streamed_at``) unless that one stopped on request or was not keeping a
+    primary's lease."""
+    if previous.get("role") != "primary" or previous.get("action") not in ("hold", "fencing", "fenced"):
+        return {}
+    return {k: previous[k] for k in ("armed_at", "streamed_at") if isinstance(previous.get(k), (int, float))}
+
+
 class Keeper:
     def __init__(self, config: dict, clock=time.monotonic):
         self.settings = lease.LeaseSettings(**config["settings"])
@@ -58,19 +75,19 @@ class Keeper:
         self.armed_at: float | None = None
         self.fenced_at: float | None = None
         self.proof = lease.StreamProof()
+        self.handover = handed_over(lease.read_record(self.settings.keeper_file))
         self.last: dict = {}
 
     def tick(self) -> dict:
         now = self.clock()
         if not self._is_primary():
-            self.armed_at, self.proof = None, lease.StreamProof()
+            self.armed_at, self.proof, self.handover = None, lease.StreamProof(), {}
             if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
                 self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
             return self._beat(now, role="not a primary", action="idle")
         self.fenced_at = None
         if self.armed_at is None:
-            self.armed_at = now
-            log.warning("mfa_ha lease: this node is the primary; lease of %g s armed", self.settings.lease_seconds)
+            self._arm(now)
         self._mark(now)
         renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
         verdict = lease.keeper_verdict(now, self.armed_at, renewed_at, self.proof.streamed_at,
@@ -79,8 +96,22 @@ class Keeper:
             # armed_at is kept: a primary still running at the next poll is fenced again at once
             log.critical("mfa_ha lease expired: fencing this primary. %s", verdict.summary)
             self.fenced_at = now
-            return self._beat(now, role="primary", action="fenced", verdict=verdict.as_dict(), fenced=self.fence())
+            self._beat(now, role="primary", action="fencing", verdict=verdict.as_dict())  # the watchdog waits
+            return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(),
+                              fenced=self.fence())
         return self._beat(now, role="primary", action="hold", verdict=verdict.as_dict())
+
+    def _arm(self, now: float) -> None:
+        if self.handover.get("armed_at") is not None:
+            self.armed_at = self.handover["armed_at"]
+            self.proof.streamed_at = self.handover.get("streamed_at")
+            log.warning("mfa_ha lease: took over the lease of the keeper before (armed %.1f s ago, standby's "
+                        "last proof %s)", now - self.armed_at, "none" if self.proof.streamed_at is None else
+                        f"{now - self.proof.streamed_at:.1f} s ago")
+        else:
+            self.armed_at = now
+            log.warning("mfa_ha lease: this node is the primary; lease of %g s armed", self.settings.lease_seconds)
+        self.handover = {}
 
     def fence(self) -> dict:
         """Writes end first: the standby configuration is written (whatever starts the server
@@ -128,19 +159,21 @@ class Keeper:
             log.warning("mfa_ha lease: poll failed: %s", err)
 
     def _beat(self, now: float, **state) -> dict:
-        self.last = {"at": now, "pid": os.getpid(), "lease_seconds": self.settings.lease_seconds, **state}
+        lease_state = {"armed_at": self.armed_at, "streamed_at": self.proof.streamed_at} if self.armed_at else {}
+        self.last = {"at": now, "pid": os.getpid(), "lease_seconds": self.settings.lease_seconds, **lease_state,
+                     **state}
         lease.write_record(self.settings.keeper_file, self.last)
         return self.last
 
 
-def run(config_path: str, stop: threading.Event | None = None) -> None:
-    """Poll until stopped; the config file is read at every poll (a new one re-arms)."""
-    stop = stop or threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+def run(config_path: str, stop: threading.Event | None = None, watched_by: int | None = None) -> None:
+    """Poll until stopped; the config file is read at every poll (a new one re-arms).
+    ``watched_by``: the watchdog's PID; the keeper ends when its watchdog is gone (the service
+    manager starts both again), leaving its lease to the next keeper."""
+    stop = _stop_on_signals(stop)
     log.warning("mfa_ha lease keeper started (pid %s, config %s)", os.getpid(), config_path)
     config, keeper, settings = None, None, None
-    while not stop.is_set():
+    while not stop.is_set() and (watched_by is None or os.getppid() == watched_by):
         started = time.monotonic()
         latest = lease.read_json(config_path) or config or _missing(config_path)
         if latest != config:
@@ -155,6 +188,59 @@ def run(config_path: str, stop: threading.Event | None = None) -> None:
         except Exception:  # noqa: BLE001 - the keeper must outlive any one poll's failure
             log.exception("mfa_ha lease: poll failed")
         stop.wait(max(0.0, settings.poll_seconds - (time.monotonic() - started)))
+    if stop.is_set() and settings is not None:  # stopped on request: the next keeper starts a lease of its own
+        lease.write_record(settings.keeper_file, {"at": time.monotonic(), "pid": os.getpid(), "action": "stopped"})
+
+
+def supervise(config_path: str, stop: threading.Event | None = None) -> None:
+    """The service's process: runs the keeper as a child and replaces it when it exits or
+    its heartbeat stalls (``lease.keeper_stall``); on SIGTERM stops it and waits for it."""
+    stop = _stop_on_signals(stop)
+    config = lease.read_json(config_path) or _missing(config_path)
+    child, started = None, 0.0
+    try:
+        while not stop.is_set():
+            config = lease.read_json(config_path) or config
+            settings = lease.LeaseSettings(**config["settings"])
+            if child is None or child.poll() is not None:
+                if child is not None:
+                    log.critical("mfa_ha lease keeper %s exited (%s): starting another", child.pid, child.returncode)
+                child, started = _start_keeper(config_path), time.monotonic()
+            else:
+                stall = lease.keeper_stall(lease.read_record(settings.keeper_file), child.pid, started,
+                                           time.monotonic(), settings)
+                if stall:
+                    log.critical("mfa_ha lease keeper %s stalled (%s): killed; the next one takes over its lease",
+                                 child.pid, stall)
+                    _end(child, signal.SIGKILL)
+                    child, started = _start_keeper(config_path), time.monotonic()
+            stop.wait(settings.poll_seconds)
+    finally:
+        if child is not None:
+            _end(child, signal.SIGTERM)
+
+
+def _start_keeper(config_path: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mfa_ha.keeper", "--config", config_path,
+                             "--watched-by", str(os.getpid())])
+
+
+def _end(child: subprocess.Popen, signum: int, timeout: float = 15) -> None:
+    if child.poll() is None:
+        child.send_signal(signum)
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=timeout)
+
+
+def _stop_on_signals(stop: threading.Event | None) -> threading.Event:
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def _missing(path: str) -> dict:
@@ -164,9 +250,15 @@ def _missing(path: str) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mfa_ha.keeper", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the JSON file the state pgrepl.lease_keeper writes")
+    parser.add_argument("--watched-by", type=int, help=argparse.SUPPRESS)  # set by the watchdog for its child
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run(args.config)
+    # force: an imported library (Salt, or a test harness's sitecustomize) may have set handlers already
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
+                        force=True)
+    if args.watched_by:
+        run(args.config, watched_by=args.watched_by)
+    else:
+        supervise(args.config)
 
 
 if __name__ == "__main__":

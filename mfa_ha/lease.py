@@ -2,7 +2,7 @@
 
 Two halves, each a pure decision over measured times, with named reasons:
 
-- **the keeper** (``python -m mfa_ha.lease``, one per node, a service of its own so that it
+- **the keeper** (``python -m mfa_ha.keeper``, one per node, a service of its own so that it
   outlives its minion): while its node is the primary it fences the node (pmfad stopped,
   standby configuration written, PostgreSQL stopped) once, for ``lease_seconds``, it has had
   neither a renewal the master proved it received nor proof that the standby streamed from
@@ -28,9 +28,16 @@ side reads its own host's monotonic clock):
   than ``t(k)``. (The markers keep WAL flowing on an idle primary: a second of quiet means
   something.)
 
-Hence ``margin_seconds`` must exceed ``poll_seconds + fence_bound`` (checked), whatever the
-witness's pace. What the keeper cannot cover: a keeper that is not running fences nothing, so the
-witness fails over only while the primary's last answer showed its keeper alive and armed.
+- A keeper that freezes or dies is replaced by its watchdog (``mfa_ha.keeper.supervise``)
+  within ``watchdog_bound``, and the new one takes over the lease where it stood (it never
+  grants a fresh one), so it fences at most ``watchdog_bound`` later than the frozen one would
+  have.
+
+Hence ``margin_seconds`` must exceed ``poll_seconds + fence_bound + watchdog_bound``
+(checked), whatever the witness's pace. What the keeper cannot cover: a keeper service that is
+not running at all (watchdog and keeper) fences nothing, so the witness fails over only while
+the primary's last answer showed its keeper alive and armed; and a whole host stalled (the
+keeper, its watchdog and PostgreSQL frozen together) may serve for a poll after it resumes.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from mfa_ha.health import load_state, save_state
 from mfa_ha.switchover import Check
 
 FENCE_BOUND = 20  # s: the keeper's fence (pmfad stopped, standby config written, PostgreSQL stopped)
+KEEPER_START_SECONDS = 5  # s: a new keeper's first heartbeat (Python started, modules imported)
 RENEWALS_KEPT = 64
 
 
@@ -51,7 +59,7 @@ RENEWALS_KEPT = 64
 class LeaseSettings:
     automatic: bool = False
     lease_seconds: float = 30
-    margin_seconds: float = 25
+    margin_seconds: float = 35
     poll_seconds: float = 1  # the keeper's
     witness_every: float = 2  # the witness asks both nodes this often
     run_dir: str = "/var/run/mfa_ha"  # the renewals file and the keeper's heartbeat, per node
@@ -68,6 +76,21 @@ class LeaseSettings:
     @property
     def failover_after(self) -> float:
         return self.lease_seconds + self.margin_seconds
+
+    @property
+    def alive_within(self) -> float:
+        """A keeper is alive while its heartbeat is younger than three of its polls and a second."""
+        return 3 * self.poll_seconds + 1
+
+    @property
+    def watchdog_bound(self) -> float:
+        """The longest a frozen keeper goes unreplaced: its beat goes stale, the watchdog's next
+        poll sees it, the new keeper starts."""
+        return self.alive_within + self.poll_seconds + KEEPER_START_SECONDS
+
+    @property
+    def margin_needed(self) -> float:
+        return self.poll_seconds + FENCE_BOUND + self.watchdog_bound
 
 
 def lease_settings(pillar) -> LeaseSettings:
@@ -96,11 +119,12 @@ def lease_settings(pillar) -> LeaseSettings:
         raise InvalidInput(f"mfa_ha:failover:lease_seconds: {settings.lease_seconds:g} s must exceed three renewals "
                            f"({3 * settings.witness_every:g} s at witness_every {settings.witness_every:g} s): a "
                            "renewal counts once the next one proves the master heard it")
-    needed = settings.poll_seconds + FENCE_BOUND
+    needed = settings.margin_needed
     if settings.margin_seconds <= needed:
         raise InvalidInput(f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "
-                           f"+ the fence's bound ({needed:g} s), or the witness could fail over before an isolated "
-                           "primary has fenced itself")
+                           f"+ the fence's bound + the watchdog's bound ({needed:g} s at poll_seconds "
+                           f"{settings.poll_seconds:g}), or the witness could fail over before an isolated primary "
+                           "has fenced itself")
     if not os.path.isabs(settings.run_dir):
         raise InvalidInput(f"mfa_ha:failover:run_dir: must be an absolute path, not {settings.run_dir!r}")
     return settings
@@ -218,9 +242,22 @@ def write_record(path: str, data: dict) -> None:
 
 
 def keeper_alive(keeper: dict, now: float, settings: LeaseSettings) -> bool:
-    """The keeper wrote its heartbeat within three of its polls (same host's monotonic clock)."""
+    """The keeper wrote its heartbeat recently (same host's monotonic clock)."""
     at = keeper.get("at")
-    return isinstance(at, (int, float)) and now - at <= 3 * settings.poll_seconds + 1
+    return isinstance(at, (int, float)) and now - at <= settings.alive_within
+
+
+def keeper_stall(beat: dict, pid: int, started_at: float, now: float, settings: LeaseSettings) -> str | None:
+    """Why the watchdog must replace keeper ``pid`` (started at ``started_at``), or None: no
+    first heartbeat within ``KEEPER_START_SECONDS``, or a heartbeat older than ``alive_within``
+    (a fence in progress gets its bound on top)."""
+    at = beat.get("at")
+    if beat.get("pid") != pid or not isinstance(at, (int, float)) or at < started_at:
+        waited = now - started_at
+        return f"no heartbeat {waited:.1f} s after it started" if waited > KEEPER_START_SECONDS else None
+    bound = settings.alive_within + (FENCE_BOUND if beat.get("action") == "fencing" else 0)
+    age = now - at
+    return f"last heartbeat {age:.1f} s ago ({beat.get('action')}; bound {bound:g} s)" if age > bound else None
 
 
 def settings_dict(settings: LeaseSettings) -> dict:

@@ -39,7 +39,7 @@ mfa_ha:
     automatic: false            # true: the master's mfa_ha_witness engine fails over, each primary's
                                 # lease keeper (service mfahalease) fences it when isolated
     lease_seconds: 30           # an isolated primary fences itself after this long
-    margin_seconds: 25          # the witness waits lease + margin (must exceed 1 s poll + 20 s fence)
+    margin_seconds: 35          # the witness waits lease + margin (must exceed 1 s poll + 20 s fence + 10 s watchdog)
     # run_dir: /var/lib/mfa_ha  # the keeper's config, heartbeat and the master's renewals
   service_address: none         # or {acquire: "cmd {node}", release: "cmd {node}"}
   alerts:

@@ -23,14 +23,18 @@ def pair(lab, prod, dr):
     return lab
 
 
+def keeper_config(lab, lease_seconds=LEASE_SECONDS) -> dict:
+    """The primary's keeper config, as the state pgrepl.lease_keeper writes it."""
+    pillar = lab.pillar(lab.prod)["mfa_ha"]
+    settings = lease.LeaseSettings(automatic=True, lease_seconds=lease_seconds, run_dir=lab.prod.lease_dir)
+    tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(lab.prod.root, "mfa_ha-tls"))  # beside the data dir
+    return build_config(settings, pillar["postgres"], pillar["pmfad"], tls, None, "server_dr",
+                        Upstream(lab.dr.address, lab.dr.port, "replicamfa", lab.prod.slot))
+
+
 @pytest.fixture(scope="module")
 def keeper(pair, prod):
-    lab = pair
-    pillar = lab.pillar(lab.prod)["mfa_ha"]
-    settings = lease.LeaseSettings(automatic=True, lease_seconds=LEASE_SECONDS, run_dir=lab.prod.lease_dir)
-    tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(lab.prod.root, "mfa_ha-tls"))  # beside the data dir
-    config = build_config(settings, pillar["postgres"], pillar["pmfad"], tls, None, "server_dr",
-                          Upstream(lab.dr.address, lab.dr.port, "replicamfa", lab.prod.slot))
+    config = keeper_config(pair)
     assert "key" not in config["tls"] and "password" not in str(config)  # no secret in the file
     return Keeper(config)
 
