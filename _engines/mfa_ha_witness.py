@@ -64,5 +64,5 @@ def _witness(runners, config):
     return Witness(
         settings, nodes, config.get("primary"),
         ask=lambda seq, acked: runners["mfa_ha.lease_round"](seq, acked, nodes, max(1, int(settings.witness_every))),
-        failover=lambda target, verdict: runners["mfa_ha.witness_failover"](target),
+        failover=lambda target, verdict: runners["mfa_ha.witness_failover"](target, [n for n in nodes if n != target]),
         alert=lambda severity, summary, details: runners["mfa_ha.witness_alert"](severity, summary, details))

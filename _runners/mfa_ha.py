@@ -12,6 +12,7 @@ Node list and thresholds come from the master's view of pillar ``mfa_ha`` (the o
 orchestrations render with): ``mfa_ha:nodes``, ``mfa_ha:switchover:max_lag_bytes``.
 """
 
+import contextlib
 import functools
 import json
 import logging
@@ -47,6 +48,7 @@ FENCE_ATTEMPTS = 6
 FENCE_RETRY_SECONDS = 5
 NODE_STATUS_KEYS = ("pgrepl.status", "pmfad.status")
 SWITCH_PART_TIMEOUT = 120
+LOST_PROBE_SECONDS = 3  # a node the witness measured silent for lease + margin is asked once more, this long
 GO_ACTIONS = ("switch", "finish", "failover")  # a decision that lets the next orchestration step run
 
 
@@ -91,16 +93,39 @@ def _progress(message):
         print(message, flush=True)
 
 
-def _gather(nodes, timeout=STATUS_TIMEOUT):
+def _gather(nodes, timeout=STATUS_TIMEOUT, lost=()):
     """``pgrepl.node_status`` on every node in one single-function job (Salt issue 59141: a
     compound job breaks every ``state.*`` run on that minion meanwhile, fencing included). A
     node that does not answer (or fails) appears with the error text instead of a dict."""
-    returns = _cmd(list(nodes), "pgrepl.node_status", [], timeout)
+    returns = _ask(list(nodes), "pgrepl.node_status", [], timeout, lost)
     gathered = {}
     for node in nodes:
         ret = returns[node]
         gathered[node] = ret if isinstance(ret, dict) else {f: ret for f in NODE_STATUS_KEYS}
     return gathered
+
+
+def _ask(targets, function, args, timeout, lost=()):
+    """``_cmd`` for the nodes expected to answer; the ``lost`` ones (measured silent by the
+    witness for lease + margin) get one probe of ``LOST_PROBE_SECONDS``: an answer still
+    counts, silence is not waited out twice."""
+    lost = [node for node in targets if node in set(lost or ())]
+    expected = [node for node in targets if node not in lost]
+    if not lost:
+        return _cmd(expected, function, args, timeout)
+    with _job(lost, function, args, LOST_PROBE_SECONDS) as probe:  # runs while the others answer
+        result = _cmd(expected, function, args, timeout) if expected else {}
+        result.update(probe())
+    return result
+
+
+def _lost(lost, nodes) -> list:
+    """``lost`` checked: node ids of ``mfa_ha:nodes``."""
+    lost = [] if lost in (None, "") else lost
+    if not isinstance(lost, list) or not set(lost) <= set(nodes):
+        raise SaltInvocationError(f"lost: must be a list of ids from mfa_ha:nodes ({', '.join(sorted(nodes))}), "
+                                  f"not {lost!r}")
+    return lost
 
 
 def _cmd(targets, function, args, timeout):
@@ -297,11 +322,12 @@ def rejoin_decision(keep=None, node=None, nodes=None):
 
 
 @_gate
-def failover_precheck(target, nodes=None, confirm_primary_lost=False):
+def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None):
     """
     May ``target`` be promoted because the primary is lost? Refuses while another node still
     answers as a primary, and while a lost node's minion is silent unless
-    ``confirm_primary_lost=True``.
+    ``confirm_primary_lost=True``. ``lost``: nodes the witness measured silent (asked once
+    more, briefly, instead of waited for).
 
     CLI Example:
 
@@ -312,20 +338,21 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False):
     pillar = _pillar()
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
-    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}  # a peer probe may take 3 s
+    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes)).items()}
     decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
     _progress(decision.summary.replace("switchover", "failover"))
     return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
 
 
 @_gate
-def fence_others(target, nodes=None):
+def fence_others(target, nodes=None, lost=None):
     """
     Fence every node but ``target`` whose minion answers (pmfad and PostgreSQL stopped, data
     directory configured as a standby of ``target``). A silent node, which the operator
     confirmed lost, is recorded on the master as replaced by ``target``: it is fenced when it
     comes back (its minion starting, or its first heartbeat as a primary), even with its app
-    running, and the writes it took meanwhile are named as divergent.
+    running, and the writes it took meanwhile are named as divergent. ``lost``: as for
+    ``failover_precheck``.
 
     CLI Example:
 
@@ -335,7 +362,7 @@ def fence_others(target, nodes=None):
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
     others = sorted(set(nodes) - {target})
-    result = _cmd(others, "pgrepl.fence", [target], FENCE_TIMEOUT)
+    result = _ask(others, "pgrepl.fence", [target], FENCE_TIMEOUT, _lost(lost, nodes))
     for node, done in result.items():
         if done == "no answer":
             _remember_replaced(node, target)
@@ -592,30 +619,48 @@ def lease_round(seq, acked, nodes, timeout):
 
 
 def _returns_within(targets, function, args, seconds):
+    """``{id: return}`` of one job, with what returned within ``seconds`` ("no answer" for the
+    rest): no find_job, no second wait for a silent minion."""
+    with _job(targets, function, args, seconds) as collect:
+        return collect()
+
+
+@contextlib.contextmanager
+def _job(targets, function, args, seconds):
+    """Publishes the job at once; yields ``collect()``, which returns what arrived within
+    ``seconds`` of the publication (returns that came meanwhile are kept by the subscription)."""
     client = salt.client.LocalClient(mopts=__opts__)
-    result = {node: "no answer" for node in targets}
     try:
         pub = client.run_job(targets, function, args, tgt_type="list", timeout=seconds, listen=True)
-        if not pub or not pub.get("jid"):
-            return result
-        pending, deadline = set(targets), time.monotonic() + seconds
-        for raw in client.get_returns_no_block(f"salt/job/{pub['jid']}/ret/", "startswith"):
-            data = (raw or {}).get("data") or {}
-            if data.get("id") in pending:
-                pending.discard(data["id"])
-                ok = data.get("success", True) and not data.get("retcode")
-                result[data["id"]] = data.get("return") if ok else f"failed: {data.get('return')}"
-            if not pending or time.monotonic() >= deadline:
-                break
+        deadline = time.monotonic() + seconds
+        yield lambda: _collect(client, (pub or {}).get("jid"), targets, deadline)
     finally:
         client.destroy()
+
+
+def _collect(client, jid, targets, deadline):
+    result = {node: "no answer" for node in targets}
+    if not jid:
+        return result
+    pending = set(targets)
+    for raw in client.get_returns_no_block(f"salt/job/{jid}/ret/", "startswith"):
+        data = (raw or {}).get("data") or {}
+        if data.get("id") in pending:
+            pending.discard(data["id"])
+            ok = data.get("success", True) and not data.get("retcode")
+            result[data["id"]] = data.get("return") if ok else f"failed: {data.get('return')}"
+        now = time.monotonic()
+        if not pending or (raw is None and now >= deadline) or now >= deadline + 2:  # drain what already came
+            break
     return result
 
 
-def witness_failover(target):
+def witness_failover(target, lost=None):
     """The failover orchestration, run as an operator would, with the loss confirmed by the
-    witness's measurements (``mfa_ha.witness.witness_verdict``)."""
-    ran = _orchestrate_as_operator("mfa_ha.orch.failover", {"mfa_ha": {"target": target, "confirm_primary_lost": True}})
+    witness's measurements (``mfa_ha.witness.witness_verdict``); ``lost``: the nodes it
+    measured silent."""
+    ran = _orchestrate_as_operator("mfa_ha.orch.failover", {"mfa_ha": {
+        "target": target, "confirm_primary_lost": True, "lost": list(lost or [])}})
     ok = isinstance(ran, dict) and ran.get("retcode") == 0
     return {"ok": ok, "output": None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])}
 

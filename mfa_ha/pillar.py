@@ -17,7 +17,7 @@ NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
 TOP_KEYS = {"nodes", "primary", "target", "postgres", "replication", "pmfad", "hba", "standby",
             "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts", "node",
-            "tls", "failover"}
+            "tls", "failover", "lost"}
 SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
 

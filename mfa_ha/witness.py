@@ -149,8 +149,8 @@ class Witness:
             self.armed = False
             self.alert("critical", f"mfa_ha witness: failing over to {target}. {verdict.summary}", verdict.as_dict())
             result = self.do_failover(target, verdict)
-            self.alert("critical" if not result.get("ok") else "warning",
-                       f"mfa_ha witness: failover to {target} {'done' if result.get('ok') else 'FAILED'}",
+            failed = "" if result.get("ok") else f"FAILED: {str(result.get('output'))[-1500:]}"
+            self.alert("critical" if failed else "warning", f"mfa_ha witness: failover to {target} {failed or 'done'}",
                        {"result": result})
         elif verdict.action == "alert" and state != self.last_state:
             self.alert("warning", f"mfa_ha witness: no failover. {verdict.summary}", verdict.as_dict())

@@ -5,10 +5,12 @@ the time from the fault to the new primary accepting writes, the writes the old 
 took that the new one lacks (the RPO), and the documented rejoin converging."""
 
 import os
+import signal
 import time
 
 import pytest
 
+from mfa_ha import lease
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.lab import MASTER_ID
 from tests.faults.common import CONVERGE_WITHIN, converged, rejoin_converges, role, roles
@@ -179,11 +181,41 @@ def test_primary_site_cut_off_from_the_standby_and_the_master_fails_over_without
     it): its keeper fences it once the lease runs out; the witness, lease + margin later and
     once the standby says its receiver lost the primary, fails over. The checker never sees
     two primaries. Links back, the documented rejoin converges."""
+    figures = site_cut_off_fails_over(lab, salt_lab, net, automatic)
+    record("automatic on: the primary's site cut off from the standby and the master, its clients still reaching it",
+           outcome="the old primary fenced itself when its lease ran out; the witness failed over; the documented "
+           "rejoin re-attached the old one", **figures)
+
+
+@pytest.mark.slow
+def test_a_keeper_frozen_as_its_site_is_cut_off_is_replaced_and_the_primary_still_fences_first(
+        lab, salt_lab, net, automatic):
+    """As above, with the primary's lease keeper frozen (SIGSTOP) just before the cut: its
+    watchdog replaces it, the replacement fences on the lease the frozen one held, before
+    the witness acts."""
+    primary, _ = roles(lab)
+    frozen = {}
+
+    def freeze():
+        frozen.update(lease.read_record(os.path.join(primary.lease_dir, "keeper.json")))
+        os.kill(frozen["pid"], signal.SIGSTOP)
+
+    figures = site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=freeze)
+    now = lease.read_record(os.path.join(primary.lease_dir, "keeper.json"))
+    assert now["pid"] != frozen["pid"] and now["armed_at"] == frozen["armed_at"]  # replaced, same lease
+    record("automatic on: the primary's keeper frozen (SIGSTOP) as its site is cut off from the standby and the master",
+           outcome="its watchdog replaced it; the replacement fenced on the same lease; the witness failed over; "
+           "the documented rejoin re-attached the old one", **figures)
+
+
+def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> dict:
     primary, standby = roles(lab)
     wait_until(lambda: witness_armed(lab), 60, "the witness armed")
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[primary.minion_id].acked and checker.app.acked, 30,
                    "the checker's first acknowledgements")
+        if before_cut:
+            before_cut()
         cut_off(net, primary.host)
         cut_at = time.monotonic()
         try:
@@ -198,17 +230,14 @@ def test_primary_site_cut_off_from_the_standby_and_the_master_fails_over_without
         rejoin_converges(lab, salt_lab, standby, primary)
         converge_s = time.monotonic() - cut_at
     figures = checker.report(standby)
-    rpo = figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"]
-    record("automatic on: the primary's site cut off from the standby and the master, its clients still reaching it",
-           outcome="the old primary fenced itself when its lease ran out; the witness failed over; the documented "
-           "rejoin re-attached the old one", fenced_after_s=round(fenced_after, 1),
-           new_primary_writes_after_s=round(failover_after, 1), rpo_writes=rpo, converge_s=round(converge_s, 1),
-           **figures)
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
     assert figures["lost_direct_by_node"][standby.minion_id] == 0
     # Gone before the witness may act (lease + margin), so before the new primary took a write.
     assert fenced_after < automatic["lease_seconds"] + automatic["margin_seconds"] and fenced_after < failover_after
     assert any("failover to" in line and "done" in line for line in alerts(lab))
+    return {"fenced_after_s": round(fenced_after, 1), "new_primary_writes_after_s": round(failover_after, 1),
+            "rpo_writes": figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"],
+            "converge_s": round(converge_s, 1), **figures}
 
 
 @pytest.mark.slow

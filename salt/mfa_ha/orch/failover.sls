@@ -10,7 +10,8 @@
     (pmfad and PostgreSQL stopped, data directory configured as a standby); a silent one is
     fenced by the salt/minion/<id>/start reactor when it comes back. Then the target replays
     what it received, is promoted, and runs pmfad. `mfa_ha.orch.rejoin` re-attaches the
-    others. -#}
+    others. The witness of an unattended failover adds `lost`: the nodes it measured silent
+    for lease + margin, asked once more for 3 s instead of waited for. -#}
 {%- set mfa = salt['pillar.get']('mfa_ha', {}) %}
 {%- set nodes = mfa.get('nodes') or {} %}
 {%- set target = mfa.get('target') %}
@@ -30,6 +31,7 @@ prechecks:
     - target: {{ target | json }}
     - nodes: {{ nodes | json }}
     - confirm_primary_lost: {{ mfa.get('confirm_primary_lost', False) | json }}
+    - lost: {{ mfa.get('lost', []) | json }}
     - failhard: True
 
 fence the other nodes:
@@ -37,6 +39,7 @@ fence the other nodes:
     - name: mfa_ha.fence_others
     - target: {{ target | json }}
     - nodes: {{ nodes | json }}
+    - lost: {{ mfa.get('lost', []) | json }}
     - failhard: True
     - require:
       - salt: prechecks
