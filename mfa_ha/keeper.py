@@ -76,6 +76,7 @@ class Keeper:
         self.fenced_at: float | None = None
         self.proof = lease.StreamProof()
         self.handover = handed_over(lease.read_record(self.settings.keeper_file))
+        self.last_fence: dict | None = None  # kept in every heartbeat after: why this node was fenced
         self.last: dict = {}
 
     def tick(self) -> dict:
@@ -96,6 +97,7 @@ class Keeper:
             # armed_at is kept: a primary still running at the next poll is fenced again at once
             log.critical("mfa_ha lease expired: fencing this primary. %s", verdict.summary)
             self.fenced_at = now
+            self.last_fence = {"at": now, "armed_at": self.armed_at, "reason": verdict.summary}
             self._beat(now, role="primary", action="fencing", verdict=verdict.as_dict())  # the watchdog waits
             return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(),
                               fenced=self.fence())
@@ -160,8 +162,9 @@ class Keeper:
 
     def _beat(self, now: float, **state) -> dict:
         lease_state = {"armed_at": self.armed_at, "streamed_at": self.proof.streamed_at} if self.armed_at else {}
+        fence = {"last_fence": self.last_fence} if self.last_fence else {}
         self.last = {"at": now, "pid": os.getpid(), "lease_seconds": self.settings.lease_seconds, **lease_state,
-                     **state}
+                     **fence, **state}
         lease.write_record(self.settings.keeper_file, self.last)
         return self.last
 

@@ -20,6 +20,11 @@ AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 32}  # fa
 OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout
 
 
+def no_failover_since(lab, before: int) -> bool:
+    """No failover decided since alert line ``before`` (a decision is alerted before it runs)."""
+    return not [line for line in alerts(lab)[before:] if "failing over to" in line]
+
+
 def alerts(lab) -> list[str]:
     path = os.path.join(lab.root, "alerts.log")
     if not os.path.exists(path):
@@ -106,6 +111,7 @@ def test_dc_link_cut_with_the_master_on_a_third_site_only_alerts(lab, salt_lab, 
            outcome="no failover, no fence: the witness alerted (standby lost its receiver, primary answers)",
            **figures)
     assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
+    assert no_failover_since(lab, before)
 
 
 def _one_way(a, b):
@@ -143,6 +149,7 @@ def test_faults_the_primary_survives_change_nothing(lab, salt_lab, net, automati
     renews it) and serves; the witness does not fail over."""
     primary, standby = roles(lab)
     app_pid = primary.app_pid()
+    before = len(alerts(lab))
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[primary.minion_id].acked, 30, "the checker's first acknowledgements")
         undo = NO_FAILOVER[fault](net, salt_lab, primary)
@@ -155,11 +162,13 @@ def test_faults_the_primary_survives_change_nothing(lab, salt_lab, net, automati
     figures = checker.report(primary)
     record(f"automatic on: {fault}", outcome="no failover, no fence", **figures)
     assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
+    assert no_failover_since(lab, before)
 
 
 def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, net, automatic):
     primary, standby = roles(lab)
     app_pid = primary.app_pid()
+    before = len(alerts(lab))
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[primary.minion_id].acked, 30, "the checker's first acknowledgements")
         for _ in range(4):
@@ -173,6 +182,7 @@ def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, ne
     record("automatic on: the primary's site cut off for half a lease and back, four times",
            outcome="no failover, no fence", **figures)
     assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
+    assert no_failover_since(lab, before)
 
 
 def test_primary_site_cut_off_from_the_standby_and_the_master_fails_over_without_two_primaries(
@@ -202,7 +212,7 @@ def test_a_keeper_frozen_as_its_site_is_cut_off_is_replaced_and_the_primary_stil
 
     figures = site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=freeze)
     now = lease.read_record(os.path.join(primary.lease_dir, "keeper.json"))
-    assert now["pid"] != frozen["pid"] and now["armed_at"] == frozen["armed_at"]  # replaced, same lease
+    assert now["pid"] != frozen["pid"] and now["last_fence"]["armed_at"] == frozen["armed_at"]  # replaced, same lease
     record("automatic on: the primary's keeper frozen (SIGSTOP) as its site is cut off from the standby and the master",
            outcome="its watchdog replaced it; the replacement fenced on the same lease; the witness failed over; "
            "the documented rejoin re-attached the old one", **figures)

@@ -62,7 +62,7 @@ def test_a_frozen_keeper_is_replaced_and_its_replacement_fences_on_the_same_leas
              what="the fence finished (pmfad stopped after PostgreSQL)")
     now = beat(service)
     assert now["pid"] not in (frozen["pid"], service.pid)
-    assert now["armed_at"] == frozen["armed_at"]  # the lease it took over, not a fresh one
+    assert now["last_fence"]["armed_at"] == frozen["armed_at"]  # the lease it took over, not a fresh one
     assert "stalled" in log_text(service) and "took over the lease" in log_text(service)
     assert os.path.exists(os.path.join(lab.prod.data_dir, "standby.signal"))
     assert lab.prod.app_pid() is None
