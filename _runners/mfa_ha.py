@@ -119,12 +119,13 @@ def _ask(targets, function, args, timeout, lost=()):
     return result
 
 
-def _lost(lost, nodes) -> list:
-    """``lost`` checked: node ids of ``mfa_ha:nodes``."""
+def _lost(lost, nodes, target) -> list:
+    """``lost`` checked: ids of ``mfa_ha:nodes`` other than ``target``."""
     lost = [] if lost in (None, "") else lost
-    if not isinstance(lost, list) or not set(lost) <= set(nodes):
-        raise SaltInvocationError(f"lost: must be a list of ids from mfa_ha:nodes ({', '.join(sorted(nodes))}), "
-                                  f"not {lost!r}")
+    if not isinstance(lost, list) or not set(lost) <= set(nodes) - {target}:
+        others = ", ".join(sorted(set(nodes) - {target}))
+        raise SaltInvocationError(f"lost: must be a list of ids from mfa_ha:nodes other than the target {target} "
+                                  f"({others}), not {lost!r}")
     return lost
 
 
@@ -338,7 +339,7 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None)
     pillar = _pillar()
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
-    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes)).items()}
+    statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes, target)).items()}
     decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
     _progress(decision.summary.replace("switchover", "failover"))
     return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
@@ -362,7 +363,7 @@ def fence_others(target, nodes=None, lost=None):
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
     others = sorted(set(nodes) - {target})
-    result = _ask(others, "pgrepl.fence", [target], FENCE_TIMEOUT, _lost(lost, nodes))
+    result = _ask(others, "pgrepl.fence", [target], FENCE_TIMEOUT, _lost(lost, nodes, target))
     for node, done in result.items():
         if done == "no answer":
             _remember_replaced(node, target)

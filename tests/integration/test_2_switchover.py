@@ -257,6 +257,18 @@ def test_failover_again_on_a_healthy_pair_leaves_the_standby_streaming(pair, sal
     assert streams_from(lab.dr, lab.prod)
 
 
+def test_failover_with_a_wrong_lost_list_is_refused_and_changes_nothing(pair, salt_run):
+    """``mfa_ha:lost`` (the witness's measured-lost nodes) naming no node, or the target, is
+    refused by the prechecks, before anything is fenced."""
+    lab = pair
+    for wrong in (["server_nope"], ["server_prod"], "server_dr"):
+        refused = salt_run.run("state.orchestrate", "mfa_ha.orch.failover",
+                               pillar={"mfa_ha": {"target": "server_prod", "lost": wrong}}, _timeout=300)
+        assert refused.returncode != 0, refused.stdout
+        assert "lost: must be a list of ids from mfa_ha:nodes other than the target server_prod" in refused.stdout
+    assert role(lab.prod) == "primary" and lab.prod.app_pid() and streams_from(lab.dr, lab.prod)
+
+
 def alert_lines(lab):
     path = os.path.join(lab.root, "alerts.log")
     return open(path, encoding="utf-8").read().splitlines() if os.path.exists(path) else []
