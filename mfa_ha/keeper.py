@@ -39,7 +39,8 @@ from mfa_ha.tls import TlsConfig
 
 log = logging.getLogger("mfa_ha.keeper")
 MARKER_SQL = "SELECT pg_logical_emit_message(false, 'mfa_ha.lease', '')::text AS lsn"
-FAST_STOP_SECONDS = 8  # then immediate: writes end within lease.FENCE_BOUND
+FAST_STOP_SECONDS = 3  # then immediate: with the standby unreachable a fast stop waits for it; the WAL is durable either way
+IMMEDIATE_STOP_SECONDS = 10  # both within lease.FENCE_BOUND, with pmfad's stop
 APP_WATCH_AFTER_FENCE = 60  # s after a fence during which the keeper keeps pmfad stopped here
 FLUSHED_SQL = ("SELECT max(flush_lsn)::text AS flush_lsn FROM pg_stat_replication "
                "WHERE application_name IN (%s, %s) AND state = 'streaming'")
@@ -132,7 +133,7 @@ class Keeper:
             return self.server.stop(mode="fast", timeout=FAST_STOP_SECONDS)
         except MfaHaError as err:  # with the DC link cut, a fast stop waits for the unreachable standby
             log.critical("mfa_ha lease: fast stop failed (%s); stopping immediately", err)
-            return self.server.stop(mode="immediate", timeout=FAST_STOP_SECONDS)
+            return self.server.stop(mode="immediate", timeout=IMMEDIATE_STOP_SECONDS)
 
     def _stop_app(self) -> bool:
         return applib.backend(self.app_cfg).stop()
