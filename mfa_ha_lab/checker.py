@@ -63,6 +63,11 @@ class Checker:
                 slots.setdefault(int(at / self.interval), set()).add(node)
         return round(sum(1 for nodes in slots.values() if len(nodes) > 1) * self.interval * 1000)
 
+    def last_acked_at(self, node_id: str) -> float | None:
+        """When (monotonic) the last write straight to ``node_id`` was acknowledged."""
+        acked = self.direct[node_id].acked
+        return acked[-1][1] if acked else None
+
     def report(self, primary) -> dict:
         """What the fault cost, counted against the final primary (a lab node)."""
         def sql(query, params):

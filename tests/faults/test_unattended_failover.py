@@ -234,6 +234,7 @@ def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> d
             failover_after = wait_until(lambda: checker.direct[standby.minion_id].acked, 180,
                                         "the new primary accepting writes") + fenced_after
             wait_until(lambda: standby.app_pid(), 60, "pmfad on the new primary")
+            writes_ended_after = checker.last_acked_at(primary.minion_id) - cut_at
         finally:
             restore(net, primary.host)
         salt_lab.wait_for_minions(120)  # as an operator would: salt '*' test.ping
@@ -245,7 +246,9 @@ def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> d
     # Gone before the witness may act (lease + margin), so before the new primary took a write.
     assert fenced_after < automatic["lease_seconds"] + automatic["margin_seconds"] and fenced_after < failover_after
     assert any("failover to" in line and "done" in line for line in alerts(lab))
-    return {"fenced_after_s": round(fenced_after, 1), "new_primary_writes_after_s": round(failover_after, 1),
+    assert writes_ended_after < fenced_after
+    return {"old_primary_last_write_after_s": round(writes_ended_after, 1), "fenced_after_s": round(fenced_after, 1),
+            "new_primary_writes_after_s": round(failover_after, 1),
             "rpo_writes": figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"],
             "converge_s": round(converge_s, 1), **figures}
 
