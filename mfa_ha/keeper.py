@@ -9,7 +9,7 @@ config file is written by the formula (state ``pgrepl.lease_keeper``) from the p
 
 The service's own process is a watchdog (``supervise``): it runs the keeper as its child and
 replaces a child that exits or stops beating (frozen, hung on a call) within
-``lease.WATCHDOG_BOUND``. The replacement takes over the lease where the last one left it
+``LeaseSettings.watchdog_bound``. The replacement takes over the lease where the last one left it
 (``handed_over``): a keeper that died never grants its primary a fresh lease. Only a keeper
 stopped on request hands over nothing.
 """
