@@ -1017,7 +1017,8 @@ def lease_renew(seq, acked=None):
     (this host's monotonic clock) and which renewal the master heard this node answer
     (``acked``: a number, or ``{node id: number}``), for the lease keeper to read; answers
     with this node's role, its WAL receiver (streaming, from which node, and ``quiet_s``: for
-    how long no new WAL arrived, measured by the renewals that saw its receive position) and
+    how long no new WAL arrived, measured by the renewals that saw its receive position), the
+    last heartbeat its keeper had from the other node's (``heard_from``, ``heard_quiet_s``) and
     whether its keeper is alive. Sent by the ``mfa_ha_witness`` engine every ``witness_every`` seconds.
 
     CLI Example:
@@ -1044,9 +1045,13 @@ def lease_renew(seq, acked=None):
                   None)
     received = pglease.received(record.get("received"), live.get("receive_lsn"), now)
     pglease.write_record(settings.renewals_file, {**renewals, "received": received})
+    beat = pglease.read_record(settings.peer_file)
     return {**answer, "running": live.get("running"), "role": live.get("role"),
             "receiver": {"status": receiver.get("status"), "from": sender,
-                         "quiet_s": None if received is None else round(now - received["seen_at"], 3)}}
+                         "quiet_s": None if received is None else round(now - received["seen_at"], 3),
+                         "heard_from": beat.get("from"),
+                         "heard_quiet_s": round(now - beat["at"], 3) if isinstance(beat.get("at"), (int, float))
+                         else None}}
 
 
 @translate_errors
@@ -1071,4 +1076,5 @@ def lease_keeper_config():
         raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")
     server = _server({})
     return pgkeeper.build_config(settings, _pillar("mfa_ha:postgres", {}) or {}, _pillar("mfa_ha:pmfad", {}) or {},
-                                 server.tls, __grains__.get("os_family"), peers[0], _upstream(peers[0], {}))
+                                 server.tls, __grains__.get("os_family"), peers[0], _upstream(peers[0], {}),
+                                 __opts__["id"], _nodes()[__opts__["id"]]["address"])

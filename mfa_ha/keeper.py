@@ -26,13 +26,14 @@ import threading
 import time
 
 from mfa_ha import app as applib
-from mfa_ha import lease
+from mfa_ha import heartbeat, lease
 from mfa_ha import replication as repl
 from mfa_ha.app import app_config
 from mfa_ha.config import postgres_config
 from mfa_ha.errors import MfaHaError
 from mfa_ha.lsn import to_int
 from mfa_ha.roles import Role
+from mfa_ha.secrets import pgpass_password
 from mfa_ha.server import Server
 from mfa_ha.standby import Upstream
 from mfa_ha.tls import TlsConfig
@@ -47,13 +48,15 @@ FLUSHED_SQL = ("SELECT max(flush_lsn)::text AS flush_lsn FROM pg_stat_replicatio
 
 
 def build_config(settings: lease.LeaseSettings, postgres: dict, pmfad: dict, tls: TlsConfig, os_family: str | None,
-                 standby_id: str, standby: Upstream) -> dict:
+                 standby_id: str, standby: Upstream, me: str, address: str) -> dict:
     """What the keeper needs, as the formula writes it: no secret (the TLS files' directory,
-    not their contents; the replication password stays in pgpass)."""
+    not their contents; the replication password, which keys the heartbeats, stays in pgpass).
+    ``me``/``address``: this node's id and address (its heartbeats' source)."""
     return {"settings": lease.settings_dict(settings), "postgres": postgres, "pmfad": pmfad,
             "os_family": os_family, "tls": {"enabled": tls.enabled, "mode": tls.mode, "dir": tls.dir},
             "standby_id": standby_id,
-            "standby": {"host": standby.host, "port": standby.port, "user": standby.user, "slot": standby.slot}}
+            "standby": {"host": standby.host, "port": standby.port, "user": standby.user, "slot": standby.slot},
+            "heartbeat": {"me": me, "listen": address}}
 
 
 def handed_over(previous: dict) -> dict:
@@ -78,12 +81,40 @@ class Keeper:
         self.proof = lease.StreamProof()
         self.handover = handed_over(lease.read_record(self.settings.keeper_file))
         self.last_fence: dict | None = None  # kept in every heartbeat after: why this node was fenced
+        self.quiet = lease.QuietSpell()  # how close a held lease came to its end
         self.last: dict = {}
+        self.link = self._peer_link(config.get("heartbeat"))
+
+    def _peer_link(self, wanted: dict | None) -> heartbeat.PeerLink | None:
+        """Heartbeats to the other node's keeper, keyed by the replication password in pgpass;
+        without that entry (or a ``heartbeat`` section), the WAL alone proves contact."""
+        if not wanted:
+            return None
+        s = self.standby
+        try:
+            password = pgpass_password(self.server.cfg.pgpass_path, s.host, s.port, s.user)
+        except OSError as err:
+            log.error("mfa_ha heartbeat: cannot read pgpass (%s)", err)
+            password = None
+        if password is None:
+            log.error("mfa_ha heartbeat: no pgpass entry for %s@%s:%s to key the heartbeats with; the WAL alone "
+                      "proves contact with the standby", s.user, s.host, s.port)
+            return None
+        return heartbeat.PeerLink(wanted["me"], self.standby_id, wanted["listen"], s.host,
+                                  self.settings.heartbeat_port, heartbeat.key_from_password(password),
+                                  self.settings.peer_file, self.clock)
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
 
     def tick(self) -> dict:
         now = self.clock()
+        if self.link is not None:
+            self.link.open()  # a standby's keeper answers the primary's beats
         if not self._is_primary():
-            self.armed_at, self.proof, self.handover = None, lease.StreamProof(), {}
+            self.armed_at, self.proof, self.handover, self.quiet = None, lease.StreamProof(), {}, lease.QuietSpell()
+
             if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
                 self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
             return self._beat(now, role="not a primary", action="idle")
@@ -91,9 +122,15 @@ class Keeper:
         if self.armed_at is None:
             self._arm(now)
         self._mark(now)
+        if self.link is not None:
+            self.link.beat()
+            self.proof.heard(self.link.answered())
         renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
         verdict = lease.keeper_verdict(now, self.armed_at, renewed_at, self.proof.streamed_at,
                                        self.settings.lease_seconds)
+        self.quiet.seen(now, {"master": now - max(self.armed_at, renewed_at or 0.0),
+                              "standby": now - max(self.armed_at, self.proof.streamed_at or 0.0)},
+                        self.settings.lease_seconds)
         if verdict.action == "fence":
             # armed_at is kept: a primary still running at the next poll is fenced again at once
             log.critical("mfa_ha lease expired: fencing this primary. %s", verdict.summary)
@@ -164,8 +201,9 @@ class Keeper:
     def _beat(self, now: float, **state) -> dict:
         lease_state = {"armed_at": self.armed_at, "streamed_at": self.proof.streamed_at} if self.armed_at else {}
         fence = {"last_fence": self.last_fence} if self.last_fence else {}
+        quiet = {"longest_quiet_s": round(self.quiet.longest, 1)} if self.armed_at else {}
         self.last = {"at": now, "pid": os.getpid(), "lease_seconds": self.settings.lease_seconds, **lease_state,
-                     **fence, **state}
+                     **quiet, **fence, **state}
         lease.write_record(self.settings.keeper_file, self.last)
         return self.last
 
@@ -183,6 +221,8 @@ def run(config_path: str, stop: threading.Event | None = None, watched_by: int |
         if latest != config:
             config = latest
             settings = lease.LeaseSettings(**config["settings"])
+            if keeper is not None:
+                keeper.close()
             keeper = Keeper(config) if settings.automatic else None  # off: it idles, saying so
         try:
             if keeper is not None:
@@ -192,6 +232,8 @@ def run(config_path: str, stop: threading.Event | None = None, watched_by: int |
         except Exception:  # noqa: BLE001 - the keeper must outlive any one poll's failure
             log.exception("mfa_ha lease: poll failed")
         stop.wait(max(0.0, settings.poll_seconds - (time.monotonic() - started)))
+    if keeper is not None:
+        keeper.close()
     if stop.is_set() and settings is not None:  # stopped on request: the next keeper starts a lease of its own
         lease.write_record(settings.keeper_file, {"at": time.monotonic(), "pid": os.getpid(), "action": "stopped"})
 

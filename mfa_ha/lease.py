@@ -27,6 +27,10 @@ side reads its own host's monotonic clock):
   ``answer time - quiet_s``, which is no earlier than the last WAL's arrival, so no earlier
   than ``t(k)``. (The markers keep WAL flowing on an idle primary: a second of quiet means
   something.)
+- The same holds for the keepers' heartbeats (``mfa_ha.heartbeat``): beat ``k`` sent at
+  ``t(k)`` is recorded on the standby before it is answered, and the witness counts from the
+  later of the last WAL and the last beat. They prove contact again as soon as the link is
+  back, where the replication connection waits for TCP's backed-off retransmission.
 
 - A keeper that freezes or dies is replaced by its watchdog (``mfa_ha.keeper.supervise``)
   within ``watchdog_bound``, and the new one takes over the lease where it stood (it never
@@ -42,6 +46,7 @@ keeper, its watchdog and PostgreSQL frozen together) may serve for a poll after 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -54,6 +59,8 @@ FENCE_BOUND = 20  # s: the keeper's fence (pmfad stopped, standby config written
 KEEPER_START_SECONDS = 5  # s: a new keeper's first heartbeat (Python started, modules imported)
 RENEWALS_KEPT = 64
 
+log = logging.getLogger("mfa_ha.lease")
+
 
 @dataclass(frozen=True)
 class LeaseSettings:
@@ -64,6 +71,7 @@ class LeaseSettings:
     witness_every: float = 2  # the witness asks both nodes this often
     run_dir: str = "/var/run/mfa_ha"  # the renewals file and the keeper's heartbeat, per node
     service: str = "mfahalease"  # the keeper's SRC subsystem / systemd unit
+    heartbeat_port: int = 5434  # UDP, between the two keepers (mfa_ha.heartbeat)
 
     @property
     def renewals_file(self) -> str:
@@ -72,6 +80,11 @@ class LeaseSettings:
     @property
     def keeper_file(self) -> str:
         return os.path.join(self.run_dir, "keeper.json")
+
+    @property
+    def peer_file(self) -> str:
+        """On a standby: when the primary's keeper's last heartbeat arrived."""
+        return os.path.join(self.run_dir, "peer.json")
 
     @property
     def failover_after(self) -> float:
@@ -105,7 +118,10 @@ def lease_settings(pillar) -> LeaseSettings:
     values = {}
     for name, value in pillar.items():
         default = LeaseSettings.__dataclass_fields__[name].default
-        if isinstance(default, bool):
+        if name == "heartbeat_port":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+                raise InvalidInput(f"mfa_ha:failover:heartbeat_port: must be a UDP port (1-65535), not {value!r}")
+        elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise InvalidInput(f"mfa_ha:failover:{name}: must be true or false, not {value!r}")
         elif isinstance(default, (int, float)):
@@ -162,11 +178,29 @@ def keeper_verdict(now: float, armed_at: float, renewed_at: float | None, stream
     stream_age = now - max(armed_at, streamed_at or armed_at)
     heard = v.check("the master proved it heard this node within the lease", master_age <= lease_seconds,
                     f"{master_age:.1f} s ago, lease {lease_seconds:g} s")
-    streamed = v.check("the standby streamed from this node within the lease", stream_age <= lease_seconds,
-                       f"{stream_age:.1f} s ago, lease {lease_seconds:g} s")
+    streamed = v.check("the standby heard this node (its WAL or heartbeat) within the lease",
+                       stream_age <= lease_seconds, f"{stream_age:.1f} s ago, lease {lease_seconds:g} s")
     if not heard and not streamed:
         v.action = "fence"
     return v
+
+
+class QuietSpell:
+    """The longest time a held lease went without proof of contact (from the master or the
+    standby), logged when contact returns after more than half a lease: how near a flapping
+    link came to a fence."""
+
+    def __init__(self):
+        self.longest = 0.0
+        self.current = 0.0
+
+    def seen(self, now: float, verdict_ages: dict, lease_seconds: float) -> None:
+        age = min(verdict_ages.values())
+        if age < self.current and self.current > lease_seconds / 2:
+            log.warning("mfa_ha lease: contact proven again after %.1f s without (lease %g s; now %s)",
+                        self.current, lease_seconds, ", ".join(f"{k} {v:.1f} s ago" for k, v in verdict_ages.items()))
+        self.current = age
+        self.longest = max(self.longest, age)
 
 
 def record_renewal(renewals: dict, seq: int, acked: int | None, now: float) -> dict:
@@ -211,6 +245,11 @@ class StreamProof:
             self.markers = [(lsn, at) for lsn, at in self.markers if lsn > flush_lsn]
         del self.markers[:-RENEWALS_KEPT]
         return self.streamed_at
+
+    def heard(self, beat_sent_at: float | None) -> None:
+        """The standby answered a heartbeat sent at ``beat_sent_at`` (``mfa_ha.heartbeat``)."""
+        if beat_sent_at is not None:
+            self.streamed_at = max(self.streamed_at or 0.0, beat_sent_at)
 
 
 def read_json(path: str) -> dict:

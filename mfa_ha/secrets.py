@@ -40,6 +40,22 @@ def pgpass_has(path: str, host: str, port: int, user: str, password: str) -> boo
     return pgpass_line(host, port, user, password) in _read_lines(path) and _mode(path) == PGPASS_MODE
 
 
+def pgpass_password(path: str, host: str, port: int, user: str) -> str | None:
+    """The password of the host:port:*:user entry, or None (also when the file is missing)."""
+    prefix = ":".join(pgpass_escape(f) for f in (host, port, "*", user)) + ":"
+    found = [line[len(prefix):] for line in _read_lines(path) if line.startswith(prefix)]
+    return _pgpass_unescape(found[-1]) if found else None
+
+
+def _pgpass_unescape(field: str) -> str:
+    out, escaped = [], False
+    for char in field:
+        if escaped or char != "\\":
+            out.append(char)
+        escaped = not escaped and char == "\\"
+    return "".join(out)
+
+
 def _read_lines(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as fh:

@@ -3,8 +3,9 @@
 Every ``witness_every`` seconds it sends one renewal job to every node (``pgrepl.lease_renew``:
 the renewal's number and, per node, the last one it heard that node answer) and records, by
 the master's monotonic clock, when each answered, which node answered as the primary, whether
-that primary's lease keeper was alive, and when WAL last arrived on the standby (its answer's
-time less ``quiet_s``: never earlier than the real last arrival). ``witness_verdict`` decides; the failover runs once, and
+that primary's lease keeper was alive, and when WAL or the primary keeper's heartbeat last
+arrived on the standby (its answer's time less ``quiet_s`` or ``heard_quiet_s``: never earlier
+than the real last arrival). ``witness_verdict`` decides; the failover runs once, and
 the witness is disarmed until it sees a healthy pair again. See ``mfa_ha.lease`` for why an
 isolated primary has fenced itself before the witness acts.
 """
@@ -50,7 +51,8 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
             f"{view.standby or '?'}: {'answers' if view.standby_answers else 'no answer'}")
     v.check("the standby is a running standby", view.standby_role == "standby",
             f"{view.standby or '?'}: {view.standby_role}")
-    lost = v.check(f"no WAL reached the standby for longer than lease + margin ({after:g} s)",
+    lost = v.check(f"neither WAL nor a heartbeat from the primary reached the standby for longer than lease + margin "
+                   f"({after:g} s)",
                    view.receiver_lost_s > after, f"{view.receiver_lost_s:.1f} s")
     if all(c.ok for c in v.checks):
         v.action = "failover"
@@ -79,7 +81,7 @@ class Witness:
         self.seq = 0
         self.seen = {node: Seen() for node in self.nodes}
         self.primary = primary
-        self.last_wal_at: float | None = None  # no earlier than the standby's last WAL from the primary
+        self.last_wal_at: float | None = None  # no earlier than the standby's last WAL or heartbeat from the primary
         self.armed = False
         self.last_state: tuple | None = None
 
@@ -110,6 +112,8 @@ class Witness:
         if not answer:
             return  # a silent standby proves nothing either way
         quiet = receiver.get("quiet_s")
+        if receiver.get("heard_from") == self.primary and isinstance(receiver.get("heard_quiet_s"), (int, float)):
+            quiet = min(receiver["heard_quiet_s"], quiet if isinstance(quiet, (int, float)) else float("inf"))
         if isinstance(quiet, (int, float)):
             self.last_wal_at = max(self.last_wal_at or 0.0, now - quiet)
         elif self.last_wal_at is None:

@@ -23,13 +23,14 @@ def pair(lab, prod, dr):
     return lab
 
 
-def keeper_config(lab, lease_seconds=LEASE_SECONDS) -> dict:
-    """The primary's keeper config, as the state pgrepl.lease_keeper writes it."""
-    pillar = lab.pillar(lab.prod)["mfa_ha"]
-    settings = lease.LeaseSettings(automatic=True, lease_seconds=lease_seconds, run_dir=lab.prod.lease_dir)
-    tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(lab.prod.root, "mfa_ha-tls"))  # beside the data dir
-    return build_config(settings, pillar["postgres"], pillar["pmfad"], tls, None, "server_dr",
-                        Upstream(lab.dr.address, lab.dr.port, "replicamfa", lab.prod.slot))
+def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> dict:
+    """A node's keeper config (the primary's by default), as the state pgrepl.lease_keeper writes it."""
+    node, other = node or lab.prod, other or lab.dr
+    pillar = lab.pillar(node)["mfa_ha"]
+    settings = lease.LeaseSettings(automatic=True, lease_seconds=lease_seconds, run_dir=node.lease_dir)
+    tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(node.root, "mfa_ha-tls"))  # beside the data dir
+    return build_config(settings, pillar["postgres"], pillar["pmfad"], tls, None, other.minion_id,
+                        Upstream(other.address, other.port, "replicamfa", node.slot), node.minion_id, node.address)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def test_a_renewal_answers_with_the_role_and_the_receiver(pair, prod, dr):
     lab = pair
     first = dr.pgrepl.lease_renew(1)
     assert first["role"] == "standby" and first["receiver"] == {"status": "streaming", "from": "server_prod",
-                                                                "quiet_s": 0.0}
+                                                                "quiet_s": 0.0, "heard_from": None,
+                                                                "heard_quiet_s": None}  # no keeper beats here
     assert first["keeper_alive"] is False  # no keeper runs on dr
     assert prod.pgrepl.lease_renew(1)["role"] == "primary"
     prod.pgrepl.lease_renew(2, acked=1)

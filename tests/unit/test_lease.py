@@ -21,6 +21,8 @@ ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=32)
     ({"run_dir": "var/lib"}, "mfa_ha:failover:run_dir: must be an absolute path"),
     ({"lease_seconds": 6}, "mfa_ha:failover:lease_seconds: 6 s must exceed three renewals"),
     ({"lease": 30}, "mfa_ha:failover: unknown key(s) lease"),
+    ({"heartbeat_port": 70000}, "mfa_ha:failover:heartbeat_port: must be a UDP port (1-65535), not 70000"),
+    ({"heartbeat_port": "5434"}, "mfa_ha:failover:heartbeat_port: must be a UDP port"),
     ([], "mfa_ha:failover: must be a mapping"),
 ])
 def test_bad_failover_pillar_names_the_key(pillar, named):
@@ -131,8 +133,9 @@ class Simulated:
     """Two nodes answering renewals, as the master would see them, on a clock of our own."""
 
     def __init__(self, settings=ON):
-        self.now = self.last_wal = 0.0
+        self.now = self.last_wal = self.last_beat = 0.0
         self.reach_primary = self.reach_standby = self.standby_streams = True
+        self.standby_hears_beats = False
         self.failovers, self.alerts = [], []
         self.witness = Witness(settings, ["server_dr", "server_prod"], "server_prod", self.ask,
                                lambda target, verdict: self.failovers.append(target) or {"ok": True},
@@ -145,10 +148,13 @@ class Simulated:
             answers["server_prod"] = {"seq": seq, "running": True, "role": "primary", "keeper_alive": True}
         if self.standby_streams:
             self.last_wal = self.now
+        if self.standby_hears_beats:
+            self.last_beat = self.now
         if self.reach_standby:
             answers["server_dr"] = {"seq": seq, "running": True, "role": "standby", "receiver": {
                 "status": "streaming" if self.standby_streams else "waiting",
-                "from": "server_prod" if self.standby_streams else None, "quiet_s": self.now - self.last_wal}}
+                "from": "server_prod" if self.standby_streams else None, "quiet_s": self.now - self.last_wal,
+                "heard_from": "server_prod", "heard_quiet_s": self.now - self.last_beat}}
         return answers
 
     def run(self, seconds, every=2.0):
@@ -180,6 +186,19 @@ def test_a_flapping_link_never_fails_over():
         sim.run(4)
     assert sim.failovers == []
     assert any(severity == "warning" for severity, _ in sim.alerts)
+
+
+def test_a_standby_still_hearing_the_primarys_heartbeats_is_not_failed_over_to():
+    """The replication connection stalled (TCP still backing off) but the keepers' heartbeats
+    arrive: the primary is not cut off from the standby, its lease holds, no failover."""
+    sim = Simulated()
+    sim.run(10)
+    sim.reach_primary, sim.standby_streams, sim.standby_hears_beats = False, False, True
+    sim.run(120)
+    assert sim.failovers == []
+    sim.standby_hears_beats = False
+    sim.run(46)
+    assert sim.failovers == ["server_dr"]  # lease + margin after the last beat
 
 
 def test_with_the_option_off_nothing_automatic_happens():
