@@ -2,9 +2,10 @@
 FILE``), so that it keeps running when its minion dies or cannot reach the master.
 
 While its node is the primary it polls every ``poll_seconds``: it writes a marker into the
-WAL and reads how far the standby flushed, reads the renewals the master's witness left
-through the minion (``pgrepl.lease_renew``), and fences the node when ``keeper_verdict``
-says so. Its heartbeat (``keeper.json`` in ``run_dir``) tells the witness it is alive. The
+WAL and reads how far the standby flushed, sends a heartbeat to the standby's keeper
+(``mfa_ha.heartbeat``; on the standby the keeper records and answers them), reads the
+renewals the master's witness left through the minion (``pgrepl.lease_renew``), and fences
+the node when ``keeper_verdict`` says so. Its heartbeat (``keeper.json`` in ``run_dir``) tells the witness it is alive. The
 config file is written by the formula (state ``pgrepl.lease_keeper``) from the pillar.
 
 The service's own process is a watchdog (``supervise``): it runs the keeper as its child and
@@ -121,9 +122,10 @@ class Keeper:
         self.fenced_at = None
         if self.armed_at is None:
             self._arm(now)
+        if self.link is not None:
+            self.link.beat()  # before the marker's queries: its answer is often back by their end
         self._mark(now)
         if self.link is not None:
-            self.link.beat()
             self.proof.heard(self.link.answered())
         renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
         verdict = lease.keeper_verdict(now, self.armed_at, renewed_at, self.proof.streamed_at,

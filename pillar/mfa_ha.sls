@@ -40,6 +40,7 @@ mfa_ha:
                                 # lease keeper (service mfahalease) fences it when isolated
     lease_seconds: 30           # an isolated primary fences itself after this long
     margin_seconds: 35          # the witness waits lease + margin (must exceed 1 s poll + 20 s fence + 10 s watchdog)
+    heartbeat_port: 5434        # UDP between the two nodes' keepers (open it between the data centres)
     # run_dir: /var/lib/mfa_ha  # the keeper's config, heartbeat and the master's renewals
   service_address: none         # or {acquire: "cmd {node}", release: "cmd {node}"}
   alerts:
