@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -37,14 +38,18 @@ KEY_CONTEXT = b"mfa_ha lease keeper heartbeat v1"
 MAX_DATAGRAM = 1024
 RECEIVE_TIMEOUT = 0.5  # s: how often the receiving thread looks whether it should end
 SENT_KEPT = 64
+WARN_EVERY = 60  # s: at most one warning this often about datagrams not signed by the peer
 
 
 def key_from_password(password: str) -> bytes:
     return hmac.new(password.encode(), KEY_CONTEXT, hashlib.sha256).digest()
 
 
-def encode(key: bytes, kind: str, sender: str, seq: int) -> bytes:
-    body = json.dumps({"kind": kind, "from": sender, "seq": seq}, separators=(",", ":")).encode()
+def encode(key: bytes, kind: str, sender: str, seq: int, session: str) -> bytes:
+    """``session``: the beating keeper's, echoed in the answer, so that an answer to a beat of
+    a keeper before it (same port, numbers from 1 again) is never taken for one to its own."""
+    body = json.dumps({"kind": kind, "from": sender, "seq": seq, "session": session},
+                      separators=(",", ":")).encode()
     return hmac.new(key, body, hashlib.sha256).hexdigest().encode() + b" " + body
 
 
@@ -58,7 +63,7 @@ def decode(key: bytes, data: bytes) -> dict | None:
     except ValueError:
         return None
     ok = (isinstance(msg, dict) and msg.get("kind") in ("beat", "ack") and isinstance(msg.get("from"), str)
-          and isinstance(msg.get("seq"), int))
+          and isinstance(msg.get("seq"), int) and isinstance(msg.get("session"), str))
     return msg if ok else None
 
 
@@ -71,12 +76,14 @@ class PeerLink:
         self.me, self.peer, self.key, self.record_path, self.clock = me, peer, key, record_path, clock
         self.listen, self.target = (listen, port), (peer_address, port)
         self.sock: socket.socket | None = None
+        self.session = os.urandom(8).hex()
         self.seq = 0
         self.sent: dict[int, float] = {}
         self.answered_at: float | None = None  # t(k) of the newest beat the peer answered
         self.lock = threading.Lock()
         self.closed = threading.Event()
         self.bind_error: str | None = None
+        self.warned_at: float | None = None
 
     def open(self) -> bool:
         """Binds (again, after a failure: the keeper before may still hold the port); True once bound."""
@@ -106,7 +113,7 @@ class PeerLink:
             for old in sorted(self.sent)[:-SENT_KEPT]:
                 del self.sent[old]
         try:
-            self.sock.sendto(encode(self.key, "beat", self.me, self.seq), self.target)
+            self.sock.sendto(encode(self.key, "beat", self.me, self.seq, self.session), self.target)
         except OSError as err:  # no route while the link is down: the lease only ages
             log.debug("mfa_ha heartbeat: send failed: %s", err)
 
@@ -129,16 +136,23 @@ class PeerLink:
                 return
             msg = decode(self.key, data)
             if msg is None or msg["from"] != self.peer:
-                log.warning("mfa_ha heartbeat: ignored a datagram from %s:%s (not signed by %s)", *sender[:2], self.peer)
+                self._ignored(sender)
             elif msg["kind"] == "beat":
                 self._answer(msg, sender)
-            else:
+            elif msg["session"] == self.session:
                 self._answered(msg["seq"])
+
+    def _ignored(self, sender) -> None:
+        now = self.clock()
+        if self.warned_at is None or now - self.warned_at >= WARN_EVERY:
+            self.warned_at = now
+            log.warning("mfa_ha heartbeat: ignoring datagrams from %s:%s not signed by %s (another replication "
+                        "password?); said at most once a minute", *sender[:2], self.peer)
 
     def _answer(self, msg: dict, sender) -> None:
         try:
             lease.write_record(self.record_path, {"from": msg["from"], "at": self.clock()})
-            self.sock.sendto(encode(self.key, "ack", self.me, msg["seq"]), sender)
+            self.sock.sendto(encode(self.key, "ack", self.me, msg["seq"], msg["session"]), sender)
         except OSError as err:
             log.warning("mfa_ha heartbeat: could not record or answer a beat: %s", err)
 

@@ -15,8 +15,8 @@ KEY = key_from_password("s3cret")
 
 
 def test_a_datagram_counts_only_with_the_key_it_was_signed_with():
-    data = encode(KEY, "beat", "server_prod", 7)
-    assert decode(KEY, data) == {"kind": "beat", "from": "server_prod", "seq": 7}
+    data = encode(KEY, "beat", "server_prod", 7, "abc")
+    assert decode(KEY, data) == {"kind": "beat", "from": "server_prod", "seq": 7, "session": "abc"}
     assert decode(key_from_password("other"), data) is None
     assert decode(KEY, data.replace(b'"seq":7', b'"seq":8')) is None  # tampered
     assert decode(KEY, b"garbage") is None
@@ -77,6 +77,21 @@ def test_a_beat_signed_with_another_key_is_neither_recorded_nor_answered(pair, t
         assert lease.read_record(pair["standby"].record_path)["at"] >= pair["primary"].sent[1]
     finally:
         impostor.close()
+
+
+def test_an_answer_to_the_keeper_before_is_not_taken_for_one_to_this_keeper(pair):
+    """A replacement keeper numbers its beats from 1 again on the same port: a late answer to
+    its predecessor's beat 1 must not prove contact at the new beat 1's time."""
+    predecessor_session = "f" * 16
+    pair["primary"].beat()  # opens the socket; nobody listens yet, so no answer
+    late = encode(KEY, "ack", "server_dr", 1, predecessor_session)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.3", 0))
+        sock.sendto(late, pair["primary"].listen)
+    assert not _wait(lambda: pair["primary"].answered() is not None, 0.5)
+    pair["standby"].open()
+    pair["primary"].beat()
+    assert _wait(lambda: pair["primary"].answered() == pair["primary"].sent[2])
 
 
 def test_without_a_listening_peer_nothing_is_answered_and_a_taken_port_is_retried(pair):
