@@ -1071,10 +1071,14 @@ def lease_keeper_config():
     settings = _lease_settings()
     if not settings.automatic:  # the keeper idles: nothing else to tell it
         return {"settings": pglease.settings_dict(settings)}
+    nodes = _nodes()
+    if __opts__["id"] not in nodes:
+        raise SaltInvocationError(f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes "
+                                  f"({', '.join(nodes)}); its lease keeper has nothing to keep")
     peers = sorted(_peers())
     if len(peers) != 1:
         raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")
     server = _server({})
     return pgkeeper.build_config(settings, _pillar("mfa_ha:postgres", {}) or {}, _pillar("mfa_ha:pmfad", {}) or {},
                                  server.tls, __grains__.get("os_family"), peers[0], _upstream(peers[0], {}),
-                                 __opts__["id"], _nodes()[__opts__["id"]]["address"])
+                                 __opts__["id"], nodes[__opts__["id"]]["address"])

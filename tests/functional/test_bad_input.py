@@ -134,3 +134,17 @@ def test_validate_pillar_through_the_module(salt_factories, primed, prod):
     bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-badaddr").modules
     with pytest.raises(SaltInvocationError, match="mfa_ha:nodes:server_dr:address"):
         bad.pgrepl.validate_pillar()
+
+
+def test_a_lease_keeper_config_for_a_minion_that_is_not_a_node_is_refused(salt_factories, primed):
+    """Automatic failover on a minion missing from mfa_ha:nodes: named, nothing written."""
+    lab = primed
+    pillar = copy.deepcopy(lab.pillar(lab.prod))
+    pillar["mfa_ha"]["failover"] = {**pillar["mfa_ha"].get("failover", {}), "automatic": True}
+    pillar["mfa_ha"]["nodes"] = {"server_dr": pillar["mfa_ha"]["nodes"]["server_dr"],
+                                 "server_other": {"address": "127.0.0.9", "port": 5432}}
+    bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-notanode").modules
+    with pytest.raises(SaltInvocationError, match=r"mfa_ha:nodes: this minion \(.+\) is not one of the nodes "
+                                                  r"\(server_dr, server_other\)"):
+        bad.pgrepl.lease_keeper_config()
+    assert not os.path.exists(os.path.join(lab.prod.lease_dir, "config.json"))
