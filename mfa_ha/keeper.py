@@ -2,11 +2,12 @@
 FILE``), so that it keeps running when its minion dies or cannot reach the master.
 
 While its node is the primary it polls every ``poll_seconds``: it writes a marker into the
-WAL and reads how far the standby flushed, sends a heartbeat to the standby's keeper
+WAL and reads how far the standby flushed, sends a beat to the standby's keeper
 (``mfa_ha.heartbeat``; on the standby the keeper records and answers them), reads the
 renewals the master's witness left through the minion (``pgrepl.lease_renew``), and fences
-the node when ``keeper_verdict`` says so. Its heartbeat (``keeper.json`` in ``run_dir``) tells the witness it is alive. The
-config file is written by the formula (state ``pgrepl.lease_keeper``) from the pillar.
+the node when ``keeper_verdict`` says so. Its own heartbeat file (``keeper.json`` in
+``run_dir``) tells the witness and the watchdog it is alive. The config file is written by the
+formula (state ``pgrepl.lease_keeper``) from the pillar.
 
 The service's own process is a watchdog (``supervise``): it runs the keeper as its child and
 replaces a child that exits or stops beating (frozen, hung on a call) within
@@ -115,7 +116,6 @@ class Keeper:
             self.link.open()  # a standby's keeper answers the primary's beats
         if not self._is_primary():
             self.armed_at, self.proof, self.handover, self.quiet = None, lease.StreamProof(), {}, lease.QuietSpell()
-
             if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
                 self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
             return self._beat(now, role="not a primary", action="idle")
