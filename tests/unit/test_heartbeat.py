@@ -1,5 +1,5 @@
 """The keepers' heartbeats (mfa_ha.heartbeat): signed datagrams, recorded before they are
-answered. Real UDP sockets on 127.0.0.1; no PostgreSQL needed."""
+answered. Real UDP sockets on 127.0.0.2-4; no PostgreSQL needed."""
 
 import os
 import socket
@@ -10,6 +10,7 @@ from mfa_ha import lease
 from mfa_ha.heartbeat import PeerLink, decode, encode, key_from_password
 from mfa_ha.lease import StreamProof
 from mfa_ha.secrets import pgpass_line, pgpass_password
+from tests.helpers import wait_for
 
 KEY = key_from_password("s3cret")
 
@@ -28,14 +29,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait(condition, seconds=5.0):
-    import time
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+def answered(link, seq=None):
+    """Waits (bounded) until ``link`` counted an answer (to beat ``seq``, when given)."""
+    wait_for(lambda: link.answered() is not None and (seq is None or link.answered() == link.sent[seq]),
+             timeout=5, interval=0.02, what=f"an answer to beat {seq or 'any'}")
+
+
+def handled_before(link, sock):
+    """Everything sent to ``link`` from ``sock`` so far was handled: an unsigned datagram sent
+    after it (one socket, handled in order) has been seen and warned about."""
+    link.warned_at = None
+    sock.sendto(b"unsigned", link.listen)
+    wait_for(lambda: link.warned_at is not None, timeout=5, interval=0.02, what="the unsigned datagram handled")
 
 
 @pytest.fixture
@@ -54,7 +59,7 @@ def pair(tmp_path):
 def test_the_standby_records_a_beat_before_the_primary_counts_its_answer(pair):
     assert pair["standby"].open()
     pair["primary"].beat()
-    assert _wait(lambda: pair["primary"].answered() is not None)
+    answered(pair["primary"])
     sent_at = pair["primary"].sent[1]
     assert pair["primary"].answered() == sent_at
     record = lease.read_record(pair["standby"].record_path)
@@ -72,7 +77,7 @@ def test_a_beat_signed_with_another_key_is_neither_recorded_nor_answered(pair, t
     try:
         impostor.beat()
         pair["primary"].beat()  # a real one after it: once that is answered, the forged one was handled
-        assert _wait(lambda: pair["primary"].answered() is not None)
+        answered(pair["primary"], 1)
         assert impostor.answered() is None
         assert lease.read_record(pair["standby"].record_path)["at"] >= pair["primary"].sent[1]
     finally:
@@ -88,15 +93,12 @@ def test_an_answer_to_the_keeper_before_is_not_taken_for_one_to_this_keeper(pair
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.3", 0))
         sock.sendto(late, pair["primary"].listen)
-    assert not _wait(lambda: pair["primary"].answered() is not None, 0.5)
-    pair["standby"].open()
-    pair["primary"].beat()
-    assert _wait(lambda: pair["primary"].answered() == pair["primary"].sent[2])
+        handled_before(pair["primary"], sock)
+    assert pair["primary"].answered() is None
 
 
-def test_without_a_listening_peer_nothing_is_answered_and_a_taken_port_is_retried(pair):
-    pair["primary"].beat()
-    assert not _wait(lambda: pair["primary"].answered() is not None, 0.5)
+def test_a_port_still_held_is_retried(pair):
+    pair["primary"].beat()  # lost: the standby's keeper is not listening yet
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     taken.bind(pair["standby"].listen)  # the keeper before still holds the port
     try:
@@ -105,7 +107,7 @@ def test_without_a_listening_peer_nothing_is_answered_and_a_taken_port_is_retrie
         taken.close()
     assert pair["standby"].open()
     pair["primary"].beat()
-    assert _wait(lambda: pair["primary"].answered() == pair["primary"].sent[2])
+    answered(pair["primary"], 2)
 
 
 def test_the_password_keying_the_beats_is_read_from_pgpass(tmp_path):
