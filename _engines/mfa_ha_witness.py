@@ -63,6 +63,7 @@ def _witness(runners, config):
                 settings.lease_seconds, settings.failover_after)
     return Witness(
         settings, nodes, config.get("primary"),
-        ask=lambda seq, acked: runners["mfa_ha.lease_round"](seq, acked, nodes, max(1, int(settings.witness_every))),
+        ask=lambda seq, acked, session: runners["mfa_ha.lease_round"](seq, acked, nodes,
+                                                                      max(1, int(settings.witness_every)), session),
         failover=lambda target, verdict: runners["mfa_ha.witness_failover"](target, [n for n in nodes if n != target]),
         alert=lambda severity, summary, details: runners["mfa_ha.witness_alert"](severity, summary, details))

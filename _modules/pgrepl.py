@@ -1011,11 +1011,12 @@ def _lease_settings():
 
 
 @translate_errors
-def lease_renew(seq, acked=None):
+def lease_renew(seq, acked=None, session=""):
     """
-    The master's witness renews this node's lease: records when renewal ``seq`` arrived
-    (this host's monotonic clock) and which renewal the master heard this node answer
-    (``acked``: a number, or ``{node id: number}``), for the lease keeper to read; answers
+    The master's witness renews this node's lease: records when renewal ``seq`` of the
+    witness ``session`` arrived (this host's monotonic clock) and which renewal of that
+    session the master heard this node answer (``acked``: a number, or ``{node id:
+    number}``), for the lease keeper to read; answers
     with this node's role, its WAL receiver (streaming, from which node, and ``quiet_s``: for
     how long no new WAL arrived, measured by the renewals that saw its receive position), the
     last heartbeat its keeper had from the other node's (``heard_from``, ``heard_quiet_s``) and
@@ -1025,13 +1026,13 @@ def lease_renew(seq, acked=None):
 
     .. code-block:: bash
 
-        salt server_prod pgrepl.lease_renew 7 acked=6
+        salt server_prod pgrepl.lease_renew 7 acked=6 session=5f0c3a9e1b2d4c6a
     """
     settings = _lease_settings()
     now = time.monotonic()
     mine = acked.get(__opts__["id"]) if isinstance(acked, dict) else acked
     record = pglease.read_record(settings.renewals_file)
-    renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now)
+    renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now, str(session or ""))
     keeper = pglease.read_record(settings.keeper_file)
     answer = {"seq": int(seq), "keeper_alive": pglease.keeper_alive(keeper, now, settings)
               and keeper.get("action") == "hold", "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")}}

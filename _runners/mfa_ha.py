@@ -612,11 +612,11 @@ def witness_config():
     return {"settings": pglease.settings_dict(settings), "nodes": sorted(nodes), "primary": pillar.get("primary")}
 
 
-def lease_round(seq, acked, nodes, timeout):
+def lease_round(seq, acked, nodes, timeout, session=""):
     """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``
     with what returned within ``timeout`` seconds: a silent node must not delay the renewal
     of the other (``_cmd`` would wait for it and then ask it again with find_job)."""
-    return _returns_within(list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked)], float(timeout))
+    return _returns_within(list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked), str(session)], float(timeout))
 
 
 def _returns_within(targets, function, args, seconds):

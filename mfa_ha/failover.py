@@ -17,7 +17,15 @@ from mfa_ha.errors import MfaHaError
 from mfa_ha.roles import Role
 from mfa_ha.server import Server
 from mfa_ha.standby import Upstream, identify_peer
-from mfa_ha.switchover import Clock, Decision, Hooks, open_for_business, peer_in_recovery
+from mfa_ha.switchover import (
+    Clock,
+    Decision,
+    Hooks,
+    describe_unanswered,
+    open_for_business,
+    peer_in_recovery,
+    unanswered,
+)
 
 REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
 
@@ -42,7 +50,8 @@ def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool)
             f"{target}: {status.get('state', 'no answer')}, {status.get('role', '?')}")
     silent = sorted(set(nodes) - set(answered) - {target})
     d.check("every lost node's minion answers, or the loss is confirmed", not silent or confirm_primary_lost,
-            f"no answer from {', '.join(silent)}: pass mfa_ha:confirm_primary_lost: true once you know "
+            f"{describe_unanswered(unanswered(statuses, {n: None for n in silent}))}: pass "
+            "mfa_ha:confirm_primary_lost: true once you know "
             "it cannot accept writes" if silent and not confirm_primary_lost else
             f"confirmed lost: {', '.join(silent)}" if silent else "all answered")
     if not d.failed:
@@ -170,7 +179,7 @@ def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: 
                                     "kept: pillar='{\"mfa_ha\": {\"keep\": \"<node id>\"}}'; the others' data is "
                                     "moved aside (never deleted) and they are cloned from it. Nothing done"}
     if not primaries:
-        return {**result, "reason": "no node accepts writes: start the primary first (or mfa_ha.orch.failover)"}
+        return {**result, "reason": no_primary_reason(statuses, nodes)}
     primary = keep or next(iter(primaries))
     if node is not None and node not in nodes:
         return {**result, "reason": f"mfa_ha:node: unknown node id {node!r}"}
@@ -179,6 +188,43 @@ def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: 
     return {**result, "action": "rejoin", "primary": primary, "rejoining": rejoining, "discard": discard,
             "reason": f"{', '.join(rejoining)} re-attach to {primary}"
                       + (f"; divergent data of {', '.join(discard)} moved aside first" if discard else "")}
+
+
+def no_primary_reason(statuses: dict, nodes: dict) -> str:
+    """Why nothing can re-attach while no node accepts writes, and the operator's choices. A
+    node that did not answer is named as silent (it may be the running primary): no failover
+    is suggested while any node's state is unknown."""
+    answered = {n: s for n, s in sorted(statuses.items()) if n in nodes and isinstance(s, dict)}
+    silent = unanswered(statuses, nodes)
+    if silent:
+        return (f"no answering node accepts writes, and the state of {', '.join(silent)} is unknown "
+                f"({describe_unanswered(silent)}; a silent node may be the running primary). Nothing done; "
+                "run it again once every node answers")
+    seen = "; ".join(f"{n}: {_described(s)}" for n, s in answered.items())
+    stopped = [n for n, s in answered.items() if not s.get("running") and s.get("role") in ("primary", "standby")]
+    standbys = [n for n, s in answered.items() if s.get("running") and s.get("role") == "standby"]
+    choices = [f"start {n} as the primary it was: salt {n} pgrepl.start" for n in stopped
+               if answered[n].get("role") == "primary"]
+    choices += [f"keep the writes of {n} (stopped, fenced as a standby): salt {n} pgrepl.start, then "
+                f"{_failover_command(n)}" for n in stopped if answered[n].get("role") == "standby"]
+    choices += [f"fail over to {n}, losing what the stopped node{'s' if len(stopped) > 1 else ''} "
+                f"wrote after {n} last received WAL: {_failover_command(n)}" for n in standbys if stopped]
+    if not choices:
+        return f"no node accepts writes ({seen}) and none can take over: nothing done"
+    return f"no node accepts writes ({seen}). Nothing done; choose one: " + "; or ".join(choices)
+
+
+def _described(status: dict) -> str:
+    if status.get("running"):
+        return f"running {status.get('role')}, timeline {status.get('timeline')}"
+    if status.get("role") in ("primary", "standby"):
+        return (f"stopped, would start as a {status['role']}, timeline {status.get('timeline')}, "
+                f"checkpoint {status.get('checkpoint_lsn')}")
+    return status.get("state") or "unknown"
+
+
+def _failover_command(target: str) -> str:
+    return f"salt-run state.orchestrate mfa_ha.orch.failover pillar='{{\"mfa_ha\": {{\"target\": \"{target}\"}}}}'"
 
 
 def discard_divergent(server: Server, app_cfg, keep: Upstream) -> dict:

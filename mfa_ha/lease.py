@@ -203,17 +203,23 @@ class QuietSpell:
         self.longest = max(self.longest, age)
 
 
-def record_renewal(renewals: dict, seq: int, acked: int | None, now: float) -> dict:
-    """A renewal ``seq`` from the master arrives at ``now``, telling the last renewal it heard
-    the answer to (``acked``). Returns the new renewals record: when each recent renewal
-    arrived and ``renewed_at``, the arrival of the newest one the master proved it heard."""
-    arrived = {int(k): v for k, v in (renewals.get("arrived") or {}).items()}
-    arrived.setdefault(int(seq), now)
+def record_renewal(renewals: dict, seq: int, acked: int | None, now: float, session: str = "") -> dict:
+    """A renewal ``seq`` of the witness ``session`` arrives at ``now``, telling the last renewal
+    of that session it heard the answer to (``acked``). Returns the new renewals record: when
+    each recent renewal arrived and ``renewed_at``, the arrival of the newest one the master
+    proved it heard. A restarted or replaced witness numbers from 1 again under a session of
+    its own, so the newest arrivals are kept, whatever their numbers."""
+    arrived = {str(k): v for k, v in (renewals.get("arrived") or {}).items() if isinstance(v, (int, float))}
+    arrived.setdefault(renewal_key(session, seq), now)
     renewed_at = renewals.get("renewed_at")
-    if acked is not None and int(acked) in arrived:
-        renewed_at = max(renewed_at or 0.0, arrived[int(acked)])
-    kept = dict(sorted(arrived.items())[-RENEWALS_KEPT:])
-    return {"arrived": {str(k): v for k, v in kept.items()}, "renewed_at": renewed_at}
+    if acked is not None and renewal_key(session, acked) in arrived:
+        renewed_at = max(renewed_at or 0.0, arrived[renewal_key(session, acked)])
+    kept = dict(sorted(arrived.items(), key=lambda item: item[1])[-RENEWALS_KEPT:])
+    return {"arrived": kept, "renewed_at": renewed_at}
+
+
+def renewal_key(session: str, seq: int) -> str:
+    return f"{session}/{int(seq)}" if session else str(int(seq))
 
 
 def received(previous: dict | None, receive_lsn: str | None, now: float) -> dict | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import shlex
 import time
 from typing import Callable
 
@@ -37,6 +38,7 @@ from mfa_ha.versions import (
     RECEIVER_SENDER_HOST,
     RECEIVER_SENDER_PORT,
     RECOVERY_CONF,
+    RECOVERY_SIGNAL,
     STANDBY_SIGNAL,
     PgVersion,
     parse_conf,
@@ -60,6 +62,7 @@ REWIND_FUNCTIONS = (
 )
 SOURCE_CHECKPOINT_WAIT = 60
 PROGRESS_LOG = logging.getLogger("mfa_ha.progress")
+HELD_SUFFIX = ".mfa_ha-held"  # standby files held aside during crash recovery
 
 
 def log_progress(message: str) -> None:
@@ -532,15 +535,43 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
     _wait_source_checkpoint(source, upstream["timeline"], progress)
     started = time.monotonic()
     try:
+        recovered = recover_crashed(server, local, timeout, progress)
         out = server.run("pg_rewind", "--target-pgdata", server.data_dir, "--source-server", source,
                          "--progress", timeout=timeout, progress=progress).output
     except CommandFailed as err:
         if fallback != "basebackup":
             raise
+        log.warning("%s: pg_rewind failed, cloning the whole database instead: %s", server.data_dir, err)
         progress(f"pg_rewind failed ({err}); cloning afresh")
         return {"method": "basebackup", "rewind_error": str(err),
                 **basebackup(server, host, port, user, slot, application_name, timeout, progress)}
     progress(f"pg_rewind done in {time.monotonic() - started:.1f} s")
     configure_standby(server, host, port, user, slot, application_name)
     return {"method": "rewind", "seconds": round(time.monotonic() - started, 3),
-            "rewind_required": "no rewind required" not in out}
+            "rewind_required": "no rewind required" not in out, "crash_recovered": recovered}
+
+
+def recover_crashed(server: Server, control: dict, timeout: float, progress: Progress = log_progress) -> bool:
+    """Bring a stopped data directory that was not shut down cleanly (a crashed primary) to a
+    clean shutdown, as pg_rewind requires: crash recovery in single-user mode, which refuses
+    to run while standby files are present (a fence writes them), so they are held aside for
+    its duration and put back after. No client can connect meanwhile (no postmaster listens).
+    False when the directory was already shut down cleanly."""
+    if control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES:
+        return False
+    progress(f"{server.data_dir} was not shut down cleanly ({control.get('Database cluster state')}): "
+             "crash recovery in single-user mode before pg_rewind")
+    held = [name for name in (STANDBY_SIGNAL, RECOVERY_SIGNAL, RECOVERY_CONF)
+            if os.path.exists(os.path.join(server.data_dir, name))]
+    for name in held:
+        os.rename(os.path.join(server.data_dir, name), os.path.join(server.data_dir, name + HELD_SUFFIX))
+    try:
+        server.run("postgres", "--single", "-F", "-D", server.data_dir, *shlex.split(server.cfg.options or ""),
+                   "template1", timeout=timeout)
+    finally:
+        for name in held:
+            os.rename(os.path.join(server.data_dir, name + HELD_SUFFIX), os.path.join(server.data_dir, name))
+    state = server.controldata().get("Database cluster state")
+    if state not in CLEAN_SHUTDOWN_STATES:
+        raise CommandFailed(f"crash recovery of {server.data_dir} ended in state {state!r}, not a clean shutdown")
+    return True

@@ -300,7 +300,8 @@ def identify_peer(server: Server, peer: Upstream) -> dict:
 
 def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]:
     """Whether this stopped server may hold WAL past the point where ``peer`` left its
-    timeline (then pg_rewind must decide); also that switch point and the local checkpoint.
+    timeline (then pg_rewind must decide); also that switch point and the local checkpoint
+    (None unless it was shut down cleanly as a primary: only then does its WAL end there).
 
     Only a primary shut down cleanly is known to end at its shutdown checkpoint; a standby
     or a crashed server may hold more WAL than its control file shows, so pg_rewind (which
@@ -308,8 +309,8 @@ def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]
     control = server.controldata()
     switch = timeline_switch_point(server, peer, int(control["Latest checkpoint's TimeLineID"]))
     ends_at_checkpoint = control.get("Database cluster state") == CLEAN_PRIMARY_SHUTDOWN
-    checkpoint = lsnlib.to_int(control["Latest checkpoint location"])
-    return switch is not None and not (ends_at_checkpoint and checkpoint < switch), switch, checkpoint
+    checkpoint = lsnlib.to_int(control["Latest checkpoint location"]) if ends_at_checkpoint else None
+    return switch is not None and not (checkpoint is not None and checkpoint < switch), switch, checkpoint
 
 
 def wait_streaming(server: Server, up: Upstream, timeout: float = 60,

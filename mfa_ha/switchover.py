@@ -91,8 +91,8 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
     if not d.check("target is a node of mfa_ha:nodes", target in nodes, f"target {target!r}"):
         return d
     answered = {n: s for n, s in statuses.items() if isinstance(s, dict) and n in nodes}
-    silent = sorted(set(nodes) - set(answered))
-    d.check("every node answers", not silent, f"no answer from {', '.join(silent)}" if silent else "all answered")
+    silent = unanswered(statuses, nodes)
+    d.check("every node answers", not silent, describe_unanswered(silent) if silent else "all answered")
     primaries = sorted(n for n, s in answered.items() if s.get("running") and s.get("role") == "primary")
     if primaries == [target]:
         d.primary, d.action = target, "finish"
@@ -100,7 +100,9 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
         return d
     if not primaries and _resumable(d, answered, target):
         return d
-    if not d.check("exactly one primary", len(primaries) == 1, f"primaries: {', '.join(primaries) or 'none'}"):
+    unknown = f"; unknown: {', '.join(silent)}" if silent else ""
+    if not d.check("exactly one primary", len(primaries) == 1,
+                   f"primaries: {', '.join(primaries) or 'none'}{unknown}"):
         return d
     d.primary = primaries[0]
     if target not in answered or target == d.primary:
@@ -110,6 +112,17 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
     if not d.failed:
         d.action = "switch"
     return d
+
+
+def unanswered(statuses: dict, nodes: dict) -> dict[str, str]:
+    """The nodes of ``nodes`` without a status, each with what came back instead: "no answer",
+    or the node's own error (a pillar error names its key there)."""
+    return {n: statuses[n] if isinstance(statuses.get(n), str) else "no answer"
+            for n in sorted(nodes) if not isinstance(statuses.get(n), dict)}
+
+
+def describe_unanswered(silent: dict[str, str]) -> str:
+    return "; ".join(f"no answer from {n}" if text == "no answer" else f"{n} {text}" for n, text in silent.items())
 
 
 def _resumable(d: Decision, answered: dict, target: str) -> bool:
@@ -432,15 +445,17 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
     _wait_for_slot(server, new, own_slot, timeout)
     if rewind_needed:
         progress(f"WAL went past {new.label}'s timeline switch: pg_rewind")
-        method = repl.rewind(server, new.host, new.port, new.user, own_slot, fallback="basebackup",
-                             timeout=max(int(timeout), 3600), progress=progress)["method"]
+        rewound = repl.rewind(server, new.host, new.port, new.user, own_slot, fallback="basebackup",
+                              timeout=max(int(timeout), 3600), progress=progress)
+        method = rewound["method"]
+        why = {"cloned_because": rewound["rewind_error"]} if "rewind_error" in rewound else {}
     else:
         repl.configure_standby(server, new.host, new.port, new.user, own_slot)
-        method = "none needed"
+        method, why = "none needed", {}
     server.start(timeout=int(timeout))
     wait_streaming(server, me, timeout, progress)
-    return {"rewind": method, "timeline_switch": lsnlib.to_str(switch) if switch is not None else None,
-            "zero_loss_proof": None if switch is None else checkpoint < switch}
+    return {"rewind": method, **why, "timeline_switch": lsnlib.to_str(switch) if switch is not None else None,
+            "zero_loss_proof": None if switch is None or checkpoint is None else checkpoint < switch}
 
 
 def _streams_from(server: Server, new: Upstream) -> bool:

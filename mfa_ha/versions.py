@@ -14,6 +14,7 @@ from mfa_ha.errors import InvalidInput
 OLDEST_SUPPORTED = 10
 RECOVERY_CONF = "recovery.conf"
 STANDBY_SIGNAL = "standby.signal"
+RECOVERY_SIGNAL = "recovery.signal"
 AUTO_CONF = "postgresql.auto.conf"
 
 # pg_stat_wal_receiver (aliased ``r``) names its sender from 11 on; 10 shows only its conninfo.
@@ -158,7 +159,7 @@ def primary_cleanup(version: PgVersion) -> StandbyFiles:
     """What to remove so that a data directory starts as a primary."""
     if not version.uses_standby_signal:
         return StandbyFiles(remove=(RECOVERY_CONF,))
-    return StandbyFiles(remove=(STANDBY_SIGNAL, "recovery.signal"))
+    return StandbyFiles(remove=(STANDBY_SIGNAL, RECOVERY_SIGNAL))
 
 
 def quote_conf_value(value: str) -> str:

@@ -12,6 +12,7 @@ isolated primary has fenced itself before the witness acts.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -70,8 +71,12 @@ class Seen:
 
 
 class Witness:
-    """``ask(seq, acked) -> {node: answer dict, or an error text}``; ``failover(target, verdict)``;
-    ``alert(severity, summary, details)``. One ``tick()`` per ``witness_every``."""
+    """``ask(seq, acked, session) -> {node: answer dict, or an error text}``; ``failover(target,
+    verdict)``; ``alert(severity, summary, details)``. One ``tick()`` per ``witness_every``.
+
+    Its renewals are numbered from 1 under a random ``session`` of its own, so the nodes tell
+    them from a previous witness's (a restarted master's, or this engine's before a pillar
+    change) and count them at once."""
 
     def __init__(self, settings: LeaseSettings, nodes: list[str], primary: str | None, ask, failover, alert,
                  clock=time.monotonic):
@@ -79,6 +84,7 @@ class Witness:
         self.ask, self.do_failover, self.alert, self.clock = ask, failover, alert, clock
         self.started_at = clock()
         self.seq = 0
+        self.session = "w" + secrets.token_hex(8)  # never all digits: an argument Salt would read as a number
         self.seen = {node: Seen() for node in self.nodes}
         self.primary = primary
         self.last_wal_at: float | None = None  # no earlier than the standby's last WAL or heartbeat from the primary
@@ -88,7 +94,7 @@ class Witness:
     def tick(self) -> Verdict:
         now = self.clock()
         self.seq += 1
-        answers = self.ask(self.seq, {n: s.acked for n, s in self.seen.items()})
+        answers = self.ask(self.seq, {n: s.acked for n, s in self.seen.items()}, self.session)
         for node, answer in answers.items():
             if node in self.seen and isinstance(answer, dict) and answer.get("seq") == self.seq:
                 self.seen[node] = Seen(now, self.seq, answer)

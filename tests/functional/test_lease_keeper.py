@@ -62,6 +62,19 @@ def test_a_renewal_answers_with_the_role_and_the_receiver(pair, prod, dr):
     assert renewals["renewed_at"] == renewals["arrived"]["1"]  # renewal 1 proven heard by renewal 2
 
 
+def test_a_restarted_master_renews_the_lease_at_once(pair, prod):
+    """The previous master sent more renewals than a node keeps; the new one's, numbered from
+    1 under its own session, count from its second renewal on."""
+    lab = pair
+    for seq in range(1, 70):
+        prod.pgrepl.lease_renew(seq, acked=seq - 1 if seq > 1 else None, session="wbefore")
+    before = lease.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))["renewed_at"]
+    prod.pgrepl.lease_renew(1, session="wafter")
+    prod.pgrepl.lease_renew(2, acked=1, session="wafter")
+    renewals = lease.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))
+    assert renewals["renewed_at"] == renewals["arrived"]["wafter/1"] > before
+
+
 def test_the_keeper_holds_while_the_standby_streams(lab, keeper):
     actions = ticks(keeper, LEASE_SECONDS * 2.5)
     assert set(actions) == {"hold"} and lab.prod.is_running()

@@ -1,6 +1,7 @@
 """The seed's whole procedure through the pgrepl and pmfad modules, both directions."""
 
 import os
+import signal
 
 from mfa_ha.lsn import to_int as lsn_int
 from mfa_ha.secrets import scram_matches
@@ -104,3 +105,28 @@ def test_a_standby_restarted_while_the_primary_is_idle_reports_no_lag(lab, prod,
     assert status["lag_bytes"] >= 0, status
     if status["receive_lsn"] and lsn_int(status["receive_lsn"]) <= lsn_int(status["replay_lsn"]):
         assert status["lag_seconds"] == 0, status
+
+
+def test_a_crashed_primary_fenced_by_a_failover_is_rewound_not_cloned(lab, prod, dr):
+    """A primary whose PostgreSQL died (SIGKILL) is fenced (standby files written) when the
+    standby is promoted; its rejoin then needs crash recovery, which single-user mode refuses
+    while the standby files are there. It must still be rewound: a clone copies the whole
+    database."""
+    assert prod.pgrepl.role() == "primary" and dr.pgrepl.role() == "standby"
+    kept_aside = set(os.listdir(os.path.dirname(lab.prod.data_dir)))
+    write_rows(lab.prod, 50, "before-crash")
+    with open(os.path.join(lab.prod.data_dir, "postmaster.pid"), encoding="ascii") as fh:
+        postmaster = int(fh.readline())
+    os.kill(postmaster, signal.SIGKILL)  # the lab started it
+    wait_for(lambda: not lab.prod.is_running(), what="prod's postmaster gone")
+    dr.pgrepl.promote()
+    fenced = prod.pgrepl.fence(lab.dr.minion_id, slot=lab.prod.slot)
+    assert fenced["standby_config"] and not fenced["db_stopped"], fenced
+    assert os.path.exists(os.path.join(lab.prod.data_dir, "standby.signal"))
+    dr.pgrepl.create_slot(lab.prod.slot)
+    rejoined = prod.pgrepl.rejoin(lab.dr.minion_id, slot=lab.prod.slot)
+    assert rejoined["rewind"] == "rewind", rejoined
+    assert rejoined["zero_loss_proof"] is None, "a crashed primary's WAL may end past its checkpoint"
+    assert set(os.listdir(os.path.dirname(lab.prod.data_dir))) == kept_aside, "cloned (moved aside), not rewound"
+    assert prod.pgrepl.role() == "standby"
+    wait_for(lambda: lab.rows(lab.prod) == lab.rows(lab.dr), what="prod replays dr's rows")

@@ -137,3 +137,30 @@ def test_a_switch_whose_target_failed_is_resumed_not_refused_blindly():
     promoted = {**dead_target, "role": "primary"}  # the target may have taken writes: no resume
     d = switchover.decide(statuses(server_prod=stopped_old, server_dr=promoted), NODES, "server_dr", 1024)
     assert d.action == "refuse"
+
+
+def test_rejoin_names_a_silent_node_and_suggests_no_failover():
+    standby = {"running": True, "role": "standby", "timeline": 2}
+    d = rejoin_decision({"server_prod": "no answer", "server_dr": standby}, REJOIN_NODES)
+    assert d["action"] == "refuse" and "server_prod is unknown (no answer from server_prod" in d["reason"]
+    assert "failover" not in d["reason"] and "not a primary" not in d["reason"]
+
+
+def test_rejoin_with_no_primary_offers_to_keep_the_fenced_nodes_writes_or_fail_over():
+    fenced = {"running": False, "role": "standby", "timeline": 1, "checkpoint_lsn": "0/5000060"}
+    standby = {"running": True, "role": "standby", "timeline": 1}
+    d = rejoin_decision({"server_prod": fenced, "server_dr": standby}, REJOIN_NODES)
+    assert d["action"] == "refuse" and "start the primary first" not in d["reason"]
+    keep, lose = d["reason"].split("; or ")
+    assert "keep the writes of server_prod" in keep and "salt server_prod pgrepl.start" in keep
+    assert '"target": "server_prod"' in keep
+    assert "fail over to server_dr, losing" in lose and '"target": "server_dr"' in lose
+
+
+def test_a_switchover_refused_for_a_nodes_pillar_error_names_the_key():
+    broken = "failed: mfa_ha:postgres:data_dir: must be an absolute path, got 'mfadb'"
+    d = switchover.decide(statuses(server_prod=broken), NODES, "server_dr", 1024)
+    assert d.action == "refuse"
+    assert "server_prod failed: mfa_ha:postgres:data_dir: must be an absolute path" in d.summary
+    assert "no answer from server_prod" not in d.summary
+    assert "unknown: server_prod" in d.summary

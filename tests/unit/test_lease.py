@@ -59,6 +59,30 @@ def test_a_renewal_counts_only_once_the_master_proved_it_heard_it():
     assert len(record["arrived"]) == 64 and record["renewed_at"] == 198.0
 
 
+def test_a_restarted_witness_renews_the_lease_at_once():
+    """A restarted master's witness numbers its renewals from 1 again, under a new session:
+    they count at once, however many renewals the previous witness sent."""
+    record = {}
+    for seq in range(1, 500):
+        record = record_renewal(record, seq=seq, acked=seq - 1, now=float(seq), session="wbefore")
+    record = record_renewal(record, seq=1, acked=None, now=600.0, session="wafter")
+    record = record_renewal(record, seq=2, acked=1, now=602.0, session="wafter")
+    assert record["renewed_at"] == 600.0
+    record = record_renewal(record, seq=3, acked=498, now=604.0, session="wafter")  # the old session's number
+    assert record["renewed_at"] == 600.0 and len(record["arrived"]) == 64
+
+
+def test_each_witness_renews_under_a_session_of_its_own():
+    sessions = []
+    for _ in range(2):
+        witness = Witness(ON, ["server_dr", "server_prod"], "server_prod",
+                          lambda seq, acked, session: sessions.append((seq, session)) or {},
+                          lambda target, verdict: {"ok": True}, lambda *alert: None, clock=lambda: 0.0)
+        witness.tick()
+    assert [seq for seq, _ in sessions] == [1, 1] and sessions[0][1] != sessions[1][1]
+    assert all(not session.isdigit() for _, session in sessions)
+
+
 def test_a_keeper_that_died_hands_its_lease_over_and_one_stopped_on_request_does_not():
     held = {"role": "primary", "action": "hold", "armed_at": 5.0, "streamed_at": 40.0, "at": 50.0}
     assert handed_over(held) == {"armed_at": 5.0, "streamed_at": 40.0}
@@ -142,7 +166,7 @@ class Simulated:
                                lambda severity, summary, details: self.alerts.append((severity, summary)),
                                clock=lambda: self.now)
 
-    def ask(self, seq, acked):
+    def ask(self, seq, acked, session):
         answers = {}
         if self.reach_primary:
             answers["server_prod"] = {"seq": seq, "running": True, "role": "primary", "keeper_alive": True}
