@@ -28,7 +28,7 @@ import threading
 import time
 
 from mfa_ha import app as applib
-from mfa_ha import heartbeat, lease
+from mfa_ha import heartbeat, lease, timing
 from mfa_ha import replication as repl
 from mfa_ha.app import app_config
 from mfa_ha.config import postgres_config
@@ -42,8 +42,6 @@ from mfa_ha.tls import TlsConfig
 
 log = logging.getLogger("mfa_ha.keeper")
 MARKER_SQL = "SELECT pg_logical_emit_message(false, 'mfa_ha.lease', '')::text AS lsn"
-FAST_STOP_SECONDS = 3  # then immediate: with the standby unreachable a fast stop waits for it; the WAL is durable either way
-IMMEDIATE_STOP_SECONDS = 10  # both within lease.FENCE_BOUND, with pmfad's stop
 APP_WATCH_AFTER_FENCE = 60  # s after a fence during which the keeper keeps pmfad stopped here
 FLUSHED_SQL = ("SELECT max(flush_lsn)::text AS flush_lsn FROM pg_stat_replication "
                "WHERE application_name IN (%s, %s) AND state = 'streaming'")
@@ -138,9 +136,10 @@ class Keeper:
             log.critical("mfa_ha lease expired: fencing this primary. %s", verdict.summary)
             self.fenced_at = now
             self.last_fence = {"at": now, "armed_at": self.armed_at, "reason": verdict.summary}
-            self._beat(now, role="primary", action="fencing", verdict=verdict.as_dict())  # the watchdog waits
-            return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(),
-                              fenced=self.fence())
+            fenced = self.fence(lambda phase, bound: self._beat(  # the watchdog waits for each part
+                self.clock(), role="primary", action="fencing", phase=phase, phase_bound_s=bound,
+                verdict=verdict.as_dict()))
+            return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(), fenced=fenced)
         return self._beat(now, role="primary", action="hold", verdict=verdict.as_dict())
 
     def _arm(self, now: float) -> None:
@@ -155,24 +154,29 @@ class Keeper:
             log.warning("mfa_ha lease: this node is the primary; lease of %g s armed", self.settings.lease_seconds)
         self.handover = {}
 
-    def fence(self) -> dict:
+    def fence(self, announce=lambda phase, bound: None) -> dict:
         """Writes end first: the standby configuration is written (whatever starts the server
         again brings it up read-only), PostgreSQL stopped (fast, then immediate), then pmfad.
-        Each step is tried whatever the one before it did."""
+        Each step is tried whatever the one before it did; ``announce(phase, bound)`` tells
+        the watchdog how long each part may take (``mfa_ha.timing``)."""
         s = self.standby
-        return {
+        announce("ending writes", timing.writes_end_bound())
+        done = {
             "standby_config": self._step("standby configuration", lambda: repl.configure_standby(
                 self.server, s.host, s.port, s.user, s.slot)["changed"]),
             "db_stopped": self._step("PostgreSQL stopped", self._stop_db),
-            "app_stopped": self._step("pmfad stopped", self._stop_app),
         }
+        announce("stopping pmfad", timing.app_stop_bound(self.app_cfg.timeout, self.app_cfg.manager))
+        return {**done, "app_stopped": self._step("pmfad stopped", self._stop_app)}
 
     def _stop_db(self) -> bool:
         try:
-            return self.server.stop(mode="fast", timeout=FAST_STOP_SECONDS)
+            return self.server.stop(mode="fast", timeout=timing.FAST_STOP_SECONDS,
+                                    command_timeout=timing.PG_CTL_SECONDS)
         except MfaHaError as err:  # with the DC link cut, a fast stop waits for the unreachable standby
             log.critical("mfa_ha lease: fast stop failed (%s); stopping immediately", err)
-            return self.server.stop(mode="immediate", timeout=IMMEDIATE_STOP_SECONDS)
+            return self.server.stop(mode="immediate", timeout=timing.IMMEDIATE_STOP_SECONDS,
+                                    command_timeout=timing.PG_CTL_SECONDS)
 
     def _stop_app(self) -> bool:
         return applib.backend(self.app_cfg).stop()

@@ -17,9 +17,9 @@ side reads its own host's monotonic clock):
 - Renewal ``n`` is stamped on the primary's host at ``at(n)`` when it arrives; the master
   hears the answer at ``heard(n) >= at(n)``. The keeper counts renewal ``m`` only once a
   later renewal says the master heard ``m``, so its lease ends at ``at(m) + lease`` with
-  ``m`` no later than the last renewal the master heard: it fences at the latest
-  ``fence_bound`` after ``heard(last) + lease``; the witness waits ``heard(last) + lease +
-  margin``.
+  ``m`` no later than the last renewal the master heard: its writes end at the latest
+  ``writes_end_bound`` (``mfa_ha.timing``) after ``heard(last) + lease``; the witness waits
+  ``heard(last) + lease + margin``.
 - Every poll the keeper writes a marker into the WAL at ``t(k)`` and counts the standby as
   streaming at ``t(k)`` once the standby's flush position passes the marker: the marker
   arrived there after ``t(k)``. Each renewal on the standby notes its receive position and
@@ -37,7 +37,7 @@ side reads its own host's monotonic clock):
   grants a fresh one), so it fences at most ``watchdog_bound`` later than the frozen one would
   have.
 
-Hence ``margin_seconds`` must exceed ``poll_seconds + fence_bound + watchdog_bound``
+Hence ``margin_seconds`` must exceed ``poll_seconds + writes_end_bound + watchdog_bound``
 (checked), whatever the witness's pace. What the keeper cannot cover: a keeper service that is
 not running at all (watchdog and keeper) fences nothing, so the witness fails over only while
 the primary's last answer showed its keeper alive and armed; and a whole host stalled (the
@@ -54,9 +54,8 @@ from dataclasses import asdict, dataclass, field
 from mfa_ha.errors import InvalidInput
 from mfa_ha.health import load_state, save_state
 from mfa_ha.switchover import Check
+from mfa_ha.timing import KEEPER_START_SECONDS, writes_end_bound
 
-FENCE_BOUND = 20  # s: the keeper's fence (pmfad stopped, standby config written, PostgreSQL stopped)
-KEEPER_START_SECONDS = 5  # s: a new keeper's first heartbeat (Python started, modules imported)
 RENEWALS_KEPT = 64
 
 log = logging.getLogger("mfa_ha.lease")
@@ -103,7 +102,9 @@ class LeaseSettings:
 
     @property
     def margin_needed(self) -> float:
-        return self.poll_seconds + FENCE_BOUND + self.watchdog_bound
+        """A poll to notice the lease ran out, the fence until writes end, a frozen keeper's
+        replacement (``mfa_ha.timing``)."""
+        return self.poll_seconds + writes_end_bound() + self.watchdog_bound
 
 
 def lease_settings(pillar) -> LeaseSettings:
@@ -138,7 +139,8 @@ def lease_settings(pillar) -> LeaseSettings:
     needed = settings.margin_needed
     if settings.margin_seconds <= needed:
         raise InvalidInput(f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "
-                           f"+ the fence's bound + the watchdog's bound ({needed:g} s at poll_seconds "
+                           f"+ the fence's bound until writes end ({writes_end_bound():g} s) + the watchdog's "
+                           f"bound ({needed:g} s in all at poll_seconds "
                            f"{settings.poll_seconds:g}), or the witness could fail over before an isolated primary "
                            "has fenced itself")
     if not os.path.isabs(settings.run_dir):
@@ -295,12 +297,14 @@ def keeper_alive(keeper: dict, now: float, settings: LeaseSettings) -> bool:
 def keeper_stall(beat: dict, pid: int, started_at: float, now: float, settings: LeaseSettings) -> str | None:
     """Why the watchdog must replace keeper ``pid`` (started at ``started_at``), or None: no
     first heartbeat within ``KEEPER_START_SECONDS``, or a heartbeat older than ``alive_within``
-    (a fence in progress gets its bound on top)."""
+    (a fence in progress gets the bound of the step it announced, ``phase_bound_s``, on top:
+    ending writes, then stopping pmfad)."""
     at = beat.get("at")
     if beat.get("pid") != pid or not isinstance(at, (int, float)) or at < started_at:
         waited = now - started_at
         return f"no heartbeat {waited:.1f} s after it started" if waited > KEEPER_START_SECONDS else None
-    bound = settings.alive_within + (FENCE_BOUND if beat.get("action") == "fencing" else 0)
+    phase = beat.get("phase_bound_s") if beat.get("action") == "fencing" else 0
+    bound = settings.alive_within + (phase if isinstance(phase, (int, float)) else writes_end_bound())
     age = now - at
     return f"last heartbeat {age:.1f} s ago ({beat.get('action')}; bound {bound:g} s)" if age > bound else None
 

@@ -130,10 +130,10 @@ class Server:
                         timeout=timeout, check=check, progress=progress)
 
     # -- process ------------------------------------------------------------
-    def state(self) -> ServerState:
+    def state(self, timeout: float = 60) -> ServerState:
         if not self.has_cluster():
             return ServerState.MISSING
-        rc = self.run("pg_ctl", "status", "-D", self.data_dir, check=False).returncode
+        rc = self.run("pg_ctl", "status", "-D", self.data_dir, check=False, timeout=timeout).returncode
         return ServerState.RUNNING if rc == 0 else ServerState.STOPPED
 
     def is_running(self) -> bool:
@@ -178,14 +178,16 @@ class Server:
             time.sleep(PID_POLL)
         return True
 
-    def stop(self, mode: str = "fast", timeout: int = 60) -> bool:
-        """Stop and wait until it is gone; False when it was not running."""
+    def stop(self, mode: str = "fast", timeout: int = 60, command_timeout: float | None = None) -> bool:
+        """Stop and wait until it is gone; False when it was not running. ``command_timeout``
+        bounds each pg_ctl call (``mfa_ha.timing.server_stop_bound``)."""
         if mode not in ("smart", "fast", "immediate"):
             raise ValueError(f"unknown shutdown mode {mode!r}: use smart, fast or immediate")
         self.require_cluster()
-        if not self.is_running():
+        each = command_timeout if command_timeout is not None else timeout + 10
+        if self.state(timeout=each) is not ServerState.RUNNING:
             return False
-        self.run("pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-W", timeout=timeout + 10)
+        self.run("pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-W", timeout=each)
         deadline = time.monotonic() + timeout
         while os.path.exists(self._pid_file):
             if time.monotonic() >= deadline:

@@ -13,6 +13,7 @@ import json
 import signal
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
@@ -91,13 +92,19 @@ def main(argv=None) -> None:
     parser.add_argument("--node", required=True)
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--stop-delay", type=float, default=0,
+                        help="seconds between SIGTERM and the shutdown (a daemon slow to stop)")
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer((args.listen, args.port), handler_for(Database(args.dsn), args.node))
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    def shut_down():
+        time.sleep(args.stop_delay)
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=shut_down, daemon=True).start())
     server.serve_forever(poll_interval=0.05)
     server.server_close()
 

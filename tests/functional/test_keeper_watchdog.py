@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mfa_ha import lease
+from mfa_ha import lease, timing
 from tests.functional.test_lease_keeper import keeper_config
 from tests.functional.test_seed_procedure import setup_replication
 from tests.helpers import wait_for
@@ -54,11 +54,11 @@ def test_a_frozen_keeper_is_replaced_and_its_replacement_fences_on_the_same_leas
     os.kill(frozen["pid"], signal.SIGSTOP)
     lab.stop_db(lab.dr)  # no one renews the lease from now on
     stopped_at = time.monotonic()
-    bound = LEASE_SECONDS + service.settings.watchdog_bound + lease.FENCE_BOUND
+    bound = LEASE_SECONDS + service.settings.watchdog_bound + timing.writes_end_bound()
     wait_for(lambda: not lab.prod.is_running(), timeout=bound, interval=0.2,
              what="the frozen keeper's replacement fencing the primary")
     fenced_after = time.monotonic() - stopped_at
-    wait_for(lambda: beat(service).get("action") in ("fenced", "idle"), timeout=lease.FENCE_BOUND, interval=0.2,
+    wait_for(lambda: beat(service).get("action") in ("fenced", "idle"), timeout=timing.fence_bound(15), interval=0.2,
              what="the fence finished (pmfad stopped after PostgreSQL)")
     now = beat(service)
     assert now["pid"] not in (frozen["pid"], service.pid)

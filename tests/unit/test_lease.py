@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from mfa_ha import lease
+from mfa_ha import lease, timing
 from mfa_ha.errors import InvalidInput
 from mfa_ha.keeper import handed_over
 from mfa_ha.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, received, record_renewal
@@ -17,7 +17,8 @@ ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=32)
     ({"automatic": "yes"}, "mfa_ha:failover:automatic: must be true or false"),
     ({"lease_seconds": 0}, "mfa_ha:failover:lease_seconds: must be a positive number"),
     ({"margin_seconds": 5}, "mfa_ha:failover:margin_seconds: 5 s must exceed"),
-    ({"margin_seconds": 25}, "25 s must exceed poll_seconds + the fence's bound + the watchdog's bound (31 s at"),
+    ({"margin_seconds": 25}, "25 s must exceed poll_seconds + the fence's bound until writes end (18 s) + the "
+                              "watchdog's bound (29 s in all at"),
     ({"run_dir": "var/lib"}, "mfa_ha:failover:run_dir: must be an absolute path"),
     ({"lease_seconds": 6}, "mfa_ha:failover:lease_seconds: 6 s must exceed three renewals"),
     ({"lease": 30}, "mfa_ha:failover: unknown key(s) lease"),
@@ -97,8 +98,11 @@ def test_the_watchdog_replaces_a_keeper_that_does_not_beat():
     beat = {"pid": 42, "at": 100.0, "action": "hold"}
     assert lease.keeper_stall(beat, 42, started_at=90.0, now=103.0, settings=ON) is None
     assert "last heartbeat 5.0 s ago (hold; bound 4 s)" in lease.keeper_stall(beat, 42, 90.0, 105.0, ON)
-    assert lease.keeper_stall({**beat, "action": "fencing"}, 42, 90.0, 120.0, ON) is None  # a fence takes time
-    assert lease.keeper_stall({**beat, "action": "fencing"}, 42, 90.0, 125.0, ON)
+    ending_writes = {**beat, "action": "fencing", "phase_bound_s": timing.writes_end_bound()}
+    assert lease.keeper_stall(ending_writes, 42, 90.0, 100.0 + 4 + timing.writes_end_bound(), ON) is None
+    assert lease.keeper_stall(ending_writes, 42, 90.0, 100.5 + 4 + timing.writes_end_bound(), ON)
+    slow_pmfad = {**beat, "action": "fencing", "phase_bound_s": timing.app_stop_bound(30, "src")}
+    assert lease.keeper_stall(slow_pmfad, 42, 90.0, 100.0 + 4 + 6 * 30 + 10, ON) is None  # pmfad's stop may take long
     # a new keeper: the beat on file is its predecessor's
     assert lease.keeper_stall(beat, 43, started_at=101.0, now=104.0, settings=ON) is None
     assert "no heartbeat 6.0 s after it started" in lease.keeper_stall(beat, 43, 101.0, 107.0, ON)
@@ -242,3 +246,21 @@ def test_a_witness_that_never_saw_a_healthy_pair_does_not_fail_over():
     assert sim.failovers == [] and not sim.witness.armed
     assert sim.alerts and "armed: a healthy pair seen since the witness started or last failed over: no" in \
         sim.alerts[0][1]
+
+
+def test_the_margin_covers_a_poll_the_fence_until_writes_end_and_a_frozen_keepers_replacement():
+    """The witness may fail over only after an isolated primary's writes have ended: a change
+    of any bound the fence rests on must keep the default settings valid."""
+    assert timing.writes_end_bound() == (timing.STANDBY_CONFIG_SECONDS + 4 * timing.PG_CTL_SECONDS
+                                         + timing.FAST_STOP_SECONDS + timing.IMMEDIATE_STOP_SECONDS)
+    default = LeaseSettings()
+    assert default.margin_needed == default.poll_seconds + timing.writes_end_bound() + default.watchdog_bound
+    assert lease_settings({"automatic": True}).margin_seconds > default.margin_needed
+    assert lease_settings({"automatic": True, "lease_seconds": 10, "margin_seconds": 32}) == ON
+
+
+def test_pmfads_stop_bound_covers_every_command_the_backend_runs():
+    # SRC: lssrc, stopsrc, a wait of the timeout (one more lssrc at its end), stopsrc -f, the forced wait
+    assert timing.app_stop_bound(30, "src") == 30 + 30 + 2 * 30 + 30 + timing.SRC_FORCED_STOP_SECONDS + 30
+    assert timing.app_stop_bound(30, "systemd") == 30 + 30 + 2 * 30
+    assert timing.fence_bound(30) == timing.writes_end_bound() + timing.app_stop_bound(30)
