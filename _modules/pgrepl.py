@@ -86,6 +86,11 @@ def _peers():
     return {node_id: node for node_id, node in _nodes().items() if node_id != __opts__["id"]}
 
 
+def _peer_slots():
+    """The slots the other nodes stream through: a standby must not keep them."""
+    return [node["slot"] for node in _peers().values()]
+
+
 def _upstream(primary, kwargs) -> pgstandby.Upstream:
     """The node id ``primary`` (from ``mfa_ha:nodes``) as an upstream; this node's slot is
     its own entry's slot (``slot=`` overrides)."""
@@ -700,7 +705,8 @@ def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
     """
     server, up = _server(kwargs), _upstream(primary, kwargs)
     steps = pgstandby.plan(server, up, bool(replace_running_primary))
-    done = pgstandby.converge(server, up, steps.actions, float(timeout), progress=repl.log_progress)
+    done = pgstandby.converge(server, up, steps.actions, float(timeout), progress=repl.log_progress,
+                              peer_slots=_peer_slots())
     return {**done, "plan": steps.as_dict()["steps"]}
 
 
@@ -754,7 +760,7 @@ def follow_plan(primary, **kwargs):
 
         salt server_dr pgrepl.follow_plan server_prod
     """
-    return pgstandby.follow_plan(_server(kwargs), _upstream(primary, kwargs)).as_dict()
+    return pgstandby.follow_plan(_server(kwargs), _upstream(primary, kwargs), _peer_slots()).as_dict()
 
 
 @translate_errors
@@ -770,8 +776,9 @@ def follow(primary, timeout=30, **kwargs):
         salt server_dr pgrepl.follow server_prod
     """
     server, up = _server(kwargs), _upstream(primary, kwargs)
-    steps = pgstandby.follow_plan(server, up)
-    return {**pgstandby.follow(server, up, steps.actions, float(timeout), repl.log_progress), "plan": steps.as_dict()["steps"]}
+    steps = pgstandby.follow_plan(server, up, _peer_slots())
+    return {**pgstandby.follow(server, up, steps.actions, float(timeout), repl.log_progress, _peer_slots()),
+            "plan": steps.as_dict()["steps"]}
 
 
 def _switchover_settings():
@@ -847,7 +854,7 @@ def rejoin(primary, timeout=120, **kwargs):
         salt server_prod pgrepl.rejoin server_dr
     """
     up = _upstream(primary, kwargs)
-    return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), repl.log_progress)
+    return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), repl.log_progress, _peer_slots())
 
 
 @translate_errors

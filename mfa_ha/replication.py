@@ -200,6 +200,27 @@ def create_slot(server: Server, name: str) -> bool:
     return True
 
 
+def stale_standby_slots(server: Server, names) -> list[dict]:
+    """On a running standby: the inactive slots among ``names`` (the nodes' own slots, left
+    from when this node was the primary). A standby serves no standby of its own, and an
+    inactive slot holds every WAL segment written since its restart_lsn."""
+    if not server.is_running() or role(server) is not Role.STANDBY:
+        return []
+    wanted = set(names or ())
+    return [s for s in list_slots(server) if s["slot_name"] in wanted and not s["active"]]
+
+
+def drop_stale_standby_slots(server: Server, names, progress: Progress = log_progress) -> list[str]:
+    """Drop ``stale_standby_slots``; the names dropped. A promotion creates them again."""
+    dropped = []
+    for slot in stale_standby_slots(server, names):
+        if drop_slot(server, slot["slot_name"]):
+            progress(f"dropped slot {slot['slot_name']} on this standby (it held {slot['retained_bytes']} bytes "
+                     "of WAL)")
+            dropped.append(slot["slot_name"])
+    return dropped
+
+
 def drop_slot(server: Server, name: str) -> bool:
     """Drop a slot; False when there is none. Refuses an active slot."""
     validate_slot_name(name)

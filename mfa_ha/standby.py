@@ -101,7 +101,16 @@ def _plan_configure(server: Server, up: Upstream, result: Plan, running: bool) -
             result.add("restart", "this version applies a new upstream only at a restart")
 
 
-def follow_plan(server: Server, up: Upstream) -> Plan:
+def plan_slots(server: Server, result: Plan, peer_slots) -> None:
+    """A running standby holding an inactive slot of a node (from when it was the primary)."""
+    stale = repl.stale_standby_slots(server, peer_slots)
+    if stale:
+        held = sum(int(s.get("retained_bytes") or 0) for s in stale)
+        result.add("drop_slots", f"inactive slot(s) {', '.join(s['slot_name'] for s in stale)} on this standby "
+                                 f"hold {held} bytes of WAL")
+
+
+def follow_plan(server: Server, up: Upstream, peer_slots=()) -> Plan:
     """What highstate may do so that this node follows the primary ``up`` without touching its
     data: write the standby configuration of a stopped node (one that would start as a
     primary included) or of a misdirected running standby, then reload (13+) or restart it.
@@ -125,6 +134,8 @@ def follow_plan(server: Server, up: Upstream) -> Plan:
         receiver = server.query_one(repl.RECEIVER_SQL) or {}
         if receiver.get("status") == "streaming" and receiver.get("sender_host") != up.host:
             result.add("restart", f"streaming from {receiver.get('sender_host')}, not from {up.label}")
+    if local["running"]:
+        plan_slots(server, result, peer_slots)
     return result
 
 
@@ -148,11 +159,12 @@ def _config_matches(server: Server, up: Upstream) -> bool:
 
 
 def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60,
-             progress: Progress = log_progress) -> dict:
+             progress: Progress = log_progress, peer_slots=()) -> dict:
     """Perform the planned steps, then wait until streaming; a standby that cannot stream
-    because its timeline diverged is rewound once."""
+    because its timeline diverged is rewound once. Inactive slots of ``peer_slots`` on it are
+    dropped once it streams."""
     done, found = [], {}
-    for action in steps:
+    for action in [a for a in steps if a != "drop_slots"]:  # done once it streams
         try:
             reported = _ACTIONS[action](server, up, timeout, progress)
             found.update(reported if isinstance(reported, dict) else {})
@@ -174,14 +186,19 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
             server.start(timeout=int(timeout))
             done += ["rewind", "start"]
             receiver = wait_streaming(server, up, timeout, progress)
-    return {"done": done, "receiver": receiver, **found}
+    dropped = repl.drop_stale_standby_slots(server, peer_slots, progress)
+    return {"done": done + (["drop_slots"] if dropped else []), "receiver": receiver, **found,
+            **({"dropped_slots": dropped} if dropped else {})}
 
 
 def follow(server: Server, up: Upstream, steps: list[str], timeout: float = 30,
-           progress: Progress = log_progress) -> dict:
+           progress: Progress = log_progress, peer_slots=()) -> dict:
     """Perform a ``follow_plan``; a running standby must then stream from ``up`` (bounded)."""
     for action in steps:
-        _ACTIONS[action](server, up, timeout, progress)
+        if action == "drop_slots":
+            repl.drop_stale_standby_slots(server, peer_slots, progress)
+        else:
+            _ACTIONS[action](server, up, timeout, progress)
     if not server.is_running():
         return {"done": steps, "receiver": None}
     if ensure_upstream_slot(server, up):

@@ -61,7 +61,14 @@ def _pg_values(pg: dict, primary_lsn: str | None) -> dict:
             "receiver": receiver.get("status"),
             "upstream": f"{sender}:{receiver.get('sender_port')}" if sender else None,
             "lag_bytes": max(behind, 0) if behind is not None else None,
-            "lag_seconds": _round(pg.get("lag_seconds")), "slot": receiver.get("slot_name")}
+            "lag_seconds": _round(pg.get("lag_seconds")), "slot": receiver.get("slot_name"),
+            "held_slots": _holding(pg.get("slots"))}
+
+
+def _holding(slots) -> list[dict]:
+    """Inactive slots that hold WAL back (a standby serves no standby: any slot there is left over)."""
+    return [{"name": s["slot_name"], "retained_bytes": s.get("retained_bytes")} for s in slots or []
+            if not s.get("active") and (s.get("retained_bytes") or 0) > 0]
 
 
 def _problems(row: dict, primaries: list[dict], max_lag_bytes: int) -> list[str]:
@@ -89,6 +96,8 @@ def _problems(row: dict, primaries: list[dict], max_lag_bytes: int) -> list[str]
             problems.append(f"streams from {row.get('upstream')}, not from the primary {expected}")
         if row.get("lag_bytes") is not None and row["lag_bytes"] > max_lag_bytes:
             problems.append(f"{row['lag_bytes']} bytes behind (max_lag_bytes {max_lag_bytes})")
+        problems += [f"slot {s['name']} inactive on a standby, holding {s['retained_bytes']} bytes of WAL "
+                     "(mfa_ha.orch.rejoin or highstate drops it)" for s in row.get("held_slots") or []]
     return problems
 
 

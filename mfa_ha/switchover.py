@@ -367,7 +367,7 @@ def _start_app(app_cfg, timeout: float) -> dict:
 
 
 def hand_over(server: Server, app_cfg, me: str, new: Upstream, own_slot: str, hooks: Hooks,
-              timeout: float, progress) -> dict:
+              timeout: float, progress, peer_slots=()) -> dict:
     """The old primary's part: stop the app and PostgreSQL cleanly, wait until the target
     accepts writes, then re-attach as its standby. If the target does not take over in
     time and is still a standby, start PostgreSQL and the app here again."""
@@ -386,7 +386,7 @@ def hand_over(server: Server, app_cfg, me: str, new: Upstream, own_slot: str, ho
     progress(f"stopped cleanly at shutdown checkpoint {checkpoint}; waiting for {new.label} to take over")
     _wait_promoted(server, app_cfg, me, new, hooks, timeout + 10, checkpoint)
     clock.mark("target_promoted")
-    result = rejoin(server, new, own_slot, timeout, progress)
+    result = rejoin(server, new, own_slot, timeout, progress, peer_slots)
     clock.mark("streaming")
     return {"part": "old primary", "shutdown_checkpoint": checkpoint, **result,
             "marks": clock.marks, "seconds": clock.seconds()}
@@ -431,9 +431,10 @@ def resume_primary(server: Server, app_cfg, me: str, others: dict[str, Upstream]
     return {"part": "resumed primary", "app": app, "marks": clock.marks, "seconds": clock.seconds()}
 
 
-def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progress) -> dict:
+def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progress, peer_slots=()) -> dict:
     """Make this stopped (or misdirected) node a streaming standby of ``new``: pg_rewind only
-    when its WAL went past the point where ``new`` left its timeline."""
+    when its WAL went past the point where ``new`` left its timeline. Inactive slots of
+    ``peer_slots`` left on it from when it was the primary are dropped (they would hold WAL)."""
     me = Upstream(new.host, new.port, new.user, own_slot)
     if server.is_running():
         if _streams_from(server, new):
@@ -454,6 +455,8 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
         method, why = "none needed", {}
     server.start(timeout=int(timeout))
     wait_streaming(server, me, timeout, progress)
+    dropped = repl.drop_stale_standby_slots(server, peer_slots, progress)
+    why.update({"dropped_slots": dropped} if dropped else {})
     return {"rewind": method, **why, "timeline_switch": lsnlib.to_str(switch) if switch is not None else None,
             "zero_loss_proof": None if switch is None or checkpoint is None else checkpoint < switch}
 
@@ -479,11 +482,12 @@ def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: s
         return take_over(server, app_cfg, me, others, hooks, timeout, progress)
     own_slot = nodes[me]["slot"]
     if server.is_running() and repl.role(server) is Role.PRIMARY:
-        return hand_over(server, app_cfg, me, others[target], own_slot, hooks, timeout, progress)
+        return hand_over(server, app_cfg, me, others[target], own_slot, hooks, timeout, progress,
+                         peer_slots=[o.slot for o in others.values()])
     clock = Clock()
     _wait_promoted_or_fail(server, others[target], timeout)
     applib.backend(app_cfg).stop()
-    result = rejoin(server, others[target], own_slot, timeout, progress)
+    result = rejoin(server, others[target], own_slot, timeout, progress, [o.slot for o in others.values()])
     return {"part": "standby", **result, "marks": clock.marks, "seconds": clock.seconds()}
 
 

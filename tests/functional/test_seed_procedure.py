@@ -129,4 +129,19 @@ def test_a_crashed_primary_fenced_by_a_failover_is_rewound_not_cloned(lab, prod,
     assert rejoined["zero_loss_proof"] is None, "a crashed primary's WAL may end past its checkpoint"
     assert set(os.listdir(os.path.dirname(lab.prod.data_dir))) == kept_aside, "cloned (moved aside), not rewound"
     assert prod.pgrepl.role() == "standby"
+    assert [s["slot_name"] for s in prod.pgrepl.slots() if not s["active"]] == []
     wait_for(lambda: lab.rows(lab.prod) == lab.rows(lab.dr), what="prod replays dr's rows")
+
+
+def test_highstate_drops_a_nodes_slot_left_on_a_standby(lab, prod, dr):
+    """A slot for the other node, left from when this standby was the primary, holds every WAL
+    segment written since; following the primary drops it (a promotion creates it again)."""
+    assert prod.pgrepl.role() == "standby"
+    assert prod.pgrepl.create_slot(lab.dr.slot) is True
+    write_rows(lab.dr, 20, "after-stale-slot")
+    steps = prod.pgrepl.follow_plan(lab.dr.minion_id, slot=lab.prod.slot)["steps"]
+    assert [s["action"] for s in steps] == ["drop_slots"], steps
+    assert f"inactive slot(s) {lab.dr.slot} on this standby hold" in steps[0]["reason"]
+    prod.pgrepl.follow(lab.dr.minion_id, slot=lab.prod.slot)
+    assert prod.pgrepl.slots() == []
+    assert prod.pgrepl.follow_plan(lab.dr.minion_id, slot=lab.prod.slot)["steps"] == []

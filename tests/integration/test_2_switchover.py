@@ -30,6 +30,10 @@ def streams_from(node, upstream):
     return bool(rows) and rows[0] == ("streaming", upstream.address)
 
 
+def inactive_slots(node):
+    return [row[0] for row in node.sql("SELECT slot_name FROM pg_replication_slots WHERE NOT active")]
+
+
 def test_switchover_there_and_back_loses_no_acknowledged_write(pair, salt_run):
     lab = pair
     app = AppWriter([n.address for n in lab.nodes], APP_PORT, enter=lab.on_clients)
@@ -42,12 +46,14 @@ def test_switchover_there_and_back_loses_no_acknowledged_write(pair, salt_run):
         assert role(lab.dr) == "primary" and role(lab.prod) == "standby"
         assert streams_from(lab.prod, lab.dr)
         assert lab.dr.app_pid() and lab.prod.app_pid() is None
+        assert inactive_slots(lab.prod) == []  # its slot for dr, from when it was the primary, would hold WAL
         back = switchover(salt_run, "server_prod")
         assert back.returncode == 0, back.stdout
     finally:
         app.stop()
         direct.stop()
     assert role(lab.prod) == "primary" and streams_from(lab.dr, lab.prod)
+    assert inactive_slots(lab.dr) == []
     assert len(app.acked) > 20 and len(direct.acked) > 20
     assert lost(lambda q, p: lab.prod.sql(q, p, dbname=APP_DB), app) == []
     assert lost(lambda q, p: lab.prod.sql(q, p, dbname=APP_DB), direct) == []

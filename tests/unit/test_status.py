@@ -70,3 +70,13 @@ def test_each_unhealthy_condition_is_named():
         found = status.view(NODES, gathered, 1 << 20)
         named = [p for row in found["nodes"] for p in row["problems"]]
         assert found["retcode"] == 1 and any(problem in p for p in named), (problem, named)
+
+
+def test_an_inactive_slot_left_on_a_standby_is_named_with_the_wal_it_holds():
+    streaming = {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432, "slot_name": "server_dr"}
+    standby = _node("standby", receiver=streaming, replay_lsn="0/5000000", receive_lsn="0/5000000", lag_seconds=0.1,
+                    slots=[{"slot_name": "server_prod", "active": False, "retained_bytes": 1_690_000_000}])
+    found = status.view(NODES, {"server_prod": PRIMARY, "server_dr": standby}, 1 << 24)
+    assert found["healthy"] is False and found["retcode"] != 0
+    dr = next(row for row in found["nodes"] if row["node"] == "server_dr")
+    assert "slot server_prod inactive on a standby, holding 1690000000 bytes of WAL" in "; ".join(dr["problems"])
