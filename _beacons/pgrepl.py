@@ -19,7 +19,8 @@ one query, no subprocess) and fires events on transitions only, plus a heartbeat
 
 Events (``salt/beacon/<minion>/pgrepl/<kind>/<what>``): ``lag/alert``, ``lag/ok``,
 ``receiver/down``, ``receiver/up``, ``role/changed``, ``slot/alert``, ``server/down``,
-``server/up``, ``heartbeat``. Every event but the heartbeat carries ``event_id``, an
+``server/up``, ``heartbeat`` (with ``kept_aside``: the copies of the data directory clones
+moved aside, path and bytes). Every event but the heartbeat carries ``event_id``, an
 unguessable token this minion remembers: the master's alert runner sends an alert only after
 this minion confirms, by that id, that its beacon fired the event (``pgrepl.beacon_fired``),
 so another minion cannot forge one. The server is found from pillar ``mfa_ha:postgres``.
@@ -31,7 +32,7 @@ import time
 
 import salt.utils.beacons
 
-from mfa_ha import health
+from mfa_ha import health, keptaside
 from mfa_ha.config import postgres_config
 from mfa_ha.errors import InvalidInput
 from mfa_ha.saltface import pillar_value
@@ -60,6 +61,8 @@ def beacon(config):
     events, state = health.transitions(health.load_state(path), health.read(cfg), thresholds, now)
     for event in events:
         event["id"] = __opts__["id"]
+        if event["tag"] == "heartbeat":
+            event["kept_aside"] = [{"path": c["path"], "bytes": c["bytes"]} for c in keptaside.kept(cfg.data_dir)]
         if event["tag"] != "heartbeat":
             event["event_id"] = health.record_fired(state, event, now)
     health.save_state(path, state)  # before the events leave: the master may ask at once

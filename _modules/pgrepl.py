@@ -20,7 +20,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import hba as pghba
-from mfa_ha import health
+from mfa_ha import health, keptaside
 from mfa_ha import keeper as pgkeeper
 from mfa_ha import lease as pglease
 from mfa_ha import replication as repl
@@ -174,12 +174,13 @@ def status(**kwargs):
     return repl.status(_server(kwargs))
 
 
-def node_status(**kwargs):
+def node_status(kept_aside=False, **kwargs):
     """
     ``pgrepl.status``, ``pmfad.status`` and each peer's role as this node sees it (``peers``:
     can this node reach them?) in one function, so the master asks with a single-function
     job (a compound job breaks every state run on the minion while it runs, Salt issue
-    59141). A part that fails holds its error text instead of a dict.
+    59141). A part that fails holds its error text instead of a dict. With
+    ``kept_aside=True``, also the copies of the data directory kept aside (``kept_aside``).
 
     CLI Example:
 
@@ -195,7 +196,47 @@ def node_status(**kwargs):
             result[name] = f"failed: {err}"
     view = result.pop("pgrepl.cluster_view")
     result["peers"] = view["peers"] if isinstance(view, dict) else view
+    if kept_aside:
+        try:
+            result["kept_aside"] = keptaside.kept(_server(kwargs).data_dir)
+        except Exception as err:  # noqa: BLE001 - each part reports its own failure
+            result["kept_aside"] = f"failed: {err}"
     return result
+
+
+@translate_errors
+def kept_aside(**kwargs):
+    """
+    The copies of this node's data directory that clones kept aside (path, label, when,
+    bytes), and which ``mfa_ha:postgres:keep_moved_aside`` (the newest N stay) would remove.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.kept_aside
+    """
+    server = _server(kwargs)
+    copies = keptaside.kept(server.data_dir)
+    keep = server.cfg.keep_moved_aside
+    return {"kept": copies, "keep": keep, "remove": keptaside.to_remove(copies, keep)}
+
+
+@translate_errors
+def prune_kept_aside(**kwargs):
+    """
+    Remove the copies of this node's data directory kept aside beyond the newest
+    ``mfa_ha:postgres:keep_moved_aside``; returns what was removed (each also logged at
+    WARNING).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.prune_kept_aside
+    """
+    server = _server(kwargs)
+    return keptaside.prune(server.data_dir, server.cfg.keep_moved_aside)
 
 
 @translate_errors

@@ -93,11 +93,11 @@ def _progress(message):
         print(message, flush=True)
 
 
-def _gather(nodes, timeout=STATUS_TIMEOUT, lost=()):
+def _gather(nodes, timeout=STATUS_TIMEOUT, lost=(), kept_aside=False):
     """``pgrepl.node_status`` on every node in one single-function job (Salt issue 59141: a
     compound job breaks every ``state.*`` run on that minion meanwhile, fencing included). A
     node that does not answer (or fails) appears with the error text instead of a dict."""
-    returns = _ask(list(nodes), "pgrepl.node_status", [], timeout, lost)
+    returns = _ask(list(nodes), "pgrepl.node_status", ["kept_aside=True"] if kept_aside else [], timeout, lost)
     gathered = {}
     for node in nodes:
         ret = returns[node]
@@ -172,7 +172,7 @@ def status(timeout=STATUS_TIMEOUT):
     pillar = _pillar()
     nodes = validate_nodes(pillar.get("nodes"))
     limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
-    found = cluster.view(nodes, _gather(nodes, int(timeout)), limit)
+    found = cluster.view(nodes, _gather(nodes, int(timeout), kept_aside=True), limit)
     if not found["healthy"]:
         __context__["retcode"] = 1
     return {"outputter": "mfa_ha_status", "data": found}

@@ -24,6 +24,9 @@ without touching anything, acts, and reads back. Changes never contain a secret.
     pgpass for the peers:
       pgrepl.pgpass
 
+    copies kept aside:
+      pgrepl.kept_aside
+
     standby of prod:
       pgrepl.standby:
         - name: server_prod
@@ -321,6 +324,27 @@ def lease_keeper(name="lease keeper config"):
         lease.write_json(path, wanted)
         os.chmod(path, 0o600)
         ret.update(changes=changes, comment=f"wrote {path}")
+    except (CommandExecutionError, SaltInvocationError) as err:
+        return _failed(ret, err)
+    return ret
+
+
+def kept_aside(name="copies kept aside", **kwargs):
+    """At most ``mfa_ha:postgres:keep_moved_aside`` copies of the data directory that clones
+    moved aside are kept (the newest); the older ones are removed, each named in the changes
+    with its size."""
+    ret = _ret(name)
+    try:
+        found = __salt__["pgrepl.kept_aside"](**kwargs)
+        if not found["remove"]:
+            ret["comment"] = f"{len(found['kept'])} kept aside (keep_moved_aside {found['keep']})"
+            return ret
+        doomed = {c["path"]: c["bytes"] for c in found["remove"]}
+        if _pending(ret, {"removed": doomed}, f"remove {', '.join(doomed)} (keep_moved_aside {found['keep']})"):
+            return ret
+        removed = {c["path"]: c["bytes"] for c in __salt__["pgrepl.prune_kept_aside"](**kwargs)}
+        ret["changes"] = {"removed": removed}
+        ret["comment"] = f"removed {', '.join(removed) or 'nothing'} (keep_moved_aside {found['keep']})"
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

@@ -31,6 +31,7 @@ class PostgresConfig:
     # Node-specific server options for ``pg_ctl start -o`` (e.g. ``-c listen_addresses=...``):
     # kept out of the data directory because pg_basebackup and pg_rewind copy its config files.
     options: str | None = None
+    keep_moved_aside: int = 2  # copies of the data directory a clone kept aside: the newest N stay
 
     @property
     def pgpass_path(self) -> str:
@@ -56,6 +57,10 @@ def postgres_config(pillar: dict | None, **overrides) -> PostgresConfig:
     if cfg.bin_dir is not None:
         _check_absolute(cfg.bin_dir, "mfa_ha:postgres:bin_dir")
     object.__setattr__(cfg, "port", check_port(cfg.port, "mfa_ha:postgres:port"))
+    keep = cfg.keep_moved_aside
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise InvalidInput(f"mfa_ha:postgres:keep_moved_aside: must be a whole number of copies (0 or more), "
+                           f"not {keep!r}")
     try:
         pwd.getpwnam(cfg.os_user)
     except KeyError:

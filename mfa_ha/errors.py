@@ -61,3 +61,7 @@ class ServiceError(MfaHaError):
 
 class NeedsRejoin(MfaHaError):
     """The node can follow the primary only after a clone or rewind (mfa_ha.orch.rejoin)."""
+
+
+class InsufficientSpace(MfaHaError):
+    """Not enough free disk for a step; nothing was changed."""

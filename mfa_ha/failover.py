@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from mfa_ha import app as applib
+from mfa_ha import keptaside
 from mfa_ha import replication as repl
 from mfa_ha.divergence import divergent_writes
 from mfa_ha.errors import MfaHaError
@@ -234,5 +235,5 @@ def discard_divergent(server: Server, app_cfg, keep: Upstream) -> dict:
     status = repl.status(server)
     fenced = fence(server, app_cfg, keep)
     result = divergent_writes(server, keep, status)
-    result["moved_aside"] = repl.move_aside(server.data_dir, "diverged")
+    result["moved_aside"] = keptaside.move_aside(server.data_dir, "diverged")
     return {**result, **fenced}

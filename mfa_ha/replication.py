@@ -3,7 +3,6 @@ configuration, shutdown checkpoint, promotion and rewind."""
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import shlex
@@ -15,6 +14,7 @@ import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
 
+from mfa_ha import keptaside
 from mfa_ha import lsn as lsnlib
 from mfa_ha.config import ReplicationConfig
 from mfa_ha.errors import (
@@ -302,15 +302,38 @@ def upstream_conninfo(server: Server, host: str, port: int, user: str, applicati
                           **server.peer_params(), **extra)
 
 
+def upstream_connection(server: Server, host: str, port: int, user: str, replication: bool = False):
+    """A connection to the upstream as the replication user (password from pgpass), database
+    ``postgres`` or the replication protocol. Raises ConnectionFailed naming the cause."""
+    kind = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {
+        "dbname": "postgres"}
+    try:
+        return psycopg2.connect(host=host, port=port, user=user, application_name="mfa_ha_check",
+                                options=PEER_SESSION_OPTIONS, **kind, **server.check_params())
+    except psycopg2.OperationalError as err:
+        raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
+
+
+def upstream_database_bytes(server: Server, host: str, port: int, user: str) -> int | None:
+    """The size of the upstream's databases (what a clone copies), or None when the
+    replication user may not read it."""
+    conn = upstream_connection(server, host, port, user)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn")
+            return cur.fetchone()[0]
+    except psycopg2.Error as err:
+        log.info("size of %s:%s's databases unknown (%s): no free-space check before the clone", host, port,
+                 _first_line(err))
+        return None
+    finally:
+        conn.close()
+
+
 def identify_upstream(server: Server, host: str, port: int, user: str) -> dict:
     """Connect to the upstream as the replication user (password from pgpass) and read its
     system identifier, timeline and version. Raises ConnectionFailed naming the cause."""
-    try:
-        conn = psycopg2.connect(
-            host=host, port=port, user=user, application_name="mfa_ha_check", options=PEER_SESSION_OPTIONS,
-            connection_factory=psycopg2.extras.PhysicalReplicationConnection, **server.check_params())
-    except psycopg2.OperationalError as err:
-        raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
+    conn = upstream_connection(server, host, port, user, replication=True)
     try:
         with conn.cursor() as cur:
             cur.execute("IDENTIFY_SYSTEM")
@@ -326,24 +349,14 @@ def _first_line(err: Exception) -> str:
 
 
 # -- clone and standby configuration --------------------------------------------
-def move_aside(path: str, label: str = "moved") -> str | None:
-    """Rename ``path`` with a timestamp suffix (never delete); returns the new name."""
-    if not os.path.lexists(path):
-        return None
-    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    target = f"{path}.{label}-{stamp}"
-    os.rename(path, target)
-    log.warning("moved %s aside to %s", path, target)
-    return target
-
-
 def basebackup(server: Server, host: str, port: int, user: str, slot: str | None,
                application_name: str | None = None, timeout: int = 3600,
                progress: Progress = log_progress) -> dict:
     """Clone the primary into the data directory and configure it as its standby.
 
-    Refuses while a server runs on the data directory. An existing directory is moved
-    aside with a timestamp; if the clone fails, it is put back and the failed copy kept.
+    Refuses while a server runs on the data directory, and when the free space cannot hold
+    the primary's databases (``mfa_ha.keptaside``). An existing directory is moved aside with
+    a timestamp; if the clone fails, it is put back and the failed copy kept.
     """
     if slot:
         validate_slot_name(slot)
@@ -351,7 +364,8 @@ def basebackup(server: Server, host: str, port: int, user: str, slot: str | None
     upstream = identify_upstream(server, host, port, user)
     progress(f"primary {host}:{port} answers: system {upstream['system_identifier']}, "
              f"timeline {upstream['timeline']}")
-    old = move_aside(server.data_dir) if _non_empty(server.data_dir) else None
+    keptaside.require_clone_space(server.data_dir, upstream_database_bytes(server, host, port, user))
+    old = keptaside.move_aside(server.data_dir) if _non_empty(server.data_dir) else None
     if os.path.isdir(server.data_dir):
         os.rmdir(server.data_dir)  # empty directory: nothing to keep
     os.makedirs(server.data_dir, mode=0o700)
@@ -364,7 +378,7 @@ def basebackup(server: Server, host: str, port: int, user: str, slot: str | None
     try:
         server.run("pg_basebackup", *args, timeout=timeout, progress=progress)
     except CommandFailed as err:
-        failed = move_aside(server.data_dir, "failed")
+        failed = keptaside.move_aside(server.data_dir, "failed")
         if old:
             os.rename(old, server.data_dir)
         raise CommandFailed(f"{err} (the failed copy is in {failed}; the data directory was restored)") from None

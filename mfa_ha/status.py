@@ -12,7 +12,8 @@ NO_RETURN = "Minion did not return"
 
 COLUMNS = (("node", "node"), ("address", "address"), ("role", "role"), ("state", "state"),
            ("upstream", "upstream"), ("tl", "timeline"), ("lsn", "lsn"), ("lag bytes", "lag_bytes"),
-           ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"), ("health", "health"))
+           ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"), ("kept aside", "kept_aside"),
+           ("health", "health"))
 
 
 def view(nodes: dict, gathered: dict, max_lag_bytes: int) -> dict:
@@ -42,6 +43,9 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
         else:
             row.update(_pg_values(pg, primary_lsn))
         row["pmfad"] = app.get("state") if isinstance(app, dict) else None
+        copies = (gathered.get(node_id) or {}).get("kept_aside")
+        if isinstance(copies, list):
+            row["kept_aside"] = [{"path": c["path"], "bytes": c["bytes"]} for c in copies]
         result.append(row)
     return result
 
@@ -117,6 +121,9 @@ def _display(row: dict) -> dict:
         shown["health"] = "; ".join(row["problems"]) or "ok"
     shown["role"] = row.get("role") or "?"
     shown["pmfad"] = row.get("pmfad") or "?"
+    if row.get("kept_aside") is not None:
+        copies = row["kept_aside"]
+        shown["kept_aside"] = f"{len(copies)}, {sum(c['bytes'] for c in copies) / 1024 ** 3:.2f} GiB" if copies else "-"
     return shown
 
 

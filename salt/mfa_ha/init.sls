@@ -14,6 +14,9 @@
 
 TLS files:
   pgrepl.tls
+
+copies kept aside:
+  pgrepl.kept_aside
 {%- if live.running %}
 
 replication settings:

@@ -1,6 +1,7 @@
 """The seed's whole procedure through the pgrepl and pmfad modules, both directions."""
 
 import os
+import shutil
 import signal
 
 from mfa_ha.lsn import to_int as lsn_int
@@ -145,3 +146,17 @@ def test_highstate_drops_a_nodes_slot_left_on_a_standby(lab, prod, dr):
     prod.pgrepl.follow(lab.dr.minion_id, slot=lab.prod.slot)
     assert prod.pgrepl.slots() == []
     assert prod.pgrepl.follow_plan(lab.dr.minion_id, slot=lab.prod.slot)["steps"] == []
+
+
+def test_copies_a_clone_kept_aside_are_reported_and_only_the_newest_kept(lab, dr):
+    found = dr.pgrepl.kept_aside()
+    assert found["keep"] == 2 and found["remove"] == [] and len(found["kept"]) == 1  # setup cloned dr once
+    first = found["kept"][0]
+    assert first["path"].startswith(lab.dr.data_dir + ".moved-") and first["bytes"] > 1_000_000
+    older = lab.dr.data_dir + ".diverged-20000101T000000000000"
+    newer = lab.dr.data_dir + ".moved-29991231T000000000000"
+    for path in (older, newer):
+        shutil.copytree(first["path"], path, symlinks=True)
+    assert [c["path"] for c in dr.pgrepl.kept_aside()["remove"]] == [older]
+    assert [c["path"] for c in dr.pgrepl.prune_kept_aside()] == [older]
+    assert not os.path.exists(older) and os.path.isdir(first["path"]) and os.path.isdir(newer)
