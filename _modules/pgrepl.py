@@ -31,8 +31,8 @@ from mfa_ha import tls as pgtls
 from mfa_ha.app import app_config
 from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.naming import slot_name as _slot_name
+from mfa_ha.pillar import unresolvable, validate_nodes
 from mfa_ha.pillar import validate as validate_mfa_ha_pillar
-from mfa_ha.pillar import validate_nodes
 from mfa_ha.saltface import call_args, pillar_value, translate_errors
 from mfa_ha.secrets import pgpass_has
 from mfa_ha.server import Server
@@ -78,12 +78,17 @@ def _password():
     return _pillar("mfa_ha:replication:password", "")
 
 
-def _nodes():
-    return validate_nodes(_pillar("mfa_ha:nodes"))
+def _nodes(resolved=False):
+    """``mfa_ha:nodes`` checked; ``resolved``: every address a name this node resolves too."""
+    nodes = validate_nodes(_pillar("mfa_ha:nodes"))
+    problems = unresolvable(nodes) if resolved else []
+    if problems:
+        raise SaltInvocationError("\n- ".join(problems))
+    return nodes
 
 
-def _peers():
-    return {node_id: node for node_id, node in _nodes().items() if node_id != __opts__["id"]}
+def _peers(resolved=False):
+    return {node_id: node for node_id, node in _nodes(resolved).items() if node_id != __opts__["id"]}
 
 
 def _peer_slots():
@@ -118,7 +123,11 @@ def validate_pillar():
         salt '*' pgrepl.validate_pillar
     """
     pillar = dict(_pillar("mfa_ha", {}) or {})
-    return validate_mfa_ha_pillar(pillar, __opts__["id"])
+    nodes = validate_mfa_ha_pillar(pillar, __opts__["id"])
+    problems = unresolvable(nodes)
+    if problems:
+        raise SaltInvocationError("\n- ".join(problems))
+    return nodes
 
 
 def pillar_problems():
@@ -634,7 +643,8 @@ def apply_hba(**kwargs):
 
 def _hba_entries(kwargs, server=None):
     server = server or _server(kwargs)
-    return pghba.wanted_entries(_nodes(), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}), server.tls.enabled)
+    return pghba.wanted_entries(_nodes(resolved=True), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}),
+                                server.tls.enabled)
 
 
 @translate_errors
@@ -691,7 +701,7 @@ def pgpass_needs(**kwargs):
     cfg, user, password = _server(kwargs).cfg, _repl_cfg(kwargs).user, _password()
     if not password:
         raise SaltInvocationError("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
-    return sorted(f"{n['address']}:{n['port']}" for n in _peers().values()
+    return sorted(f"{n['address']}:{n['port']}" for n in _peers(resolved=True).values()
                   if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password))
 
 
@@ -708,7 +718,7 @@ def set_peer_pgpass(**kwargs):
         salt '*' pgrepl.set_peer_pgpass
     """
     server, user, password = _server(kwargs), _repl_cfg(kwargs).user, _password()
-    return sorted(f"{n['address']}:{n['port']}" for n in _peers().values()
+    return sorted(f"{n['address']}:{n['port']}" for n in _peers(resolved=True).values()
                   if repl.set_pgpass(server, n["address"], n["port"], user, password))
 
 

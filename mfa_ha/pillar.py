@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 from mfa_ha.alerts import alert_thresholds
 from mfa_ha.alerts import targets as alert_targets
 from mfa_ha.app import app_config
@@ -125,3 +128,22 @@ def _switchover(value) -> None:
 def _password(replication) -> None:
     if not isinstance(replication, dict) or not replication.get("password"):
         raise InvalidInput("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
+
+
+def unresolvable(nodes: dict, resolve=socket.getaddrinfo) -> list[str]:
+    """The node addresses that are names this host cannot resolve, each named by its key: a
+    peer's pg_hba entry and pgpass line would hold a name that reaches nothing."""
+    problems = []
+    for node_id, node in sorted(nodes.items()):
+        address = node["address"]
+        try:
+            ipaddress.ip_address(address)
+            continue
+        except ValueError:
+            pass
+        try:
+            resolve(address, None)
+        except (socket.gaierror, UnicodeError) as err:
+            problems.append(f"mfa_ha:nodes:{node_id}:address: {address!r} does not resolve on this node "
+                            f"({getattr(err, 'strerror', None) or err}): use an IP address or a name it resolves")
+    return problems

@@ -7,6 +7,7 @@ import os
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+from mfa_ha_lab import netns
 from tests.functional.conftest import node_loaders
 
 
@@ -148,3 +149,30 @@ def test_a_lease_keeper_config_for_a_minion_that_is_not_a_node_is_refused(salt_f
                                                   r"\(server_dr, server_other\)"):
         bad.pgrepl.lease_keeper_config()
     assert not os.path.exists(os.path.join(lab.prod.lease_dir, "config.json"))
+
+
+def test_a_node_address_that_resolves_nowhere_fails_validation_and_writes_nothing(salt_factories, primed):
+    """A peer named by a host name this node cannot resolve would be written into pg_hba.conf
+    and pgpass, and the standby's next reconnect refused. Resolved inside a lab host, where a
+    query for a name that is not in /etc/hosts fails on the host itself."""
+    reason = netns.available()
+    if reason:
+        pytest.skip(reason)
+    lab = primed
+    pillar = copy.deepcopy(lab.pillar(lab.prod))
+    pillar["mfa_ha"]["nodes"][lab.dr.minion_id]["address"] = "serverb"
+    named = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-unresolved").modules
+    hba_file = os.path.join(lab.prod.data_dir, "pg_hba.conf")
+    with open(hba_file, encoding="utf-8") as fh:
+        hba_before = fh.read()
+    with netns.Network() as net, net.entered("dc1"):
+        for call in (named.pgrepl.validate_pillar, named.pgrepl.apply_hba, named.pgrepl.set_peer_pgpass):
+            with pytest.raises(SaltInvocationError,
+                               match=f"mfa_ha:nodes:{lab.dr.minion_id}:address: 'serverb' does not resolve on this node"):
+                call()
+        assert any("does not resolve" in problem for problem in named.pgrepl.pillar_problems())
+    with open(hba_file, encoding="utf-8") as fh:
+        assert fh.read() == hba_before
+    if os.path.exists(lab.prod.pgpass):
+        with open(lab.prod.pgpass, encoding="utf-8") as fh:
+            assert "serverb" not in fh.read()

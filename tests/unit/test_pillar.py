@@ -108,3 +108,20 @@ def test_the_example_pillar_top_reaches_the_nodes_and_the_masters_own_id(tmp_pat
     for minion_id in ("server_prod", "server_dr", "mfa1.example.com_master"):
         assert set(_render_example_pillar(tmp_path, minion_id)["mfa_ha"]["nodes"]) == {"server_prod", "server_dr"}
     assert "mfa_ha" not in _render_example_pillar(tmp_path, "some_other_minion")
+
+
+def test_a_node_name_that_does_not_resolve_is_named_by_its_key():
+    import socket
+
+    from mfa_ha.pillar import unresolvable
+
+    def resolve(name, port):
+        if name != "mfa-dr.example.com":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.7", 0))]
+
+    nodes = {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "ServerB"},
+             "server_dr2": {"address": "mfa-dr.example.com"}}
+    assert unresolvable(nodes, resolve) == ["mfa_ha:nodes:server_dr:address: 'ServerB' does not resolve on this "
+                                            "node (Name or service not known): use an IP address or a name it "
+                                            "resolves"]
