@@ -20,7 +20,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 from mfa_ha import alerts as pgalerts
 from mfa_ha import failover as pgfailover
 from mfa_ha import hba as pghba
-from mfa_ha import health, keptaside
+from mfa_ha import health, keptaside, singleflight
 from mfa_ha import keeper as pgkeeper
 from mfa_ha import lease as pglease
 from mfa_ha import replication as repl
@@ -40,6 +40,7 @@ from mfa_ha.server import Server
 log = logging.getLogger(__name__)
 
 __virtualname__ = "pgrepl"
+NODE_STATUS_TURN_SECONDS = 5  # a status job waits this long for the one under way: within the master's status timeout
 
 
 def __virtual__():
@@ -190,6 +191,8 @@ def node_status(kept_aside=False, **kwargs):
     job (a compound job breaks every state run on the minion while it runs, Salt issue
     59141). A part that fails holds its error text instead of a dict. With
     ``kept_aside=True``, also the copies of the data directory kept aside (``kept_aside``).
+    Jobs that ask at once share one computation (``mfa_ha.singleflight``): a busy master
+    costs this node one status at a time.
 
     CLI Example:
 
@@ -197,6 +200,20 @@ def node_status(kept_aside=False, **kwargs):
 
         salt '*' pgrepl.node_status
     """
+    path = os.path.join(__opts__["cachedir"], "mfa_ha", "node_status.json")
+    try:
+        result = dict(singleflight.shared(path, lambda: _node_status(kwargs), NODE_STATUS_TURN_SECONDS))
+    except singleflight.Busy as err:
+        return {name: f"failed: {err}" for name in ("pgrepl.status", "pmfad.status", "peers")}
+    if kept_aside:
+        try:
+            result["kept_aside"] = keptaside.kept(_server(kwargs).data_dir)
+        except Exception as err:  # noqa: BLE001 - each part reports its own failure
+            result["kept_aside"] = f"failed: {err}"
+    return result
+
+
+def _node_status(kwargs) -> dict:
     result = {}
     for name in ("pgrepl.status", "pmfad.status", "pgrepl.cluster_view"):
         try:
@@ -205,11 +222,6 @@ def node_status(kept_aside=False, **kwargs):
             result[name] = f"failed: {err}"
     view = result.pop("pgrepl.cluster_view")
     result["peers"] = view["peers"] if isinstance(view, dict) else view
-    if kept_aside:
-        try:
-            result["kept_aside"] = keptaside.kept(_server(kwargs).data_dir)
-        except Exception as err:  # noqa: BLE001 - each part reports its own failure
-            result["kept_aside"] = f"failed: {err}"
     return result
 
 

@@ -19,6 +19,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import salt.client
@@ -49,6 +50,7 @@ FENCE_RETRY_SECONDS = 5
 NODE_STATUS_KEYS = ("pgrepl.status", "pmfad.status")
 SWITCH_PART_TIMEOUT = 120
 LOST_PROBE_SECONDS = 3  # a node the witness measured silent for lease + margin is asked once more, this long
+MASTER_CHECK_SECONDS = 1  # how often a long runner call checks that the master still runs
 GO_ACTIONS = ("switch", "finish", "failover")  # a decision that lets the next orchestration step run
 
 
@@ -96,8 +98,11 @@ def _progress(message):
 def _gather(nodes, timeout=STATUS_TIMEOUT, lost=(), kept_aside=False):
     """``pgrepl.node_status`` on every node in one single-function job (Salt issue 59141: a
     compound job breaks every ``state.*`` run on that minion meanwhile, fencing included). A
-    node that does not answer (or fails) appears with the error text instead of a dict."""
-    returns = _ask(list(nodes), "pgrepl.node_status", ["kept_aside=True"] if kept_aside else [], timeout, lost)
+    node that does not answer (or fails) appears with the error text instead of a dict.
+    Bounded by ``timeout`` with no find_job follow-up: a status that comes late is not worth
+    a second job on a node that is already slow."""
+    args = ["kept_aside=True"] if kept_aside else []
+    returns = _ask(list(nodes), "pgrepl.node_status", args, timeout, lost, follow_up=False)
     gathered = {}
     for node in nodes:
         ret = returns[node]
@@ -105,16 +110,17 @@ def _gather(nodes, timeout=STATUS_TIMEOUT, lost=(), kept_aside=False):
     return gathered
 
 
-def _ask(targets, function, args, timeout, lost=()):
-    """``_cmd`` for the nodes expected to answer; the ``lost`` ones (measured silent by the
-    witness for lease + margin) get one probe of ``LOST_PROBE_SECONDS``: an answer still
-    counts, silence is not waited out twice."""
+def _ask(targets, function, args, timeout, lost=(), follow_up=True):
+    """``_cmd`` (or, without ``follow_up``, ``_returns_within``) for the nodes expected to
+    answer; the ``lost`` ones (measured silent by the witness for lease + margin) get one probe
+    of ``LOST_PROBE_SECONDS``: an answer still counts, silence is not waited out twice."""
     lost = [node for node in targets if node in set(lost or ())]
     expected = [node for node in targets if node not in lost]
+    ask = _cmd if follow_up else _returns_within
     if not lost:
-        return _cmd(expected, function, args, timeout)
+        return ask(expected, function, args, timeout)
     with _job(lost, function, args, LOST_PROBE_SECONDS) as probe:  # runs while the others answer
-        result = _cmd(expected, function, args, timeout) if expected else {}
+        result = ask(expected, function, args, timeout) if expected else {}
         result.update(probe())
     return result
 
@@ -257,7 +263,10 @@ def switchover(target, timeout=600):
     """
     Switch the primary role to ``target`` through ``state.orchestrate mfa_ha.orch.switchover``
     (whose first step is the prechecks); prints each precheck with what it measured, then
-    each phase of the switch with its duration.
+    each phase of the switch with its duration. Ends within ``timeout`` seconds whatever
+    happens: when the orchestration has not returned by then, or the master goes away
+    meanwhile, it fails saying so, with each node's state as the nodes answer (or
+    ``unknown: the master went away``).
 
     CLI Example:
 
@@ -267,7 +276,10 @@ def switchover(target, timeout=600):
     """
     started = time.monotonic()
     _progress(f"prechecks, then the switch to {target} (mfa_ha.orch.switchover)")
-    ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
+    ran, unfinished = _within(lambda: __salt__["state.orchestrate"](
+        "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}), float(timeout))
+    if unfinished:
+        return _unfinished_switch(target, unfinished, started)
     for check in cluster.precheck_lines(ran):
         _progress(check)
     result = cluster.switch_report(ran, started)
@@ -279,6 +291,53 @@ def switchover(target, timeout=600):
         for line in result["after"]:
             _progress(line)
     return _with_retcode(result, not result["ok"])
+
+
+def _within(call, seconds):
+    """``(call(), None)`` when it returns within ``seconds`` and while the master runs, else
+    ``(None, why)``: the call is left behind in a daemon thread (it waits on a master that
+    is gone, or too long), never waited for past the bound."""
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(value=call()), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + seconds
+    while worker.is_alive():
+        if not _master_running():
+            return None, "the master went away"
+        if time.monotonic() >= deadline:
+            return None, f"no result within {seconds:g} s"
+        worker.join(timeout=MASTER_CHECK_SECONDS)
+    return outcome.get("value"), None
+
+
+def _master_running() -> bool:
+    """The master's process (its pidfile) is alive; True when that cannot be told."""
+    try:
+        with open(__opts__.get("pidfile") or "", encoding="ascii") as fh:
+            pid = int(fh.read().strip())
+    except (OSError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _unfinished_switch(target, why, started):
+    nodes = validate_nodes(_pillar().get("nodes"))
+    if why == "the master went away":
+        after = [f"{node} now: unknown: the master went away" for node in sorted(nodes)]
+    else:
+        after = cluster.after_failure(nodes, None, _gather(nodes))
+    lines = [f"switch to {target} unfinished: {why} (after {time.monotonic() - started:.1f} s); "
+             "what each node is now:", *after, f"re-run salt-run mfa_ha.switchover {target} once the master "
+             "runs: it finishes a switch the nodes completed, or refuses naming why"]
+    for line in lines:
+        _progress(line)
+    return _with_retcode({"ok": False, "unfinished": why, "after": after}, True)
 
 
 @_gate

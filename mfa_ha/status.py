@@ -198,21 +198,22 @@ def switch_report(orchestrate_result: dict, started: float) -> dict:
     return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof, "parts": marks}
 
 
-def switch_answers(orchestrate_result: dict) -> dict:
-    """``{minion: return}`` of every node that answered the switch step (a part, or its error)."""
+def switch_answers(orchestrate_result: dict) -> dict | None:
+    """``{minion: return}`` of every node that answered the switch step (a part, or its
+    error); None when the switch step did not run (refused prechecks)."""
     data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
     for steps in data.values():
         for step in (steps.values() if isinstance(steps, dict) else []):
             if isinstance(step, dict) and step.get("__id__") == "switch":
                 returns = (step.get("changes") or {}).get("ret") or {}
                 return {m: r for m, r in returns.items() if r is not False and not str(r).startswith(NO_RETURN)}
-    return {}
+    return None
 
 
 def after_failure(nodes: dict, answers: dict, gathered: dict) -> list[str]:
     """What an operator needs after a switch that failed: which node did not answer the
-    switch job, and the state each node is in now."""
-    silent = sorted(set(nodes) - set(answers))
+    switch job (``answers`` None: the switch job never ran), and the state each node is in now."""
+    silent = sorted(set(nodes) - set(answers)) if answers is not None else []
     lines = [f"no answer to the switch from {', '.join(silent)}"] if silent else []
     for row in map(_display, rows(nodes, gathered)):
         lines.append(f"{row['node']} now: {row['role']}, {row['state']}, pmfad {row['pmfad']}")

@@ -80,3 +80,16 @@ def test_an_inactive_slot_left_on_a_standby_is_named_with_the_wal_it_holds():
     assert found["healthy"] is False and found["retcode"] != 0
     dr = next(row for row in found["nodes"] if row["node"] == "server_dr")
     assert "slot server_prod inactive on a standby, holding 1690000000 bytes of WAL" in "; ".join(dr["problems"])
+
+
+def test_after_refused_prechecks_no_node_is_said_to_have_missed_the_switch():
+    refused = {"data": {"master": {"test_|-prechecks_|-x_|-fail_without_changes": {
+        "__id__": "prechecks", "result": False, "changes": {}}}}}
+    assert status.switch_answers(refused) is None
+    gathered = {"server_prod": {"pgrepl.status": {"running": True, "role": "primary", "state": "running",
+                                                  "timeline": 1, "current_lsn": "0/5000000"},
+                                "pmfad.status": {"state": "running"}},
+                "server_dr": {"pgrepl.status": "no answer", "pmfad.status": "no answer"}}
+    lines = status.after_failure(NODES, status.switch_answers(refused), gathered)
+    assert not any("no answer to the switch" in line for line in lines)
+    assert "server_prod now: primary, running, pmfad running" in lines

@@ -1,0 +1,57 @@
+"""Status jobs piled up on a node share one computation at a time (real files and locks)."""
+
+import threading
+import time
+
+import pytest
+
+from mfa_ha import singleflight
+
+
+def test_jobs_that_pile_up_behind_a_computation_share_its_result(tmp_path):
+    path, computed, results, computing = str(tmp_path / "status.json"), [], [], threading.Event()
+
+    def compute():
+        computed.append(time.monotonic())
+        computing.set()
+        time.sleep(0.3)
+        return {"role": "primary", "n": len(computed)}
+
+    def job():
+        results.append(singleflight.shared(path, compute, wait_seconds=10))
+
+    first = threading.Thread(target=job)
+    first.start()
+    assert computing.wait(timeout=10)
+    piled = [threading.Thread(target=job) for _ in range(5)]  # asked while the first one computes
+    for thread in piled:
+        thread.start()
+    for thread in [first, *piled]:
+        thread.join(timeout=30)
+    assert len(results) == 6
+    assert len(computed) == 1  # every job that asked while it ran takes its result
+    assert [r["n"] for r in results] == [1] * 6
+    assert sum(1 for r in results if r.get("shared")) == 5
+
+
+def test_a_result_older_than_the_request_is_never_served(tmp_path):
+    path, computed = str(tmp_path / "status.json"), []
+    for _ in range(3):
+        singleflight.shared(path, lambda: computed.append(1) or {"ok": True}, wait_seconds=1)
+    assert len(computed) == 3
+
+
+def test_a_job_that_cannot_get_its_turn_in_time_says_busy(tmp_path):
+    path, holding = str(tmp_path / "status.json"), threading.Event()
+
+    def slow():
+        holding.set()
+        time.sleep(1.0)
+        return {}
+
+    holder = threading.Thread(target=lambda: singleflight.shared(path, slow, wait_seconds=5))
+    holder.start()
+    assert holding.wait(timeout=10)
+    with pytest.raises(singleflight.Busy, match="busy: another status job"):
+        singleflight.shared(path, lambda: {}, wait_seconds=0.1)
+    holder.join(timeout=10)
