@@ -19,6 +19,7 @@ from tests.faults.common import CONVERGE_WITHIN, converged, divergent_named, rej
 from tests.faults.test_dc_link import record
 from tests.helpers import find_with_key
 
+
 def switchover(salt_lab, target):
     return salt_lab.run("state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}},
                         timeout=300, check=False)
