@@ -23,6 +23,7 @@ import threading
 import time
 
 import salt.client
+import salt.output
 import salt.pillar
 import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -276,10 +277,8 @@ def switchover(target, timeout=600):
     """
     started = time.monotonic()
     _progress(f"prechecks, then the switch to {target} (mfa_ha.orch.switchover)")
-    ran, unfinished = _within(lambda: __salt__["state.orchestrate"](
-        "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}), float(timeout))
-    if unfinished:
-        return _unfinished_switch(target, unfinished, started)
+    with _ended_if_unfinished(target, started, float(timeout)):
+        ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
     for check in cluster.precheck_lines(ran):
         _progress(check)
     result = cluster.switch_report(ran, started)
@@ -293,21 +292,28 @@ def switchover(target, timeout=600):
     return _with_retcode(result, not result["ok"])
 
 
-def _within(call, seconds):
-    """``(call(), None)`` when it returns within ``seconds`` and while the master runs, else
-    ``(None, why)``: the call is left behind in a daemon thread (it waits on a master that
-    is gone, or too long), never waited for past the bound."""
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(value=call()), daemon=True)
-    worker.start()
-    deadline = time.monotonic() + seconds
-    while worker.is_alive():
-        if not _master_running():
-            return None, "the master went away"
-        if time.monotonic() >= deadline:
-            return None, f"no result within {seconds:g} s"
-        worker.join(timeout=MASTER_CHECK_SECONDS)
-    return outcome.get("value"), None
+@contextlib.contextmanager
+def _ended_if_unfinished(target, started, seconds):
+    """Runs the block (the orchestration, which Salt runs on the main thread only) under a
+    watch: if it has not ended within ``seconds``, or the master goes away meanwhile (its
+    jobs' returns can no longer arrive), the watch prints what is known and ends salt-run
+    with a failing exit code instead of leaving it waiting."""
+    done = threading.Event()
+
+    def watch():
+        deadline = time.monotonic() + seconds
+        while not done.wait(MASTER_CHECK_SECONDS):
+            why = "the master went away" if not _master_running() else (
+                f"no result within {seconds:g} s" if time.monotonic() >= deadline else None)
+            if why:
+                _end_unfinished(_unfinished_switch(target, why, started))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def _master_running() -> bool:
@@ -326,18 +332,28 @@ def _master_running() -> bool:
     return True
 
 
-def _unfinished_switch(target, why, started):
-    nodes = validate_nodes(_pillar().get("nodes"))
-    if why == "the master went away":
-        after = [f"{node} now: unknown: the master went away" for node in sorted(nodes)]
-    else:
-        after = cluster.after_failure(nodes, None, _gather(nodes))
-    lines = [f"switch to {target} unfinished: {why} (after {time.monotonic() - started:.1f} s); "
-             "what each node is now:", *after, f"re-run salt-run mfa_ha.switchover {target} once the master "
-             "runs: it finishes a switch the nodes completed, or refuses naming why"]
-    for line in lines:
-        _progress(line)
-    return _with_retcode({"ok": False, "unfinished": why, "after": after}, True)
+def _unfinished_switch(target, why, started) -> dict:
+    try:
+        nodes = sorted(validate_nodes(_pillar().get("nodes")))
+    except Exception:  # noqa: BLE001 - the report goes out whatever the pillar says
+        nodes = []
+    state = "unknown: the master went away" if why == "the master went away" else "unknown: see salt-run mfa_ha.status"
+    after = [f"{node} now: {state}" for node in nodes]
+    return {"ok": False, "unfinished": f"switch to {target} unfinished: {why} "
+                                      f"(after {time.monotonic() - started:.1f} s)", "after": after,
+            "next": f"once the master runs: salt-run mfa_ha.switchover {target} (it finishes a switch the nodes "
+                    "completed, or refuses saying why)", "retcode": 1}
+
+
+def _end_unfinished(report: dict) -> None:
+    """Print ``report`` as salt-run would (its ``--out``) and end the process: the thread that
+    waits on the master cannot be interrupted."""
+    log.error("mfa_ha.switchover: %s", report["unfinished"])
+    try:
+        salt.output.display_output(report, __opts__.get("output") or "nested", __opts__)
+    finally:
+        sys.stdout.flush()
+        os._exit(1)
 
 
 @_gate
