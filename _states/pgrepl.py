@@ -238,6 +238,11 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
         if done.get("divergent"):
             ret["changes"]["divergent"] = done["divergent"]
             ret["comment"] += "; " + divergence.describe(done["divergent"], "pg_rewind discarded them")
+        if done.get("rewind_method"):
+            ret["changes"]["rewind_method"] = done["rewind_method"]
+        if done.get("cloned_because"):
+            ret["changes"]["cloned_because"] = done["cloned_because"]
+            ret["comment"] += f"; pg_rewind failed, cloned instead: {done['cloned_because']}"
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return ret

@@ -227,9 +227,12 @@ def _rewind(server, up, timeout, progress):
     lost = _divergent_before_rewind(server, up)
     if lost:
         progress(f"{server.data_dir}: " + divergence.describe(lost, "pg_rewind discards them now"))
-    repl.rewind(server, up.host, up.port, up.user, up.slot, fallback="basebackup",
-                timeout=max(int(timeout), 3600), progress=progress)
-    return {"divergent": lost} if lost else None
+    rewound = repl.rewind(server, up.host, up.port, up.user, up.slot, fallback="basebackup",
+                          timeout=max(int(timeout), 3600), progress=progress)
+    found = {"rewind_method": rewound["method"]}
+    if "rewind_error" in rewound:
+        found["cloned_because"] = rewound["rewind_error"]
+    return {**found, "divergent": lost} if lost else found
 
 
 def _divergent_before_rewind(server, up) -> dict | None:

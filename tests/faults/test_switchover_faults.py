@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from mfa_ha import keptaside
 from mfa_ha_lab.checker import Checker, wait_until
 from tests.faults.common import CONVERGE_WITHIN, converged, divergent_named, rejoin_converges, role, roles
 from tests.faults.test_dc_link import record
@@ -464,3 +465,32 @@ def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_l
     assert figures["lost_direct_by_node"][target.minion_id] == 0
     assert figures["lost_direct_by_node"][old.minion_id] + figures["lost_app"] <= divergent
     assert figures["pmfad_on_two_nodes_ms"] == 0
+
+
+def test_a_crashed_primary_fenced_by_a_confirmed_failover_is_rewound_not_cloned(lab, salt_lab):
+    """The primary's PostgreSQL killed (-9) under load, its minion still answering: the
+    confirmed failover fences it (standby files written into a data directory that was never
+    shut down cleanly). The documented rejoin runs crash recovery first and rewinds it: a
+    clone would copy the whole database."""
+    old, target = roles(lab)
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked and checker.app.acked, 30,
+                   "the checker's first acknowledgements")
+        kill_postmaster(old)
+        failover = salt_lab.run("state.orchestrate", "mfa_ha.orch.failover", pillar={"mfa_ha": {
+            "target": target.minion_id, "confirm_primary_lost": True}}, timeout=300, check=False)
+        assert failover.get("retcode") == 0, str(failover)[-3000:]
+        assert os.path.exists(os.path.join(old.data_dir, "standby.signal")) and not old.is_running()
+        kept_before = set(os.listdir(os.path.dirname(old.data_dir)))
+        started = time.monotonic()
+        rejoin = rejoin_converges(lab, salt_lab, target, old)
+        rejoin_s = time.monotonic() - started
+    method = find_with_key(rejoin, "rewind_method")
+    assert method and method["rewind_method"] == "rewind", str(rejoin)[-3000:]
+    assert set(os.listdir(os.path.dirname(old.data_dir))) == kept_before, "cloned (moved aside), not rewound"
+    figures = checker.report(target)
+    record("the primary's postgres killed (-9), failover confirmed (the old primary fenced), then the documented "
+           "rejoin", outcome="crash recovery, then pg_rewind (no clone)", rejoin_s=round(rejoin_s, 1),
+           data_dir_bytes=keptaside.tree_bytes(old.data_dir), **figures)
+    assert figures["lost_direct_by_node"][target.minion_id] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
