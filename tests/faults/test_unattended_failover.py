@@ -1,4 +1,4 @@
-"""Unattended failover (issue 12), on hosts of their own with the real master (and its
+"""Unattended failover, on hosts of their own with the real master (and its
 ``mfa_ha_witness`` engine) on the master's site, a minion and a lease keeper on each node's
 host, while the checker writes from the clients' host: never two primaries accepting writes,
 the time from the fault to the new primary accepting writes, the writes the old primary
@@ -168,8 +168,8 @@ def test_faults_the_primary_survives_change_nothing(lab, salt_lab, net, automati
 def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, net, automatic):
     """Cut for half a lease, restored for 4 s, five times. The keeper needs one proven contact
     per lease; the keepers' heartbeats prove it within a poll of the link's return, where the
-    replication connection waits for TCP's backed-off retransmission (without them, such a
-    link once fenced the primary in a CI run: issue 12's note)."""
+    replication connection waits for TCP's backed-off retransmission (without them, a link
+    flapping like this can leave a lease without proof long enough to fence)."""
     primary, standby = roles(lab)
     app_pid = primary.app_pid()
     before = len(alerts(lab))

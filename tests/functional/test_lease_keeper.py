@@ -1,4 +1,4 @@
-"""The lease keeper against a real streaming pair (issue 12): it holds while the standby
+"""The lease keeper against a real streaming pair: it holds while the standby
 streams from the primary, and fences the primary once, for a lease, neither the master nor
 the standby renewed it — standby configuration first, then PostgreSQL stopped."""
 

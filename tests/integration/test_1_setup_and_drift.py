@@ -304,7 +304,7 @@ EVERYONE = (MASTER_ID, "server_prod", "server_dr")
 @pytest.fixture
 def bad_pillar(lab, salt_cli):
     with pillar_edited(lab, salt_cli, EVERYONE,
-                       lambda mfa: mfa["nodes"]["server_dr"].update(slot="ServerB_slot")):  # the seed's name
+                       lambda mfa: mfa["nodes"]["server_dr"].update(slot="ServerB_slot")):  # a name with capitals, as IBM's manual procedure has it
         yield
 
 
@@ -347,7 +347,7 @@ def test_a_node_without_its_certificate_is_refused_naming_the_key(lab, salt_cli,
 
 
 def test_a_node_that_is_no_minion_gets_no_slot(lab, salt_cli):
-    """Issue 9, item 6: a node in mfa_ha:nodes that does not exist must not get a slot on
+    """A node in mfa_ha:nodes that does not exist must not get a slot on
     the primary (an inactive slot holds WAL until the disk fills)."""
     add_ghost = lambda mfa: mfa["nodes"].update(server_ghost={"address": "127.0.0.9"})  # noqa: E731
     with pillar_edited(lab, salt_cli, EVERYONE, add_ghost):

@@ -80,7 +80,7 @@ def test_switchover_refused_when_the_standby_is_stopped(pair, salt_run):
 
 
 def test_runner_exit_codes_tell_a_refusal(pair, salt_run):
-    """Issue 9, item 5: a script driving a switchover must be able to trust $?."""
+    """A script driving a switchover must be able to trust $?."""
     lab = pair
     app_pid = lab.prod.app_pid()
     ok = salt_run.run("mfa_ha.precheck", "server_dr")
@@ -98,7 +98,7 @@ def test_runner_exit_codes_tell_a_refusal(pair, salt_run):
 
 
 def test_a_runner_input_error_fails_the_runner(pair, salt_run):
-    """Issue 9, item 3: an invalid input is not reported as "Passed invalid arguments" with
+    """An invalid input is not reported as "Passed invalid arguments" with
     success (SaltInvocationError is a TypeError), so a failhard gate cannot be passed."""
     ret = salt_run.run("mfa_ha.precheck", "server_dr", nodes={"server_dr": {"address": "not an address!"}})
     assert ret.returncode != 0, ret.stdout
@@ -111,7 +111,7 @@ def test_a_runner_input_error_fails_the_runner(pair, salt_run):
     ({"replication": {"password": ""}}, "mfa_ha:replication:password"),
 ])
 def test_switchover_with_a_bad_pillar_is_refused_before_anything(pair, salt_run, override, named):
-    """Issue 9, item 3: the switchover path validates the pillar it runs with."""
+    """The switchover path validates the pillar it runs with."""
     lab = pair
     app_pid = lab.prod.app_pid()
     ret = switchover(salt_run, "server_dr", **override)
@@ -148,7 +148,7 @@ def test_switchover_refused_when_the_standby_lags(pair, salt_run):
 
 
 def test_switchover_refused_when_the_old_primary_cannot_reach_the_target(pair, salt_run):
-    """Issue 9, item 4: the prechecks prove both directions; otherwise the target would be
+    """The prechecks prove both directions; otherwise the target would be
     promoted and the old primary left stopped, with no standby."""
     lab = pair
     app_pid = lab.prod.app_pid()
@@ -171,7 +171,7 @@ def test_switchover_refused_when_the_old_primary_cannot_reach_the_target(pair, s
 
 
 def test_a_switch_whose_target_died_is_resumed_by_a_rerun(pair, salt_run):
-    """Issue 9, item 9: the state a switch leaves when its target dies after the old primary
+    """The state a switch leaves when its target dies after the old primary
     stopped cleanly. The re-run brings the old primary back (its clean shutdown proves it
     holds every write) instead of refusing with "primaries: none"."""
     lab = pair
@@ -226,8 +226,8 @@ def test_failover_fencing_and_rejoin(pair, salt_run, minions):
         # The old primary's host comes back and something starts its PostgreSQL: a primary again.
         lab.start_db(lab.prod)
         assert accepts_writes(lab.prod)
-        # The master keeps asking every node for its status while prod's minion starts (issue 9,
-        # item 1: a compound status job running on the minion used to make the fence fail).
+        # The master keeps asking every node for its status while prod's minion starts (a
+        # compound status job running on the minion would make the fence fail).
         fenced = threading.Event()
         poller = threading.Thread(target=lambda: [salt_run.run("mfa_ha.status", _timeout=60)
                                                   for _ in iter(lambda: fenced.is_set(), True)], daemon=True)
@@ -281,7 +281,7 @@ def alert_lines(lab):
 
 
 def test_rejoin_after_a_promotion_done_outside_the_tool(pair, salt_run):
-    """Issue 9, item 10: the new primary has no slot for the rejoining node; rejoin creates
+    """The new primary has no slot for the rejoining node; rejoin creates
     it instead of waiting 300-600 s and failing."""
     lab = pair
     lab.stop_app(lab.prod)
@@ -302,7 +302,7 @@ def test_rejoin_after_a_promotion_done_outside_the_tool(pair, salt_run):
 
 
 def test_a_minion_restart_in_a_split_brain_fences_nothing_and_rejoin_takes_a_choice(pair, salt_run, minions):
-    """Issue 9, items 11 and 7: dr promoted behind the tool's back while prod serves the
+    """Dr promoted behind the tool's back while prod serves the
     clients, and dr takes writes too; prod's minion restarts. "Later timeline wins" would stop
     the node the clients use: in a split brain nothing is fenced automatically and a critical
     alert names it. Rejoin refuses at once naming both primaries, then, told which node to

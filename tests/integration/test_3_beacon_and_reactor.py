@@ -126,7 +126,7 @@ def kill_postmaster(node):
 
 
 def test_a_crashed_primary_raises_an_alert(pair, master, event_listener):
-    """Issue 9, item 12: right after a SIGKILL the node's status cannot be read; the alert
+    """Right after a SIGKILL the node's status cannot be read; the alert
     rests on the node's own record of its server/down event, not on that status."""
     lab, since = pair, time.time()
     kill_postmaster(lab.prod)
@@ -145,7 +145,7 @@ def test_a_crashed_primary_raises_an_alert(pair, master, event_listener):
 
 
 def test_a_same_timeline_second_primary_gets_no_pmfad_from_highstate(pair, master, salt_cli):
-    """Issue 9, item 2: a standby that lost standby.signal and was started is a second
+    """A standby that lost standby.signal and was started is a second
     primary on the same timeline; highstate must not start pmfad on it (or anywhere), and
     changes no role."""
     lab = pair

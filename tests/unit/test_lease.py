@@ -1,4 +1,4 @@
-"""The lease and the witness: pure decisions over measured times (issue 12)."""
+"""The lease and the witness: pure decisions over measured times."""
 
 import re
 

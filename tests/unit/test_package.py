@@ -57,3 +57,23 @@ def test_installed_outside_the_checkout_the_loader_and_file_roots_point_into_the
     assert os.path.isfile(os.path.join(found["formula"], "mfa_ha", "reactor", "fence.sls"))
     assert found["dirs"]["modules"] == [str(target / "mfa_ha" / "salt" / "modules")]
     assert os.path.isfile(os.path.join(found["dirs"]["modules"][0], "pgrepl.py"))
+
+
+def test_the_wheel_says_its_licence_version_and_changes(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        info = next(n.split("/")[0] for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = zf.read(f"{info}/METADATA").decode()
+        licence = zf.read(next(n for n in zf.namelist() if n.startswith(f"{info}/") and "LICENSE" in n)).decode()
+    headers, _, description = metadata.partition("\n\n")
+    fields = [line.split(": ", 1) for line in headers.splitlines() if ": " in line]
+    values = lambda name: [v for k, v in fields if k == name]  # noqa: E731
+    assert "Apache License" in licence and "Version 2.0" in licence
+    assert values("License") == ["Apache-2.0"]
+    assert "License :: OSI Approved :: Apache Software License" in values("Classifier")
+    assert "salt-extension" in values("Keywords")[0].split(",")
+    from mfa_ha import __version__
+    assert values("Version") == [__version__]
+    assert values("Summary") and values("Summary")[0].startswith("Salt extension")
+    requires = values("Requires-Dist")
+    assert "cryptography" in requires and not [r for r in requires if r.startswith("jinja2")]
+    assert description.startswith("# mfa-ha") and "# Changelog" in description  # the package page
