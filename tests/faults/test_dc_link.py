@@ -15,7 +15,7 @@ from mfa_ha.server import PEER_TCP_USER_TIMEOUT_MS, Server
 from mfa_ha.standby import Upstream, peer_connect
 from mfa_ha.tls import tls_config
 from mfa_ha_lab.lab import APP_DB, REPLICATION_USER
-from tests.functional.test_seed_procedure import setup_replication
+from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for
 
 NOTICED_WITHIN = 40  # s: wal_receiver_timeout/wal_sender_timeout 30 s, keepalives ~25 s, plus a poll's slack

@@ -12,7 +12,7 @@ import pytest
 
 from mfa_ha import lease, timing
 from tests.functional.test_lease_keeper import keeper_config
-from tests.functional.test_seed_procedure import setup_replication
+from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for
 
 LEASE_SECONDS = 4

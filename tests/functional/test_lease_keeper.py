@@ -11,7 +11,7 @@ from mfa_ha import lease
 from mfa_ha.keeper import Keeper, build_config
 from mfa_ha.standby import Upstream
 from mfa_ha.tls import TlsConfig
-from tests.functional.test_seed_procedure import setup_replication
+from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for
 
 LEASE_SECONDS = 3

@@ -75,7 +75,7 @@ def switch(lab, old, new, old_node, new_node, writes=20):
     return before
 
 
-def test_seed_procedure_both_directions_loses_no_rows(lab, prod, dr):
+def test_the_manual_procedure_both_directions_loses_no_rows(lab, prod, dr):
     setup_replication(lab, prod, dr)
     assert dr.pgrepl.role() == "standby"
     assert dr.pmfad.status()["state"] == "stopped"
