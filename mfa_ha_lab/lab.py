@@ -38,7 +38,7 @@ EXAMPLE_PILLAR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
 # The master's own pillar id ends in "_master", as a master's default id ("<host>_master") does:
 # the example top file targets it so that the runner and the orchestrations see mfa_ha:nodes.
 MASTER_ID = "mfa-ha_master"
-# The master's reactor wiring, as the README shows it.
+# The master's reactor wiring, as docs/runbook.md shows it.
 REACTORS = [
     {"salt/minion/*/start": ["salt://mfa_ha/reactor/fence.sls"]},
     {"salt/beacon/*/pgrepl/heartbeat": ["salt://mfa_ha/reactor/fence.sls"]},
@@ -356,7 +356,7 @@ class Lab:
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
         with open(os.path.join(node.src_root, "subsystems", "pmfad.json"), "w", encoding="utf-8") as fh:
             json.dump({"command": command, "group": "", "env": env}, fh)
-        # mfa-ha's own lease keeper (not a stand-in): registered as the README tells an AIX admin to.
+        # mfa-ha's own lease keeper (not a stand-in): registered as docs/runbook.md tells an AIX admin to.
         keeper = [sys.executable, "-m", "mfa_ha.keeper", "--config", os.path.join(node.lease_dir, "config.json")]
         with open(os.path.join(node.src_root, "subsystems", KEEPER_SERVICE + ".json"), "w", encoding="utf-8") as fh:
             json.dump({"command": keeper, "group": "", "env": env}, fh)

@@ -35,7 +35,7 @@ mfa_ha:
     max_lag_bytes: 16777216     # refuse a switchover to a standby further behind than this
     timeout: 30                 # seconds each node waits inside the switch
     requesters: []              # minion ids allowed to request a switchover by event
-  failover:                     # unattended failover (README "Unattended failover"); off by default
+  failover:                     # unattended failover (docs/runbook.md, "Unattended failover"); off by default
     automatic: false            # true: the master's mfa_ha_witness engine fails over, each primary's
                                 # lease keeper (service mfahalease) fences it when isolated
     lease_seconds: 30           # an isolated primary fences itself after this long

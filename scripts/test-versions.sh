@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PostgreSQL version matrix (README: "PostgreSQL versions"). For each full build (13, 16,
+# The PostgreSQL version matrix (docs/install.md: "PostgreSQL versions"). For each full build (13, 16,
 # 17, 18) the lab runs that major and the whole functional tier plus the integration
 # switchover there and back run on it; 10, 11 and 12 (server binaries only) run their live
 # test. Each major's binaries are installed on first use (mfa_ha_lab/pgversions.py). Appends

@@ -9,6 +9,6 @@ VENV="${MFA_HA_VENV:-/opt/mfa-ha/venv}"
 installed_from() { (cd / && "$VENV/bin/python" -c 'import mfa_ha, os; print(os.path.dirname(os.path.dirname(os.path.realpath(mfa_ha.__file__))))' 2>/dev/null); }
 [ -x "$VENV/bin/pytest" ] && [ "$(installed_from)" = "$(realpath "$REPO")" ] || bash "$REPO/scripts/bootstrap.sh"
 cd "$REPO"
-# With no arguments: every tier, without the fault cases marked slow (README: what runs where).
+# With no arguments: every tier, without the fault cases marked slow (docs/testing.md: what runs where).
 [ $# -gt 0 ] || set -- tests -m "not slow"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -1,5 +1,5 @@
 """The link between the data centres goes silent (packets dropped, no reset): both sides
-notice within the bound the README states, and once it is back the standby catches up with
+notice within the bound docs/faults.md states, and once it is back the standby catches up with
 every write the primary took meanwhile."""
 
 import json

@@ -142,7 +142,7 @@ NO_FAILOVER = {  # fault -> (inject(net, salt_lab, primary) -> undo)
 }
 
 
-@pytest.mark.slow  # five cases of 45 s each held: with the fault command, not in CI (README: what runs where)
+@pytest.mark.slow  # five cases of 45 s each held: with the fault command, not in CI (docs/testing.md: what runs where)
 @pytest.mark.parametrize("fault", list(NO_FAILOVER))
 def test_faults_the_primary_survives_change_nothing(lab, salt_lab, net, automatic, fault):
     """Held past lease + margin: the primary keeps its lease (the master or the standby still
