@@ -27,5 +27,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 chmod 755 "$(dirname "$VENV")" "$VENV"
 # scripts/constraints.txt holds this machine's quirks (the registry's newest certifi is older than Salt 3008.5 needs).
-"$VENV/bin/pip" install -q --disable-pip-version-check -c "$REPO/scripts/constraints.txt" -e "$REPO[test]" 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/pip" install -q --disable-pip-version-check -c "$REPO/scripts/constraints.txt" -e "$REPO[test,docs]" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/python" -c 'import salt.version, mfa_ha; print("bootstrap: salt", salt.version.__version__, "in", "'"$VENV"'")'
