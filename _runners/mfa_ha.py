@@ -260,14 +260,16 @@ def _with_peers(gathered: dict):
 
 
 @_gate
-def switchover(target, timeout=600):
+def switchover(target, timeout=None):
     """
     Switch the primary role to ``target`` through ``state.orchestrate mfa_ha.orch.switchover``
     (whose first step is the prechecks); prints each precheck with what it measured, then
-    each phase of the switch with its duration. Ends within ``timeout`` seconds whatever
-    happens: when the orchestration has not returned by then, or the master goes away
-    meanwhile, it fails saying so, with each node's state as the nodes answer (or
-    ``unknown: the master went away``).
+    each phase of the switch with its duration. The orchestration is bounded by its own
+    steps' timeouts (``mfa_ha:switchover:job_timeout`` for the switch); when the master goes
+    away meanwhile, whose jobs' returns can then never arrive, it ends within a second or
+    two, failing, each node ``unknown: the master went away``. ``timeout``: seconds after
+    which it also gives up waiting (none by default: a rewind that falls back to a clone may
+    legitimately take long).
 
     CLI Example:
 
@@ -277,7 +279,7 @@ def switchover(target, timeout=600):
     """
     started = time.monotonic()
     _progress(f"prechecks, then the switch to {target} (mfa_ha.orch.switchover)")
-    with _ended_if_unfinished(target, started, float(timeout)):
+    with _ended_if_unfinished(target, started, float(timeout) if timeout else None):
         ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
     for check in cluster.precheck_lines(ran):
         _progress(check)
@@ -298,22 +300,27 @@ def _ended_if_unfinished(target, started, seconds):
     watch: if it has not ended within ``seconds``, or the master goes away meanwhile (its
     jobs' returns can no longer arrive), the watch prints what is known and ends salt-run
     with a failing exit code instead of leaving it waiting."""
-    done = threading.Event()
+    done, ending = threading.Event(), threading.Lock()
 
     def watch():
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + seconds if seconds else None
         while not done.wait(MASTER_CHECK_SECONDS):
             why = "the master went away" if not _master_running() else (
-                f"no result within {seconds:g} s" if time.monotonic() >= deadline else None)
+                f"no result within {seconds:g} s" if deadline and time.monotonic() >= deadline else None)
             if why:
-                _end_unfinished(_unfinished_switch(target, why, started))
+                report = _unfinished_switch(target, why, started)
+                with ending:  # the orchestration may have returned meanwhile: then it reports
+                    if not done.is_set():
+                        _end_unfinished(report)
+                return
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         yield
     finally:
-        done.set()
+        with ending:
+            done.set()
 
 
 def _master_running() -> bool:

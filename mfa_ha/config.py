@@ -58,8 +58,8 @@ def postgres_config(pillar: dict | None, **overrides) -> PostgresConfig:
         _check_absolute(cfg.bin_dir, "mfa_ha:postgres:bin_dir")
     object.__setattr__(cfg, "port", check_port(cfg.port, "mfa_ha:postgres:port"))
     keep = cfg.keep_moved_aside
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-        raise InvalidInput(f"mfa_ha:postgres:keep_moved_aside: must be a whole number of copies (0 or more), "
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise InvalidInput(f"mfa_ha:postgres:keep_moved_aside: must be a whole number of copies (1 or more), "
                            f"not {keep!r}")
     try:
         pwd.getpwnam(cfg.os_user)

@@ -175,8 +175,8 @@ class Keeper:
                                     command_timeout=timing.PG_CTL_SECONDS)
         except MfaHaError as err:  # with the DC link cut, a fast stop waits for the unreachable standby
             log.critical("mfa_ha lease: fast stop failed (%s); stopping immediately", err)
-            return self.server.stop(mode="immediate", timeout=timing.IMMEDIATE_STOP_SECONDS,
-                                    command_timeout=timing.PG_CTL_SECONDS)
+        # a signal, not another command: a host stalled enough to fail the first may not start one in time
+        return self.server.stop_now(timeout=timing.IMMEDIATE_STOP_SECONDS)
 
     def _stop_app(self) -> bool:
         return applib.backend(self.app_cfg).stop()

@@ -1,7 +1,10 @@
 """Copies of a data directory kept aside by a clone (``<data_dir>.moved-<stamp>``, a split
 brain's ``.diverged-<stamp>``, a failed clone's ``.failed-<stamp>``): never removed silently.
-What is kept and how big, the retention ``mfa_ha:postgres:keep_moved_aside`` (the newest N
-are kept, older ones removed, each named), and the free space a clone needs up front."""
+What is kept and how big, the retention ``mfa_ha:postgres:keep_moved_aside`` (of the copies
+a routine clone replaced, and of failed clones' partial copies, the newest N of each are
+kept, older ones removed, each named; a split brain's ``diverged`` copies hold the only copy
+of the transactions it lost and are never removed automatically), and the free space a
+clone needs up front."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from mfa_ha.errors import InsufficientSpace
 log = logging.getLogger(__name__)
 
 LABELS = ("moved", "diverged", "failed")
+PRUNED = ("moved", "failed")  # "diverged": the operator's to remove
 STAMP_FORMAT = "%Y%m%dT%H%M%S%f"
 CLONE_SPACE_FACTOR = 1.1  # a clone writes the primary's databases plus the WAL streamed meanwhile
 
@@ -43,8 +47,15 @@ def kept(data_dir: str) -> list[dict]:
 
 
 def to_remove(copies: list[dict], keep: int) -> list[dict]:
-    """The copies beyond the newest ``keep``."""
-    return copies[:-keep] if keep > 0 else list(copies)
+    """Of each label the retention applies to, the copies beyond the newest ``keep`` (at least
+    one is kept: the newest ``moved`` copy may be the one a clone under way puts back if it
+    fails), oldest first."""
+    keep = max(int(keep), 1)
+    doomed = []
+    for label in PRUNED:
+        of_label = [c for c in copies if c["label"] == label]
+        doomed += of_label[:-keep]
+    return sorted(doomed, key=lambda copy: copy["stamp"])
 
 
 def prune(data_dir: str, keep: int) -> list[dict]:

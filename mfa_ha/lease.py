@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass, field
 
+from mfa_ha.boot import boot_id
 from mfa_ha.errors import InvalidInput
 from mfa_ha.health import load_state, save_state
 from mfa_ha.switchover import Check
@@ -266,15 +266,6 @@ def read_json(path: str) -> dict:
 
 
 write_json = save_state  # atomic: a reader never sees half a file
-
-
-def boot_id() -> str:
-    """This boot of this host: the monotonic clock's values mean nothing across a reboot."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            return fh.read().strip()
-    except OSError:  # not Linux (AIX): the boot's wall-clock time, to the minute
-        return str(round((time.time() - time.monotonic()) / 60))
 
 
 def read_record(path: str) -> dict:

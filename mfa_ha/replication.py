@@ -3,9 +3,12 @@ configuration, shutdown checkpoint, promotion and rewind."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
+import shutil
+import tempfile
 import time
 from typing import Callable
 
@@ -38,7 +41,6 @@ from mfa_ha.versions import (
     RECEIVER_SENDER_HOST,
     RECEIVER_SENDER_PORT,
     RECOVERY_CONF,
-    RECOVERY_SIGNAL,
     STANDBY_SIGNAL,
     PgVersion,
     parse_conf,
@@ -62,7 +64,6 @@ REWIND_FUNCTIONS = (
 )
 SOURCE_CHECKPOINT_WAIT = 60
 PROGRESS_LOG = logging.getLogger("mfa_ha.progress")
-HELD_SUFFIX = ".mfa_ha-held"  # standby files held aside during crash recovery
 
 
 def log_progress(message: str) -> None:
@@ -317,7 +318,11 @@ def upstream_connection(server: Server, host: str, port: int, user: str, replica
 def upstream_database_bytes(server: Server, host: str, port: int, user: str) -> int | None:
     """The size of the upstream's databases (what a clone copies), or None when the
     replication user may not read it."""
-    conn = upstream_connection(server, host, port, user)
+    try:
+        conn = upstream_connection(server, host, port, user)
+    except ConnectionFailed as err:  # the clone itself will say why it cannot connect
+        log.info("size of %s:%s's databases unknown (%s): no free-space check before the clone", host, port, err)
+        return None
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn")
@@ -588,25 +593,42 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
 
 def recover_crashed(server: Server, control: dict, timeout: float, progress: Progress = log_progress) -> bool:
     """Bring a stopped data directory that was not shut down cleanly (a crashed primary) to a
-    clean shutdown, as pg_rewind requires: crash recovery in single-user mode, which refuses
-    to run while standby files are present (a fence writes them), so they are held aside for
-    its duration and put back after. No client can connect meanwhile (no postmaster listens).
-    False when the directory was already shut down cleanly."""
+    clean shutdown, as pg_rewind requires; False when it already was. One that would start as
+    a standby (a fence wrote its standby files) is started as one, reachable by no one, until
+    it is consistent, then stopped: the files stay where they are throughout, so a crash at
+    any moment leaves a node that starts read-only. Single-user mode, pg_rewind's own way,
+    refuses standby files; it serves one that would start as a primary."""
     if control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES:
         return False
     progress(f"{server.data_dir} was not shut down cleanly ({control.get('Database cluster state')}): "
-             "crash recovery in single-user mode before pg_rewind")
-    held = [name for name in (STANDBY_SIGNAL, RECOVERY_SIGNAL, RECOVERY_CONF)
-            if os.path.exists(os.path.join(server.data_dir, name))]
-    for name in held:
-        os.rename(os.path.join(server.data_dir, name), os.path.join(server.data_dir, name + HELD_SUFFIX))
-    try:
-        server.run("postgres", "--single", "-F", "-D", server.data_dir, *shlex.split(server.cfg.options or ""),
+             "crash recovery before pg_rewind")
+    if configured_role(server) is Role.STANDBY:
+        _recover_unreachable(server, timeout)
+    else:
+        server.run("postgres", "--single", "-D", server.data_dir, *shlex.split(server.cfg.options or ""),
                    "template1", timeout=timeout)
-    finally:
-        for name in held:
-            os.rename(os.path.join(server.data_dir, name + HELD_SUFFIX), os.path.join(server.data_dir, name))
     state = server.controldata().get("Database cluster state")
     if state not in CLEAN_SHUTDOWN_STATES:
         raise CommandFailed(f"crash recovery of {server.data_dir} ended in state {state!r}, not a clean shutdown")
     return True
+
+
+def _recover_unreachable(server: Server, timeout: float) -> None:
+    """Start the standby with no TCP listener, its socket in a private directory and no
+    upstream, until it is consistent (hot standby), then stop it: "shut down in recovery"."""
+    private = tempfile.mkdtemp(prefix="mfa_ha-recovery-")
+    chown_to(private, server.cfg.os_user)
+    options = [server.cfg.options or "", "-c listen_addresses=''", f"-c unix_socket_directories={private}",
+               "-c hot_standby=on"]
+    if server.data_version().uses_standby_signal:
+        options.append("-c primary_conninfo=''")  # before 12 it lives in recovery.conf: a retry is harmless
+    recovering = Server(dataclasses.replace(server.cfg, options=" ".join(o for o in options if o), host=private),
+                        server.tls)
+    try:
+        recovering.start(timeout=int(timeout))
+    finally:
+        try:
+            if recovering.is_running():
+                recovering.stop(mode="fast", timeout=int(timeout))
+        finally:
+            shutil.rmtree(private, ignore_errors=True)

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import time
 
 import psycopg2
@@ -194,6 +195,35 @@ class Server:
                 raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout} s ({mode})")
             time.sleep(PID_POLL)
         return True
+
+    def stop_now(self, timeout: float) -> bool:
+        """An immediate stop without another command: SIGQUIT to the postmaster named in
+        postmaster.pid (what ``pg_ctl stop -m immediate`` sends), once that PID is proven to
+        be this data directory's postmaster; then wait until it is gone. Where that cannot be
+        proven (no /proc), ``pg_ctl stop -m immediate``. False when it was not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        if not self._is_own_postmaster(pid):
+            return self.stop(mode="immediate", timeout=int(timeout), command_timeout=timeout)
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + timeout
+        while os.path.exists(self._pid_file):
+            if time.monotonic() >= deadline:
+                raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s (SIGQUIT)")
+            time.sleep(PID_POLL)
+        return True
+
+    def _is_own_postmaster(self, pid: int) -> bool:
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            cwd = os.path.realpath(f"/proc/{pid}/cwd")
+        except OSError:
+            return False
+        return exe in ("postgres", "postmaster") and cwd == os.path.realpath(self.data_dir)
 
     @property
     def _pid_file(self) -> str:

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import pwd
 import time
 from typing import Callable
 
+from mfa_ha.boot import boot_id
 from mfa_ha.errors import MfaHaError
 from mfa_ha.proc import write_file
+
+log = logging.getLogger(__name__)
 
 TURN_POLL_SECONDS = 0.02
 
@@ -35,11 +39,16 @@ def shared(path: str, compute: Callable[[], dict], wait_seconds: float, clock=ti
         _take_turn(turn, asked_at + wait_seconds, clock)
         try:
             latest = _read(path)
-            if isinstance(latest.get("ended"), (int, float)) and latest["ended"] >= asked_at:
+            ended = latest.get("ended")
+            if (latest.get("boot") == boot_id() and isinstance(ended, (int, float))
+                    and asked_at <= ended <= clock()):
                 return {**latest["result"], "shared": True}
             result = compute()
-            text = json.dumps({"ended": clock(), "result": result}, default=str)
-            write_file(path, text, 0o600, pwd.getpwuid(os.geteuid()).pw_name)
+            text = json.dumps({"ended": clock(), "boot": boot_id(), "result": result}, default=str)
+            try:
+                write_file(path, text, 0o600, pwd.getpwuid(os.geteuid()).pw_name)
+            except OSError as err:  # a full disk: this job's answer still counts, the next computes again
+                log.warning("status not shared (%s: %s)", path, err)
             return json.loads(text)["result"]  # the same types as a shared one
         finally:
             fcntl.flock(turn, fcntl.LOCK_UN)

@@ -23,7 +23,8 @@ def server_stop_bound(wait_seconds: float) -> float:
 
 def writes_end_bound() -> float:
     """From the fence's start until PostgreSQL is stopped: the standby configuration, a fast
-    stop that may time out, then an immediate one."""
+    stop that may time out, then an immediate one (a signal to the postmaster, or where its
+    PID cannot be proven, pg_ctl: the longer of the two is counted)."""
     return STANDBY_CONFIG_SECONDS + server_stop_bound(FAST_STOP_SECONDS) + server_stop_bound(IMMEDIATE_STOP_SECONDS)
 
 

@@ -153,10 +153,11 @@ def test_copies_a_clone_kept_aside_are_reported_and_only_the_newest_kept(lab, dr
     assert found["keep"] == 2 and found["remove"] == [] and len(found["kept"]) == 1  # setup cloned dr once
     first = found["kept"][0]
     assert first["path"].startswith(lab.dr.data_dir + ".moved-") and first["bytes"] > 1_000_000
-    older = lab.dr.data_dir + ".diverged-20000101T000000000000"
+    older = lab.dr.data_dir + ".moved-20000101T000000000000"
     newer = lab.dr.data_dir + ".moved-29991231T000000000000"
-    for path in (older, newer):
+    diverged = lab.dr.data_dir + ".diverged-20000101T000000000000"  # a split brain's: never pruned
+    for path in (older, newer, diverged):
         shutil.copytree(first["path"], path, symlinks=True)
     assert [c["path"] for c in dr.pgrepl.kept_aside()["remove"]] == [older]
     assert [c["path"] for c in dr.pgrepl.prune_kept_aside()] == [older]
-    assert not os.path.exists(older) and os.path.isdir(first["path"]) and os.path.isdir(newer)
+    assert not os.path.exists(older) and all(os.path.isdir(p) for p in (first["path"], newer, diverged))

@@ -33,15 +33,16 @@ def test_the_retention_keeps_the_newest_copies(tmp_path):
     assert [c["stamp"] for c in copies] == ["20261101T010203000000", "20261102T010203000000",
                                             "20261103T010203000000"]
     assert all(c["bytes"] == 1000 for c in copies)
-    assert [c["stamp"] for c in keptaside.to_remove(copies, 2)] == ["20261101T010203000000"]
-    removed = keptaside.prune(data_dir, 2)
+    assert keptaside.to_remove(copies, 2) == []  # two moved copies; the diverged one is never pruned
+    assert [c["stamp"] for c in keptaside.to_remove(copies, 1)] == ["20261101T010203000000"]
+    removed = keptaside.prune(data_dir, 1)
     assert [c["path"] for c in removed] == [f"{data_dir}.moved-20261101T010203000000"]
-    assert [c["stamp"] for c in keptaside.kept(data_dir)] == ["20261102T010203000000", "20261103T010203000000"]
+    assert [c["label"] for c in keptaside.kept(data_dir)] == ["diverged", "moved"]
     assert os.path.isdir(f"{data_dir}.unrelated-20261104T010203000000")
-    assert keptaside.to_remove(keptaside.kept(data_dir), 0) == keptaside.kept(data_dir)
+    assert keptaside.prune(data_dir, 1) == []  # the newest moved copy stays, the diverged one too
 
 
-@pytest.mark.parametrize("value", [-1, "two", True, 1.5])
+@pytest.mark.parametrize("value", [0, -1, "two", True, 1.5])
 def test_a_bad_retention_names_the_key(value):
     with pytest.raises(InvalidInput, match="mfa_ha:postgres:keep_moved_aside"):
         postgres_config({"data_dir": "/opt/IBM/powersc/MFA/mfadb", "os_user": "root", "keep_moved_aside": value})
