@@ -3,6 +3,7 @@
 import copy
 import glob
 import os
+import subprocess
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -176,3 +177,23 @@ def test_a_node_address_that_resolves_nowhere_fails_validation_and_writes_nothin
     if os.path.exists(lab.prod.pgpass):
         with open(lab.prod.pgpass, encoding="utf-8") as fh:
             assert "serverb" not in fh.read()
+
+
+def test_a_clone_without_the_space_for_it_is_refused_naming_the_figures(salt_factories, primed):
+    """A clone needs the primary's databases free beside the data directory: refused before
+    anything is moved, with both figures."""
+    lab = primed
+    tiny = os.path.join(lab.root, "tiny")
+    os.makedirs(tiny)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", tiny], check=True, timeout=30)
+    try:
+        pillar = copy.deepcopy(lab.pillar(lab.dr))
+        pillar["mfa_ha"]["postgres"]["data_dir"] = os.path.join(tiny, "mfadb")
+        pillar["mfa_ha"].setdefault("tls", {})["dir"] = os.path.join(lab.dr.root, "mfa_ha-tls")  # the node's own
+        cramped = node_loaders(salt_factories, lab, lab.dr, pillar, variant="-cramped").modules
+        with pytest.raises(CommandExecutionError, match=rf"a clone needs about [\d.]+ GiB free in {tiny} "
+                                                        r"\(the primary's databases: [\d.]+ GiB.*and 0.00 GiB is free"):
+            cramped.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
+        assert os.listdir(tiny) == []  # nothing created, nothing moved
+    finally:
+        subprocess.run(["umount", tiny], check=True, timeout=30)

@@ -55,3 +55,22 @@ def test_a_job_that_cannot_get_its_turn_in_time_says_busy(tmp_path):
     with pytest.raises(singleflight.Busy, match="busy: another status job"):
         singleflight.shared(path, lambda: {}, wait_seconds=0.1)
     holder.join(timeout=10)
+
+
+def test_a_status_from_before_a_reboot_is_never_served(tmp_path, monkeypatch):
+    path, computed = str(tmp_path / "status.json"), []
+    later = iter([100.0, 100.5, 100.6])  # asked, ended; then asked again "later" on a new boot
+    singleflight.shared(path, lambda: computed.append(1) or {"role": "primary"}, 1, clock=lambda: next(later))
+    monkeypatch.setattr(singleflight, "boot_id", lambda: "another boot")
+    clock = iter([50.0, 50.1, 50.2, 50.3])  # after a reboot monotonic times start small again
+    assert singleflight.shared(path, lambda: computed.append(2) or {"role": "standby"}, 1,
+                               clock=lambda: next(clock)) == {"role": "standby"}
+    assert computed == [1, 2]
+
+
+def test_a_status_that_cannot_be_written_still_answers(tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(singleflight, "write_file", full_disk)
+    assert singleflight.shared(str(tmp_path / "status.json"), lambda: {"role": "primary"}, 1) == {"role": "primary"}
