@@ -22,6 +22,7 @@ source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"
+add_module_names = False  # "pgrepl.status", not the import path the build gives the file
 html_theme = "alabaster"
 html_title = f"mfa-ha {__version__}"
 suppress_warnings = ["myst.xref_missing"]
