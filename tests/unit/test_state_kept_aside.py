@@ -8,11 +8,13 @@ from unittest.mock import Mock
 import pytest
 from salt.exceptions import CommandExecutionError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mfa_ha.loader import get_loader_dirs
+
+DIRS = get_loader_dirs()  # the checkout's or the installed package's, as Salt's loader finds them
 
 
 def _load(kind, name):
-    spec = importlib.util.spec_from_file_location(f"_{kind}_{name}", os.path.join(ROOT, f"_{kind}", f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(f"_{kind}_{name}", os.path.join(DIRS[kind][0], f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
