@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5
 PID_POLL = 0.01
 PM_STATUS_LINE = 7  # 0-based line of postmaster.pid with the status (PostgreSQL 10+)
+PID_FILE_IDENTITY = 3  # its first lines: PID, data directory, start time (epoch seconds)
 READY_STATES = ("ready", "standby")
 PID_FILE_GRACE = 5  # seconds a starting postmaster may take to write postmaster.pid
 PG_CTL_NOT_RUNNING = 3
@@ -163,12 +164,15 @@ class Server:
         if self.is_running():
             return False
         options = ["-o", self.cfg.options] if self.cfg.options else []
+        # A postmaster that was killed leaves its postmaster.pid (saying "ready"): only the one
+        # the new postmaster writes (another PID or start time) tells how the start goes.
+        stale = self._pid_file_identity()
         # pg_ctl's own wait (-w) polls every 100 ms; postmaster.pid tells us within 10 ms.
         self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options, "-W",
                  timeout=timeout + 10)
         started = time.monotonic()
         seen_pid_file = False
-        while (status := self._pm_status()) not in READY_STATES:
+        while (status := self._pm_status(not_from=stale)) not in READY_STATES:
             seen_pid_file = seen_pid_file or status is not None
             waited = time.monotonic() - started
             gone = status is None and (seen_pid_file or waited > PID_FILE_GRACE)
@@ -229,14 +233,25 @@ class Server:
     def _pid_file(self) -> str:
         return os.path.join(self.data_dir, "postmaster.pid")
 
-    def _pm_status(self) -> str | None:
-        """The postmaster's status line in postmaster.pid (ready, standby, starting, stopping)."""
-        try:
-            with open(self._pid_file, encoding="ascii", errors="replace") as fh:
-                lines = fh.read().splitlines()
-        except OSError:
+    def _pm_status(self, not_from: tuple | None = None) -> str | None:
+        """The postmaster's status line in postmaster.pid (ready, standby, starting, stopping);
+        None while there is none, or only the file of the postmaster ``not_from`` identifies."""
+        lines = self._pid_file_lines()
+        if lines is None or (not_from is not None and tuple(lines[:PID_FILE_IDENTITY]) == not_from):
             return None
         return lines[PM_STATUS_LINE].strip() if len(lines) > PM_STATUS_LINE else "starting"
+
+    def _pid_file_identity(self) -> tuple | None:
+        """PID, data directory and start time of the postmaster that wrote postmaster.pid."""
+        lines = self._pid_file_lines()
+        return tuple(lines[:PID_FILE_IDENTITY]) if lines else None
+
+    def _pid_file_lines(self) -> list[str] | None:
+        try:
+            with open(self._pid_file, encoding="ascii", errors="replace") as fh:
+                return fh.read().splitlines()
+        except OSError:
+            return None
 
     def reload(self) -> None:
         self.require_running()

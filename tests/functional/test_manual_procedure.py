@@ -108,6 +108,24 @@ def test_a_standby_restarted_while_the_primary_is_idle_reports_no_lag(lab, prod,
         assert status["lag_seconds"] == 0, status
 
 
+def kill_postmaster(node) -> None:
+    with open(os.path.join(node.data_dir, "postmaster.pid"), encoding="ascii") as fh:
+        postmaster = int(fh.readline())
+    os.kill(postmaster, signal.SIGKILL)  # the lab started it
+    wait_for(lambda: not node.is_running(), what=f"{node.name}'s postmaster gone")
+
+
+def test_a_start_after_a_crash_waits_for_the_new_postmaster(lab, prod):
+    """A killed postmaster leaves its postmaster.pid, which says "ready": the start must wait
+    for the file the new postmaster writes, through its crash recovery, not return at once."""
+    write_rows(lab.prod, 200, "before-kill")
+    kill_postmaster(lab.prod)
+    assert prod.pgrepl.start() is True
+    assert prod.pgrepl.role() == "primary"  # accepts connections the moment start returns
+    wait_for(lambda: (prod.pgrepl.status().get("replicas") or [{}])[0].get("state") == "streaming",
+             what="dr streaming again")
+
+
 def test_a_crashed_primary_fenced_by_a_failover_is_rewound_not_cloned(lab, prod, dr):
     """A primary whose PostgreSQL died (SIGKILL) is fenced (standby files written) when the
     standby is promoted; its rejoin then needs crash recovery, which single-user mode refuses
@@ -116,10 +134,7 @@ def test_a_crashed_primary_fenced_by_a_failover_is_rewound_not_cloned(lab, prod,
     assert prod.pgrepl.role() == "primary" and dr.pgrepl.role() == "standby"
     kept_aside = set(os.listdir(os.path.dirname(lab.prod.data_dir)))
     write_rows(lab.prod, 50, "before-crash")
-    with open(os.path.join(lab.prod.data_dir, "postmaster.pid"), encoding="ascii") as fh:
-        postmaster = int(fh.readline())
-    os.kill(postmaster, signal.SIGKILL)  # the lab started it
-    wait_for(lambda: not lab.prod.is_running(), what="prod's postmaster gone")
+    kill_postmaster(lab.prod)
     dr.pgrepl.promote()
     fenced = prod.pgrepl.fence(lab.dr.minion_id, slot=lab.prod.slot)
     assert fenced["standby_config"] and not fenced["db_stopped"], fenced
