@@ -176,7 +176,7 @@ class Keeper:
         except MfaHaError as err:  # with the DC link cut, a fast stop waits for the unreachable standby
             log.critical("mfa_ha lease: fast stop failed (%s); stopping immediately", err)
         # a signal, not another command: a host stalled enough to fail the first may not start one in time
-        return self.server.stop_now(timeout=timing.IMMEDIATE_STOP_SECONDS)
+        return self.server.stop_now(timeout=timing.IMMEDIATE_STOP_SECONDS, command_timeout=timing.PG_CTL_SECONDS)
 
     def _stop_app(self) -> bool:
         return applib.backend(self.app_cfg).stop()

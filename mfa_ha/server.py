@@ -193,31 +193,31 @@ class Server:
         if self.state(timeout=each) is not ServerState.RUNNING:
             return False
         self.run("pg_ctl", "stop", "-D", self.data_dir, "-m", mode, "-W", timeout=each)
-        deadline = time.monotonic() + timeout
-        while os.path.exists(self._pid_file):
-            if time.monotonic() >= deadline:
-                raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout} s ({mode})")
-            time.sleep(PID_POLL)
-        return True
+        return self._wait_stopped(timeout, mode)
 
-    def stop_now(self, timeout: float) -> bool:
+    def stop_now(self, timeout: float, command_timeout: float) -> bool:
         """An immediate stop without another command: SIGQUIT to the postmaster named in
         postmaster.pid (what ``pg_ctl stop -m immediate`` sends), once that PID is proven to
         be this data directory's postmaster; then wait until it is gone. Where that cannot be
-        proven (no /proc), ``pg_ctl stop -m immediate``. False when it was not running."""
+        proven (no /proc), ``pg_ctl stop -m immediate`` with each call bounded by
+        ``command_timeout``. False when it was not running."""
         pid = self.pid()
         if pid is None:
             return False
         if not self._is_own_postmaster(pid):
-            return self.stop(mode="immediate", timeout=int(timeout), command_timeout=timeout)
+            return self.stop(mode="immediate", timeout=int(timeout), command_timeout=command_timeout)
         try:
             os.kill(pid, signal.SIGQUIT)
         except ProcessLookupError:
             return False
+        return self._wait_stopped(timeout, "SIGQUIT")
+
+    def _wait_stopped(self, timeout: float, how: str) -> bool:
+        """Until postmaster.pid is gone (the postmaster removes it last), bounded."""
         deadline = time.monotonic() + timeout
         while os.path.exists(self._pid_file):
             if time.monotonic() >= deadline:
-                raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s (SIGQUIT)")
+                raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s ({how})")
             time.sleep(PID_POLL)
         return True
 

@@ -5,13 +5,11 @@ node."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from mfa_ha import lease, timing
-from tests.functional.test_lease_keeper import keeper_config
+from tests.functional.test_lease_keeper import keeper_config, keeper_service
 from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for
 
@@ -38,19 +36,8 @@ def service(lab, prod, dr):
     slow_to_stop(lab, lab.prod)
     config = keeper_config(lab, LEASE_SECONDS)
     config["pmfad"] = {**config["pmfad"], "timeout": PMFAD_TIMEOUT}
-    path = os.path.join(lab.prod.lease_dir, "config.json")
-    os.makedirs(lab.prod.lease_dir, exist_ok=True)
-    lease.write_json(path, config)
-    log_path = os.path.join(lab.root, "keeper-service.log")
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mfa_ha.keeper", "--config", path], stdout=log, stderr=log)
-    proc.settings, proc.log_path = lease.LeaseSettings(**config["settings"]), log_path
-    try:
+    with keeper_service(lab, config) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def test_the_fence_stops_a_slow_pmfad_before_the_watchdog_gives_up_on_it(lab, service):

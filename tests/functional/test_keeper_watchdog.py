@@ -5,14 +5,12 @@ one held, not on a fresh one. Stopped on request, both end and hand over nothing
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from mfa_ha import lease, timing
-from tests.functional.test_lease_keeper import keeper_config
+from tests.functional.test_lease_keeper import keeper_config, keeper_service
 from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for
 
@@ -23,19 +21,8 @@ LEASE_SECONDS = 4
 def service(lab, prod, dr):
     setup_replication(lab, prod, dr)
     config = keeper_config(lab, LEASE_SECONDS)
-    path = os.path.join(lab.prod.lease_dir, "config.json")
-    os.makedirs(lab.prod.lease_dir, exist_ok=True)
-    lease.write_json(path, config)
-    log_path = os.path.join(lab.root, "keeper-service.log")
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mfa_ha.keeper", "--config", path], stdout=log, stderr=log)
-    proc.settings, proc.log_path = lease.LeaseSettings(**config["settings"]), log_path
-    try:
+    with keeper_service(lab, config) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 def beat(service) -> dict:

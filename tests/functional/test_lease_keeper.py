@@ -2,7 +2,10 @@
 streams from the primary, and fences the primary once, for a lease, neither the master nor
 the standby renewed it — standby configuration first, then PostgreSQL stopped."""
 
+import contextlib
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -33,11 +36,37 @@ def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> di
                         Upstream(other.address, other.port, "replicamfa", node.slot), node.minion_id, node.address)
 
 
+@contextlib.contextmanager
+def keeper_service(lab, config):
+    """The primary's keeper as its service runs it (``python -m mfa_ha.keeper``: a watchdog
+    and the keeper as its child), with ``config``; stopped at the end by its PID, as its service
+    manager would (SIGTERM: the watchdog stops its keeper too), killed if it does not end."""
+    path = os.path.join(lab.prod.lease_dir, "config.json")
+    os.makedirs(lab.prod.lease_dir, exist_ok=True)
+    lease.write_json(path, config)
+    log_path = os.path.join(lab.root, "keeper-service.log")
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mfa_ha.keeper", "--config", path], stdout=log, stderr=log)
+    proc.settings, proc.log_path = lease.LeaseSettings(**config["settings"]), log_path
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def keeper(pair, prod):
     config = keeper_config(pair)
     assert "key" not in config["tls"] and "password" not in str(config)  # no secret in the file
-    return Keeper(config)
+    keeper = Keeper(config)
+    yield keeper
+    keeper.close()  # its heartbeat socket: the next module's keepers bind the same port
 
 
 def ticks(keeper, seconds):
