@@ -15,11 +15,9 @@ compared without the lines that differ for the same data (``NOT_COMPARED``). Wri
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import difflib
 import hashlib
-import json
 import os
 import platform
 import statistics
@@ -29,7 +27,7 @@ import time
 from mfa_ha import keptaside
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import APP_DB, OS_USER, Lab
-from mfa_ha_lab.measure import Writers, measure, salt_switchover
+from mfa_ha_lab.measure import Writers, bench_arguments, measure, salt_switchover, write_results
 from mfa_ha_lab.salt_daemons import SaltLab
 
 SLOTS_SQL = ("SELECT slot_name, active, coalesce(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() "
@@ -151,19 +149,9 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--count", type=int, default=30)
-    parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, 30, __file__)
     result = run(args.count, args.loopback)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "soak.json"), "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=2)
-    table = markdown(result)
-    with open(os.path.join(args.out, "soak.md"), "w", encoding="utf-8") as fh:
-        fh.write(table)
-    print("\n" + table)
+    write_results(args.out, "soak", result, markdown(result))
     checks = [c for n, c in result["integrity"].items() if n != "dump_diff"]
     bad = result["failed"] or any(result["lost"].values()) or not all(c["amcheck_ok"] and c["dump_ok"] for c in checks)
     if bad or "dump_diff" in result["integrity"]:

@@ -12,8 +12,6 @@ a ratio. Writes ``bench/results/switchover.json`` and ``switchover.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -21,7 +19,7 @@ import time
 
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
-from mfa_ha_lab.measure import Writers, direct_switchover, measure, salt_switchover
+from mfa_ha_lab.measure import Writers, bench_arguments, direct_switchover, measure, salt_switchover, write_results
 from mfa_ha_lab.salt_daemons import SaltLab
 
 METRICS = (
@@ -90,19 +88,9 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--count", type=int, default=10)
-    parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, 10, __file__)
     result = run(args.count, args.loopback)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "switchover.json"), "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=2)
-    table = markdown(result)
-    with open(os.path.join(args.out, "switchover.md"), "w", encoding="utf-8") as fh:
-        fh.write(table)
-    print("\n" + table)
+    write_results(args.out, "switchover", result, markdown(result))
     if result["failed"] or any(result["lost"].values()):
         raise SystemExit(1)
 

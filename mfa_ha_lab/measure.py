@@ -9,6 +9,9 @@ time. Acknowledged writes missing afterwards are counted as lost.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -131,3 +134,22 @@ def direct_switchover(lab: Lab, target: str, hooks: sw.Hooks | None = None):
             thread.join(timeout=120)
         return not errors, parts, "; ".join(errors)
     return run
+
+
+def bench_arguments(doc: str, default_count: int, script: str) -> argparse.Namespace:
+    """A benchmark's command line: ``-n``, ``--loopback``, ``--out`` (default: results/ beside it)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("-n", "--count", type=int, default=default_count)
+    parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(script)), "results"))
+    return parser.parse_args()
+
+
+def write_results(out: str, name: str, result: dict, table: str) -> None:
+    """``<name>.json`` and ``<name>.md`` in ``out``; the table printed too."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{name}.json"), "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=2)
+    with open(os.path.join(out, f"{name}.md"), "w", encoding="utf-8") as fh:
+        fh.write(table)
+    print("\n" + table)
