@@ -32,10 +32,12 @@ import time
 
 import salt.utils.beacons
 
-from mfa_ha import health, keptaside
-from mfa_ha.config import postgres_config
+from mfa_ha.adapters.saltface import pillar_value
 from mfa_ha.errors import InvalidInput
-from mfa_ha.saltface import pillar_value
+from mfa_ha.files import read_json, write_json
+from mfa_ha.monitoring import health
+from mfa_ha.postgres import keptaside
+from mfa_ha.postgres.config import postgres_config
 
 __virtualname__ = "pgrepl"
 
@@ -58,12 +60,12 @@ def beacon(config):
     cfg = postgres_config(pillar_value(__pillar__, "mfa_ha:postgres", {}))
     path = health.state_path(__opts__["cachedir"])
     now = time.time()
-    events, state = health.transitions(health.load_state(path), health.read(cfg), thresholds, now)
+    events, state = health.transitions(read_json(path), health.read(cfg), thresholds, now)
     for event in events:
         event["id"] = __opts__["id"]
         if event["tag"] == "heartbeat":
             event["kept_aside"] = [{"path": c["path"], "bytes": c["bytes"]} for c in keptaside.kept(cfg.data_dir)]
         if event["tag"] != "heartbeat":
             event["event_id"] = health.record_fired(state, event, now)
-    health.save_state(path, state)  # before the events leave: the master may ask at once
+    write_json(path, state)  # before the events leave: the master may ask at once
     return events

@@ -1,7 +1,7 @@
 """
 The master as witness of an unattended failover (``mfa_ha:failover:automatic``, off by
 default): renews the primary's lease every ``witness_every`` seconds, watches the standby's
-WAL receiver, and fails over only when ``mfa_ha.witness.witness_verdict`` says so, with an
+WAL receiver, and fails over only when ``mfa_ha.unattended.witness.witness_verdict`` says so, with an
 alert naming every measurement. The decision and its proof are in ``mfa_ha.lease`` and
 ``mfa_ha.witness``; this engine only drives them.
 
@@ -17,8 +17,8 @@ import time
 
 import salt.loader
 
-from mfa_ha.lease import LeaseSettings
-from mfa_ha.witness import Witness
+from mfa_ha.unattended.lease import LeaseSettings
+from mfa_ha.unattended.witness import Witness
 
 log = logging.getLogger(__name__)
 PILLAR_EVERY = 30  # seconds between reads of the master's pillar

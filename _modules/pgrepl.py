@@ -15,27 +15,30 @@ import logging
 import os
 import time
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
-
-from mfa_ha import alerts as pgalerts
-from mfa_ha import failover as pgfailover
-from mfa_ha import hba as pghba
-from mfa_ha import health, keptaside, singleflight
-from mfa_ha import keeper as pgkeeper
-from mfa_ha import lease as pglease
-from mfa_ha import replication as repl
-from mfa_ha import settings as pgsettings
-from mfa_ha import standby as pgstandby
-from mfa_ha import switchover as sw
-from mfa_ha import tls as pgtls
+from mfa_ha.adapters.pillar import unresolvable, validate_nodes
+from mfa_ha.adapters.pillar import validate as validate_mfa_ha_pillar
+from mfa_ha.adapters.saltface import FAILURES, call_args, pillar_value, translate_errors
 from mfa_ha.app import app_config
-from mfa_ha.config import postgres_config, replication_config
-from mfa_ha.naming import slot_name as _slot_name
-from mfa_ha.pillar import unresolvable, validate_nodes
-from mfa_ha.pillar import validate as validate_mfa_ha_pillar
-from mfa_ha.saltface import call_args, pillar_value, translate_errors
-from mfa_ha.secrets import pgpass_has
-from mfa_ha.server import Server
+from mfa_ha.errors import InvalidInput
+from mfa_ha.files import read_json
+from mfa_ha.monitoring import alerts as pgalerts
+from mfa_ha.monitoring import health, singleflight
+from mfa_ha.pair import failover as pgfailover
+from mfa_ha.pair import peer as pgpeer
+from mfa_ha.pair import standby as pgstandby
+from mfa_ha.pair import switchover as sw
+from mfa_ha.pair.service_address import Hooks
+from mfa_ha.postgres import hba as pghba
+from mfa_ha.postgres import keptaside
+from mfa_ha.postgres import replication as repl
+from mfa_ha.postgres import settings as pgsettings
+from mfa_ha.postgres import tls as pgtls
+from mfa_ha.postgres.config import postgres_config, replication_config
+from mfa_ha.postgres.naming import slot_name as _slot_name
+from mfa_ha.postgres.secrets import pgpass_has
+from mfa_ha.postgres.server import Server
+from mfa_ha.unattended import keeper as pgkeeper
+from mfa_ha.unattended import lease as pglease
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def _tls(data_dir, check_node=False):
     raw = dict(_pillar("mfa_ha:tls", {}) or {})
     try:
         nodes = _nodes()
-    except SaltInvocationError:
+    except InvalidInput:
         nodes = {}
     return pgtls.tls_config(raw, nodes, data_dir, __opts__["id"] if check_node else None)
 
@@ -84,7 +87,7 @@ def _nodes(resolved=False):
     nodes = validate_nodes(_pillar("mfa_ha:nodes"))
     problems = unresolvable(nodes) if resolved else []
     if problems:
-        raise SaltInvocationError("\n- ".join(problems))
+        raise InvalidInput("\n- ".join(problems))
     return nodes
 
 
@@ -97,17 +100,17 @@ def _peer_slots():
     return [node["slot"] for node in _peers().values()]
 
 
-def _upstream(primary, kwargs) -> pgstandby.Upstream:
+def _upstream(primary, kwargs) -> pgpeer.Upstream:
     """The node id ``primary`` (from ``mfa_ha:nodes``) as an upstream; this node's slot is
     its own entry's slot (``slot=`` overrides)."""
     nodes = _nodes()
     if primary not in nodes:
-        raise SaltInvocationError(f"primary: unknown node id {primary!r} (mfa_ha:nodes: {', '.join(nodes)})")
+        raise InvalidInput(f"primary: unknown node id {primary!r} (mfa_ha:nodes: {', '.join(nodes)})")
     if primary == __opts__["id"]:
-        raise SaltInvocationError(f"primary: {primary} is this node; a node cannot stream from itself")
+        raise InvalidInput(f"primary: {primary} is this node; a node cannot stream from itself")
     own = nodes.get(__opts__["id"], {})
     slot = kwargs.get("slot") or own.get("slot") or _slot_name(__opts__["id"])
-    return pgstandby.Upstream(nodes[primary]["address"], nodes[primary]["port"], _repl_cfg(kwargs).user, slot)
+    return pgpeer.Upstream(nodes[primary]["address"], nodes[primary]["port"], _repl_cfg(kwargs).user, slot)
 
 
 @translate_errors
@@ -127,7 +130,7 @@ def validate_pillar():
     nodes = validate_mfa_ha_pillar(pillar, __opts__["id"])
     problems = unresolvable(nodes)
     if problems:
-        raise SaltInvocationError("\n- ".join(problems))
+        raise InvalidInput("\n- ".join(problems))
     return nodes
 
 
@@ -146,7 +149,7 @@ def pillar_problems():
     """
     try:
         validate_pillar()
-    except (SaltInvocationError, CommandExecutionError) as err:
+    except FAILURES as err:  # validate_pillar is a Salt function: its errors are Salt's
         return [line.lstrip("- ") for line in str(err).splitlines() if line.strip(" -")
                 and line != "invalid mfa_ha pillar:"]
     return []
@@ -477,7 +480,7 @@ def replication_user_needs(**kwargs):
     rcfg = _repl_cfg(kwargs)
     password = _password()
     if not password:
-        raise SaltInvocationError("mfa_ha:replication:password is empty or missing")
+        raise InvalidInput("mfa_ha:replication:password is empty or missing")
     return repl.user_needs(repl.replication_user(server, rcfg.user), rcfg, password)
 
 
@@ -712,7 +715,7 @@ def pgpass_needs(**kwargs):
     """
     cfg, user, password = _server(kwargs).cfg, _repl_cfg(kwargs).user, _password()
     if not password:
-        raise SaltInvocationError("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
+        raise InvalidInput("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
     return sorted(f"{n['address']}:{n['port']}" for n in _peers(resolved=True).values()
                   if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password))
 
@@ -805,7 +808,7 @@ def cluster_view(**kwargs):
     me = __opts__["id"]
     running = server.has_cluster() and server.is_running()
     role = repl.role(server).value
-    peers = sw.peer_roles(server, sw.peers(_nodes(), me, _repl_cfg(kwargs).user))
+    peers = pgpeer.peer_roles(server, pgpeer.peers(_nodes(), me, _repl_cfg(kwargs).user))
     primaries = [n for n, r in peers.items() if r == "primary"] + ([me] if running and role == "primary" else [])
     return {"role": role, "running": running, "peers": peers, "primaries": sorted(primaries)}
 
@@ -847,7 +850,7 @@ def follow(primary, timeout=30, **kwargs):
 def _switchover_settings():
     value = _pillar("mfa_ha:switchover", {}) or {}
     if not isinstance(value, dict):
-        raise SaltInvocationError("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout)")
+        raise InvalidInput("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout)")
     return value
 
 
@@ -872,7 +875,7 @@ def switchover(target, timeout=None, **kwargs):
     settings = _switchover_settings()
     app_cfg = _app()
     return sw.run_part(_server(kwargs), app_cfg, __opts__["id"], target, _nodes(), _repl_cfg(kwargs).user,
-                       sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+                       Hooks.from_pillar(_pillar("mfa_ha:service_address")),
                        float(timeout or settings.get("timeout", 30)), repl.log_progress)
 
 
@@ -897,8 +900,8 @@ def _primary_part(timeout, kwargs):
     """What a node's part as the (new) primary needs: its server, app, id, the other nodes,
     the client-routing hooks and the switch's timeout."""
     app_cfg = _app()
-    others = sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
-    return (_server(kwargs), app_cfg, __opts__["id"], others, sw.Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+    others = pgpeer.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
+    return (_server(kwargs), app_cfg, __opts__["id"], others, Hooks.from_pillar(_pillar("mfa_ha:service_address")),
             float(timeout or _switchover_settings().get("timeout", 30)))
 
 
@@ -965,7 +968,7 @@ def stale_primary(**kwargs):
 
         salt server_prod pgrepl.stale_primary
     """
-    return pgfailover.stale_peer(_server(kwargs), sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user))
+    return pgfailover.stale_peer(_server(kwargs), pgpeer.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user))
 
 
 def beacon_fired(event_id):
@@ -979,7 +982,7 @@ def beacon_fired(event_id):
 
         salt server_dr pgrepl.beacon_fired 5f0c...
     """
-    return health.fired(health.load_state(health.state_path(__opts__["cachedir"])), event_id)
+    return health.fired(read_json(health.state_path(__opts__["cachedir"])), event_id)
 
 
 @translate_errors
@@ -1037,7 +1040,7 @@ def fence_decision(replaced_by=None, **kwargs):
 
 def _fence_inputs(kwargs):
     app_cfg = _app()
-    return _server(kwargs), app_cfg, sw.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
+    return _server(kwargs), app_cfg, pgpeer.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
 
 
 def _request_dir():
@@ -1144,11 +1147,11 @@ def lease_keeper_config():
         return {"settings": pglease.settings_dict(settings)}
     nodes = _nodes()
     if __opts__["id"] not in nodes:
-        raise SaltInvocationError(f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes "
+        raise InvalidInput(f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes "
                                   f"({', '.join(nodes)}); its lease keeper has nothing to keep")
     peers = sorted(_peers())
     if len(peers) != 1:
-        raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")
+        raise InvalidInput(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")
     server = _server({})
     return pgkeeper.build_config(settings, _pillar("mfa_ha:postgres", {}) or {}, _pillar("mfa_ha:pmfad", {}) or {},
                                  server.tls, __grains__.get("os_family"), peers[0], _upstream(peers[0], {}),

@@ -9,7 +9,7 @@ Backends: AIX System Resource Controller (``startsrc``/``stopsrc``/``lssrc``), c
 """
 
 from mfa_ha import app
-from mfa_ha.saltface import call_args, pillar_value, translate_errors
+from mfa_ha.adapters.saltface import call_args, pillar_value, translate_errors
 
 __virtualname__ = "pmfad"
 

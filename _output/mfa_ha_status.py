@@ -1,6 +1,6 @@
 """Outputter for ``salt-run mfa_ha.status``: the cluster as a table (like ``patronictl list``)."""
 
-from mfa_ha.status import table
+from mfa_ha.monitoring.status import table
 
 
 def output(data, **kwargs):  # pylint: disable=unused-argument

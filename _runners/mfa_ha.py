@@ -28,16 +28,17 @@ import salt.pillar
 import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from mfa_ha import alerts as pgalerts
-from mfa_ha import divergence as pgdivergence
-from mfa_ha import failover as pgfailover
-from mfa_ha import lease as pglease
 from mfa_ha import loader
-from mfa_ha import status as cluster
-from mfa_ha import switchover as sw
-from mfa_ha.health import load_state, save_state
-from mfa_ha.pillar import validate as validate_pillar
-from mfa_ha.pillar import validate_nodes
+from mfa_ha.adapters.pillar import validate as validate_pillar
+from mfa_ha.adapters.pillar import validate_nodes
+from mfa_ha.errors import InvalidInput, MfaHaError
+from mfa_ha.files import read_json, write_json
+from mfa_ha.monitoring import alerts as pgalerts
+from mfa_ha.monitoring import status as cluster
+from mfa_ha.pair import divergence as pgdivergence
+from mfa_ha.pair import failover as pgfailover
+from mfa_ha.pair import switchover as sw
+from mfa_ha.unattended import lease as pglease
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _gate(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except SaltInvocationError as err:
+        except (SaltInvocationError, InvalidInput, MfaHaError) as err:
             raise CommandExecutionError(str(err)) from None
 
     return wrapper
@@ -462,15 +463,15 @@ def _replaced_path():
 
 
 def _remember_replaced(node, by):
-    replaced = load_state(_replaced_path())
+    replaced = read_json(_replaced_path())
     replaced[node] = {"by": by, "at": time.time()}
-    save_state(_replaced_path(), replaced)
+    write_json(_replaced_path(), replaced)
 
 
 def _forget_replaced(nodes):
-    replaced = load_state(_replaced_path())
+    replaced = read_json(_replaced_path())
     if any(node in replaced for node in nodes):
-        save_state(_replaced_path(), {n: r for n, r in replaced.items() if n not in nodes})
+        write_json(_replaced_path(), {n: r for n, r in replaced.items() if n not in nodes})
 
 
 @_gate
@@ -490,7 +491,7 @@ def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECO
 
         salt-run mfa_ha.fence_if_stale server_prod
     """
-    replaced_by = (load_state(_replaced_path()).get(node) or {}).get("by")
+    replaced_by = (read_json(_replaced_path()).get(node) or {}).get("by")
     if only_if_replaced and not replaced_by:
         return {"action": "none", "reason": f"{node} was not replaced in a failover"}
     pillar = _pillar()
@@ -740,7 +741,7 @@ def _collect(client, jid, targets, deadline):
 
 def witness_failover(target, lost=None):
     """The failover orchestration, run as an operator would, with the loss confirmed by the
-    witness's measurements (``mfa_ha.witness.witness_verdict``); ``lost``: the nodes it
+    witness's measurements (``mfa_ha.unattended.witness.witness_verdict``); ``lost``: the nodes it
     measured silent."""
     ran = _orchestrate_as_operator("mfa_ha.orch.failover", {"mfa_ha": {
         "target": target, "confirm_primary_lost": True, "lost": list(lost or [])}})

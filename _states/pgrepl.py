@@ -35,10 +35,10 @@ without touching anything, acts, and reads back. Changes never contain a secret.
 
 import os
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
-
-from mfa_ha import divergence, lease
-from mfa_ha.naming import validate_slot_name
+from mfa_ha import files
+from mfa_ha.adapters.saltface import FAILURES
+from mfa_ha.pair import divergence
+from mfa_ha.postgres.naming import validate_slot_name
 
 __virtualname__ = "pgrepl"
 TEST_MODE_WAIT = 5  # seconds test=True waits to see a configured standby stream
@@ -101,7 +101,7 @@ def settings(name="replication settings", restart=False, **kwargs):
             ret.update(result=False, comment=ret["comment"] + _restart_note(after["restart_pending"])
                        + ": not converged until PostgreSQL restarts (restart it in a maintenance window, "
                          "or set mfa_ha:settings_restart: true)")
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -143,7 +143,7 @@ def _slot(name, wanted, kwargs):
         if any(s["slot_name"] == name for s in __salt__["pgrepl.slots"](**kwargs)) != wanted:
             return _failed(ret, f"slot {name} did not {verb}")
         ret["comment"] = f"{verb}d slot {name}".replace("dropd", "dropped")
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -155,7 +155,7 @@ def pillar_valid(name="mfa_ha pillar"):
     try:
         nodes = __salt__["pgrepl.validate_pillar"]()
         ret["comment"] = f"mfa_ha pillar is valid ({len(nodes)} nodes: {', '.join(nodes)})"
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -180,7 +180,7 @@ def hba(name="pg_hba.conf", **kwargs):
         if __salt__["pgrepl.hba"](**kwargs)["differs"]:
             return _failed(ret, f"{current['path']} still differs after writing it")
         ret["comment"] = f"updated the mfa-ha block of {current['path']} and reloaded"
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -209,7 +209,7 @@ def _needs_then_apply(name, key, kwargs, as_changes, subject, functions):
         if left:
             return _failed(ret, f"{subject} still differ: {', '.join(left)}")
         ret["comment"] = f"changed {subject}: {', '.join(needs)}"
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -243,7 +243,7 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
         if done.get("cloned_because"):
             ret["changes"]["cloned_because"] = done["cloned_because"]
             ret["comment"] += f"; pg_rewind failed, cloned instead: {done['cloned_because']}"
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -274,7 +274,7 @@ def follows(name, timeout=30, **kwargs):
         if left:
             return _failed(ret, f"still not following {name}: {left}")
         ret["comment"] = f"follows {name} after {', '.join(done['done'])}"
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -299,7 +299,7 @@ def fenced(name="not a stale primary", **kwargs):
         done = __salt__["pgrepl.fence_if_stale"](**kwargs)
         ret["comment"] = f"fenced: {done['reason']}; run mfa_ha.orch.rejoin"
         ret["changes"]["done"] = done
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -315,7 +315,7 @@ def lease_keeper(name="lease keeper config"):
     try:
         wanted = __salt__["pgrepl.lease_keeper_config"]()
         path = os.path.join(wanted["settings"]["run_dir"], "config.json")
-        current = lease.read_json(path)
+        current = files.read_json(path)
         if current == wanted:
             ret["comment"] = f"{path} is as wanted"
             return ret
@@ -326,10 +326,10 @@ def lease_keeper(name="lease keeper config"):
                    "automatic": wanted["settings"]["automatic"]}
         if _pending(ret, changes, f"write {path}"):
             return ret
-        lease.write_json(path, wanted)
+        files.write_json(path, wanted)
         os.chmod(path, 0o600)
         ret.update(changes=changes, comment=f"wrote {path}")
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret
 
@@ -350,6 +350,6 @@ def kept_aside(name="copies kept aside", **kwargs):
         removed = {c["path"]: c["bytes"] for c in __salt__["pgrepl.prune_kept_aside"](**kwargs)}
         ret["changes"] = {"removed": removed}
         ret["comment"] = f"removed {', '.join(removed) or 'nothing'} (keep_moved_aside {found['keep']})"
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         return _failed(ret, err)
     return ret

@@ -10,7 +10,7 @@ States for the application daemon (``pmfad``): ``running`` and ``dead``, with ``
       pmfad.dead
 """
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from mfa_ha.adapters.saltface import FAILURES
 
 __virtualname__ = "pmfad"
 
@@ -40,7 +40,7 @@ def mod_watch(name, sfun=None, **kwargs):
             return ret
         __salt__["pmfad.restart"](service=name, **kwargs)
         ret.update(changes={"restarted": name}, comment=f"restarted {name}")
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         ret.update(result=False, comment=str(err))
     return ret
 
@@ -63,6 +63,6 @@ def _converge(name, wanted, kwargs):
             ret.update(result=False, changes={}, comment=f"{name} is {after} after {verb}")
             return ret
         ret["comment"] = f"{verb}ed {name}".replace("stoped", "stopped")
-    except (CommandExecutionError, SaltInvocationError) as err:
+    except FAILURES as err:
         ret.update(result=False, changes={}, comment=str(err))
     return ret

@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import time
 
-from mfa_ha import keptaside
+from mfa_ha.postgres import keptaside
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import APP_DB, OS_USER, Lab
 from mfa_ha_lab.measure import Writers, bench_arguments, measure, salt_switchover, write_results

@@ -1,17 +1,16 @@
-"""One exception hierarchy for the core, one class per meaning.
+"""One exception hierarchy for the core, one class per meaning, free of Salt.
 
-The roots are Salt's own exception types, so a Salt face can re-raise them unchanged and
-``salt.function`` steps fail with the message the core wrote.
+The Salt faces translate them (``mfa_ha.adapters.saltface.translate_errors``): ``InvalidInput``
+becomes Salt's ``SaltInvocationError``, every other one ``CommandExecutionError``, with the
+message the core wrote.
 """
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-
-class MfaHaError(CommandExecutionError):
+class MfaHaError(Exception):
     """Something on a node is not as the operation needs it."""
 
 
-class InvalidInput(SaltInvocationError):
+class InvalidInput(ValueError):
     """A parameter or pillar value is malformed; nothing was changed."""
 
 

@@ -11,7 +11,6 @@ import logging
 import os
 import pwd
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -119,29 +118,3 @@ def _environment(user: str | None, extra: dict | None) -> dict:
         env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
     env.update(extra or {})
     return env
-
-
-def chown_to(path: str, user: str) -> None:
-    """Give ``path`` to ``user`` (and its primary group) when we are root."""
-    if os.geteuid() != 0:
-        return
-    entry = pwd.getpwnam(user)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def write_file(path: str, text: str, mode: int, user: str, prefix: str = ".mfa_ha.") -> None:
-    """Replace ``path`` atomically with ``text``, mode ``mode``, owned by ``user`` when we are
-    root; a failed write leaves the old file and no temporary behind."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        chown_to(tmp, user)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

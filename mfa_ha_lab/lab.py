@@ -26,7 +26,7 @@ import psycopg2
 
 from mfa_ha import proc
 from mfa_ha.loader import formula_root
-from mfa_ha.naming import slot_name
+from mfa_ha.postgres.naming import slot_name
 from mfa_ha_lab import pgversions
 from mfa_ha_lab.certs import LabCA
 from mfa_ha_lab.standins import pmfad as pmfad_standin
@@ -357,7 +357,7 @@ class Lab:
         with open(os.path.join(node.src_root, "subsystems", "pmfad.json"), "w", encoding="utf-8") as fh:
             json.dump({"command": command, "group": "", "env": env}, fh)
         # mfa-ha's own lease keeper (not a stand-in): registered as docs/runbook.md tells an AIX admin to.
-        keeper = [sys.executable, "-m", "mfa_ha.keeper", "--config", os.path.join(node.lease_dir, "config.json")]
+        keeper = [sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", os.path.join(node.lease_dir, "config.json")]
         with open(os.path.join(node.src_root, "subsystems", KEEPER_SERVICE + ".json"), "w", encoding="utf-8") as fh:
             json.dump({"command": keeper, "group": "", "env": env}, fh)
         for name in ("startsrc", "stopsrc", "lssrc"):

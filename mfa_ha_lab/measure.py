@@ -17,12 +17,13 @@ import time
 from dataclasses import asdict, dataclass
 
 from mfa_ha import app as applib
-from mfa_ha import switchover as sw
-from mfa_ha.config import postgres_config, replication_config
-from mfa_ha.pillar import validate_nodes
-from mfa_ha.server import Server
-from mfa_ha.status import node_parts
-from mfa_ha.tls import tls_config
+from mfa_ha.adapters.pillar import validate_nodes
+from mfa_ha.monitoring.status import node_parts
+from mfa_ha.pair import switchover as sw
+from mfa_ha.pair.service_address import Hooks
+from mfa_ha.postgres.config import postgres_config, replication_config
+from mfa_ha.postgres.server import Server
+from mfa_ha.postgres.tls import tls_config
 from mfa_ha.waiting import poll
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD, Lab
 from mfa_ha_lab.writer import AppWriter, DbWriter, lost
@@ -107,9 +108,9 @@ def salt_switchover(salt_lab, target: str):
     return run
 
 
-def direct_switchover(lab: Lab, target: str, hooks: sw.Hooks | None = None):
+def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
     """The same two parts, called in-process in two threads: no Salt at all (the floor)."""
-    hooks = hooks or sw.Hooks()
+    hooks = hooks or Hooks()
     def run():
         nodes = validate_nodes({n.minion_id: {"address": n.address, "port": n.port} for n in lab.nodes})
         user = replication_config({}).user

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mfa_ha import keptaside
+from mfa_ha.postgres import keptaside
 from mfa_ha_lab.checker import Checker, wait_until
 from tests.faults.common import CONVERGE_WITHIN, converged, divergent_named, rejoin_converges, role, roles
 from tests.faults.test_dc_link import record

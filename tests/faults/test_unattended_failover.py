@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mfa_ha import lease
+from mfa_ha.unattended import lease
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.lab import MASTER_ID
 from tests.faults.common import CONVERGE_WITHIN, converged, rejoin_converges, role, roles

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from mfa_ha import lease
-from mfa_ha.keeper import Keeper
+from mfa_ha.unattended import lease
+from mfa_ha.unattended.keeper import Keeper
 from tests.functional.test_lease_keeper import keeper_config
 from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for

@@ -1,4 +1,4 @@
-"""The lease keeper as the service runs it (``python -m mfa_ha.keeper``: a watchdog and the
+"""The lease keeper as the service runs it (``python -m mfa_ha.unattended.keeper``: a watchdog and the
 keeper as its child) against a real streaming pair: a keeper frozen (SIGSTOP) while its
 standby goes away is replaced, and its replacement fences the primary on the lease the frozen
 one held, not on a fresh one. Stopped on request, both end and hand over nothing."""
@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from mfa_ha import lease, timing
+from mfa_ha import timing
+from mfa_ha.unattended import lease
 from tests.functional.test_lease_keeper import keeper_config, keeper_service
 from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for

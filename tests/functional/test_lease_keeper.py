@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from mfa_ha import lease
-from mfa_ha.keeper import Keeper, build_config
-from mfa_ha.standby import Upstream
-from mfa_ha.tls import TlsConfig
+from mfa_ha import files
+from mfa_ha.pair.peer import Upstream
+from mfa_ha.postgres.tls import TlsConfig
+from mfa_ha.unattended import lease
+from mfa_ha.unattended.keeper import Keeper, build_config
 from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for
 
@@ -38,15 +39,15 @@ def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> di
 
 @contextlib.contextmanager
 def keeper_service(lab, config):
-    """The primary's keeper as its service runs it (``python -m mfa_ha.keeper``: a watchdog
+    """The primary's keeper as its service runs it (``python -m mfa_ha.unattended.keeper``: a watchdog
     and the keeper as its child), with ``config``; stopped at the end by its PID, as its service
     manager would (SIGTERM: the watchdog stops its keeper too), killed if it does not end."""
     path = os.path.join(lab.prod.lease_dir, "config.json")
     os.makedirs(lab.prod.lease_dir, exist_ok=True)
-    lease.write_json(path, config)
+    files.write_json(path, config)
     log_path = os.path.join(lab.root, "keeper-service.log")
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mfa_ha.keeper", "--config", path], stdout=log, stderr=log)
+        proc = subprocess.Popen([sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", path], stdout=log, stderr=log)
     proc.settings, proc.log_path = lease.LeaseSettings(**config["settings"]), log_path
     try:
         yield proc
@@ -87,7 +88,7 @@ def test_a_renewal_answers_with_the_role_and_the_receiver(pair, prod, dr):
     assert first["keeper_alive"] is False  # no keeper runs on dr
     assert prod.pgrepl.lease_renew(1)["role"] == "primary"
     prod.pgrepl.lease_renew(2, acked=1)
-    renewals = lease.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))
+    renewals = files.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))
     assert renewals["renewed_at"] == renewals["arrived"]["1"]  # renewal 1 proven heard by renewal 2
 
 
@@ -97,10 +98,10 @@ def test_a_restarted_master_renews_the_lease_at_once(pair, prod):
     lab = pair
     for seq in range(1, 70):
         prod.pgrepl.lease_renew(seq, acked=seq - 1 if seq > 1 else None, session="wbefore")
-    before = lease.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))["renewed_at"]
+    before = files.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))["renewed_at"]
     prod.pgrepl.lease_renew(1, session="wafter")
     prod.pgrepl.lease_renew(2, acked=1, session="wafter")
-    renewals = lease.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))
+    renewals = files.read_json(os.path.join(lab.prod.lease_dir, "lease.json"))
     assert renewals["renewed_at"] == renewals["arrived"]["wafter/1"] > before
 
 
@@ -108,7 +109,7 @@ def test_the_keeper_holds_while_the_standby_streams(lab, keeper):
     actions = ticks(keeper, LEASE_SECONDS * 2.5)
     assert set(actions) == {"hold"} and lab.prod.is_running()
     assert keeper.proof.streamed_at is not None  # the standby flushed its markers
-    beat = lease.read_json(os.path.join(lab.prod.lease_dir, "keeper.json"))
+    beat = files.read_json(os.path.join(lab.prod.lease_dir, "keeper.json"))
     assert beat["action"] == "hold" and beat["pid"] == os.getpid()
 
 

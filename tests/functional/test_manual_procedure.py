@@ -5,7 +5,7 @@ import shutil
 import signal
 
 from mfa_ha.lsn import to_int as lsn_int
-from mfa_ha.secrets import scram_matches
+from mfa_ha.postgres.secrets import scram_matches
 from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
 from tests.helpers import wait_for
 

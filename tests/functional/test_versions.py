@@ -17,7 +17,7 @@ import os
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from mfa_ha import switchover as sw
+from mfa_ha.pair.service_address import Hooks
 from mfa_ha_lab import pgversions
 from mfa_ha_lab.lab import APP_DB, PG_MAJOR, Lab
 from mfa_ha_lab.measure import direct_switchover
@@ -75,7 +75,7 @@ def test_procedure_and_switchover_parts_on_each_full_build(versioned_lab, salt_f
     switch(lab, dr, prod, lab.dr, lab.prod)
 
     lab.prod.sql("INSERT INTO auth_events (node, client_seq) VALUES (%s, 1)", (f"pg{lab.major}",), dbname=APP_DB)
-    routing = sw.Hooks(acquire=f"touch {lab.root}/acquired-{{node}}", release=f"touch {lab.root}/released-{{node}}")
+    routing = Hooks(acquire=f"touch {lab.root}/acquired-{{node}}", release=f"touch {lab.root}/released-{{node}}")
     there = run_parts(lab, "server_dr", routing)
     assert sorted(f for f in os.listdir(lab.root) if f.endswith(("-server_dr", "-server_prod"))) == [
         "acquired-server_dr", "released-server_prod"]  # client routing moved by mfa_ha:service_address

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mfa_ha import alerts, health
-from mfa_ha.health import Thresholds
+from mfa_ha.monitoring import alerts, health
+from mfa_ha.monitoring.health import Thresholds
 
 T = Thresholds(lag_warn_bytes=1000, lag_warn_seconds=30)
 STANDBY = {"running": True, "state": "running", "role": "standby", "lag_bytes": 0, "lag_seconds": 0.0,

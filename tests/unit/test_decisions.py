@@ -5,8 +5,9 @@ import copy
 
 import pytest
 
-from mfa_ha import failover, switchover
-from mfa_ha.pillar import validate_nodes
+from mfa_ha.adapters.pillar import validate_nodes
+from mfa_ha.pair import failover, switchover
+from mfa_ha.pair.service_address import Hooks
 
 NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"address": "10.0.0.2"}})
 PRIMARY = {"running": True, "role": "primary", "state": "running", "system_identifier": "71", "rewind_ready": True,
@@ -82,18 +83,18 @@ def test_failover_when_the_old_primary_answers_but_its_server_is_down():
 def test_service_address_hooks_run_without_a_shell_and_name_their_key_on_failure(tmp_path):
     from mfa_ha.errors import CommandFailed, InvalidInput
 
-    hooks = switchover.Hooks.from_pillar({"acquire": f"touch {tmp_path}/{{node}}", "release": "false"})
+    hooks = Hooks.from_pillar({"acquire": f"touch {tmp_path}/{{node}}", "release": "false"})
     hooks.run("acquire", "server_dr")
     assert (tmp_path / "server_dr").exists()
     with pytest.raises(CommandFailed, match="mfa_ha:service_address:release failed"):
         hooks.run("release", "server_prod")
-    assert switchover.Hooks.from_pillar("none").run("acquire", "x") is None
+    assert Hooks.from_pillar("none").run("acquire", "x") is None
     with pytest.raises(InvalidInput, match="mfa_ha:service_address"):
-        switchover.Hooks.from_pillar({"acquire": "x", "move": "y"})
+        Hooks.from_pillar({"acquire": "x", "move": "y"})
 
 
 # -- rejoin after a split brain -----------------------------------------------------------------
-from mfa_ha.failover import rejoin_decision  # noqa: E402
+from mfa_ha.pair.failover import rejoin_decision  # noqa: E402
 
 REJOIN_NODES = {"server_prod": {}, "server_dr": {}}
 PRIMARY_A = {"running": True, "role": "primary", "timeline": 1, "current_lsn": "0/5000060"}

@@ -5,10 +5,10 @@ import os
 import yaml
 
 from mfa_ha.app import AppConfig
-from mfa_ha.config import PostgresConfig, ReplicationConfig
-from mfa_ha.hba import DEFAULT_METHOD
-from mfa_ha.lease import LeaseSettings
 from mfa_ha.loader import formula_root
+from mfa_ha.postgres.config import PostgresConfig, ReplicationConfig
+from mfa_ha.postgres.hba import DEFAULT_METHOD
+from mfa_ha.unattended.lease import LeaseSettings
 
 DEFAULTS = os.path.join(formula_root(), "mfa_ha", "defaults.yaml")  # the installed one under scripts/test-wheel.sh
 

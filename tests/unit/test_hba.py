@@ -1,7 +1,7 @@
 import pytest
 
-from mfa_ha import hba
 from mfa_ha.errors import InvalidInput
+from mfa_ha.postgres import hba
 
 NODES = {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "192.169.1.2"}}
 SITE_FILE = "# site rules\nlocal all all peer\nhost all all 0.0.0.0/0 reject\n"

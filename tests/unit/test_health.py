@@ -2,8 +2,8 @@
 
 import pytest
 
-from mfa_ha import health
 from mfa_ha.errors import InvalidInput
+from mfa_ha.monitoring import health
 
 T = health.Thresholds(report_interval=60, lag_warn_bytes=1000, lag_crit_bytes=10000, lag_warn_seconds=30,
                       lag_crit_seconds=300, receiver_down_after=3)

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from mfa_ha import lease
-from mfa_ha.heartbeat import PeerLink, decode, encode, key_from_password
-from mfa_ha.lease import StreamProof
-from mfa_ha.secrets import pgpass_line, pgpass_password
+from mfa_ha.postgres.secrets import pgpass_line, pgpass_password
+from mfa_ha.unattended import lease
+from mfa_ha.unattended.heartbeat import PeerLink, decode, encode, key_from_password
+from mfa_ha.unattended.lease import StreamProof
 from tests.helpers import wait_for
 
 KEY = key_from_password("s3cret")

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from mfa_ha import keptaside
-from mfa_ha.config import postgres_config
 from mfa_ha.errors import InvalidInput
+from mfa_ha.postgres import keptaside
+from mfa_ha.postgres.config import postgres_config
 
 GIB = 1024 ** 3
 

@@ -4,11 +4,12 @@ import re
 
 import pytest
 
-from mfa_ha import lease, timing
+from mfa_ha import timing
 from mfa_ha.errors import InvalidInput
-from mfa_ha.keeper import handed_over
-from mfa_ha.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, received, record_renewal
-from mfa_ha.witness import Witness, WitnessView, witness_verdict
+from mfa_ha.unattended import lease
+from mfa_ha.unattended.keeper import handed_over
+from mfa_ha.unattended.lease import LeaseSettings, StreamProof, keeper_verdict, lease_settings, received, record_renewal
+from mfa_ha.unattended.witness import Witness, WitnessView, witness_verdict
 
 ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=32)
 

@@ -1,7 +1,7 @@
 import pytest
 
 from mfa_ha.errors import InvalidInput
-from mfa_ha.naming import (
+from mfa_ha.postgres.naming import (
     build_conninfo,
     parse_conninfo,
     redact_conninfo,

@@ -28,7 +28,7 @@ def test_the_wheel_carries_the_formula_and_not_the_lab(wheel):
                glob.glob(os.path.join(REPO, "salt", "mfa_ha", "**", "*"), recursive=True) if os.path.isfile(path)}
     assert formula and {f"mfa_ha/formula/{f}" for f in formula} <= names
     assert {"mfa_ha/salt/modules/pgrepl.py", "mfa_ha/salt/runners/mfa_ha.py", "mfa_ha/salt/beacons/pgrepl.py",
-            "mfa_ha/salt/engines/mfa_ha_witness.py", "mfa_ha/keeper.py"} <= names
+            "mfa_ha/salt/engines/mfa_ha_witness.py", "mfa_ha/unattended/keeper.py"} <= names
     assert not [n for n in names if n.startswith(("mfa_ha_lab", "tests/", "bench/"))]
 
 

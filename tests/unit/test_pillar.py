@@ -3,8 +3,8 @@ import os
 
 import pytest
 
+from mfa_ha.adapters.pillar import validate
 from mfa_ha.errors import InvalidInput
-from mfa_ha.pillar import validate
 
 GOOD = {
     "nodes": {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "mfa-dr.example.com",
@@ -113,7 +113,7 @@ def test_the_example_pillar_top_reaches_the_nodes_and_the_masters_own_id(tmp_pat
 def test_a_node_name_that_does_not_resolve_is_named_by_its_key():
     import socket
 
-    from mfa_ha.pillar import unresolvable
+    from mfa_ha.adapters.pillar import unresolvable
 
     def resolve(name, port):
         if name != "mfa-dr.example.com":

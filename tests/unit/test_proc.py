@@ -4,7 +4,7 @@ import pytest
 
 from mfa_ha import proc
 from mfa_ha.errors import CommandFailed
-from mfa_ha.server import _binary_major
+from mfa_ha.postgres.server import _binary_major
 
 METER = 'for i in 1 2 3 4 5 6; do printf "%d/6 kB (%d%%)\\r" $i $((i*100/6)) >&2; sleep 0.15; done; echo done'
 

@@ -3,10 +3,10 @@ import stat
 
 import pytest
 
-from mfa_ha.config import postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
-from mfa_ha.secrets import pgpass_has, scram_matches, write_pgpass
-from mfa_ha.settings import diff, normalise
+from mfa_ha.postgres.config import postgres_config, replication_config
+from mfa_ha.postgres.secrets import pgpass_has, scram_matches, write_pgpass
+from mfa_ha.postgres.settings import diff, normalise
 
 
 def test_scram_check_rejects_other_formats():
@@ -61,7 +61,7 @@ def test_settings_diff_lists_old_and_new():
 
 
 def test_pillar_value_reads_plain_values_and_resolves_sdb_at_any_depth():
-    from mfa_ha.saltface import pillar_value
+    from mfa_ha.adapters.saltface import pillar_value
 
     store = {"sdb://vault/repl": "s3cret"}
     pillar = {"mfa_ha": {"replication": {"password": "sdb://vault/repl"}, "nodes": {"a": {"address": "x"}},
@@ -74,19 +74,18 @@ def test_pillar_value_reads_plain_values_and_resolves_sdb_at_any_depth():
 
 
 def test_an_sdb_reference_that_does_not_resolve_is_an_error_naming_its_key():
-    from salt.exceptions import SaltInvocationError
-
-    from mfa_ha.saltface import pillar_value
+    from mfa_ha.adapters.saltface import pillar_value
+    from mfa_ha.errors import InvalidInput
 
     pillar = {"mfa_ha": {"replication": {"password": "sdb://nowhere/repl"}}}
     unresolved = {}.get  # sdb.get hands an unconfigured profile's uri back as it is
-    with pytest.raises(SaltInvocationError, match=r"mfa_ha:replication:password: sdb://nowhere/repl does not resolve"):
+    with pytest.raises(InvalidInput, match=r"mfa_ha:replication:password: sdb://nowhere/repl does not resolve"):
         pillar_value(pillar, "mfa_ha", None, lambda uri: unresolved(uri, uri))
 
 
 def test_pillar_value_unwraps_salt_3008_masked_containers():
     secret = pytest.importorskip("salt.utils.secret")
-    from mfa_ha.saltface import pillar_value
+    from mfa_ha.adapters.saltface import pillar_value
 
     pillar = secret.MaskedDict({"mfa_ha": {"replication": {"password": "pw"}, "hosts": ["a"]}})
     value = pillar_value(pillar, "mfa_ha", None)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mfa_ha import singleflight
+from mfa_ha.monitoring import singleflight
 
 
 def test_jobs_that_pile_up_behind_a_computation_share_its_result(tmp_path):
@@ -72,5 +72,5 @@ def test_a_status_that_cannot_be_written_still_answers(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(singleflight, "write_file", full_disk)
+    monkeypatch.setattr(singleflight, "replace_file", full_disk)
     assert singleflight.shared(str(tmp_path / "status.json"), lambda: {"role": "primary"}, 1) == {"role": "primary"}

@@ -1,7 +1,7 @@
 """The operator's view after a failed switch: who did not answer, and where each node is."""
 
-from mfa_ha import status
-from mfa_ha.pillar import validate_nodes
+from mfa_ha.adapters.pillar import validate_nodes
+from mfa_ha.monitoring import status
 
 NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"address": "10.0.0.2"}})
 

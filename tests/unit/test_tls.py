@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from mfa_ha.errors import InvalidInput
-from mfa_ha.tls import check_node, tls_config
+from mfa_ha.postgres.tls import check_node, tls_config
 from mfa_ha_lab.certs import LabCA
 
 REMOTE = {"server_prod": {"address": "198.18.1.10"}, "server_dr": {"address": "198.18.2.10"}}

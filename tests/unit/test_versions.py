@@ -1,8 +1,8 @@
 import pytest
 
 from mfa_ha.errors import InvalidInput
-from mfa_ha.naming import parse_conninfo
-from mfa_ha.versions import (
+from mfa_ha.postgres.naming import parse_conninfo
+from mfa_ha.postgres.versions import (
     PgVersion,
     parse_conf,
     render_auto_conf,

@@ -10,7 +10,7 @@ import pwd
 from dataclasses import dataclass, fields
 
 from mfa_ha.errors import InvalidInput
-from mfa_ha.naming import validate_role_name
+from mfa_ha.postgres.naming import validate_role_name
 
 MFA_DATA_DIR = "/opt/IBM/powersc/MFA/mfadb"
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tempfile
 from dataclasses import dataclass
 
 from mfa_ha.errors import InvalidInput, MfaHaError
-from mfa_ha.naming import check_address
-from mfa_ha.server import Server
+from mfa_ha.files import replace_keeping_owner
+from mfa_ha.postgres.naming import check_address
+from mfa_ha.postgres.server import Server
 
 BEGIN = "# BEGIN mfa-ha managed entries (salt state pgrepl.hba; edits here are reverted)"
 END = "# END mfa-ha managed entries"
@@ -241,28 +241,12 @@ def apply(server: Server, entries: list[HbaEntry], allow_trust: bool = False, re
     if result["foreign"] and not repair:
         raise MfaHaError(describe_foreign(path, result["foreign"]) + ": fix them by hand, or set "
                          "mfa_ha:hba:foreign: repair to let mfa-ha move its block to the top and disable them")
-    _write_like(path, with_block(old, entries, result["foreign"]))
+    replace_keeping_owner(path, with_block(old, entries, result["foreign"]))
     if server.is_running():
         errors = server.query("SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")
         if errors:
-            _write_like(path, old)
+            replace_keeping_owner(path, old)
             problems = "; ".join(f"line {e['line_number']}: {e['error']}" for e in errors)
             raise MfaHaError(f"PostgreSQL rejects the new {path} ({problems}); the old file is back")
         server.reload()
     return {**result, "path": path, "changed": True}
-
-
-def _write_like(path: str, text: str) -> None:
-    """Atomic replace keeping the file's owner and mode."""
-    info = os.stat(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".pg_hba.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, info.st_mode & 0o777)
-        os.chown(tmp, info.st_uid, info.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

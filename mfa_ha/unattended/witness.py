@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from mfa_ha.lease import LeaseSettings, Verdict
+from mfa_ha.unattended.lease import LeaseSettings, Verdict
 
 
 @dataclass

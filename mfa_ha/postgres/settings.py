@@ -6,8 +6,8 @@ import re
 
 from psycopg2 import sql
 
-from mfa_ha.server import Server
-from mfa_ha.versions import replication_settings
+from mfa_ha.postgres.server import Server
+from mfa_ha.postgres.versions import replication_settings
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
 UNITS = {"kB": 1, "MB": 1024, "GB": 1024 ** 2, "TB": 1024 ** 3,

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 
-from mfa_ha import lease
+from mfa_ha.unattended import lease
 
 log = logging.getLogger("mfa_ha.heartbeat")
 KEY_CONTEXT = b"mfa_ha lease keeper heartbeat v1"

@@ -8,6 +8,11 @@ from collections.abc import Mapping
 import psycopg2
 from salt.exceptions import CommandExecutionError, SaltException, SaltInvocationError
 
+from mfa_ha.errors import InvalidInput, MfaHaError
+
+# What a state catches around a call: the core's errors and the Salt errors they become.
+FAILURES = (MfaHaError, InvalidInput, CommandExecutionError, SaltInvocationError)
+
 
 def call_args(kwargs: dict) -> dict:
     """Keyword arguments a user passed, without Salt's ``__pub_*`` bookkeeping."""
@@ -37,14 +42,15 @@ def _plain(value, resolve_sdb, where: str):
     if resolve_sdb is not None and isinstance(value, str) and value.startswith("sdb://"):
         resolved = resolve_sdb(value)
         if resolved is None or (isinstance(resolved, str) and resolved.startswith("sdb://")):
-            raise SaltInvocationError(f"{where}: {value} does not resolve (is its sdb profile configured "
+            raise InvalidInput(f"{where}: {value} does not resolve (is its sdb profile configured "
                                       "on this minion?)")
         return resolved
     return value
 
 
 def translate_errors(func):
-    """Let the core's Salt exceptions through; turn driver and OS errors into one that names them."""
+    """The core's errors as Salt's (bad input as ``SaltInvocationError``, the rest as
+    ``CommandExecutionError``) with the core's message; driver and OS errors named too."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -52,6 +58,10 @@ def translate_errors(func):
             return func(*args, **kwargs)
         except SaltException:
             raise
+        except InvalidInput as err:
+            raise SaltInvocationError(str(err)) from err
+        except MfaHaError as err:
+            raise CommandExecutionError(str(err)) from err
         except psycopg2.Error as err:
             raise CommandExecutionError(f"PostgreSQL error: {str(err).strip()}") from err
         except OSError as err:

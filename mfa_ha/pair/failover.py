@@ -11,22 +11,15 @@ from __future__ import annotations
 import time
 
 from mfa_ha import app as applib
-from mfa_ha import keptaside
-from mfa_ha import replication as repl
-from mfa_ha.divergence import divergent_writes
 from mfa_ha.errors import MfaHaError
+from mfa_ha.pair.divergence import divergent_writes
+from mfa_ha.pair.peer import Upstream, identify_peer, peer_in_recovery
+from mfa_ha.pair.service_address import Hooks
+from mfa_ha.pair.switchover import Clock, Decision, describe_unanswered, open_for_business, unanswered
+from mfa_ha.postgres import keptaside
+from mfa_ha.postgres import replication as repl
+from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
-from mfa_ha.server import Server
-from mfa_ha.standby import Upstream, identify_peer
-from mfa_ha.switchover import (
-    Clock,
-    Decision,
-    Hooks,
-    describe_unanswered,
-    open_for_business,
-    peer_in_recovery,
-    unanswered,
-)
 
 REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
 

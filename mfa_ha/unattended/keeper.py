@@ -1,4 +1,4 @@
-"""The lease keeper: a service of its own on each node (``python -m mfa_ha.keeper --config
+"""The lease keeper: a service of its own on each node (``python -m mfa_ha.unattended.keeper --config
 FILE``), so that it keeps running when its minion dies or cannot reach the master.
 
 While its node is the primary it polls every ``poll_seconds``: it writes a marker into the
@@ -28,17 +28,18 @@ import threading
 import time
 
 from mfa_ha import app as applib
-from mfa_ha import heartbeat, lease, timing
-from mfa_ha import replication as repl
+from mfa_ha import files, timing
 from mfa_ha.app import app_config
-from mfa_ha.config import postgres_config
 from mfa_ha.errors import MfaHaError
 from mfa_ha.lsn import to_int
+from mfa_ha.pair.peer import Upstream
+from mfa_ha.postgres import replication as repl
+from mfa_ha.postgres.config import postgres_config
+from mfa_ha.postgres.secrets import pgpass_password
+from mfa_ha.postgres.server import Server
+from mfa_ha.postgres.tls import TlsConfig
 from mfa_ha.roles import Role
-from mfa_ha.secrets import pgpass_password
-from mfa_ha.server import Server
-from mfa_ha.standby import Upstream
-from mfa_ha.tls import TlsConfig
+from mfa_ha.unattended import heartbeat, lease
 
 log = logging.getLogger("mfa_ha.keeper")
 MARKER_SQL = "SELECT pg_logical_emit_message(false, 'mfa_ha.lease', '')::text AS lsn"
@@ -223,7 +224,7 @@ def run(config_path: str, stop: threading.Event | None = None, watched_by: int |
     config, keeper, settings = None, None, None
     while not stop.is_set() and (watched_by is None or os.getppid() == watched_by):
         started = time.monotonic()
-        latest = lease.read_json(config_path) or config or _missing(config_path)
+        latest = files.read_json(config_path) or config or _missing(config_path)
         if latest != config:
             config = latest
             settings = lease.LeaseSettings(**config["settings"])
@@ -248,11 +249,11 @@ def supervise(config_path: str, stop: threading.Event | None = None) -> None:
     """The service's process: runs the keeper as a child and replaces it when it exits or
     its heartbeat stalls (``lease.keeper_stall``); on SIGTERM stops it and waits for it."""
     stop = _stop_on_signals(stop)
-    config = lease.read_json(config_path) or _missing(config_path)
+    config = files.read_json(config_path) or _missing(config_path)
     child, started = None, 0.0
     try:
         while not stop.is_set():
-            config = lease.read_json(config_path) or config
+            config = files.read_json(config_path) or config
             settings = lease.LeaseSettings(**config["settings"])
             if child is None or child.poll() is not None:
                 if child is not None:
@@ -273,7 +274,7 @@ def supervise(config_path: str, stop: threading.Event | None = None) -> None:
 
 
 def _start_keeper(config_path: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mfa_ha.keeper", "--config", config_path,
+    return subprocess.Popen([sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", config_path,
                              "--watched-by", str(os.getpid())])
 
 
@@ -300,7 +301,7 @@ def _missing(path: str) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mfa_ha.keeper", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mfa_ha.unattended.keeper", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the JSON file the state pgrepl.lease_keeper writes")
     parser.add_argument("--watched-by", type=int, help=argparse.SUPPRESS)  # set by the watchdog for its child
     args = parser.parse_args(argv)

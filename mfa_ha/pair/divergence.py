@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 
 from mfa_ha import lsn as lsnlib
-from mfa_ha import standby  # module import: standby imports this module too
 from mfa_ha.errors import MfaHaError
-from mfa_ha.server import Server
+from mfa_ha.pair.peer import Upstream, identify_peer, timeline_switch_point
+from mfa_ha.postgres.server import Server
 
 
-def divergent_writes(server: Server, keep: standby.Upstream, status: dict) -> dict:
+def divergent_writes(server: Server, keep: Upstream, status: dict) -> dict:
     """What this stopped former primary committed after it left ``keep``'s history: the
     fork, its last write position and the COMMIT records in between (pg_waldump)."""
     timeline = int(status.get("timeline") or 0)
@@ -35,16 +35,16 @@ def describe(divergent: dict | None, fate: str = KEPT_UNTIL_REJOIN) -> str:
             f"{divergent.get('last_lsn')}) are not on the new primary; {fate}")
 
 
-def divergence_point(server: Server, keep: standby.Upstream, timeline: int) -> int | None:
+def divergence_point(server: Server, keep: Upstream, timeline: int) -> int | None:
     """Where this node's timeline ``timeline`` left ``keep``'s history: from this node's own
     timeline history (it was promoted) or from ``keep``'s (it was). None on one timeline."""
-    keep_tli = int(standby.identify_peer(server, keep)["timeline"])
+    keep_tli = int(identify_peer(server, keep)["timeline"])
     if keep_tli == timeline:
         return None
     if keep_tli < timeline:
         return _own_switch_point(server, keep_tli, timeline)
     try:
-        return standby.timeline_switch_point(server, keep, timeline)
+        return timeline_switch_point(server, keep, timeline)
     except MfaHaError:
         return None
 

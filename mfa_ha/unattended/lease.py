@@ -2,7 +2,7 @@
 
 Two halves, each a pure decision over measured times, with named reasons:
 
-- **the keeper** (``python -m mfa_ha.keeper``, one per node, a service of its own so that it
+- **the keeper** (``python -m mfa_ha.unattended.keeper``, one per node, a service of its own so that it
   outlives its minion): while its node is the primary it fences the node (pmfad stopped,
   standby configuration written, PostgreSQL stopped) once, for ``lease_seconds``, it has had
   neither a renewal the master proved it received nor proof that the standby streamed from
@@ -32,7 +32,7 @@ side reads its own host's monotonic clock):
   later of the last WAL and the last beat. They prove contact again as soon as the link is
   back, where the replication connection waits for TCP's backed-off retransmission.
 
-- A keeper that freezes or dies is replaced by its watchdog (``mfa_ha.keeper.supervise``)
+- A keeper that freezes or dies is replaced by its watchdog (``mfa_ha.unattended.keeper.supervise``)
   within ``watchdog_bound``, and the new one takes over the lease where it stood (it never
   grants a fresh one), so it fences at most ``watchdog_bound`` later than the frozen one would
   have.
@@ -48,12 +48,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from mfa_ha.boot import boot_id
+from mfa_ha.checks import Checked
 from mfa_ha.errors import InvalidInput
-from mfa_ha.health import load_state, save_state
-from mfa_ha.switchover import Check
+from mfa_ha.files import read_json, write_json
 from mfa_ha.timing import KEEPER_START_SECONDS, writes_end_bound
 
 RENEWALS_KEPT = 64
@@ -149,15 +149,10 @@ def lease_settings(pillar) -> LeaseSettings:
 
 
 @dataclass
-class Verdict:
+class Verdict(Checked):
     """A decision and the measured checks behind it."""
 
     action: str
-    checks: list[Check] = field(default_factory=list)
-
-    def check(self, name: str, ok: bool, measured: str) -> bool:
-        self.checks.append(Check(name, bool(ok), measured))
-        return bool(ok)
 
     @property
     def summary(self) -> str:
@@ -165,8 +160,7 @@ class Verdict:
                                                for c in self.checks)
 
     def as_dict(self) -> dict:
-        return {"action": self.action, "summary": self.summary,
-                "checks": [{"check": c.name, "ok": c.ok, "measured": c.measured} for c in self.checks]}
+        return {"action": self.action, "summary": self.summary, "checks": self.checks_as_dicts()}
 
 
 # -- the keeper's side ------------------------------------------------------------------------
@@ -260,14 +254,6 @@ class StreamProof:
             self.streamed_at = max(self.streamed_at or 0.0, beat_sent_at)
 
 
-def read_json(path: str) -> dict:
-    data = load_state(path)
-    return data if isinstance(data, dict) else {}
-
-
-write_json = save_state  # atomic: a reader never sees half a file
-
-
 def read_record(path: str) -> dict:
     """A file of this host's monotonic times (renewals, the keeper's heartbeat); empty when
     it was written before the last reboot (its times would look recent, or in the future)."""
@@ -276,7 +262,7 @@ def read_record(path: str) -> dict:
 
 
 def write_record(path: str, data: dict) -> None:
-    write_json(path, {**data, "boot": boot_id()})
+    write_json(path, {**data, "boot": boot_id()}, durable=False)  # a reboot voids it anyway
 
 
 def keeper_alive(keeper: dict, now: float, settings: LeaseSettings) -> bool:

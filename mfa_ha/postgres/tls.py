@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass, field
 
 from mfa_ha.errors import InvalidInput, MfaHaError
-from mfa_ha.proc import chown_to, write_file
+from mfa_ha.files import chown_to, replace_file
 
 KEY = "mfa_ha:tls"
 TLS_KEYS = {"enabled", "mode", "dir", "ca", "cert", "key"}
@@ -214,5 +214,5 @@ def write_files(cfg: TlsConfig, os_user: str) -> list[str]:
         chown_to(cfg.dir, os_user)
     for path in needs:
         content, mode = cfg.files()[path]
-        write_file(path, content, mode, os_user)
+        replace_file(path, content, mode, os_user)
     return needs

@@ -15,7 +15,6 @@ import psycopg2
 import psycopg2.extras
 
 from mfa_ha import proc
-from mfa_ha.config import PostgresConfig
 from mfa_ha.errors import (
     CommandFailed,
     ConnectionFailed,
@@ -23,9 +22,10 @@ from mfa_ha.errors import (
     ServerNotRunning,
     ServerRunning,
 )
+from mfa_ha.postgres.config import PostgresConfig
+from mfa_ha.postgres.tls import TlsConfig
+from mfa_ha.postgres.versions import PgVersion
 from mfa_ha.roles import ServerState
-from mfa_ha.tls import TlsConfig
-from mfa_ha.versions import PgVersion
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import os
 
-from mfa_ha.proc import write_file
+from mfa_ha.files import replace_file
 
 PGPASS_MODE = 0o600
 
@@ -32,7 +32,7 @@ def write_pgpass(path: str, os_user: str, host: str, port: int, user: str, passw
     new = kept + [wanted]
     if new == lines and _mode(path) == PGPASS_MODE:
         return False
-    write_file(path, "\n".join(new) + "\n", PGPASS_MODE, os_user, prefix=".pgpass.")
+    replace_file(path, "\n".join(new) + "\n", PGPASS_MODE, os_user)
     return True
 
 

@@ -17,9 +17,7 @@ import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
 
-from mfa_ha import keptaside
 from mfa_ha import lsn as lsnlib
-from mfa_ha.config import ReplicationConfig
 from mfa_ha.errors import (
     CommandFailed,
     ConnectionFailed,
@@ -30,12 +28,13 @@ from mfa_ha.errors import (
     NotStandbyError,
     VersionMismatch,
 )
-from mfa_ha.naming import build_conninfo, validate_role_name, validate_slot_name
-from mfa_ha.proc import chown_to
-from mfa_ha.roles import Role, ServerState
-from mfa_ha.secrets import scram_matches, write_pgpass
-from mfa_ha.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, PEER_TCP_USER_TIMEOUT_MS, Server
-from mfa_ha.versions import (
+from mfa_ha.files import chown_to, replace_file
+from mfa_ha.postgres import keptaside
+from mfa_ha.postgres.config import ReplicationConfig
+from mfa_ha.postgres.naming import build_conninfo, validate_role_name, validate_slot_name
+from mfa_ha.postgres.secrets import scram_matches, write_pgpass
+from mfa_ha.postgres.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, PEER_TCP_USER_TIMEOUT_MS, Server
+from mfa_ha.postgres.versions import (
     AUTO_CONF,
     LAG_SECONDS,
     RECEIVER_SENDER_HOST,
@@ -48,6 +47,7 @@ from mfa_ha.versions import (
     render_auto_conf,
     standby_files,
 )
+from mfa_ha.roles import Role, ServerState
 from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
@@ -448,12 +448,7 @@ def _write_if_different(server: Server, name: str, content: str) -> bool:
     path = os.path.join(server.data_dir, name)
     if os.path.exists(path) and _read(path) == content:
         return False
-    tmp = path + ".mfa_ha.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(content)
-    os.chmod(tmp, 0o600)
-    chown_to(tmp, server.cfg.os_user)
-    os.replace(tmp, path)
+    replace_file(path, content, 0o600, server.cfg.os_user)
     return True
 
 

@@ -9,35 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import psycopg2
-import psycopg2.extras
-
-from mfa_ha import divergence
 from mfa_ha import lsn as lsnlib
-from mfa_ha import replication as repl
 from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
-from mfa_ha.naming import parse_conninfo
-from mfa_ha.replication import Progress, log_progress
+from mfa_ha.pair import divergence
+from mfa_ha.pair.peer import Upstream, peer_connect, timeline_switch_point
+from mfa_ha.postgres import replication as repl
+from mfa_ha.postgres.naming import parse_conninfo
+from mfa_ha.postgres.replication import Progress, log_progress
+from mfa_ha.postgres.server import Server
 from mfa_ha.roles import ServerState
-from mfa_ha.server import PEER_SESSION_OPTIONS, Server
 from mfa_ha.waiting import poll
 
 POLL_INTERVAL = 0.05
-PEER_CONNECT_TIMEOUT = 3
 CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
 DIVERGENCE_GRACE = 5.0  # seconds a standby may take to start streaming before its timeline is doubted
 
-
-@dataclass(frozen=True)
-class Upstream:
-    host: str
-    port: int
-    user: str
-    slot: str | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @dataclass
@@ -281,41 +267,6 @@ def ensure_upstream_slot(server: Server, up: Upstream) -> bool:
     finally:
         conn.close()
 
-
-def peer_connect(server: Server, peer: Upstream, replication: bool = False):
-    """A connection to a peer as the replication user (password from pgpass), database
-    ``postgres`` (or the replication protocol)."""
-    kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
-    params = {**server.check_params(), "connect_timeout": PEER_CONNECT_TIMEOUT}
-    return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
-                            application_name="mfa_ha", options=PEER_SESSION_OPTIONS, **params, **kwargs)
-
-
-def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int | None:
-    """Where ``peer``'s history left ``timeline`` (from its timeline history file), or None
-    while the peer is still on that timeline. Raises when ``timeline`` is not in its history."""
-    conn = peer_connect(server, peer, replication=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("IDENTIFY_SYSTEM")
-            current = int(cur.fetchone()[1])
-            if current == timeline:
-                return None
-            cur.execute(f"TIMELINE_HISTORY {current}")
-            content = cur.fetchone()[1]
-    finally:
-        conn.close()
-    # TIMELINE_HISTORY's content is bytea before 16 (psycopg2: a memoryview), text from 16 on.
-    text = bytes(content).decode() if isinstance(content, (bytes, memoryview)) else str(content)
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[0].isdigit() and int(fields[0]) == timeline:
-            return lsnlib.to_int(fields[1])
-    raise MfaHaError(f"timeline {timeline} is not in the history of {peer.label} (timeline {current})")
-
-
-def identify_peer(server: Server, peer: Upstream) -> dict:
-    return repl.identify_upstream(server, peer.host, peer.port, peer.user)
 
 
 def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]:

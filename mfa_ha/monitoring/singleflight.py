@@ -19,7 +19,7 @@ from typing import Callable
 
 from mfa_ha.boot import boot_id
 from mfa_ha.errors import MfaHaError
-from mfa_ha.proc import write_file
+from mfa_ha.files import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def shared(path: str, compute: Callable[[], dict], wait_seconds: float, clock=ti
             result = compute()
             text = json.dumps({"ended": clock(), "boot": boot_id(), "result": result}, default=str)
             try:
-                write_file(path, text, 0o600, pwd.getpwuid(os.geteuid()).pw_name)
+                replace_file(path, text, 0o600, pwd.getpwuid(os.geteuid()).pw_name)
             except OSError as err:  # a full disk: this job's answer still counts, the next computes again
                 log.warning("status not shared (%s: %s)", path, err)
             return json.loads(text)["result"]  # the same types as a shared one

@@ -5,18 +5,16 @@ only (with hysteresis), plus a periodic heartbeat.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass, fields
 
 import psycopg2
 import psycopg2.extras
 
-from mfa_ha.config import PostgresConfig
 from mfa_ha.errors import InvalidInput
-from mfa_ha.versions import LAG_SECONDS, RECEIVER_SENDER_HOST, RECEIVER_SENDER_PORT
+from mfa_ha.postgres.config import PostgresConfig
+from mfa_ha.postgres.versions import LAG_SECONDS, RECEIVER_SENDER_HOST, RECEIVER_SENDER_PORT
 
 CONNECT_TIMEOUT = 2
 
@@ -241,21 +239,5 @@ def fired(state: dict, event_id: str) -> dict | None:
 
 
 # -- state between polls ------------------------------------------------------------------------
-def load_state(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def save_state(path: str, state: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".beacon.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(state, fh)
-    os.replace(tmp, path)
-
-
 def as_dict(t: Thresholds) -> dict:
     return asdict(t)

@@ -18,7 +18,7 @@ import shlex
 import subprocess
 
 from mfa_ha.errors import InvalidInput
-from mfa_ha.health import Thresholds, thresholds
+from mfa_ha.monitoring.health import Thresholds, thresholds
 
 log = logging.getLogger(__name__)
 

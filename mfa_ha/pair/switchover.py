@@ -13,21 +13,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import time
-from dataclasses import dataclass, field
-
-import psycopg2
+from dataclasses import dataclass
 
 from mfa_ha import app as applib
 from mfa_ha import lsn as lsnlib
-from mfa_ha import proc
-from mfa_ha import replication as repl
+from mfa_ha.checks import Checked
 from mfa_ha.errors import CommandFailed, ConnectionFailed, InvalidInput, LsnNotReached, MfaHaError
-from mfa_ha.naming import parse_conninfo
+from mfa_ha.pair.peer import Upstream, peer_has_slot, peer_in_recovery, peer_roles, peers
+from mfa_ha.pair.service_address import Hooks
+from mfa_ha.pair.standby import needs_rewind, wait_streaming
+from mfa_ha.postgres import replication as repl
+from mfa_ha.postgres.naming import parse_conninfo
+from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
-from mfa_ha.server import Server
-from mfa_ha.standby import Upstream, needs_rewind, peer_connect, wait_streaming
 from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
@@ -44,27 +43,11 @@ class SwitchoverAborted(MfaHaError):
 
 
 # -- prechecks ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    measured: str
-
-
 @dataclass
-class Decision:
+class Decision(Checked):
     target: str
-    action: str = "refuse"  # switch | finish | refuse
+    action: str = "refuse"  # switch | finish | resume | refuse
     primary: str | None = None
-    checks: list[Check] = field(default_factory=list)
-
-    def check(self, name: str, ok: bool, measured: str) -> bool:
-        self.checks.append(Check(name, bool(ok), measured))
-        return bool(ok)
-
-    @property
-    def failed(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
 
     @property
     def summary(self) -> str:
@@ -80,8 +63,7 @@ class Decision:
 
     def as_dict(self) -> dict:
         return {"action": self.action, "primary": self.primary, "target": self.target,
-                "summary": self.summary,
-                "checks": [{"check": c.name, "ok": c.ok, "measured": c.measured} for c in self.checks]}
+                "summary": self.summary, "checks": self.checks_as_dicts()}
 
 
 def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Decision:
@@ -169,42 +151,7 @@ def _check_target(d: Decision, primary: dict, standby: dict, nodes: dict, max_la
 
 
 # -- peers ------------------------------------------------------------------------------------
-def peers(nodes: dict, me: str, user: str) -> dict[str, Upstream]:
-    """Every other node as an upstream, with the slot *it* streams through."""
-    return {n: Upstream(v["address"], int(v["port"]), user, v["slot"]) for n, v in nodes.items() if n != me}
 
-
-def peer_in_recovery(server: Server, peer: Upstream) -> bool | None:
-    """True/False from the peer itself; None when it does not accept connections."""
-    try:
-        conn = peer_connect(server, peer)
-    except psycopg2.OperationalError:
-        return None
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_is_in_recovery()")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
-
-
-def peer_roles(server: Server, peers: dict[str, Upstream]) -> dict[str, str]:
-    """Each peer's live role as it answers this node: primary, standby or unreachable."""
-    roles = {}
-    for node_id, peer in sorted(peers.items()):
-        in_recovery = peer_in_recovery(server, peer)
-        roles[node_id] = "unreachable" if in_recovery is None else Role.STANDBY.value if in_recovery else Role.PRIMARY.value
-    return roles
-
-
-def peer_has_slot(server: Server, peer: Upstream, slot: str) -> bool:
-    conn = peer_connect(server, peer)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,))
-            return cur.fetchone() is not None
-    finally:
-        conn.close()
 
 
 # -- the target's proof -----------------------------------------------------------------------
@@ -283,33 +230,6 @@ class Clock:
     def seconds(self) -> float:
         return round(time.monotonic() - self.start, 3)
 
-
-@dataclass(frozen=True)
-class Hooks:
-    """``mfa_ha:service_address``: commands that move client routing (a service IP, a DNS alias)."""
-
-    acquire: str | None = None
-    release: str | None = None
-    timeout: float = 30
-
-    @classmethod
-    def from_pillar(cls, value) -> "Hooks":
-        if value in (None, "", "none"):
-            return cls()
-        if not isinstance(value, dict) or set(value) - {"acquire", "release", "timeout"}:
-            raise InvalidInput("mfa_ha:service_address: must be none or a mapping with acquire/release "
-                               "commands (and timeout)")
-        return cls(value.get("acquire"), value.get("release"), float(value.get("timeout", 30)))
-
-    def run(self, which: str, node: str) -> str | None:
-        command = getattr(self, which)
-        if not command:
-            return None
-        result = proc.run(shlex.split(command.format(node=node)), timeout=self.timeout, check=False)
-        if result.returncode != 0:
-            raise CommandFailed(f"mfa_ha:service_address:{which} failed (exit {result.returncode}): "
-                                f"{result.output.strip()[-300:]}")
-        return command
 
 
 def take_over(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from mfa_ha.alerts import alert_thresholds
-from mfa_ha.alerts import targets as alert_targets
 from mfa_ha.app import app_config
-from mfa_ha.config import MFA_DATA_DIR, check_port, postgres_config, replication_config
 from mfa_ha.errors import InvalidInput
-from mfa_ha.hba import wanted_entries as hba_entries
-from mfa_ha.lease import lease_settings
-from mfa_ha.naming import check_address, slot_name, validate_slot_name
-from mfa_ha.switchover import Hooks
-from mfa_ha.tls import tls_config
+from mfa_ha.monitoring.alerts import alert_thresholds
+from mfa_ha.monitoring.alerts import targets as alert_targets
+from mfa_ha.pair.service_address import Hooks
+from mfa_ha.postgres.config import MFA_DATA_DIR, check_port, postgres_config, replication_config
+from mfa_ha.postgres.hba import wanted_entries as hba_entries
+from mfa_ha.postgres.naming import check_address, slot_name, validate_slot_name
+from mfa_ha.postgres.tls import tls_config
+from mfa_ha.unattended.lease import lease_settings
 
 NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
