@@ -17,12 +17,12 @@ import time
 
 import salt.loader
 
+from mfa_ha import timing
 from mfa_ha.unattended.lease import LeaseSettings
 from mfa_ha.unattended.witness import Witness
 
 log = logging.getLogger(__name__)
 PILLAR_EVERY = 30  # seconds between reads of the master's pillar
-IDLE_SECONDS = 5
 
 
 def start(pillar_every=PILLAR_EVERY):
@@ -41,7 +41,7 @@ def start(pillar_every=PILLAR_EVERY):
                 witness.tick()
             except Exception:  # noqa: BLE001 - one failed round must not end the witness
                 log.exception("mfa_ha witness: round failed")
-        pace = witness.settings.witness_every if witness is not None else IDLE_SECONDS
+        pace = witness.settings.witness_every if witness is not None else timing.WITNESS_IDLE_SECONDS
         time.sleep(max(0.0, pace - (time.monotonic() - started)))
 
 

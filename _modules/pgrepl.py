@@ -15,6 +15,7 @@ import logging
 import os
 import time
 
+from mfa_ha import timing
 from mfa_ha.adapters.pillar import unresolvable, validate_nodes
 from mfa_ha.adapters.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.adapters.saltface import FAILURES, call_args, pillar_value, translate_errors
@@ -43,7 +44,6 @@ from mfa_ha.unattended import lease as pglease
 log = logging.getLogger(__name__)
 
 __virtualname__ = "pgrepl"
-NODE_STATUS_TURN_SECONDS = 5  # a status job waits this long for the one under way: within the master's status timeout
 
 
 def __virtual__():
@@ -205,7 +205,7 @@ def node_status(kept_aside=False, **kwargs):
     """
     path = os.path.join(__opts__["cachedir"], "mfa_ha", "node_status.json")
     try:
-        result = dict(singleflight.shared(path, lambda: _node_status(kwargs), NODE_STATUS_TURN_SECONDS))
+        result = dict(singleflight.shared(path, lambda: _node_status(kwargs), timing.NODE_STATUS_TURN_SECONDS))
     except singleflight.Busy as err:
         return {name: f"failed: {err}" for name in ("pgrepl.status", "pmfad.status", "peers")}
     if kept_aside:

@@ -28,7 +28,7 @@ import salt.pillar
 import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from mfa_ha import loader
+from mfa_ha import loader, timing
 from mfa_ha.adapters.pillar import validate as validate_pillar
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.errors import InvalidInput, MfaHaError
@@ -38,21 +38,14 @@ from mfa_ha.monitoring import status as cluster
 from mfa_ha.pair import divergence as pgdivergence
 from mfa_ha.pair import failover as pgfailover
 from mfa_ha.pair import switchover as sw
+from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
 from mfa_ha.unattended import lease as pglease
+from mfa_ha.waiting import retry
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "mfa_ha"
-DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024
-STATUS_TIMEOUT = 10
-GATHER_JOB_TIMEOUT = 3
-FENCE_TIMEOUT = 10
-FENCE_ATTEMPTS = 6
-FENCE_RETRY_SECONDS = 5
 NODE_STATUS_KEYS = ("pgrepl.status", "pmfad.status")
-SWITCH_PART_TIMEOUT = 120
-LOST_PROBE_SECONDS = 3  # a node the witness measured silent for lease + margin is asked once more, this long
-MASTER_CHECK_SECONDS = 1  # how often a long runner call checks that the master still runs
 GO_ACTIONS = ("switch", "finish", "failover")  # a decision that lets the next orchestration step run
 
 
@@ -97,7 +90,7 @@ def _progress(message):
         print(message, flush=True)
 
 
-def _gather(nodes, timeout=STATUS_TIMEOUT, lost=(), kept_aside=False):
+def _gather(nodes, timeout=timing.STATUS_TIMEOUT_SECONDS, lost=(), kept_aside=False):
     """``pgrepl.node_status`` on every node in one single-function job (Salt issue 59141: a
     compound job breaks every ``state.*`` run on that minion meanwhile, fencing included). A
     node that does not answer (or fails) appears with the error text instead of a dict.
@@ -115,13 +108,13 @@ def _gather(nodes, timeout=STATUS_TIMEOUT, lost=(), kept_aside=False):
 def _ask(targets, function, args, timeout, lost=(), follow_up=True):
     """``_cmd`` (or, without ``follow_up``, ``_returns_within``) for the nodes expected to
     answer; the ``lost`` ones (measured silent by the witness for lease + margin) get one probe
-    of ``LOST_PROBE_SECONDS``: an answer still counts, silence is not waited out twice."""
+    of ``timing.LOST_PROBE_SECONDS``: an answer still counts, silence is not waited out twice."""
     lost = [node for node in targets if node in set(lost or ())]
     expected = [node for node in targets if node not in lost]
     ask = _cmd if follow_up else _returns_within
     if not lost:
         return ask(expected, function, args, timeout)
-    with _job(lost, function, args, LOST_PROBE_SECONDS) as probe:  # runs while the others answer
+    with _job(lost, function, args, timing.LOST_PROBE_SECONDS) as probe:  # runs while the others answer
         result = ask(expected, function, args, timeout) if expected else {}
         result.update(probe())
     return result
@@ -143,7 +136,7 @@ def _cmd(targets, function, args, timeout):
     client = salt.client.LocalClient(mopts=__opts__)
     try:
         returns = client.cmd(targets, function, args, tgt_type="list", timeout=timeout, full_return=True,
-                             gather_job_timeout=min(timeout, GATHER_JOB_TIMEOUT))
+                             gather_job_timeout=min(timeout, timing.GATHER_JOB_SECONDS))
     finally:
         client.destroy()
     result = {}
@@ -160,7 +153,7 @@ def _cmd(targets, function, args, timeout):
 
 
 @_gate
-def status(timeout=STATUS_TIMEOUT):
+def status(timeout=timing.STATUS_TIMEOUT_SECONDS):
     """
     Every node of ``mfa_ha:nodes``: address, role, server state, the upstream a standby
     streams from, timeline, LSN, lag (bytes behind the primary, seconds), slot, pmfad, and
@@ -179,7 +172,7 @@ def status(timeout=STATUS_TIMEOUT):
     """
     pillar = _pillar()
     nodes = validate_nodes(pillar.get("nodes"))
-    limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
+    limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))
     found = cluster.view(nodes, _gather(nodes, int(timeout), kept_aside=True), limit)
     if not found["healthy"]:
         __context__["retcode"] = 1
@@ -218,7 +211,7 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     limit = int(max_lag_bytes if max_lag_bytes is not None
-                else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_MAX_LAG_BYTES))
+                else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))
     statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
     _progress(decision.summary)
@@ -244,11 +237,11 @@ def resume(target, nodes=None):
     pillar = _pillar()
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
-    decision = sw.decide(statuses, nodes, target, DEFAULT_MAX_LAG_BYTES)
+    decision = sw.decide(statuses, nodes, target, DEFAULT_LAG_LIMIT_BYTES)
     if decision.action != "resume":
         return {"resumed": False, "reason": "nothing to resume: " + decision.summary, "retcode": 0}
     _progress(decision.summary)
-    done = _cmd([decision.primary], "pgrepl.resume_primary", [], SWITCH_PART_TIMEOUT)[decision.primary]
+    done = _cmd([decision.primary], "pgrepl.resume_primary", [], timing.SWITCH_PART_SECONDS)[decision.primary]
     resumed = isinstance(done, dict)
     return _with_retcode({"resumed": resumed, "node": decision.primary, "reason": decision.summary,
                           "result": done}, not resumed)
@@ -305,7 +298,7 @@ def _ended_if_unfinished(target, started, seconds):
 
     def watch():
         deadline = time.monotonic() + seconds if seconds else None
-        while not done.wait(MASTER_CHECK_SECONDS):
+        while not done.wait(timing.MASTER_CHECK_SECONDS):
             why = "the master went away" if not _master_running() else (
                 f"no result within {seconds:g} s" if deadline and time.monotonic() >= deadline else None)
             if why:
@@ -446,7 +439,7 @@ def fence_others(target, nodes=None, lost=None):
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
     others = sorted(set(nodes) - {target})
-    result = _ask(others, "pgrepl.fence", [target], FENCE_TIMEOUT, _lost(lost, nodes, target))
+    result = _ask(others, "pgrepl.fence", [target], timing.FENCE_JOB_SECONDS, _lost(lost, nodes, target))
     for node, done in result.items():
         if done == "no answer":
             _remember_replaced(node, target)
@@ -475,7 +468,7 @@ def _forget_replaced(nodes):
 
 
 @_gate
-def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECONDS, only_if_replaced=False):
+def fence_if_stale(node, attempts=timing.FENCE_ATTEMPTS, retry_seconds=timing.FENCE_RETRY_SECONDS, only_if_replaced=False):
     """
     Fence ``node`` if it is a stale former primary that serves no clients, or one the
     operator confirmed lost in a failover (the master's record), retrying until the node
@@ -499,17 +492,18 @@ def fence_if_stale(node, attempts=FENCE_ATTEMPTS, retry_seconds=FENCE_RETRY_SECO
     if node not in nodes:
         return {"action": "none", "reason": f"{node} is not a node of mfa_ha:nodes"}
     alerts_pillar = pillar.get("alerts") or {}
-    answer = None
-    for attempt in range(1, int(attempts) + 1):
-        answer = _cmd([node], "pgrepl.fence_if_stale", [{"replaced_by": replaced_by, "__kwarg__": True}], FENCE_TIMEOUT)[node]
-        if isinstance(answer, dict):
-            log.warning("mfa_ha: fence check of %s (attempt %s): %s", node, attempt, answer.get("reason"))
-            _alert_fence_answer(node, answer, alerts_pillar)
-            if answer.get("action") == "fenced" or answer.get("reason") == "not a primary":
-                _forget_replaced([node])
-            return {**answer, "attempts": attempt}
-        if attempt < int(attempts):
-            time.sleep(float(retry_seconds))
+    def ask(_attempt):
+        answer = _cmd([node], "pgrepl.fence_if_stale", [{"replaced_by": replaced_by, "__kwarg__": True}],
+                      timing.FENCE_JOB_SECONDS)[node]
+        return isinstance(answer, dict), answer
+
+    answered, answer, attempt = retry(ask, attempts, retry_seconds)
+    if answered:
+        log.warning("mfa_ha: fence check of %s (attempt %s): %s", node, attempt, answer.get("reason"))
+        _alert_fence_answer(node, answer, alerts_pillar)
+        if answer.get("action") == "fenced" or answer.get("reason") == "not a primary":
+            _forget_replaced([node])
+        return {**answer, "attempts": attempt}
     summary = (f"{node}: could not prove it is not a stale primary after {attempts} attempts "
                f"(last: {answer}); check it by hand: salt {node} pgrepl.fence_if_stale")
     return {"action": "unproven", "reason": summary, "attempts": int(attempts),
@@ -580,8 +574,8 @@ def alert(tag, data=None):
         log.warning("mfa_ha: ignored %s: %s is not a node of mfa_ha:nodes", tag, node)
         return {"sent": False, "reason": f"{node} is not a node"}
     alerts_pillar = pillar.get("alerts") or {}
-    fired = _cmd([node], "pgrepl.beacon_fired", [str(data.get("event_id", ""))[:64]], STATUS_TIMEOUT)[node]
-    live = _cmd([node], "pgrepl.status", [], STATUS_TIMEOUT)[node] if isinstance(fired, dict) else None
+    fired = _cmd([node], "pgrepl.beacon_fired", [str(data.get("event_id", ""))[:64]], timing.STATUS_TIMEOUT_SECONDS)[node]
+    live = _cmd([node], "pgrepl.status", [], timing.STATUS_TIMEOUT_SECONDS)[node] if isinstance(fired, dict) else None
     confirmed, measured = pgalerts.confirm(kind, what, fired, live, pgalerts.alert_thresholds(alerts_pillar))
     result = {"node": node, "event": f"{kind}/{what}", "confirmed": confirmed, "measured": measured}
     if not confirmed:
@@ -646,7 +640,7 @@ def switchover_request(data=None):
         allowed = (pillar.get("switchover") or {}).get("requesters") or []
         if sender not in allowed:
             reason = f"sender {sender!r} is not in mfa_ha:switchover:requesters"
-        elif _cmd([str(sender)], "pgrepl.confirm_switchover_request", [nonce, target], STATUS_TIMEOUT)[sender] is not True:
+        elif _cmd([str(sender)], "pgrepl.confirm_switchover_request", [nonce, target], timing.STATUS_TIMEOUT_SECONDS)[sender] is not True:
             reason = f"{sender} does not confirm this request"
     if reason:
         log.warning("mfa_ha: ignored switchover request to %r from %s: %s", target, sender or "the master", reason)

@@ -35,13 +35,12 @@ without touching anything, acts, and reads back. Changes never contain a secret.
 
 import os
 
-from mfa_ha import files
+from mfa_ha import files, timing
 from mfa_ha.adapters.saltface import FAILURES
 from mfa_ha.pair import divergence
 from mfa_ha.postgres.naming import validate_slot_name
 
 __virtualname__ = "pgrepl"
-TEST_MODE_WAIT = 5  # seconds test=True waits to see a configured standby stream
 
 
 def __virtual__():
@@ -228,7 +227,7 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
                               "; ".join(f"{s['action']} ({s['reason']})" for s in steps)):
             return ret
         if not steps and __opts__["test"]:
-            __salt__["pgrepl.wait_streaming"](name, min(float(timeout), TEST_MODE_WAIT), **kwargs)
+            __salt__["pgrepl.wait_streaming"](name, min(float(timeout), timing.TEST_MODE_STREAM_SECONDS), **kwargs)
             ret["comment"] = f"streaming from {name}"
             return ret
         done = __salt__["pgrepl.make_standby"](name, timeout, replace_running_primary, **kwargs)

@@ -15,16 +15,16 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from mfa_ha import proc
+from mfa_ha import proc, timing
 from mfa_ha.errors import InvalidInput, ServiceError
 from mfa_ha.roles import ServiceState
+from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE = "pmfad"
 DEFAULT_HEALTH_PORT = 6793
 DEFAULT_HEALTH_PATH = "/policyAuth/"
-POLL_INTERVAL = 0.05
 MANAGERS = ("src", "systemd")
 
 
@@ -153,15 +153,13 @@ def parse_systemctl_show(text: str) -> dict[str, str]:
 
 
 def _wait(backend, wanted: ServiceState, timeout: float, context: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def reached():
         current = backend.status()
-        if current["state"] == wanted.value:
-            return
-        if time.monotonic() >= deadline:
-            raise ServiceError(f"{backend.cfg.service} is {current['detail']}, not {wanted.value}, "
-                               f"{timeout:g} s later ({context})")
-        time.sleep(POLL_INTERVAL)
+        return current["state"] == wanted.value, current
+
+    poll(reached, timeout, timing.APP_POLL_SECONDS,
+         fail=lambda current: ServiceError(f"{backend.cfg.service} is {current['detail']}, not {wanted.value}, "
+                                           f"{timeout:g} s later ({context})"))
 
 
 def backend(cfg: AppConfig):
@@ -200,9 +198,8 @@ def _http_connection(cfg: AppConfig, timeout: float):
 
 
 def wait_healthy(cfg: AppConfig, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    def healthy():
         result = health(cfg, timeout=min(5, timeout))
-        if result["healthy"] or time.monotonic() >= deadline:
-            return result
-        time.sleep(POLL_INTERVAL)
+        return result["healthy"], result
+
+    return poll(healthy, timeout, timing.APP_POLL_SECONDS, fail=None)

@@ -1,5 +1,6 @@
-"""The bounds the unattended failover's safety rests on, each with its reason, and the budgets
-computed from them (``mfa_ha.lease`` states the inequality they serve).
+"""Every timing of the project, decided once, each with its reason: poll intervals, connect
+and statement timeouts, stop bounds, retries, and the budgets the unattended failover's safety
+rests on, computed from their parts (``mfa_ha.unattended.lease`` states the inequality they serve).
 
 A fence ends writes first (standby configuration, then PostgreSQL stopped) and stops pmfad
 after: the witness's margin must cover the first part only; the watchdog lets a fencing keeper
@@ -8,12 +9,56 @@ finish each part within its own bound before it replaces it.
 
 from __future__ import annotations
 
+# -- the fence: the steps the lease inequality counts (writes_end_bound, fence_bound)
 PG_CTL_SECONDS = 2  # one pg_ctl status or stop -W: it reads postmaster.pid and sends a signal, no waiting
 STANDBY_CONFIG_SECONDS = 1  # standby.signal and postgresql.auto.conf written in the data directory
 FAST_STOP_SECONDS = 3  # then immediate: with the standby unreachable a fast stop waits for it; the WAL is durable
 IMMEDIATE_STOP_SECONDS = 6  # PostgreSQL kills (SIGKILL) children that ignore an immediate stop after 5 s
 SRC_FORCED_STOP_SECONDS = 10  # after stopsrc -f (SIGKILL): the subsystem leaves lssrc's active list
 KEEPER_START_SECONDS = 5  # a new keeper's first heartbeat (Python started, modules imported)
+
+# -- PostgreSQL on one node
+LOCAL_CONNECT_SECONDS = 5  # a connection to this node's own server over its socket
+PID_FILE_POLL_SECONDS = 0.01  # postmaster.pid changes within milliseconds of a start or stop (pg_ctl -w looks every 100 ms)
+PID_FILE_GRACE_SECONDS = 5  # a starting postmaster writes postmaster.pid within this, or it has exited
+PEER_TOOL_CONNECT_SECONDS = 5  # a tool (pg_basebackup, pg_rewind, a replication check) connecting across the DC link
+PEER_TCP_USER_TIMEOUT_MS = 25_000  # a query in flight when the link goes silent ends after this (TCP keepalives probe idle connections only; retransmissions alone take ~15 min)
+LOCAL_STATEMENT_SECONDS = 120  # the tool's own statements on its node never wait forever on a stuck one
+LOCK_WAIT_SECONDS = 30  # ... nor on a lock
+PEER_STATEMENT_SECONDS = 30  # a statement on the other node
+REPLICATION_POLL_SECONDS = 0.1  # replication state (a receiver, a replay position) between queries
+PROMOTE_POLL_SECONDS = 0.01  # pg_is_in_recovery() after a promote: this wait is inside the switchover's write gap
+SOURCE_CHECKPOINT_SECONDS = 60  # a new primary's first checkpoint (its control file names the new timeline only then), before pg_rewind
+
+# -- the two nodes
+SWITCHOVER_POLL_SECONDS = 0.02  # the switch's own waits (the shutdown checkpoint arriving, the peer promoted): inside the write gap
+STANDBY_POLL_SECONDS = 0.05  # a standby starting to stream
+DIVERGENCE_GRACE_SECONDS = 5.0  # a standby may take this long to start streaming before its timeline is doubted
+PEER_CONNECT_SECONDS = 3  # this tool's own session to the other node: a peer that does not answer within it counts as unreachable
+REPLAY_CATCH_UP_SECONDS = 30  # a failover's target replays what it already received before it is promoted
+
+# -- the application service
+APP_POLL_SECONDS = 0.05  # the service manager's status and the app's health endpoint
+
+# -- monitoring
+BEACON_CONNECT_SECONDS = 2  # the beacon's one read of the local server: it runs every few seconds
+STATUS_TURN_POLL_SECONDS = 0.02  # a status job waiting for the one under way on its node
+
+# -- the unattended failover
+HEARTBEAT_RECEIVE_SECONDS = 0.5  # how often the heartbeat's receiving thread looks whether it should end
+
+# -- the Salt faces
+NODE_STATUS_TURN_SECONDS = 5  # a status job waits this long for the one under way: within the master's status timeout
+STATUS_TIMEOUT_SECONDS = 10  # salt-run mfa_ha.status waits this long for the nodes
+GATHER_JOB_SECONDS = 3  # the prechecks' status job: a silent node is named, not waited for
+FENCE_JOB_SECONDS = 10  # one fence check of a returning former primary
+FENCE_ATTEMPTS = 6  # fence checks of a node that just came back, before it is reported unproven
+FENCE_RETRY_SECONDS = 5  # between fence checks: a minion that just started may not answer yet
+SWITCH_PART_SECONDS = 120  # each node's part of a switchover, unless mfa_ha:switchover:timeout says otherwise
+LOST_PROBE_SECONDS = 3  # a node the witness measured silent for lease + margin is asked once more, this long
+MASTER_CHECK_SECONDS = 1  # how often a long runner call checks that the master still runs
+WITNESS_IDLE_SECONDS = 5  # the witness's pace while automatic failover is off
+TEST_MODE_STREAM_SECONDS = 5  # test=True waits this long to see a configured standby stream
 
 
 def server_stop_bound(wait_seconds: float) -> float:

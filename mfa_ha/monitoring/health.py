@@ -12,17 +12,17 @@ from dataclasses import asdict, dataclass, fields
 import psycopg2
 import psycopg2.extras
 
+from mfa_ha import timing
 from mfa_ha.errors import InvalidInput
 from mfa_ha.postgres.config import PostgresConfig
+from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
 from mfa_ha.postgres.versions import LAG_SECONDS, RECEIVER_SENDER_HOST, RECEIVER_SENDER_PORT
-
-CONNECT_TIMEOUT = 2
 
 
 @dataclass(frozen=True)
 class Thresholds:
     report_interval: float = 60
-    lag_warn_bytes: int = 16 * 1024 * 1024
+    lag_warn_bytes: int = DEFAULT_LAG_LIMIT_BYTES
     lag_crit_bytes: int = 256 * 1024 * 1024
     lag_warn_seconds: float = 30
     lag_crit_seconds: float = 300
@@ -96,7 +96,7 @@ def read(cfg: PostgresConfig) -> dict | None:
     does not accept connections. No subprocess on this path."""
     try:
         conn = psycopg2.connect(host=cfg.host, port=cfg.port, user=cfg.superuser, dbname=cfg.dbname,
-                                connect_timeout=CONNECT_TIMEOUT, application_name="mfa_ha_beacon")
+                                connect_timeout=timing.BEACON_CONNECT_SECONDS, application_name="mfa_ha_beacon")
     except psycopg2.OperationalError:
         return None
     try:

@@ -17,13 +17,13 @@ import pwd
 import time
 from typing import Callable
 
+from mfa_ha import timing
 from mfa_ha.boot import boot_id
 from mfa_ha.errors import MfaHaError
 from mfa_ha.files import replace_file
 
 log = logging.getLogger(__name__)
 
-TURN_POLL_SECONDS = 0.02
 
 
 class Busy(MfaHaError):
@@ -62,7 +62,7 @@ def _take_turn(turn, deadline: float, clock) -> None:
         except BlockingIOError:
             if clock() >= deadline:
                 raise Busy("busy: another status job on this node has not finished its turn") from None
-            time.sleep(TURN_POLL_SECONDS)
+            time.sleep(timing.STATUS_TURN_POLL_SECONDS)
 
 
 def _read(path: str) -> dict:

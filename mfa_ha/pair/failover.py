@@ -8,9 +8,8 @@ writes. ``mfa_ha.orch.rejoin`` rewinds it and makes it stream.
 
 from __future__ import annotations
 
-import time
-
 from mfa_ha import app as applib
+from mfa_ha import timing
 from mfa_ha.errors import MfaHaError
 from mfa_ha.pair.divergence import divergent_writes
 from mfa_ha.pair.peer import Upstream, identify_peer, peer_in_recovery
@@ -20,8 +19,7 @@ from mfa_ha.postgres import keptaside
 from mfa_ha.postgres import replication as repl
 from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
-
-REPLAY_CATCH_UP = 30  # seconds the target may take to replay what it already received
+from mfa_ha.waiting import poll
 
 
 def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool) -> Decision:
@@ -61,7 +59,7 @@ def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstr
     clock = Clock()
     result = {"part": "new primary"}
     if repl.role(server) is not Role.PRIMARY:
-        received = _replay_received(server, min(timeout, REPLAY_CATCH_UP), progress)
+        received = _replay_received(server, min(timeout, timing.REPLAY_CATCH_UP_SECONDS), progress)
         progress(f"promoting; last WAL received from the lost primary: {received}")
         result.update(last_received_lsn=received, promoted=repl.promote(server, timeout=int(timeout)))
         clock.mark("promoted")
@@ -71,16 +69,16 @@ def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstr
 
 
 def _replay_received(server: Server, timeout: float, progress) -> str | None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def replayed():
         row = server.query_one("SELECT pg_last_wal_receive_lsn()::text AS rx, pg_last_wal_replay_lsn()::text AS rp, "
                                "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() AS caught_up")
-        if row["rx"] is None or row["caught_up"]:
-            return row["rx"] or row["rp"]
-        if time.monotonic() >= deadline:
-            progress(f"replay did not catch up within {timeout:g} s (received {row['rx']}, replayed {row['rp']})")
-            return row["rx"]
-        time.sleep(0.05)
+        return row["rx"] is None or bool(row["caught_up"]), row
+
+    row = poll(replayed, timeout, timing.REPLICATION_POLL_SECONDS, fail=None)
+    if row["rx"] is None or row["caught_up"]:
+        return row["rx"] or row["rp"]
+    progress(f"replay did not catch up within {timeout:g} s (received {row['rx']}, replayed {row['rp']})")
+    return row["rx"]
 
 
 def fence(server: Server, app_cfg, new: Upstream) -> dict:

@@ -9,12 +9,11 @@ import psycopg2
 import psycopg2.extras
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import timing
 from mfa_ha.errors import MfaHaError
 from mfa_ha.postgres import replication as repl
 from mfa_ha.postgres.server import PEER_SESSION_OPTIONS, Server
 from mfa_ha.roles import Role
-
-PEER_CONNECT_TIMEOUT = 3
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def peer_connect(server: Server, peer: Upstream, replication: bool = False):
     """A connection to a peer as the replication user (password from pgpass), database
     ``postgres`` (or the replication protocol)."""
     kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
-    params = {**server.check_params(), "connect_timeout": PEER_CONNECT_TIMEOUT}
+    params = {**server.check_params(), "connect_timeout": timing.PEER_CONNECT_SECONDS}
     return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
                             application_name="mfa_ha", options=PEER_SESSION_OPTIONS, **params, **kwargs)
 

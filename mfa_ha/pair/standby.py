@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import timing
 from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
 from mfa_ha.pair import divergence
 from mfa_ha.pair.peer import Upstream, peer_connect, timeline_switch_point
@@ -20,9 +21,7 @@ from mfa_ha.postgres.server import Server
 from mfa_ha.roles import ServerState
 from mfa_ha.waiting import poll
 
-POLL_INTERVAL = 0.05
 CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
-DIVERGENCE_GRACE = 5.0  # seconds a standby may take to start streaming before its timeline is doubted
 
 
 
@@ -161,7 +160,7 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
         progress(f"created the missing slot {up.slot} on {up.label}")
         done.append("slot")
     try:
-        receiver = wait_streaming(server, up, DIVERGENCE_GRACE if "rewind" not in done else timeout, progress)
+        receiver = wait_streaming(server, up, timing.DIVERGENCE_GRACE_SECONDS if "rewind" not in done else timeout, progress)
     except MfaHaError:
         if "rewind" in done or not _diverged(server, up):
             receiver = wait_streaming(server, up, timeout, progress)
@@ -299,6 +298,6 @@ def wait_streaming(server: Server, up: Upstream, timeout: float = 60,
         return MfaHaError(f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
                           f"({seen}); last errors in {server.cfg.log_path}:\n{server.log_errors() or 'none'}")
 
-    return poll(probe, timeout, POLL_INTERVAL, fail, progress, report_every=2,
+    return poll(probe, timeout, timing.STANDBY_POLL_SECONDS, fail, progress, report_every=2,
                 report=lambda receiver: f"waiting for the WAL receiver to stream from {up.label}: "
                                         f"{receiver.get('status') or 'not running'}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mfa_ha import app as applib
 from mfa_ha import lsn as lsnlib
+from mfa_ha import timing
 from mfa_ha.checks import Checked
 from mfa_ha.errors import CommandFailed, ConnectionFailed, InvalidInput, LsnNotReached, MfaHaError
 from mfa_ha.pair.peer import Upstream, peer_has_slot, peer_in_recovery, peer_roles, peers
@@ -31,7 +32,6 @@ from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
 
-POLL = 0.02
 WAL_PAGE = 8192
 WALDUMP_WINDOW = 4 * WAL_PAGE
 RECORD_RE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+), "
@@ -205,7 +205,7 @@ def wait_for_shutdown_checkpoint(server: Server, old: Upstream, timeout: float, 
                               "replayed": row["replay_lsn"], "timeline": last["timeline"]}
         return False, {**row, "last": last}
 
-    return poll(probe, timeout, POLL, progress=progress,
+    return poll(probe, timeout, timing.SWITCHOVER_POLL_SECONDS, progress=progress,
                 fail=lambda seen: LsnNotReached(
                     f"no proof of the old primary's clean shutdown within {timeout:g} s: receiver "
                     f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, replayed "
@@ -388,7 +388,7 @@ def _streams_from(server: Server, new: Upstream) -> bool:
 
 
 def _wait_for_slot(server: Server, new: Upstream, slot: str, timeout: float) -> None:
-    poll(lambda: (peer_has_slot(server, new, slot), None), timeout, POLL,
+    poll(lambda: (peer_has_slot(server, new, slot), None), timeout, timing.SWITCHOVER_POLL_SECONDS,
          fail=lambda _: MfaHaError(f"slot {slot} does not exist on {new.label} after {timeout:g} s"))
 
 
@@ -413,5 +413,5 @@ def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: s
 
 def _wait_promoted_or_fail(server: Server, new: Upstream, timeout: float) -> None:
     """Until ``new`` answers as a primary (bounded)."""
-    poll(lambda: (peer_in_recovery(server, new) is False, None), timeout, POLL,
+    poll(lambda: (peer_in_recovery(server, new) is False, None), timeout, timing.SWITCHOVER_POLL_SECONDS,
          fail=lambda _: ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s"))

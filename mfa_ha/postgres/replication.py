@@ -18,6 +18,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import timing
 from mfa_ha.errors import (
     CommandFailed,
     ConnectionFailed,
@@ -33,7 +34,7 @@ from mfa_ha.postgres import keptaside
 from mfa_ha.postgres.config import ReplicationConfig
 from mfa_ha.postgres.naming import build_conninfo, validate_role_name, validate_slot_name
 from mfa_ha.postgres.secrets import scram_matches, write_pgpass
-from mfa_ha.postgres.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, PEER_TCP_USER_TIMEOUT_MS, Server
+from mfa_ha.postgres.server import CLEAN_SHUTDOWN_STATES, PEER_SESSION_OPTIONS, Server
 from mfa_ha.postgres.versions import (
     AUTO_CONF,
     LAG_SECONDS,
@@ -53,8 +54,9 @@ from mfa_ha.waiting import poll
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-POLL_INTERVAL = 0.1
-PROMOTE_POLL_INTERVAL = 0.01
+# One WAL segment: a standby further behind is not ready for a switchover (mfa_ha:switchover:max_lag_bytes)
+# and the beacon warns (lag_warn_bytes).
+DEFAULT_LAG_LIMIT_BYTES = 16 * 1024 * 1024
 REWIND_FUNCTIONS = (
     "pg_catalog.pg_ls_dir(text, boolean, boolean)",
     "pg_catalog.pg_stat_file(text, boolean)",
@@ -62,7 +64,6 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
     "pg_catalog.pg_control_checkpoint()",  # to see that a new primary's control file is current
 )
-SOURCE_CHECKPOINT_WAIT = 60
 PROGRESS_LOG = logging.getLogger("mfa_ha.progress")
 
 
@@ -482,7 +483,7 @@ def wait_for_lsn(server: Server, target: str, timeout: float = 30, beyond: bool 
         reached = min(lsnlib.to_int(v) if v else 0 for v in (row["rx"], row["rp"]))
         return reached > wanted or (not beyond and reached == wanted), {**row, "short": wanted - reached}
 
-    row = poll(probe, timeout, POLL_INTERVAL, progress=progress,
+    row = poll(probe, timeout, timing.REPLICATION_POLL_SECONDS, progress=progress,
                fail=lambda row: LsnNotReached(
                    f"standby did not reach {target} within {timeout:g} s: received {row['rx']}, "
                    f"replayed {row['rp']} ({row['short']} bytes short)"),
@@ -502,14 +503,13 @@ def promote(server: Server, timeout: int = 60) -> dict:
             cur.execute("SELECT pg_promote(false)")
         else:
             server.run("pg_ctl", "promote", "-D", server.data_dir, timeout=timeout + 10)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def left_recovery():
             cur.execute("SELECT pg_is_in_recovery()")
-            if not cur.fetchone()[0]:
-                break
-            if time.monotonic() > deadline:
-                raise MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s")
-            time.sleep(PROMOTE_POLL_INTERVAL)
+            return not cur.fetchone()[0], None
+
+        poll(left_recovery, timeout, timing.PROMOTE_POLL_SECONDS,
+             fail=lambda _: MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s"))
     _apply_files(server, primary_cleanup(version))
     row = server.query_one(STATUS_SQL)
     return {"timeline": row["timeline"], "lsn": row["current_lsn"],
@@ -521,7 +521,7 @@ def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> N
     updates only at its next checkpoint: wait (bounded) until that has happened."""
     def probe():
         try:
-            conn = psycopg2.connect(source, tcp_user_timeout=PEER_TCP_USER_TIMEOUT_MS)
+            conn = psycopg2.connect(source, tcp_user_timeout=timing.PEER_TCP_USER_TIMEOUT_MS)
             try:
                 with conn.cursor() as cur:
                     cur.execute("SELECT timeline_id FROM pg_control_checkpoint()")
@@ -533,10 +533,10 @@ def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> N
             return True, None
         return current >= timeline, current
 
-    poll(probe, SOURCE_CHECKPOINT_WAIT, 0.5, progress=progress,
+    poll(probe, timing.SOURCE_CHECKPOINT_SECONDS, 0.5, progress=progress,
          fail=lambda current: MfaHaError(
              f"the source's control file still shows timeline {current}, not {timeline}, after "
-             f"{SOURCE_CHECKPOINT_WAIT} s: run CHECKPOINT on it, then rewind again"),
+             f"{timing.SOURCE_CHECKPOINT_SECONDS} s: run CHECKPOINT on it, then rewind again"),
          report=lambda current: f"waiting for the source's first checkpoint on timeline {timeline}")
 
 

@@ -14,7 +14,7 @@ import time
 import psycopg2
 import psycopg2.extras
 
-from mfa_ha import proc
+from mfa_ha import proc, timing
 from mfa_ha.errors import (
     CommandFailed,
     ConnectionFailed,
@@ -26,25 +26,19 @@ from mfa_ha.postgres.config import PostgresConfig
 from mfa_ha.postgres.tls import TlsConfig
 from mfa_ha.postgres.versions import PgVersion
 from mfa_ha.roles import ServerState
+from mfa_ha.waiting import poll
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 5
-PID_POLL = 0.01
 PM_STATUS_LINE = 7  # 0-based line of postmaster.pid with the status (PostgreSQL 10+)
 PID_FILE_IDENTITY = 3  # its first lines: PID, data directory, start time (epoch seconds)
 READY_STATES = ("ready", "standby")
-PID_FILE_GRACE = 5  # seconds a starting postmaster may take to write postmaster.pid
 PG_CTL_NOT_RUNNING = 3
 PG_CTL_NO_DATA_DIR = 4
 CLEAN_SHUTDOWN_STATES = ("shut down", "shut down in recovery")
-PEER_CONNECT_TIMEOUT = 5
-# TCP keepalives only probe an idle connection: a query in flight when the link goes silent
-# would wait out TCP's retransmissions (about 15 minutes). libpq's tcp_user_timeout bounds it.
-PEER_TCP_USER_TIMEOUT_MS = 25_000
-# The tool's own sessions never wait forever on a lock or a stuck statement.
-SESSION_OPTIONS = "-c statement_timeout=120s -c lock_timeout=30s"
-PEER_SESSION_OPTIONS = "-c statement_timeout=30s"
+SESSION_OPTIONS = (f"-c statement_timeout={timing.LOCAL_STATEMENT_SECONDS}s "
+                   f"-c lock_timeout={timing.LOCK_WAIT_SECONDS}s")
+PEER_SESSION_OPTIONS = f"-c statement_timeout={timing.PEER_STATEMENT_SECONDS}s"
 # Tools that read or write this cluster's own files, so only its major version's copy will do.
 # (pg_basebackup and psql speak to older servers: a newer copy serves.)
 VERSION_BOUND_TOOLS = ("initdb", "pg_ctl", "postgres", "pg_controldata", "pg_rewind", "pg_waldump", "pg_resetwal")
@@ -59,13 +53,13 @@ class Server:
     def peer_params(self) -> dict:
         """libpq parameters for every connection to a peer: password from pgpass, TLS as
         configured, keepalives, a connect timeout."""
-        return {"passfile": self.cfg.pgpass_path, "connect_timeout": PEER_CONNECT_TIMEOUT,
+        return {"passfile": self.cfg.pgpass_path, "connect_timeout": timing.PEER_TOOL_CONNECT_SECONDS,
                 **self.tls.client_params()}
 
     def check_params(self) -> dict:
         """``peer_params`` for the tool's own connections to a peer (psycopg2's libpq knows
         ``tcp_user_timeout``; the server's walreceiver, on 10 and 11, would not)."""
-        return {**self.peer_params(), "tcp_user_timeout": PEER_TCP_USER_TIMEOUT_MS}
+        return {**self.peer_params(), "tcp_user_timeout": timing.PEER_TCP_USER_TIMEOUT_MS}
 
     def local_settings(self) -> dict[str, str]:
         """Server settings that name this node's own files (re-written after a clone/rewind)."""
@@ -170,18 +164,21 @@ class Server:
         # pg_ctl's own wait (-w) polls every 100 ms; postmaster.pid tells us within 10 ms.
         self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options, "-W",
                  timeout=timeout + 10)
-        started = time.monotonic()
-        seen_pid_file = False
-        while (status := self._pm_status(not_from=stale)) not in READY_STATES:
+        started, seen_pid_file = time.monotonic(), False
+
+        def ready():
+            nonlocal seen_pid_file
+            status = self._pm_status(not_from=stale)
             seen_pid_file = seen_pid_file or status is not None
-            waited = time.monotonic() - started
-            gone = status is None and (seen_pid_file or waited > PID_FILE_GRACE)
-            if waited >= timeout or gone:
-                why = "exited" if gone else f"did not start within {timeout} s"
-                raise CommandFailed(f"PostgreSQL on {self.data_dir} {why}"
-                                    f"\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}")
-            time.sleep(PID_POLL)
+            if status is None and (seen_pid_file or time.monotonic() - started > timing.PID_FILE_GRACE_SECONDS):
+                raise self._start_failed("exited")
+            return status in READY_STATES, status
+
+        poll(ready, timeout, timing.PID_FILE_POLL_SECONDS, fail=lambda _: self._start_failed(f"did not start within {timeout} s"))
         return True
+
+    def _start_failed(self, why: str) -> CommandFailed:
+        return CommandFailed(f"PostgreSQL on {self.data_dir} {why}\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}")
 
     def stop(self, mode: str = "fast", timeout: int = 60, command_timeout: float | None = None) -> bool:
         """Stop and wait until it is gone; False when it was not running. ``command_timeout``
@@ -214,11 +211,8 @@ class Server:
 
     def _wait_stopped(self, timeout: float, how: str) -> bool:
         """Until postmaster.pid is gone (the postmaster removes it last), bounded."""
-        deadline = time.monotonic() + timeout
-        while os.path.exists(self._pid_file):
-            if time.monotonic() >= deadline:
-                raise CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s ({how})")
-            time.sleep(PID_POLL)
+        poll(lambda: (not os.path.exists(self._pid_file), None), timeout, timing.PID_FILE_POLL_SECONDS,
+             fail=lambda _: CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s ({how})"))
         return True
 
     def _is_own_postmaster(self, pid: int) -> bool:
@@ -290,7 +284,7 @@ class Server:
         try:
             conn = psycopg2.connect(
                 host=self.cfg.host, port=self.cfg.port, user=self.cfg.superuser,
-                dbname=dbname or self.cfg.dbname, connect_timeout=CONNECT_TIMEOUT,
+                dbname=dbname or self.cfg.dbname, connect_timeout=timing.LOCAL_CONNECT_SECONDS,
                 application_name="mfa_ha", options=SESSION_OPTIONS,
             )
         except psycopg2.OperationalError as err:

@@ -31,12 +31,12 @@ import socket
 import threading
 import time
 
+from mfa_ha import timing
 from mfa_ha.unattended import lease
 
 log = logging.getLogger("mfa_ha.heartbeat")
 KEY_CONTEXT = b"mfa_ha lease keeper heartbeat v1"
 MAX_DATAGRAM = 1024
-RECEIVE_TIMEOUT = 0.5  # s: how often the receiving thread looks whether it should end
 SENT_KEPT = 64
 WARN_EVERY = 60  # s: at most one warning this often about datagrams not signed by the peer
 
@@ -98,7 +98,7 @@ class PeerLink:
                 log.warning("mfa_ha heartbeat: cannot listen on %s:%s (%s); trying again each poll", *self.listen, err)
             self.bind_error = str(err)
             return False
-        sock.settimeout(RECEIVE_TIMEOUT)
+        sock.settimeout(timing.HEARTBEAT_RECEIVE_SECONDS)
         self.sock, self.bind_error = sock, None
         threading.Thread(target=self._serve, name="mfa_ha-heartbeat", daemon=True).start()
         return True

@@ -50,11 +50,11 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 
+from mfa_ha import timing
 from mfa_ha.boot import boot_id
 from mfa_ha.checks import Checked
 from mfa_ha.errors import InvalidInput
 from mfa_ha.files import read_json, write_json
-from mfa_ha.timing import KEEPER_START_SECONDS, writes_end_bound
 
 RENEWALS_KEPT = 64
 
@@ -98,13 +98,13 @@ class LeaseSettings:
     def watchdog_bound(self) -> float:
         """The longest a frozen keeper goes unreplaced: its beat goes stale, the watchdog's next
         poll sees it, the new keeper starts."""
-        return self.alive_within + self.poll_seconds + KEEPER_START_SECONDS
+        return self.alive_within + self.poll_seconds + timing.KEEPER_START_SECONDS
 
     @property
     def margin_needed(self) -> float:
         """A poll to notice the lease ran out, the fence until writes end, a frozen keeper's
         replacement (``mfa_ha.timing``)."""
-        return self.poll_seconds + writes_end_bound() + self.watchdog_bound
+        return self.poll_seconds + timing.writes_end_bound() + self.watchdog_bound
 
 
 def lease_settings(pillar) -> LeaseSettings:
@@ -139,7 +139,7 @@ def lease_settings(pillar) -> LeaseSettings:
     needed = settings.margin_needed
     if settings.margin_seconds <= needed:
         raise InvalidInput(f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "
-                           f"+ the fence's bound until writes end ({writes_end_bound():g} s) + the watchdog's "
+                           f"+ the fence's bound until writes end ({timing.writes_end_bound():g} s) + the watchdog's "
                            f"bound ({needed:g} s in all at poll_seconds "
                            f"{settings.poll_seconds:g}), or the witness could fail over before an isolated primary "
                            "has fenced itself")
@@ -273,15 +273,15 @@ def keeper_alive(keeper: dict, now: float, settings: LeaseSettings) -> bool:
 
 def keeper_stall(beat: dict, pid: int, started_at: float, now: float, settings: LeaseSettings) -> str | None:
     """Why the watchdog must replace keeper ``pid`` (started at ``started_at``), or None: no
-    first heartbeat within ``KEEPER_START_SECONDS``, or a heartbeat older than ``alive_within``
+    first heartbeat within ``timing.KEEPER_START_SECONDS``, or a heartbeat older than ``alive_within``
     (a fence in progress gets the bound of the step it announced, ``phase_bound_s``, on top:
     ending writes, then stopping pmfad)."""
     at = beat.get("at")
     if beat.get("pid") != pid or not isinstance(at, (int, float)) or at < started_at:
         waited = now - started_at
-        return f"no heartbeat {waited:.1f} s after it started" if waited > KEEPER_START_SECONDS else None
+        return f"no heartbeat {waited:.1f} s after it started" if waited > timing.KEEPER_START_SECONDS else None
     phase = beat.get("phase_bound_s") if beat.get("action") == "fencing" else 0
-    bound = settings.alive_within + (phase if isinstance(phase, (int, float)) else writes_end_bound())
+    bound = settings.alive_within + (phase if isinstance(phase, (int, float)) else timing.writes_end_bound())
     age = now - at
     return f"last heartbeat {age:.1f} s ago ({beat.get('action')}; bound {bound:g} s)" if age > bound else None
 

@@ -12,8 +12,9 @@ import psycopg2
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.pair.peer import Upstream, peer_connect
 from mfa_ha.postgres.config import postgres_config
-from mfa_ha.postgres.server import PEER_TCP_USER_TIMEOUT_MS, Server
+from mfa_ha.postgres.server import Server
 from mfa_ha.postgres.tls import tls_config
+from mfa_ha.timing import PEER_TCP_USER_TIMEOUT_MS
 from mfa_ha_lab.lab import APP_DB, REPLICATION_USER
 from tests.functional.test_manual_procedure import setup_replication
 from tests.helpers import wait_for

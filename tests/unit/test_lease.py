@@ -265,3 +265,21 @@ def test_pmfads_stop_bound_covers_every_command_the_backend_runs():
     assert timing.app_stop_bound(30, "src") == 30 + 30 + 2 * 30 + 30 + timing.SRC_FORCED_STOP_SECONDS + 30
     assert timing.app_stop_bound(30, "systemd") == 30 + 30 + 2 * 30
     assert timing.fence_bound(30) == timing.writes_end_bound() + timing.app_stop_bound(30)
+
+
+def test_the_default_lease_settings_keep_the_lease_inequality():
+    """margin > poll + the fence until writes end + the watchdog's bound, at the shipped defaults."""
+    defaults = lease_settings({"automatic": True})
+    assert defaults.margin_seconds > defaults.poll_seconds + timing.writes_end_bound() + defaults.watchdog_bound
+
+
+@pytest.mark.parametrize("constant", ["PG_CTL_SECONDS", "STANDBY_CONFIG_SECONDS", "FAST_STOP_SECONDS",
+                                      "IMMEDIATE_STOP_SECONDS", "KEEPER_START_SECONDS"])
+def test_a_longer_fence_step_breaks_the_default_margin(monkeypatch, constant):
+    """Each step of the fence counts in the margin the witness waits: lengthening any of them
+    by the default margin's slack makes the shipped defaults refused, not silently unsafe."""
+    defaults = LeaseSettings(automatic=True)
+    slack = defaults.margin_seconds - defaults.margin_needed
+    monkeypatch.setattr(timing, constant, getattr(timing, constant) + slack + 1)
+    with pytest.raises(InvalidInput, match="margin_seconds: 35 s must exceed"):
+        lease_settings({"automatic": True})

@@ -33,7 +33,7 @@ prechecks:
     - name: mfa_ha.precheck
     - target: {{ target | json }}
     - nodes: {{ nodes | json }}
-    - max_lag_bytes: {{ settings.get('max_lag_bytes', 16777216) | int }}
+    - max_lag_bytes: {{ settings.get('max_lag_bytes') | json }}  {#- null: the runner's default #}
 
 {#- Only when the prechecks refuse: a switch whose target failed after the old primary had
     stopped cleanly left no primary; the old primary comes back (the runner re-checks). #}
