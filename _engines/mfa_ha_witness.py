@@ -39,7 +39,7 @@ def start(pillar_every=PILLAR_EVERY):
         if witness is not None:
             try:
                 witness.tick()
-            except Exception:  # noqa: BLE001 - one failed round must not end the witness
+            except Exception:
                 log.exception("mfa_ha witness: round failed")
         pace = witness.settings.witness_every if witness is not None else timing.WITNESS_IDLE_SECONDS
         time.sleep(max(0.0, pace - (time.monotonic() - started)))
@@ -59,11 +59,19 @@ def _witness(runners, config):
         log.info("mfa_ha witness: automatic failover is off (mfa_ha:failover:automatic)")
         return None
     nodes = config["nodes"]
-    log.warning("mfa_ha witness: watching %s (lease %g s, failover after %g s)", ", ".join(nodes),
-                settings.lease_seconds, settings.failover_after)
+    log.warning(
+        "mfa_ha witness: watching %s (lease %g s, failover after %g s)",
+        ", ".join(nodes),
+        settings.lease_seconds,
+        settings.failover_after,
+    )
     return Witness(
-        settings, nodes, config.get("primary"),
-        ask=lambda seq, acked, session: runners["mfa_ha.lease_round"](seq, acked, nodes,
-                                                                      max(1, int(settings.witness_every)), session),
+        settings,
+        nodes,
+        config.get("primary"),
+        ask=lambda seq, acked, session: runners["mfa_ha.lease_round"](
+            seq, acked, nodes, max(1, int(settings.witness_every)), session
+        ),
         failover=lambda target, verdict: runners["mfa_ha.witness_failover"](target, [n for n in nodes if n != target]),
-        alert=lambda severity, summary, details: runners["mfa_ha.witness_alert"](severity, summary, details))
+        alert=lambda severity, summary, details: runners["mfa_ha.witness_alert"](severity, summary, details),
+    )

@@ -150,8 +150,9 @@ def pillar_problems():
     try:
         validate_pillar()
     except FAILURES as err:  # validate_pillar is a Salt function: its errors are Salt's
-        return [line.lstrip("- ") for line in str(err).splitlines() if line.strip(" -")
-                and line != "invalid mfa_ha pillar:"]
+        return [
+            line.lstrip("- ") for line in str(err).splitlines() if line.strip(" -") and line != "invalid mfa_ha pillar:"
+        ]
     return []
 
 
@@ -368,8 +369,10 @@ def settings(**kwargs):
     """
     server = _server(kwargs)
     wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
-    return {"differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
-            "restart_pending": pgsettings.restart_pending(server, wanted)}
+    return {
+        "differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
+        "restart_pending": pgsettings.restart_pending(server, wanted),
+    }
 
 
 @translate_errors
@@ -501,8 +504,7 @@ def set_pgpass(host, port=5432, **kwargs):
 
 
 @translate_errors
-def basebackup(primary_host, primary_port=5432, slot=None, application_name=None, timeout=3600,
-               **kwargs):
+def basebackup(primary_host, primary_port=5432, slot=None, application_name=None, timeout=3600, **kwargs):
     """
     Clone the primary into the (stopped) data directory with ``pg_basebackup`` through a
     slot, and configure it as that primary's standby. An existing data directory is moved
@@ -515,8 +517,9 @@ def basebackup(primary_host, primary_port=5432, slot=None, application_name=None
         salt server_dr pgrepl.basebackup 192.168.1.1 slot=server_dr
     """
     server = _server(kwargs)
-    return repl.basebackup(server, primary_host, int(primary_port), _repl_cfg(kwargs).user, slot,
-                           application_name, int(timeout))
+    return repl.basebackup(
+        server, primary_host, int(primary_port), _repl_cfg(kwargs).user, slot, application_name, int(timeout)
+    )
 
 
 @translate_errors
@@ -533,8 +536,9 @@ def configure_standby(primary_host, primary_port=5432, slot=None, application_na
         salt server_dr pgrepl.configure_standby 192.168.1.1 slot=server_dr
     """
     server = _server(kwargs)
-    return repl.configure_standby(server, primary_host, int(primary_port), _repl_cfg(kwargs).user,
-                                  slot, application_name)
+    return repl.configure_standby(
+        server, primary_host, int(primary_port), _repl_cfg(kwargs).user, slot, application_name
+    )
 
 
 @translate_errors
@@ -597,8 +601,7 @@ def promote(timeout=60, **kwargs):
 
 
 @translate_errors
-def rewind(source_host, source_port=5432, slot=None, application_name=None, fallback=None,
-           timeout=3600, **kwargs):
+def rewind(source_host, source_port=5432, slot=None, application_name=None, fallback=None, timeout=3600, **kwargs):
     """
     ``pg_rewind`` this stopped former primary onto the new primary, then write its standby
     configuration. With ``fallback=basebackup`` a failed rewind is followed by a fresh clone
@@ -611,8 +614,9 @@ def rewind(source_host, source_port=5432, slot=None, application_name=None, fall
         salt server_prod pgrepl.rewind 192.169.1.2 slot=server_prod fallback=basebackup
     """
     server = _server(kwargs)
-    return repl.rewind(server, source_host, int(source_port), _repl_cfg(kwargs).user, slot,
-                       application_name, fallback, int(timeout))
+    return repl.rewind(
+        server, source_host, int(source_port), _repl_cfg(kwargs).user, slot, application_name, fallback, int(timeout)
+    )
 
 
 @translate_errors
@@ -652,14 +656,19 @@ def apply_hba(**kwargs):
     server = _server(kwargs)
     server.require_cluster()
     hba_pillar = _pillar("mfa_ha:hba", {}) or {}
-    return pghba.apply(server, _hba_entries(kwargs, server), bool(hba_pillar.get("allow_trust")),
-                       hba_pillar.get("foreign", "repair") == "repair")
+    return pghba.apply(
+        server,
+        _hba_entries(kwargs, server),
+        bool(hba_pillar.get("allow_trust")),
+        hba_pillar.get("foreign", "repair") == "repair",
+    )
 
 
 def _hba_entries(kwargs, server=None):
     server = server or _server(kwargs)
-    return pghba.wanted_entries(_nodes(resolved=True), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}),
-                                server.tls.enabled)
+    return pghba.wanted_entries(
+        _nodes(resolved=True), _repl_cfg(kwargs).user, _pillar("mfa_ha:hba", {}), server.tls.enabled
+    )
 
 
 @translate_errors
@@ -716,8 +725,11 @@ def pgpass_needs(**kwargs):
     cfg, user, password = _server(kwargs).cfg, _repl_cfg(kwargs).user, _password()
     if not password:
         raise InvalidInput("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
-    return sorted(f"{n['address']}:{n['port']}" for n in _peers(resolved=True).values()
-                  if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password))
+    return sorted(
+        f"{n['address']}:{n['port']}"
+        for n in _peers(resolved=True).values()
+        if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password)
+    )
 
 
 @translate_errors
@@ -733,8 +745,11 @@ def set_peer_pgpass(**kwargs):
         salt '*' pgrepl.set_peer_pgpass
     """
     server, user, password = _server(kwargs), _repl_cfg(kwargs).user, _password()
-    return sorted(f"{n['address']}:{n['port']}" for n in _peers(resolved=True).values()
-                  if repl.set_pgpass(server, n["address"], n["port"], user, password))
+    return sorted(
+        f"{n['address']}:{n['port']}"
+        for n in _peers(resolved=True).values()
+        if repl.set_pgpass(server, n["address"], n["port"], user, password)
+    )
 
 
 @translate_errors
@@ -771,8 +786,9 @@ def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
     """
     server, up = _server(kwargs), _upstream(primary, kwargs)
     steps = pgstandby.plan(server, up, bool(replace_running_primary))
-    done = pgstandby.converge(server, up, steps.actions, float(timeout), progress=repl.log_progress,
-                              peer_slots=_peer_slots())
+    done = pgstandby.converge(
+        server, up, steps.actions, float(timeout), progress=repl.log_progress, peer_slots=_peer_slots()
+    )
     return {**done, "plan": steps.as_dict()["steps"]}
 
 
@@ -843,8 +859,10 @@ def follow(primary, timeout=30, **kwargs):
     """
     server, up = _server(kwargs), _upstream(primary, kwargs)
     steps = pgstandby.follow_plan(server, up, _peer_slots())
-    return {**pgstandby.follow(server, up, steps.actions, float(timeout), repl.log_progress, _peer_slots()),
-            "plan": steps.as_dict()["steps"]}
+    return {
+        **pgstandby.follow(server, up, steps.actions, float(timeout), repl.log_progress, _peer_slots()),
+        "plan": steps.as_dict()["steps"],
+    }
 
 
 def _switchover_settings():
@@ -874,9 +892,17 @@ def switchover(target, timeout=None, **kwargs):
     """
     settings = _switchover_settings()
     app_cfg = _app()
-    return sw.run_part(_server(kwargs), app_cfg, __opts__["id"], target, _nodes(), _repl_cfg(kwargs).user,
-                       Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-                       float(timeout or settings.get("timeout", 30)), repl.log_progress)
+    return sw.run_part(
+        _server(kwargs),
+        app_cfg,
+        __opts__["id"],
+        target,
+        _nodes(),
+        _repl_cfg(kwargs).user,
+        Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+        float(timeout or settings.get("timeout", 30)),
+        repl.log_progress,
+    )
 
 
 @translate_errors
@@ -901,8 +927,14 @@ def _primary_part(timeout, kwargs):
     the client-routing hooks and the switch's timeout."""
     app_cfg = _app()
     others = pgpeer.peers(_nodes(), __opts__["id"], _repl_cfg(kwargs).user)
-    return (_server(kwargs), app_cfg, __opts__["id"], others, Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-            float(timeout or _switchover_settings().get("timeout", 30)))
+    return (
+        _server(kwargs),
+        app_cfg,
+        __opts__["id"],
+        others,
+        Hooks.from_pillar(_pillar("mfa_ha:service_address")),
+        float(timeout or _switchover_settings().get("timeout", 30)),
+    )
 
 
 @translate_errors
@@ -1107,25 +1139,35 @@ def lease_renew(seq, acked=None, session=""):
     record = pglease.read_record(settings.renewals_file)
     renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now, str(session or ""))
     keeper = pglease.read_record(settings.keeper_file)
-    answer = {"seq": int(seq), "keeper_alive": pglease.keeper_alive(keeper, now, settings)
-              and keeper.get("action") == "hold", "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")}}
+    answer = {
+        "seq": int(seq),
+        "keeper_alive": pglease.keeper_alive(keeper, now, settings) and keeper.get("action") == "hold",
+        "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")},
+    }
     try:
         live = repl.status(_server({}))
     except Exception as err:  # noqa: BLE001 - the renewal counts even when the server does not answer
         pglease.write_record(settings.renewals_file, renewals)
         return {**answer, "running": False, "role": "unknown", "error": str(err)}
     receiver = live.get("receiver") or {}
-    sender = next((node_id for node_id, node in _nodes().items() if node["address"] == receiver.get("sender_host")),
-                  None)
+    sender = next(
+        (node_id for node_id, node in _nodes().items() if node["address"] == receiver.get("sender_host")), None
+    )
     received = pglease.received(record.get("received"), live.get("receive_lsn"), now)
     pglease.write_record(settings.renewals_file, {**renewals, "received": received})
     beat = pglease.read_record(settings.peer_file)
-    return {**answer, "running": live.get("running"), "role": live.get("role"),
-            "receiver": {"status": receiver.get("status"), "from": sender,
-                         "quiet_s": None if received is None else round(now - received["seen_at"], 3),
-                         "heard_from": beat.get("from"),
-                         "heard_quiet_s": round(now - beat["at"], 3) if isinstance(beat.get("at"), (int, float))
-                         else None}}
+    return {
+        **answer,
+        "running": live.get("running"),
+        "role": live.get("role"),
+        "receiver": {
+            "status": receiver.get("status"),
+            "from": sender,
+            "quiet_s": None if received is None else round(now - received["seen_at"], 3),
+            "heard_from": beat.get("from"),
+            "heard_quiet_s": round(now - beat["at"], 3) if isinstance(beat.get("at"), (int, float)) else None,
+        },
+    }
 
 
 @translate_errors
@@ -1147,12 +1189,22 @@ def lease_keeper_config():
         return {"settings": pglease.settings_dict(settings)}
     nodes = _nodes()
     if __opts__["id"] not in nodes:
-        raise InvalidInput(f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes "
-                                  f"({', '.join(nodes)}); its lease keeper has nothing to keep")
+        raise InvalidInput(
+            f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes "
+            f"({', '.join(nodes)}); its lease keeper has nothing to keep"
+        )
     peers = sorted(_peers())
     if len(peers) != 1:
         raise InvalidInput(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(peers) + 1}")
     server = _server({})
-    return pgkeeper.build_config(settings, _pillar("mfa_ha:postgres", {}) or {}, _pillar("mfa_ha:pmfad", {}) or {},
-                                 server.tls, __grains__.get("os_family"), peers[0], _upstream(peers[0], {}),
-                                 __opts__["id"], nodes[__opts__["id"]]["address"])
+    return pgkeeper.build_config(
+        settings,
+        _pillar("mfa_ha:postgres", {}) or {},
+        _pillar("mfa_ha:pmfad", {}) or {},
+        server.tls,
+        __grains__.get("os_family"),
+        peers[0],
+        _upstream(peers[0], {}),
+        __opts__["id"],
+        nodes[__opts__["id"]]["address"],
+    )

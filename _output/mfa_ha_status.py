@@ -3,5 +3,5 @@
 from mfa_ha.monitoring.status import table
 
 
-def output(data, **kwargs):  # pylint: disable=unused-argument
+def output(data, **_kwargs):
     return table(data)

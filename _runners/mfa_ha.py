@@ -125,8 +125,9 @@ def _lost(lost, nodes, target) -> list:
     lost = [] if lost in (None, "") else lost
     if not isinstance(lost, list) or not set(lost) <= set(nodes) - {target}:
         others = ", ".join(sorted(set(nodes) - {target}))
-        raise SaltInvocationError(f"lost: must be a list of ids from mfa_ha:nodes other than the target {target} "
-                                  f"({others}), not {lost!r}")
+        raise SaltInvocationError(
+            f"lost: must be a list of ids from mfa_ha:nodes other than the target {target} ({others}), not {lost!r}"
+        )
     return lost
 
 
@@ -135,15 +136,25 @@ def _cmd(targets, function, args, timeout):
     a minion that did not return (waiting at most ``timeout`` seconds for it)."""
     client = salt.client.LocalClient(mopts=__opts__)
     try:
-        returns = client.cmd(targets, function, args, tgt_type="list", timeout=timeout, full_return=True,
-                             gather_job_timeout=min(timeout, timing.GATHER_JOB_SECONDS))
+        returns = client.cmd(
+            targets,
+            function,
+            args,
+            tgt_type="list",
+            timeout=timeout,
+            full_return=True,
+            gather_job_timeout=min(timeout, timing.GATHER_JOB_SECONDS),
+        )
     finally:
         client.destroy()
     result = {}
     for node in targets:
         ret = returns.get(node)
-        if not isinstance(ret, dict) or ret.get("failed") or (
-                isinstance(ret.get("ret"), str) and ret["ret"].startswith("Minion did not return")):
+        if (
+            not isinstance(ret, dict)
+            or ret.get("failed")
+            or (isinstance(ret.get("ret"), str) and ret["ret"].startswith("Minion did not return"))
+        ):
             result[node] = "no answer"
         elif ret.get("retcode", 0):
             result[node] = f"failed: {ret.get('ret')}"
@@ -210,8 +221,11 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     pillar = _pillar()
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
-    limit = int(max_lag_bytes if max_lag_bytes is not None
-                else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))
+    limit = int(
+        max_lag_bytes
+        if max_lag_bytes is not None
+        else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES)
+    )
     statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
     _progress(decision.summary)
@@ -243,8 +257,9 @@ def resume(target, nodes=None):
     _progress(decision.summary)
     done = _cmd([decision.primary], "pgrepl.resume_primary", [], timing.SWITCH_PART_SECONDS)[decision.primary]
     resumed = isinstance(done, dict)
-    return _with_retcode({"resumed": resumed, "node": decision.primary, "reason": decision.summary,
-                          "result": done}, not resumed)
+    return _with_retcode(
+        {"resumed": resumed, "node": decision.primary, "reason": decision.summary, "result": done}, not resumed
+    )
 
 
 def _with_peers(gathered: dict):
@@ -299,8 +314,11 @@ def _ended_if_unfinished(target, started, seconds):
     def watch():
         deadline = time.monotonic() + seconds if seconds else None
         while not done.wait(timing.MASTER_CHECK_SECONDS):
-            why = "the master went away" if not _master_running() else (
-                f"no result within {seconds:g} s" if deadline and time.monotonic() >= deadline else None)
+            why = (
+                "the master went away"
+                if not _master_running()
+                else (f"no result within {seconds:g} s" if deadline and time.monotonic() >= deadline else None)
+            )
             if why:
                 report = _unfinished_switch(target, why, started)
                 with ending:  # the orchestration may have returned meanwhile: then it reports
@@ -340,10 +358,14 @@ def _unfinished_switch(target, why, started) -> dict:
         nodes = []
     state = "unknown: the master went away" if why == "the master went away" else "unknown: see salt-run mfa_ha.status"
     after = [f"{node} now: {state}" for node in nodes]
-    return {"ok": False, "unfinished": f"switch to {target} unfinished: {why} "
-                                      f"(after {time.monotonic() - started:.1f} s)", "after": after,
-            "next": f"once the master runs: salt-run mfa_ha.switchover {target} (it finishes a switch the nodes "
-                    "completed, or refuses saying why)", "retcode": 1}
+    return {
+        "ok": False,
+        "unfinished": f"switch to {target} unfinished: {why} (after {time.monotonic() - started:.1f} s)",
+        "after": after,
+        "next": f"once the master runs: salt-run mfa_ha.switchover {target} (it finishes a switch the nodes "
+        "completed, or refuses saying why)",
+        "retcode": 1,
+    }
 
 
 def _end_unfinished(report: dict) -> None:
@@ -370,8 +392,9 @@ def primary(nodes=None):
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
-    found = sorted(n for n, s in statuses.items() if isinstance(s, dict) and s.get("running")
-                   and s.get("role") == "primary")
+    found = sorted(
+        n for n, s in statuses.items() if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
+    )
     if len(found) != 1:
         raise CommandExecutionError(f"expected exactly one primary, found {', '.join(found) or 'none'}")
     return found[0]
@@ -443,8 +466,10 @@ def fence_others(target, nodes=None, lost=None):
     for node, done in result.items():
         if done == "no answer":
             _remember_replaced(node, target)
-            result[node] = (f"no answer: recorded as replaced by {target}; fenced when it comes back "
-                            "(minion start or its heartbeat as a primary)")
+            result[node] = (
+                f"no answer: recorded as replaced by {target}; fenced when it comes back "
+                "(minion start or its heartbeat as a primary)"
+            )
         elif isinstance(done, str):
             __context__["retcode"] = 1
         _progress(f"{node}: {result[node] if isinstance(result[node], str) else 'fenced'}")
@@ -468,7 +493,9 @@ def _forget_replaced(nodes):
 
 
 @_gate
-def fence_if_stale(node, attempts=timing.FENCE_ATTEMPTS, retry_seconds=timing.FENCE_RETRY_SECONDS, only_if_replaced=False):
+def fence_if_stale(
+    node, attempts=timing.FENCE_ATTEMPTS, retry_seconds=timing.FENCE_RETRY_SECONDS, only_if_replaced=False
+):
     """
     Fence ``node`` if it is a stale former primary that serves no clients, or one the
     operator confirmed lost in a failover (the master's record), retrying until the node
@@ -492,9 +519,11 @@ def fence_if_stale(node, attempts=timing.FENCE_ATTEMPTS, retry_seconds=timing.FE
     if node not in nodes:
         return {"action": "none", "reason": f"{node} is not a node of mfa_ha:nodes"}
     alerts_pillar = pillar.get("alerts") or {}
+
     def ask(_attempt):
-        answer = _cmd([node], "pgrepl.fence_if_stale", [{"replaced_by": replaced_by, "__kwarg__": True}],
-                      timing.FENCE_JOB_SECONDS)[node]
+        answer = _cmd(
+            [node], "pgrepl.fence_if_stale", [{"replaced_by": replaced_by, "__kwarg__": True}], timing.FENCE_JOB_SECONDS
+        )[node]
         return isinstance(answer, dict), answer
 
     answered, answer, attempt = retry(ask, attempts, retry_seconds)
@@ -504,20 +533,31 @@ def fence_if_stale(node, attempts=timing.FENCE_ATTEMPTS, retry_seconds=timing.FE
         if answer.get("action") == "fenced" or answer.get("reason") == "not a primary":
             _forget_replaced([node])
         return {**answer, "attempts": attempt}
-    summary = (f"{node}: could not prove it is not a stale primary after {attempts} attempts "
-               f"(last: {answer}); check it by hand: salt {node} pgrepl.fence_if_stale")
-    return {"action": "unproven", "reason": summary, "attempts": int(attempts),
-            "alert": _deliver("critical", summary, {"node": node, "event": "fence_unproven"}, alerts_pillar)}
+    summary = (
+        f"{node}: could not prove it is not a stale primary after {attempts} attempts "
+        f"(last: {answer}); check it by hand: salt {node} pgrepl.fence_if_stale"
+    )
+    return {
+        "action": "unproven",
+        "reason": summary,
+        "attempts": int(attempts),
+        "alert": _deliver("critical", summary, {"node": node, "event": "fence_unproven"}, alerts_pillar),
+    }
 
 
 def _alert_fence_answer(node, answer, alerts_pillar):
     if answer.get("action") == "refuse":
-        answer["alert"] = _deliver("critical", f"SPLIT BRAIN: {node}: {answer['reason']}",
-                                   {"node": node, "event": "split_brain"}, alerts_pillar)
+        answer["alert"] = _deliver(
+            "critical",
+            f"SPLIT BRAIN: {node}: {answer['reason']}",
+            {"node": node, "event": "split_brain"},
+            alerts_pillar,
+        )
     elif answer.get("action") == "fenced":
         summary = f"{node} fenced: {answer['reason']}; " + pgdivergence.describe(answer.get("divergent"))
-        answer["alert"] = _deliver("critical", summary, {"node": node, "event": "fenced",
-                                                         "divergent": answer.get("divergent")}, alerts_pillar)
+        answer["alert"] = _deliver(
+            "critical", summary, {"node": node, "event": "fenced", "divergent": answer.get("divergent")}, alerts_pillar
+        )
 
 
 # -- alerts and requests (called by the reactors in salt/mfa_ha/reactor/) ------------------------
@@ -574,9 +614,11 @@ def alert(tag, data=None):
         log.warning("mfa_ha: ignored %s: %s is not a node of mfa_ha:nodes", tag, node)
         return {"sent": False, "reason": f"{node} is not a node"}
     alerts_pillar = pillar.get("alerts") or {}
-    fired = _cmd([node], "pgrepl.beacon_fired", [str(data.get("event_id", ""))[:64]], timing.STATUS_TIMEOUT_SECONDS)[node]
+    fired = _cmd([node], "pgrepl.beacon_fired", [str(data.get("event_id", ""))[:64]], timing.STATUS_TIMEOUT_SECONDS)[
+        node
+    ]
     live = _cmd([node], "pgrepl.status", [], timing.STATUS_TIMEOUT_SECONDS)[node] if isinstance(fired, dict) else None
-    confirmed, measured = pgalerts.confirm(kind, what, fired, live, pgalerts.alert_thresholds(alerts_pillar))
+    confirmed, measured = pgalerts.confirm(kind, what, fired, live)
     result = {"node": node, "event": f"{kind}/{what}", "confirmed": confirmed, "measured": measured}
     if not confirmed:
         log.warning("mfa_ha: %s not confirmed by %s itself (%s): no alert sent", tag, node, measured)
@@ -588,8 +630,9 @@ def alert(tag, data=None):
         primaries = pgalerts.split_brain({n: v.get("pgrepl.status") for n, v in _gather(nodes).items()})
         if len(primaries) > 1:
             text = f"SPLIT BRAIN: {', '.join(primaries)} all accept writes; no automatic action taken"
-            result["split_brain"] = _deliver("critical", text, {"nodes": primaries, "event": "split_brain"},
-                                             alerts_pillar)
+            result["split_brain"] = _deliver(
+                "critical", text, {"nodes": primaries, "event": "split_brain"}, alerts_pillar
+            )
     return result
 
 
@@ -640,7 +683,12 @@ def switchover_request(data=None):
         allowed = (pillar.get("switchover") or {}).get("requesters") or []
         if sender not in allowed:
             reason = f"sender {sender!r} is not in mfa_ha:switchover:requesters"
-        elif _cmd([str(sender)], "pgrepl.confirm_switchover_request", [nonce, target], timing.STATUS_TIMEOUT_SECONDS)[sender] is not True:
+        elif (
+            _cmd([str(sender)], "pgrepl.confirm_switchover_request", [nonce, target], timing.STATUS_TIMEOUT_SECONDS)[
+                sender
+            ]
+            is not True
+        ):
             reason = f"{sender} does not confirm this request"
     if reason:
         log.warning("mfa_ha: ignored switchover request to %r from %s: %s", target, sender or "the master", reason)
@@ -658,9 +706,15 @@ def _orchestrate_as_operator(mods, pillar, timeout=900):
     """``salt-run state.orchestrate`` as its own process, exactly as an operator runs it: a
     runner started by the reactor cannot publish jobs from inside a nested orchestration
     (Salt refuses the reactor's identity there with an authentication error)."""
-    command = [os.path.join(os.path.dirname(sys.executable), "salt-run"),
-               "-c", os.path.dirname(__opts__["conf_file"]), "--out=json", "state.orchestrate", mods,
-               f"pillar={json.dumps(pillar)}"]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "salt-run"),
+        "-c",
+        os.path.dirname(__opts__["conf_file"]),
+        "--out=json",
+        "state.orchestrate",
+        mods,
+        f"pillar={json.dumps(pillar)}",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     try:
         return json.loads(done.stdout)
@@ -737,8 +791,9 @@ def witness_failover(target, lost=None):
     """The failover orchestration, run as an operator would, with the loss confirmed by the
     witness's measurements (``mfa_ha.unattended.witness.witness_verdict``); ``lost``: the nodes it
     measured silent."""
-    ran = _orchestrate_as_operator("mfa_ha.orch.failover", {"mfa_ha": {
-        "target": target, "confirm_primary_lost": True, "lost": list(lost or [])}})
+    ran = _orchestrate_as_operator(
+        "mfa_ha.orch.failover", {"mfa_ha": {"target": target, "confirm_primary_lost": True, "lost": list(lost or [])}}
+    )
     ok = isinstance(ran, dict) and ran.get("retcode") == 0
     return {"ok": ok, "output": None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])}
 

@@ -79,10 +79,17 @@ def settings(name="replication settings", restart=False, **kwargs):
             return ret
         changes = dict(current["differ"])
         if current["restart_pending"]:
-            changes["restart"] = {"old": f"pending for {', '.join(current['restart_pending'])}",
-                                  "new": "restarted" if restart else "pending (mfa_ha:settings_restart is off)"}
-        if _pending(ret, changes, f"set {', '.join(current['differ']) or 'nothing'}"
-                    + (" and restart" if restart else "") + _restart_note(current["restart_pending"])):
+            changes["restart"] = {
+                "old": f"pending for {', '.join(current['restart_pending'])}",
+                "new": "restarted" if restart else "pending (mfa_ha:settings_restart is off)",
+            }
+        if _pending(
+            ret,
+            changes,
+            f"set {', '.join(current['differ']) or 'nothing'}"
+            + (" and restart" if restart else "")
+            + _restart_note(current["restart_pending"]),
+        ):
             return ret
         if current["differ"]:
             __salt__["pgrepl.apply_settings"](**kwargs)
@@ -97,9 +104,13 @@ def settings(name="replication settings", restart=False, **kwargs):
         ret["changes"] = changes
         ret["comment"] = f"set {', '.join(current['differ']) or 'nothing'}"
         if after["restart_pending"]:
-            ret.update(result=False, comment=ret["comment"] + _restart_note(after["restart_pending"])
-                       + ": not converged until PostgreSQL restarts (restart it in a maintenance window, "
-                         "or set mfa_ha:settings_restart: true)")
+            ret.update(
+                result=False,
+                comment=ret["comment"]
+                + _restart_note(after["restart_pending"])
+                + ": not converged until PostgreSQL restarts (restart it in a maintenance window, "
+                "or set mfa_ha:settings_restart: true)",
+            )
     except FAILURES as err:
         return _failed(ret, err)
     return ret
@@ -112,8 +123,14 @@ def _restart_note(waiting):
 def replication_user(name="replication user", **kwargs):
     """The replication role exists with REPLICATION, LOGIN, the connection limit and the
     pillar password (``mfa_ha:replication``). Only on a primary."""
-    return _needs_then_apply(name, "replication_user", kwargs, lambda needs: needs, "the replication user",
-                             ("pgrepl.replication_user_needs", "pgrepl.set_replication_user"))
+    return _needs_then_apply(
+        name,
+        "replication_user",
+        kwargs,
+        lambda needs: needs,
+        "the replication user",
+        ("pgrepl.replication_user_needs", "pgrepl.set_replication_user"),
+    )
 
 
 def slot_present(name, **kwargs):
@@ -135,8 +152,9 @@ def _slot(name, wanted, kwargs):
             ret["comment"] = f"slot {name} is {'present' if wanted else 'absent'}"
             return ret
         verb = "create" if wanted else "drop"
-        if _pending(ret, {"slot": {"old": None if wanted else name, "new": name if wanted else None}},
-                    f"{verb} slot {name}"):
+        if _pending(
+            ret, {"slot": {"old": None if wanted else name, "new": name if wanted else None}}, f"{verb} slot {name}"
+        ):
             return ret
         __salt__[f"pgrepl.{verb}_slot"](name, **kwargs)
         if any(s["slot_name"] == name for s in __salt__["pgrepl.slots"](**kwargs)) != wanted:
@@ -172,8 +190,11 @@ def hba(name="pg_hba.conf", **kwargs):
             return ret
         changes = {"pg_hba": {k: current[k] for k in ("missing", "unexpected", "foreign") if current[k]}}
         foreign = "; ".join(f"line {f['line']} is {f['problem']}" for f in current["foreign"])
-        if _pending(ret, changes, f"update the mfa-ha block of {current['path']}"
-                    + (f" (and repair: {foreign})" if foreign else "")):
+        if _pending(
+            ret,
+            changes,
+            f"update the mfa-ha block of {current['path']}" + (f" (and repair: {foreign})" if foreign else ""),
+        ):
             return ret
         __salt__["pgrepl.apply_hba"](**kwargs)
         if __salt__["pgrepl.hba"](**kwargs)["differs"]:
@@ -187,8 +208,14 @@ def hba(name="pg_hba.conf", **kwargs):
 def pgpass(name="pgpass", **kwargs):
     """The database user's pgpass file holds the pillar's replication password for every
     peer (mode 0600). The password never appears in the return."""
-    return _needs_then_apply(name, "pgpass", kwargs, lambda needs: {"updated": needs}, "the peers' pgpass entries",
-                             ("pgrepl.pgpass_needs", "pgrepl.set_peer_pgpass"))
+    return _needs_then_apply(
+        name,
+        "pgpass",
+        kwargs,
+        lambda needs: {"updated": needs},
+        "the peers' pgpass entries",
+        ("pgrepl.pgpass_needs", "pgrepl.set_peer_pgpass"),
+    )
 
 
 def _needs_then_apply(name, key, kwargs, as_changes, subject, functions):
@@ -223,8 +250,7 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
     try:
         plan = __salt__["pgrepl.standby_plan"](name, replace_running_primary, **kwargs)
         steps = plan["steps"]
-        if steps and _pending(ret, {"standby": steps},
-                              "; ".join(f"{s['action']} ({s['reason']})" for s in steps)):
+        if steps and _pending(ret, {"standby": steps}, "; ".join(f"{s['action']} ({s['reason']})" for s in steps)):
             return ret
         if not steps and __opts__["test"]:
             __salt__["pgrepl.wait_streaming"](name, min(float(timeout), timing.TEST_MODE_STREAM_SECONDS), **kwargs)
@@ -251,8 +277,9 @@ def tls(name="TLS files", **kwargs):
     """This node's TLS CA, certificate and key (``mfa_ha:tls``) are in place under
     ``mfa_ha:tls:dir`` (key mode 0600, owned by the database user). The certificate is
     verified first; a wrong one fails naming its pillar key, with nothing written."""
-    return _needs_then_apply(name, "tls", kwargs, lambda needs: {"written": needs}, "the TLS files",
-                             ("pgrepl.tls_needs", "pgrepl.apply_tls"))
+    return _needs_then_apply(
+        name, "tls", kwargs, lambda needs: {"written": needs}, "the TLS files", ("pgrepl.tls_needs", "pgrepl.apply_tls")
+    )
 
 
 def follows(name, timeout=30, **kwargs):
@@ -292,8 +319,11 @@ def fenced(name="not a stale primary", **kwargs):
         if decision["action"] == "refuse":
             return _failed(ret, decision["reason"])
         newer = decision["primary"]
-        if _pending(ret, {"fenced": {"old": "primary", "new": f"stopped, standby of {newer}"}},
-                    f"fence this node: {decision['reason']}"):
+        if _pending(
+            ret,
+            {"fenced": {"old": "primary", "new": f"stopped, standby of {newer}"}},
+            f"fence this node: {decision['reason']}",
+        ):
             return ret
         done = __salt__["pgrepl.fence_if_stale"](**kwargs)
         ret["comment"] = f"fenced: {done['reason']}; run mfa_ha.orch.rejoin"
@@ -321,8 +351,10 @@ def lease_keeper(name="lease keeper config"):
         if not current and not wanted["settings"]["automatic"]:
             ret["comment"] = "automatic failover is off (mfa_ha:failover:automatic): no lease keeper config"
             return ret
-        changes = {"config": {"old": "missing" if not current else "differs", "new": path},
-                   "automatic": wanted["settings"]["automatic"]}
+        changes = {
+            "config": {"old": "missing" if not current else "differs", "new": path},
+            "automatic": wanted["settings"]["automatic"],
+        }
         if _pending(ret, changes, f"write {path}"):
             return ret
         files.write_json(path, wanted)

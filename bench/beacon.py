@@ -48,8 +48,11 @@ def measure(module, count: int) -> dict:
 
 def _stats(values):
     ordered = sorted(values)
-    return {"median": round(statistics.median(values), 2), "p95": round(ordered[int(len(ordered) * 0.95) - 1], 2),
-            "max": round(max(values), 2)}
+    return {
+        "median": round(statistics.median(values), 2),
+        "p95": round(ordered[int(len(ordered) * 0.95) - 1], 2),
+        "max": round(max(values), 2),
+    }
 
 
 def main() -> None:
@@ -57,16 +60,19 @@ def main() -> None:
     parser.add_argument("-n", "--count", type=int, default=500)
     parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
     args = parser.parse_args()
-    with netns.hosts_if_possible(args.loopback) as (network, _), Lab(network=network) as lab, \
-            SaltLab(lab) as salt_lab:
+    with netns.hosts_if_possible(args.loopback) as (network, _), Lab(network=network) as lab, SaltLab(lab) as salt_lab:
         salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
         result = {node.minion_id: measure(load_beacon(lab, node), args.count) for node in (lab.dr, lab.prod)}
-    lines = ["| node (role) | polls | CPU per poll, median / p95 / max (ms) | wall per poll, median / p95 / max (ms) |",
-             "|---|---|---|---|"]
+    lines = [
+        "| node (role) | polls | CPU per poll, median / p95 / max (ms) | wall per poll, median / p95 / max (ms) |",
+        "|---|---|---|---|",
+    ]
     for node, role in (("server_dr", "standby"), ("server_prod", "primary")):
         r = result[node]
-        lines.append(f"| {node} ({role}) | {r['polls']} | {r['cpu_ms']['median']} / {r['cpu_ms']['p95']} / "
-                     f"{r['cpu_ms']['max']} | {r['wall_ms']['median']} / {r['wall_ms']['p95']} / {r['wall_ms']['max']} |")
+        lines.append(
+            f"| {node} ({role}) | {r['polls']} | {r['cpu_ms']['median']} / {r['cpu_ms']['p95']} / "
+            f"{r['cpu_ms']['max']} | {r['wall_ms']['median']} / {r['wall_ms']['p95']} / {r['wall_ms']['max']} |"
+        )
     table = "\n".join(lines) + "\n"
     out = os.path.join(HERE, "results")
     os.makedirs(out, exist_ok=True)

@@ -36,14 +36,16 @@ def summary(values: list[float]) -> dict:
     values = [v for v in values if v is not None]
     if not values:
         return {"min": None, "median": None, "max": None}
-    return {"min": round(min(values), 3), "median": round(statistics.median(values), 3),
-            "max": round(max(values), 3)}
+    return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
 def run(count: int, loopback: bool = False) -> dict:
     runs = []
-    with netns.hosts_if_possible(loopback) as (network, unavailable), Lab(network=network) as lab, \
-            SaltLab(lab) as salt_lab:
+    with (
+        netns.hosts_if_possible(loopback) as (network, unavailable),
+        Lab(network=network) as lab,
+        SaltLab(lab) as salt_lab,
+    ):
         where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
         print(f"lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
         salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
@@ -55,35 +57,54 @@ def run(count: int, loopback: bool = False) -> dict:
                     switch = salt_switchover(salt_lab, target) if how == "salt" else direct_switchover(lab, target)
                     result, _ = measure(writers, how, target, switch)
                     runs.append(result.as_dict())
-                    print(f"{how:6} #{i + 1:2} -> {target:11} wall {result.wall:6.3f} s  db gap {result.db_gap:5.3f} s  "
-                          f"app gap {result.app_gap:5.3f} s  outage {result.app_outage} s  restream {result.restream} s"
-                          f"{'' if result.ok else '  FAILED: ' + result.error[-300:]}", flush=True)
+                    print(
+                        f"{how:6} #{i + 1:2} -> {target:11} wall {result.wall:6.3f} s  db gap {result.db_gap:5.3f} s  "
+                        f"app gap {result.app_gap:5.3f} s  outage {result.app_outage} s  restream {result.restream} s"
+                        f"{'' if result.ok else '  FAILED: ' + result.error[-300:]}",
+                        flush=True,
+                    )
                     time.sleep(1)
         primary = next(n for n in lab.nodes if n.sql("SELECT NOT pg_is_in_recovery()")[0][0])
         lost = writers.lost(primary)
         acked = writers.acked()
-    stats = {how: {key: summary([r[key] for r in runs if r["how"] == how]) for key, _, _ in METRICS}
-             for how in ("salt", "direct")}
-    return {"count": count, "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-            "hosts": where,
-            "runs": runs, "stats": stats, "failed": sum(not r["ok"] for r in runs),
-            "acknowledged": acked, "lost": {k: len(v) for k, v in lost.items()}}
+    stats = {
+        how: {key: summary([r[key] for r in runs if r["how"] == how]) for key, _, _ in METRICS}
+        for how in ("salt", "direct")
+    }
+    return {
+        "count": count,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "hosts": where,
+        "runs": runs,
+        "stats": stats,
+        "failed": sum(not r["ok"] for r in runs),
+        "acknowledged": acked,
+        "lost": {k: len(v) for k, v in lost.items()},
+    }
 
 
 def markdown(result: dict) -> str:
-    lines = [f"{result['count']} switchovers each way of running them, alternating direction, writers every 20 ms "
-             f"from the clients' host; the lab on {result['hosts']} ({result['machine']}).", "",
-             "| metric | Salt min / median / max | no Salt min / median / max | ratio of medians | target |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"{result['count']} switchovers each way of running them, alternating direction, writers every 20 ms "
+        f"from the clients' host; the lab on {result['hosts']} ({result['machine']}).",
+        "",
+        "| metric | Salt min / median / max | no Salt min / median / max | ratio of medians | target |",
+        "|---|---|---|---|---|",
+    ]
     for key, title, target in METRICS:
         salt, direct = result["stats"]["salt"][key], result["stats"]["direct"][key]
-        ratio = (f"{salt['median'] / direct['median']:.1f}x" if salt["median"] and direct["median"] else "-")
-        lines.append(f"| {title} | {salt['min']} / {salt['median']} / {salt['max']} | "
-                     f"{direct['min']} / {direct['median']} / {direct['max']} | {ratio} | "
-                     f"{'<= ' + str(target) if target else '-'} |")
-    lines += ["", f"Acknowledged writes: {result['acknowledged']['app']} through the app, "
-              f"{result['acknowledged']['direct']} direct; lost: {result['lost']['app']} and "
-              f"{result['lost']['direct']}. Failed switchovers: {result['failed']}."]
+        ratio = f"{salt['median'] / direct['median']:.1f}x" if salt["median"] and direct["median"] else "-"
+        lines.append(
+            f"| {title} | {salt['min']} / {salt['median']} / {salt['max']} | "
+            f"{direct['min']} / {direct['median']} / {direct['max']} | {ratio} | "
+            f"{'<= ' + str(target) if target else '-'} |"
+        )
+    lines += [
+        "",
+        f"Acknowledged writes: {result['acknowledged']['app']} through the app, "
+        f"{result['acknowledged']['direct']} direct; lost: {result['lost']['app']} and "
+        f"{result['lost']['direct']}. Failed switchovers: {result['failed']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ from mfa_ha import __version__  # noqa: E402
 from mfa_ha.loader import KINDS  # noqa: E402  (the Salt-facing directories: {kind: folder})
 
 project = "mfa-ha"
-copyright = "the mfa-ha developers; Apache-2.0"  # noqa: A001 - Sphinx's name for it
+copyright = "the mfa-ha developers; Apache-2.0"
 version = release = __version__
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -27,11 +27,22 @@ html_theme = "alabaster"
 html_title = f"mfa-ha {__version__}"
 suppress_warnings = ["myst.xref_missing"]
 
-TITLES = {"modules": "Execution modules", "states": "State modules", "runners": "Runners",
-          "beacons": "Beacons", "engines": "Engines", "output": "Outputters"}
-CALLED_AS = {"modules": "salt <minion> {name}.<function>", "states": "{name}.<state> in an SLS file",
-             "runners": "salt-run {name}.<function>", "beacons": "beacons: {name}: ... in the minion config",
-             "engines": "engines: - {name}: ... in the master config", "output": "--out={name}"}
+TITLES = {
+    "modules": "Execution modules",
+    "states": "State modules",
+    "runners": "Runners",
+    "beacons": "Beacons",
+    "engines": "Engines",
+    "output": "Outputters",
+}
+CALLED_AS = {
+    "modules": "salt <minion> {name}.<function>",
+    "states": "{name}.<state> in an SLS file",
+    "runners": "salt-run {name}.<function>",
+    "beacons": "beacons: {name}: ... in the minion config",
+    "engines": "engines: - {name}: ... in the master config",
+    "output": "--out={name}",
+}
 
 
 def _load_salt_modules() -> dict[str, list[str]]:
@@ -60,12 +71,22 @@ def _write_reference(found: dict[str, list[str]]) -> None:
         lines = [TITLES.get(kind, kind), "=" * len(TITLES.get(kind, kind)), ""]
         for name in names:
             title = f"``{name}``"
-            lines += [title, "-" * len(title), "", f"Called as ``{CALLED_AS.get(kind, '{name}').format(name=name)}``.",
-                      "", f".. automodule:: mfa_ha_salt.{kind}.{name}", "   :members:", ""]
+            lines += [
+                title,
+                "-" * len(title),
+                "",
+                f"Called as ``{CALLED_AS.get(kind, '{name}').format(name=name)}``.",
+                "",
+                f".. automodule:: mfa_ha_salt.{kind}.{name}",
+                "   :members:",
+                "",
+            ]
         (ref / f"{kind}.rst").write_text("\n".join(lines))
         pages.append(kind)
-    (ref / "index.rst").write_text("Reference\n=========\n\nGenerated from the docstrings at each build.\n\n"
-                                   ".. toctree::\n   :maxdepth: 2\n\n" + "".join(f"   {p}\n" for p in pages))
+    (ref / "index.rst").write_text(
+        "Reference\n=========\n\nGenerated from the docstrings at each build.\n\n"
+        ".. toctree::\n   :maxdepth: 2\n\n" + "".join(f"   {p}\n" for p in pages)
+    )
 
 
 _write_reference(_load_salt_modules())

@@ -157,9 +157,14 @@ def _wait(backend, wanted: ServiceState, timeout: float, context: str) -> None:
         current = backend.status()
         return current["state"] == wanted.value, current
 
-    poll(reached, timeout, timing.APP_POLL_SECONDS,
-         fail=lambda current: ServiceError(f"{backend.cfg.service} is {current['detail']}, not {wanted.value}, "
-                                           f"{timeout:g} s later ({context})"))
+    poll(
+        reached,
+        timeout,
+        timing.APP_POLL_SECONDS,
+        fail=lambda current: ServiceError(
+            f"{backend.cfg.service} is {current['detail']}, not {wanted.value}, {timeout:g} s later ({context})"
+        ),
+    )
 
 
 def backend(cfg: AppConfig):

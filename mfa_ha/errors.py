@@ -38,10 +38,6 @@ class NotStandbyError(MfaHaError):
     """The operation needs a standby and the server is a primary."""
 
 
-class NotPrimaryError(MfaHaError):
-    """The operation needs a primary and the server is a standby."""
-
-
 class NotCleanlyShutDown(MfaHaError):
     """The server's control file does not record a clean shutdown."""
 

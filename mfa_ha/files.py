@@ -18,8 +18,14 @@ def chown_to(path: str, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def replace_file(path: str, text: str, mode: int = 0o600, user: str | None = None,
-                 owner: tuple[int, int] | None = None, durable: bool = True) -> None:
+def replace_file(
+    path: str,
+    text: str,
+    mode: int = 0o600,
+    user: str | None = None,
+    owner: tuple[int, int] | None = None,
+    durable: bool = True,
+) -> None:
     """Replace ``path`` with ``text``, mode ``mode``; owned by ``user`` (when we are root) or
     by the ``(uid, gid)`` in ``owner``. ``durable=False`` skips the flush to disk, for what a
     reboot makes worthless anyway (times on this boot's monotonic clock)."""

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = {"modules": "_modules", "states": "_states", "beacons": "_beacons", "runners": "_runners",
-         "output": "_output", "engines": "_engines"}
+KINDS = {
+    "modules": "_modules",
+    "states": "_states",
+    "beacons": "_beacons",
+    "runners": "_runners",
+    "output": "_output",
+    "engines": "_engines",
+}
 
 
 _CHECKOUT = os.path.dirname(_HERE)

@@ -13,8 +13,8 @@ import pwd
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mfa_ha.errors import CommandFailed
 
@@ -49,8 +49,15 @@ def run(
     args = [str(a) for a in args]
     log.debug("running %s as %s", args, user or "current user")
     try:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                env=_environment(user, env), cwd=cwd, **_identity(user))
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=_environment(user, env),
+            cwd=cwd,
+            **_identity(user),
+        )
     except FileNotFoundError:
         raise CommandFailed(f"command not found: {args[0]}") from None
     stdout, stderr = _collect(proc, os.path.basename(args[0]), timeout, progress)
@@ -65,8 +72,7 @@ def run(
 def _collect(proc: subprocess.Popen, name: str, timeout: float, progress) -> tuple[str, str]:
     """Both output streams of ``proc`` once it exits; kills it when ``timeout`` runs out."""
     chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
-    readers = [threading.Thread(target=_drain, args=(getattr(proc, key), chunks[key]), daemon=True)
-               for key in chunks]
+    readers = [threading.Thread(target=_drain, args=(getattr(proc, key), chunks[key]), daemon=True) for key in chunks]
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + timeout

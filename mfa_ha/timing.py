@@ -19,7 +19,9 @@ KEEPER_START_SECONDS = 5  # a new keeper's first heartbeat (Python started, modu
 
 # -- PostgreSQL on one node
 LOCAL_CONNECT_SECONDS = 5  # a connection to this node's own server over its socket
-PID_FILE_POLL_SECONDS = 0.01  # postmaster.pid changes within milliseconds of a start or stop (pg_ctl -w looks every 100 ms)
+PID_FILE_POLL_SECONDS = (
+    0.01  # postmaster.pid changes within milliseconds of a start or stop (pg_ctl -w looks every 100 ms)
+)
 PID_FILE_GRACE_SECONDS = 5  # a starting postmaster writes postmaster.pid within this, or it has exited
 PEER_TOOL_CONNECT_SECONDS = 5  # a tool (pg_basebackup, pg_rewind, a replication check) connecting across the DC link
 PEER_TCP_USER_TIMEOUT_MS = 25_000  # a query in flight when the link goes silent ends after this (TCP keepalives probe idle connections only; retransmissions alone take ~15 min)
@@ -28,13 +30,19 @@ LOCK_WAIT_SECONDS = 30  # ... nor on a lock
 PEER_STATEMENT_SECONDS = 30  # a statement on the other node
 REPLICATION_POLL_SECONDS = 0.1  # replication state (a receiver, a replay position) between queries
 PROMOTE_POLL_SECONDS = 0.01  # pg_is_in_recovery() after a promote: this wait is inside the switchover's write gap
-SOURCE_CHECKPOINT_SECONDS = 60  # a new primary's first checkpoint (its control file names the new timeline only then), before pg_rewind
+SOURCE_CHECKPOINT_SECONDS = (
+    60  # a new primary's first checkpoint (its control file names the new timeline only then), before pg_rewind
+)
 
 # -- the two nodes
-SWITCHOVER_POLL_SECONDS = 0.02  # the switch's own waits (the shutdown checkpoint arriving, the peer promoted): inside the write gap
+SWITCHOVER_POLL_SECONDS = (
+    0.02  # the switch's own waits (the shutdown checkpoint arriving, the peer promoted): inside the write gap
+)
 STANDBY_POLL_SECONDS = 0.05  # a standby starting to stream
 DIVERGENCE_GRACE_SECONDS = 5.0  # a standby may take this long to start streaming before its timeline is doubted
-PEER_CONNECT_SECONDS = 3  # this tool's own session to the other node: a peer that does not answer within it counts as unreachable
+PEER_CONNECT_SECONDS = (
+    3  # this tool's own session to the other node: a peer that does not answer within it counts as unreachable
+)
 REPLAY_CATCH_UP_SECONDS = 30  # a failover's target replays what it already received before it is promoted
 
 # -- the application service

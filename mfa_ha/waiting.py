@@ -5,14 +5,21 @@ bounded number of times with a pause between."""
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 Seen = TypeVar("Seen")
 
 
-def poll(probe: Callable[[], tuple[bool, Seen]], timeout: float, interval: float,
-         fail: Callable[[Seen], Exception] | None, progress: Callable[[str], None] | None = None,
-         report: Callable[[Seen], str] | None = None, report_every: float = 1.0) -> Seen:
+def poll(
+    probe: Callable[[], tuple[bool, Seen]],
+    timeout: float,
+    interval: float,
+    fail: Callable[[Seen], Exception] | None,
+    progress: Callable[[str], None] | None = None,
+    report: Callable[[Seen], str] | None = None,
+    report_every: float = 1.0,
+) -> Seen:
     """Call ``probe()`` every ``interval`` seconds until it returns ``(True, seen)`` and return
     ``seen``. After ``timeout`` seconds raise ``fail(seen)`` for the last thing seen (with
     ``fail=None``, return it: the caller decides); every ``report_every`` seconds pass

@@ -39,12 +39,16 @@ class AppWatcher(threading.Thread):
 class Checker:
     def __init__(self, lab: Lab, interval: float = INTERVAL):
         self.lab, self.interval = lab, interval
-        self.direct = {node.minion_id: DbWriter([node.address], node.port, APP_USER, LAB_PASSWORD, APP_DB,
-                                                interval, enter=lab.on_clients) for node in lab.nodes}
+        self.direct = {
+            node.minion_id: DbWriter(
+                [node.address], node.port, APP_USER, LAB_PASSWORD, APP_DB, interval, enter=lab.on_clients
+            )
+            for node in lab.nodes
+        }
         self.app = AppWriter([n.address for n in lab.nodes], APP_PORT, interval, enter=lab.on_clients)
         self.watcher = AppWatcher(lab)
 
-    def __enter__(self) -> "Checker":
+    def __enter__(self) -> Checker:
         for writer in [*self.direct.values(), self.app]:
             writer.start()
         self.watcher.start()
@@ -70,14 +74,20 @@ class Checker:
 
     def report(self, primary) -> dict:
         """What the fault cost, counted against the final primary (a lab node)."""
+
         def sql(query, params):
             return primary.sql(query, params, dbname=APP_DB)
 
         missing = {name: lost(sql, writer) for name, writer in self.direct.items()}
-        return {"acked_direct": sum(len(w.acked) for w in self.direct.values()), "acked_app": len(self.app.acked),
-                "lost_direct": sum(len(m) for m in missing.values()), "lost_app": len(lost(sql, self.app)),
-                "lost_direct_by_node": {name: len(m) for name, m in missing.items()},
-                "two_primary_ms": self.two_primary_ms(), "pmfad_on_two_nodes_ms": round(self.watcher.multi_seconds * 1000)}
+        return {
+            "acked_direct": sum(len(w.acked) for w in self.direct.values()),
+            "acked_app": len(self.app.acked),
+            "lost_direct": sum(len(m) for m in missing.values()),
+            "lost_app": len(lost(sql, self.app)),
+            "lost_direct_by_node": {name: len(m) for name, m in missing.items()},
+            "two_primary_ms": self.two_primary_ms(),
+            "pmfad_on_two_nodes_ms": round(self.watcher.multi_seconds * 1000),
+        }
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):

@@ -26,6 +26,7 @@ def banner(text: str) -> None:
 
 def switchover(salt_lab: SaltLab, target: str):
     """``salt-run mfa_ha.switchover`` (prechecks, then the orchestration) through the CLI."""
+
     def run():
         ret = salt_lab.run("mfa_ha.switchover", target, check=False)
         ok = isinstance(ret, dict) and ret.get("ok") is True
@@ -34,6 +35,7 @@ def switchover(salt_lab: SaltLab, target: str):
         if not ok:
             print(f"   FAILED: {str(ret)[-2000:]}", flush=True)
         return ok, (ret or {}).get("parts", {}), "" if ok else "switchover failed"
+
     return run
 
 
@@ -49,8 +51,12 @@ def main(argv=None) -> int:
 
 def _run(args, started: float, network, unavailable) -> int:
     lab = Lab(network=network)
-    where = (f"hosts of their own: DC1 {lab.prod.address}, DC2 {lab.dr.address}, master "
-             f"{lab.master_address}, clients {lab.clients}" if network else f"loopback ({unavailable})")
+    where = (
+        f"hosts of their own: DC1 {lab.prod.address}, DC2 {lab.dr.address}, master "
+        f"{lab.master_address}, clients {lab.clients}"
+        if network
+        else f"loopback ({unavailable})"
+    )
     banner(f"lab in {lab.root}: prod {lab.prod.address} (server_prod), dr {lab.dr.address} (server_dr); {where}")
     try:
         lab.create()
@@ -84,11 +90,15 @@ def _tail(text: str, lines: int = 8) -> str:
 def _summary(results, acked: dict, lost: dict, total: float) -> None:
     banner("summary")
     for r in results:
-        print(f"   to {r.target:11}: salt-run {r.wall:.2f} s, app outage {r.app_outage} s, old primary streaming "
-              f"again after {r.restream} s; longest write gap {r.db_gap:.3f} s direct, {r.app_gap:.3f} s "
-              f"through the app{'' if r.ok else '  (FAILED)'}")
-    print(f"   writes acknowledged: {acked['app']} through the app, {acked['direct']} direct; "
-          f"lost: {len(lost['app'])} and {len(lost['direct'])}")
+        print(
+            f"   to {r.target:11}: salt-run {r.wall:.2f} s, app outage {r.app_outage} s, old primary streaming "
+            f"again after {r.restream} s; longest write gap {r.db_gap:.3f} s direct, {r.app_gap:.3f} s "
+            f"through the app{'' if r.ok else '  (FAILED)'}"
+        )
+    print(
+        f"   writes acknowledged: {acked['app']} through the app, {acked['direct']} direct; "
+        f"lost: {len(lost['app'])} and {len(lost['direct'])}"
+    )
     print(f"   whole demo {total:.0f} s; everything it started is stopped", flush=True)
 
 

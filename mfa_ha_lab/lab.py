@@ -46,8 +46,13 @@ REACTORS = [
     {"mfa_ha/switchover/request": ["salt://mfa_ha/reactor/switchover_request.sls"]},
 ]
 # The beacon as the lab's minions run it: thresholds low enough to trip in a test.
-BEACON = [{"interval": 1}, {"report_interval": 30}, {"lag_warn_bytes": 262144}, {"lag_crit_bytes": 1073741824},
-          {"receiver_down_after": 2}]
+BEACON = [
+    {"interval": 1},
+    {"report_interval": 30},
+    {"lag_warn_bytes": 262144},
+    {"lag_crit_bytes": 1073741824},
+    {"receiver_down_after": 2},
+]
 # The version every lab runs unless told otherwise: MFA_HA_PG_MAJOR=13 bash scripts/test.sh tests/functional
 PG_MAJOR = int(os.environ.get("MFA_HA_PG_MAJOR") or pgversions.SYSTEM_MAJOR)
 PORT = 5432
@@ -121,29 +126,44 @@ class LabNode:
         return slot_name(self.minion_id)
 
     def postgres_pillar(self) -> dict:
-        return {"data_dir": self.data_dir, "bin_dir": self.bin_dir, "port": self.port,
-                "host": self.socket_dir, "os_user": OS_USER, "pgpass": self.pgpass,
-                "log_file": os.path.join(self.root, "postgresql.log"), "options": self.server_options}
+        return {
+            "data_dir": self.data_dir,
+            "bin_dir": self.bin_dir,
+            "port": self.port,
+            "host": self.socket_dir,
+            "os_user": OS_USER,
+            "pgpass": self.pgpass,
+            "log_file": os.path.join(self.root, "postgresql.log"),
+            "options": self.server_options,
+        }
 
     def pmfad_pillar(self) -> dict:
-        return {"manager": "src", "service": "pmfad", "src_bin_dir": self.src_bin_dir,
-                "health_host": self.address, "health_port": APP_PORT, "timeout": 15}
+        return {
+            "manager": "src",
+            "service": "pmfad",
+            "src_bin_dir": self.src_bin_dir,
+            "health_host": self.address,
+            "health_port": APP_PORT,
+            "timeout": 15,
+        }
 
-    def pillar(self, peers: list["LabNode"], clients: str | None = None) -> dict:
+    def pillar(self, peers: list[LabNode], clients: str | None = None) -> dict:
         return {"mfa_ha": {**shared_pillar(peers, clients)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
 
     def own_pillar(self) -> dict:
         """What differs per node: the lab's two "hosts" share one machine; each has its own
         TLS certificate and key."""
-        own = {"postgres": self.postgres_pillar(), "pmfad": self.pmfad_pillar(),
-               "failover": {"run_dir": self.lease_dir}}
+        own = {
+            "postgres": self.postgres_pillar(),
+            "pmfad": self.pmfad_pillar(),
+            "failover": {"run_dir": self.lease_dir},
+        }
         if self.tls:
             own["tls"] = {"enabled": True, **self.tls}
         return {"mfa_ha": own}
 
     def connect(self, dbname: str = "postgres"):
-        conn = psycopg2.connect(host=self.socket_dir, port=self.port, user="postgres", dbname=dbname,
-                                connect_timeout=5)
+        conn = psycopg2.connect(host=self.socket_dir, port=self.port, user="postgres", dbname=dbname, connect_timeout=5)
         conn.autocommit = True
         return conn
 
@@ -173,15 +193,19 @@ def shared_pillar(nodes: list[LabNode], clients: str | None = None) -> dict:
     """What every node (and the master's orchestrations) sees. ``clients``: the clients'
     host address in a namespaced lab (then pg_hba names each peer's real address)."""
     tls = nodes[0].tls
-    return {"mfa_ha": {
-        "tls": {"enabled": True, "ca": tls["ca"]} if tls else {"enabled": False},
-        "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in nodes},
-        "primary": nodes[0].minion_id,
-        "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
-        "alerts": {"thresholds": {"lag_warn_bytes": 262144},
-                   "targets": [{"command": ["tee", "-a", os.path.join(os.path.dirname(nodes[0].root), "alerts.log")]}]},
-        "hba": {"entries": _hba_entries(tls, clients)},
-    }}
+    return {
+        "mfa_ha": {
+            "tls": {"enabled": True, "ca": tls["ca"]} if tls else {"enabled": False},
+            "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in nodes},
+            "primary": nodes[0].minion_id,
+            "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
+            "alerts": {
+                "thresholds": {"lag_warn_bytes": 262144},
+                "targets": [{"command": ["tee", "-a", os.path.join(os.path.dirname(nodes[0].root), "alerts.log")]}],
+            },
+            "hba": {"entries": _hba_entries(tls, clients)},
+        }
+    }
 
 
 def _hba_entries(tls, clients: str | None) -> list[dict]:
@@ -189,16 +213,19 @@ def _hba_entries(tls, clients: str | None) -> list[dict]:
     if clients:  # hosts of their own: peers come from their real addresses, the writers from the clients'
         return [{"type": kind, "database": APP_DB, "user": APP_USER, "address": f"{clients}/32"}]
     # On one loopback interface every TCP client comes from 127.0.0.1.
-    return [{"type": kind, "database": db, "user": user, "address": "127.0.0.1/32"}
-            for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER), (APP_DB, APP_USER))]
+    return [
+        {"type": kind, "database": db, "user": user, "address": "127.0.0.1/32"}
+        for db, user in (("replication", REPLICATION_USER), ("postgres", REPLICATION_USER), (APP_DB, APP_USER))
+    ]
 
 
 def _require_free(address: str, port: int) -> None:
     with socket.socket() as sock:
         sock.settimeout(1)
         if sock.connect_ex((address, port)) == 0:
-            raise RuntimeError(f"{address}:{port} is already in use (another lab still running?): "
-                               "the lab needs it free")
+            raise RuntimeError(
+                f"{address}:{port} is already in use (another lab still running?): the lab needs it free"
+            )
 
 
 def _as_postgres(args, check=True, timeout=60):
@@ -218,13 +245,30 @@ class Lab:
         self.major = major
         self.ca = LabCA() if (pgversions.built_with_openssl(bin_dir) if tls is None else tls) else None
         self.network = network
-        places = ([("dc1", network.address("dc1")), ("dc2", network.address("dc2"))] if network
-                  else [(None, "127.0.0.2"), (None, "127.0.0.3")])
+        places = (
+            [("dc1", network.address("dc1")), ("dc2", network.address("dc2"))]
+            if network
+            else [(None, "127.0.0.2"), (None, "127.0.0.3")]
+        )
         (prod_host, prod_address), (dr_host, dr_address) = places
-        self.prod = LabNode("prod", "server_prod", prod_address, os.path.join(self.root, "prod"), bin_dir,
-                            tls=self._node_tls("server_prod", prod_address), host=prod_host)
-        self.dr = LabNode("dr", "server_dr", dr_address, os.path.join(self.root, "dr"), bin_dir,
-                          tls=self._node_tls("server_dr", dr_address), host=dr_host)
+        self.prod = LabNode(
+            "prod",
+            "server_prod",
+            prod_address,
+            os.path.join(self.root, "prod"),
+            bin_dir,
+            tls=self._node_tls("server_prod", prod_address),
+            host=prod_host,
+        )
+        self.dr = LabNode(
+            "dr",
+            "server_dr",
+            dr_address,
+            os.path.join(self.root, "dr"),
+            bin_dir,
+            tls=self._node_tls("server_dr", dr_address),
+            host=dr_host,
+        )
         self.clients = network.address("clients") if network else None
         self.nodes = [self.prod, self.dr]
         self.cert, self.key = os.path.join(self.root, "pmfad.crt"), os.path.join(self.root, "pmfad.key")
@@ -298,12 +342,16 @@ class Lab:
             fh.write("{{ minion_id }}.json\n")
         with open(os.path.join(states_dir, "top.sls"), "w", encoding="utf-8") as fh:
             fh.write("base:\n" + "".join(f"  {n.minion_id}:\n    - mfa_ha\n" for n in self.nodes))
-        return {"id": MASTER_ID, "file_roots": {"base": [states_dir, FORMULA_ROOT]},
-                "pillar_roots": {"base": [EXAMPLE_PILLAR]}, "ext_pillar": [{"stack": stack}],
-                "reactor": REACTORS}
+        return {
+            "id": MASTER_ID,
+            "file_roots": {"base": [states_dir, FORMULA_ROOT]},
+            "pillar_roots": {"base": [EXAMPLE_PILLAR]},
+            "ext_pillar": [{"stack": stack}],
+            "reactor": REACTORS,
+        }
 
     # -- build --------------------------------------------------------------
-    def create(self) -> "Lab":
+    def create(self) -> Lab:
         """Both nodes as after an MFA install: each has its own database, prod runs pmfad."""
         for node in self.nodes:
             with self.on(node):
@@ -320,15 +368,33 @@ class Lab:
         for path in (node.root, node.socket_dir):
             os.makedirs(path, mode=0o755, exist_ok=True)
             shutil.chown(path, OS_USER, OS_USER)
-        _as_postgres([os.path.join(node.bin_dir, "initdb"), "-D", node.data_dir, "-U", "postgres",
-                      "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
-                     timeout=120)
-        self._write(node, "postgresql.conf", (
-            f"\n# mfa-ha lab (addresses and sockets are per node: pg_ctl -o)\nport = {node.port}\n"
-            "fsync = off\n"
-            "password_encryption = 'scram-sha-256'\n"  # the default before 14 is md5
-            "log_connections = on\n"  # the TLS tests read "SSL enabled" per connection
-            "log_line_prefix = '%m [%p] '\n"), append=True)
+        _as_postgres(
+            [
+                os.path.join(node.bin_dir, "initdb"),
+                "-D",
+                node.data_dir,
+                "-U",
+                "postgres",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            timeout=120,
+        )
+        self._write(
+            node,
+            "postgresql.conf",
+            (
+                f"\n# mfa-ha lab (addresses and sockets are per node: pg_ctl -o)\nport = {node.port}\n"
+                "fsync = off\n"
+                "password_encryption = 'scram-sha-256'\n"  # the default before 14 is md5
+                "log_connections = on\n"  # the TLS tests read "SSL enabled" per connection
+                "log_line_prefix = '%m [%p] '\n"
+            ),
+            append=True,
+        )
         self._write(node, "pg_hba.conf", PG_HBA.format(user=REPLICATION_USER))
         self._write(node, "pg_ident.conf", PG_IDENT)
         self._register_app(node)
@@ -341,46 +407,100 @@ class Lab:
         shutil.chown(path, OS_USER, OS_USER)
 
     def _make_cert(self) -> None:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=pmfad-standin", "-keyout", self.key, "-out", self.cert],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pmfad-standin",
+                "-keyout",
+                self.key,
+                "-out",
+                self.cert,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def _register_app(self, node: LabNode) -> None:
         """mkssys, as AIX would have it after the MFA install, plus SRC stand-in commands."""
         os.makedirs(os.path.join(node.src_root, "subsystems"), exist_ok=True)
         os.makedirs(node.src_bin_dir, exist_ok=True)
         dsn = f"host={node.socket_dir} port={node.port} user=postgres dbname={APP_DB}"
-        command = [sys.executable, "-m", "mfa_ha_lab.standins.pmfad", "--listen", node.address,
-                   "--port", str(APP_PORT), "--dsn", dsn, "--node", node.minion_id,
-                   "--cert", self.cert, "--key", self.key]
+        command = [
+            sys.executable,
+            "-m",
+            "mfa_ha_lab.standins.pmfad",
+            "--listen",
+            node.address,
+            "--port",
+            str(APP_PORT),
+            "--dsn",
+            dsn,
+            "--node",
+            node.minion_id,
+            "--cert",
+            self.cert,
+            "--key",
+            self.key,
+        ]
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
         with open(os.path.join(node.src_root, "subsystems", "pmfad.json"), "w", encoding="utf-8") as fh:
             json.dump({"command": command, "group": "", "env": env}, fh)
         # mfa-ha's own lease keeper (not a stand-in): registered as docs/runbook.md tells an AIX admin to.
-        keeper = [sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", os.path.join(node.lease_dir, "config.json")]
+        keeper = [
+            sys.executable,
+            "-m",
+            "mfa_ha.unattended.keeper",
+            "--config",
+            os.path.join(node.lease_dir, "config.json"),
+        ]
         with open(os.path.join(node.src_root, "subsystems", KEEPER_SERVICE + ".json"), "w", encoding="utf-8") as fh:
             json.dump({"command": keeper, "group": "", "env": env}, fh)
         for name in ("startsrc", "stopsrc", "lssrc"):
             path = os.path.join(node.src_bin_dir, name)
             with open(path, "w", encoding="utf-8") as fh:
-                fh.write(f"#!/bin/sh\n# STAND-IN for AIX {name} (mfa-ha lab)\n"
-                         f"PYTHONPATH='{os.pathsep.join(sys.path)}' exec '{sys.executable}' "
-                         f"-m mfa_ha_lab.standins.src --root '{node.src_root}' {name} \"$@\"\n")
+                fh.write(
+                    f"#!/bin/sh\n# STAND-IN for AIX {name} (mfa-ha lab)\n"
+                    f"PYTHONPATH='{os.pathsep.join(sys.path)}' exec '{sys.executable}' "
+                    f"-m mfa_ha_lab.standins.src --root '{node.src_root}' {name} \"$@\"\n"
+                )
             os.chmod(path, 0o755)
 
     def _create_app_db(self, node: LabNode) -> None:
         node.sql(f"CREATE DATABASE {APP_DB}")
         node.sql(pmfad_standin.SCHEMA, dbname=APP_DB)
         node.sql(f"CREATE ROLE {APP_USER} LOGIN PASSWORD %s", (LAB_PASSWORD,))
-        node.sql(f"GRANT INSERT, SELECT ON auth_events TO {APP_USER}; "
-                 f"GRANT USAGE ON SEQUENCE auth_events_id_seq TO {APP_USER}", dbname=APP_DB)
+        node.sql(
+            f"GRANT INSERT, SELECT ON auth_events TO {APP_USER}; "
+            f"GRANT USAGE ON SEQUENCE auth_events_id_seq TO {APP_USER}",
+            dbname=APP_DB,
+        )
 
     # -- run ----------------------------------------------------------------
     def start_db(self, node: LabNode) -> None:
         if not node.is_running():
             with self.on(node):
-                node.pg_ctl("start", "-D", node.data_dir, "-l", os.path.join(node.root, "postgresql.log"),
-                            "-o", node.server_options, "-w", "-t", 60, timeout=70)
+                node.pg_ctl(
+                    "start",
+                    "-D",
+                    node.data_dir,
+                    "-l",
+                    os.path.join(node.root, "postgresql.log"),
+                    "-o",
+                    node.server_options,
+                    "-w",
+                    "-t",
+                    60,
+                    timeout=70,
+                )
 
     def stop_db(self, node: LabNode, mode: str = "fast") -> None:
         if os.path.isfile(os.path.join(node.data_dir, "PG_VERSION")) and node.is_running():
@@ -388,8 +508,7 @@ class Lab:
 
     def start_app(self, node: LabNode) -> None:
         with self.on(node):
-            subprocess.run([os.path.join(node.src_bin_dir, "startsrc"), "-s", "pmfad"], capture_output=True,
-                           timeout=30)
+            subprocess.run([os.path.join(node.src_bin_dir, "startsrc"), "-s", "pmfad"], capture_output=True, timeout=30)
 
     def stop_app(self, node: LabNode, timeout: float = 15) -> None:
         _stop_subsystem(node, "pmfad", timeout)
@@ -406,14 +525,31 @@ class Lab:
             self.stop_app(node)
             self.stop_keeper(node)
             for data_dir in _data_dirs(node.root):
-                if _as_postgres([os.path.join(node.bin_dir, "pg_ctl"), "status", "-D", data_dir],
-                                check=False).returncode == 0:
-                    _as_postgres([os.path.join(node.bin_dir, "pg_ctl"), "stop", "-D", data_dir, "-m",
-                                  "immediate", "-w", "-t", 30], check=False, timeout=40)
+                if (
+                    _as_postgres(
+                        [os.path.join(node.bin_dir, "pg_ctl"), "status", "-D", data_dir], check=False
+                    ).returncode
+                    == 0
+                ):
+                    _as_postgres(
+                        [
+                            os.path.join(node.bin_dir, "pg_ctl"),
+                            "stop",
+                            "-D",
+                            data_dir,
+                            "-m",
+                            "immediate",
+                            "-w",
+                            "-t",
+                            30,
+                        ],
+                        check=False,
+                        timeout=40,
+                    )
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         try:
             return self.create()
         except BaseException:
@@ -440,5 +576,4 @@ def _stop_subsystem(node: LabNode, name: str, timeout: float) -> None:
 def _data_dirs(root: str) -> list[str]:
     if not os.path.isdir(root):
         return []
-    return [os.path.join(root, d) for d in os.listdir(root)
-            if os.path.isfile(os.path.join(root, d, "PG_VERSION"))]
+    return [os.path.join(root, d) for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, "PG_VERSION"))]

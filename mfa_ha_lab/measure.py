@@ -55,7 +55,7 @@ class Writers:
         self.app = AppWriter(addresses, APP_PORT, interval, enter=enter)
         self.db = DbWriter(addresses, 5432, APP_USER, LAB_PASSWORD, APP_DB, interval, enter=enter)
 
-    def __enter__(self) -> "Writers":
+    def __enter__(self) -> Writers:
         self.app.start()
         self.db.start()
         self.wait_acked_after(time.monotonic())
@@ -67,8 +67,12 @@ class Writers:
 
     def wait_acked_after(self, moment: float, timeout: float = 30) -> None:
         """Until both clients have had a write acknowledged after ``moment`` (monotonic)."""
-        poll(lambda: (all(w.acked and w.acked[-1][1] > moment for w in (self.app, self.db)), None),
-             timeout, 0.02, fail=lambda _: RuntimeError(f"the writers got no acknowledgement within {timeout} s"))
+        poll(
+            lambda: (all(w.acked and w.acked[-1][1] > moment for w in (self.app, self.db)), None),
+            timeout,
+            0.02,
+            fail=lambda _: RuntimeError(f"the writers got no acknowledgement within {timeout} s"),
+        )
 
     def lost(self, primary) -> dict:
         query = lambda sql, params: primary.sql(sql, params, dbname=APP_DB)  # noqa: E731
@@ -88,29 +92,37 @@ def measure(writers: Writers, how: str, target: str, run) -> tuple[Measurement, 
     marks = {p.get("part"): p.get("marks", {}) for p in parts.values() if isinstance(p, dict)}
     old, new = marks.get("old primary", {}), marks.get("new primary", {})
     result = Measurement(
-        how=how, target=target, wall=round(wall, 3),
+        how=how,
+        target=target,
+        wall=round(wall, 3),
         app_gap=writers.app.longest_gap(started_mono - 0.1, until),
         db_gap=writers.db.longest_gap(started_mono - 0.1, until),
         app_outage=round(new["app_healthy"] - old["start"], 3) if old.get("start") and new.get("app_healthy") else None,
         restream=round(old["streaming"] - started_wall, 3) if old.get("streaming") else None,
         restream_from_stop=round(old["streaming"] - old["start"], 3) if old.get("streaming") else None,
-        ok=ok, error=error)
+        ok=ok,
+        error=error,
+    )
     return result, parts
 
 
 def salt_switchover(salt_lab, target: str):
     """``salt-run state.orchestrate mfa_ha.orch.switchover`` through the real CLI."""
+
     def run():
-        ret = salt_lab.run("state.orchestrate", "mfa_ha.orch.switchover",
-                           pillar={"mfa_ha": {"target": target}}, check=False)
+        ret = salt_lab.run(
+            "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}, check=False
+        )
         ok = isinstance(ret, dict) and ret.get("retcode") == 0
         return ok, node_parts(ret or {}), "" if ok else str(ret)[-2000:]
+
     return run
 
 
 def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
     """The same two parts, called in-process in two threads: no Salt at all (the floor)."""
     hooks = hooks or Hooks()
+
     def run():
         nodes = validate_nodes({n.minion_id: {"address": n.address, "port": n.port} for n in lab.nodes})
         user = replication_config({}).user
@@ -123,8 +135,9 @@ def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
                 server = Server(cfg, tls_config(pillar["tls"], nodes, cfg.data_dir))  # as the module builds it
                 app_cfg = applib.app_config(node.pmfad_pillar())
                 with lab.on(node):  # the node's own host, when the lab has hosts of its own
-                    parts[node.minion_id] = sw.run_part(server, app_cfg, node.minion_id, target, nodes, user,
-                                                        hooks, 30, lambda message: None)
+                    parts[node.minion_id] = sw.run_part(
+                        server, app_cfg, node.minion_id, target, nodes, user, hooks, 30, lambda message: None
+                    )
             except Exception as err:  # noqa: BLE001 - reported in the measurement
                 errors.append(f"{node.minion_id}: {err}")
 
@@ -134,6 +147,7 @@ def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
         for thread in threads:
             thread.join(timeout=120)
         return not errors, parts, "; ".join(errors)
+
     return run
 
 

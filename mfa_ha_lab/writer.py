@@ -69,8 +69,14 @@ class _Writer(threading.Thread):
 
 
 class AppWriter(_Writer):
-    def __init__(self, addresses: list[str], port: int, interval: float = 0.02, timeout: float = 0.5,
-                 enter=contextlib.nullcontext):
+    def __init__(
+        self,
+        addresses: list[str],
+        port: int,
+        interval: float = 0.02,
+        timeout: float = 0.5,
+        enter=contextlib.nullcontext,
+    ):
         super().__init__(interval, enter)
         self.addresses, self.port, self.timeout = list(addresses), port, timeout
         self.context = ssl.create_default_context()
@@ -97,12 +103,27 @@ class AppWriter(_Writer):
 
 
 class DbWriter(_Writer):
-    def __init__(self, hosts: list[str], port: int, user: str, password: str, dbname: str,
-                 interval: float = 0.02, enter=contextlib.nullcontext):
+    def __init__(
+        self,
+        hosts: list[str],
+        port: int,
+        user: str,
+        password: str,
+        dbname: str,
+        interval: float = 0.02,
+        enter=contextlib.nullcontext,
+    ):
         super().__init__(interval, enter)
-        self.dsn = {"host": ",".join(hosts), "port": ",".join([str(port)] * len(hosts)), "user": user,
-                    "password": password, "dbname": dbname, "target_session_attrs": "read-write",
-                    "connect_timeout": 1, "application_name": DIRECT_TAG}
+        self.dsn = {
+            "host": ",".join(hosts),
+            "port": ",".join([str(port)] * len(hosts)),
+            "user": user,
+            "password": password,
+            "dbname": dbname,
+            "target_session_attrs": "read-write",
+            "connect_timeout": 1,
+            "application_name": DIRECT_TAG,
+        }
         self.conn = None
 
     def _write(self, seq: int) -> bool:
@@ -129,6 +150,10 @@ def lost(node_sql, writer: _Writer) -> list[int]:
     acked = {seq for seq, _ in list(writer.acked)}  # before the query: later acks are not yet checkable
     if not acked:
         return []
-    present = {row[0] for row in node_sql("SELECT client_seq FROM auth_events WHERE client_seq BETWEEN %s AND %s",
-                                          (min(acked), max(acked)))}
+    present = {
+        row[0]
+        for row in node_sql(
+            "SELECT client_seq FROM auth_events WHERE client_seq BETWEEN %s AND %s", (min(acked), max(acked))
+        )
+    }
     return sorted(acked - present)

@@ -10,7 +10,7 @@ def wait_for(predicate, timeout=30, what="condition", interval=0.2, ignore_error
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except Exception:  # noqa: BLE001 - only when the caller asked for it
+        except Exception:
             if not ignore_errors:
                 raise
             value = None

@@ -18,9 +18,25 @@ from mfa_ha.unattended.lease import lease_settings
 
 NODE_KEYS = {"address", "port", "slot"}
 NODE_REFERENCES = ("primary", "target")
-TOP_KEYS = {"nodes", "primary", "target", "postgres", "replication", "pmfad", "hba", "standby",
-            "settings_restart", "switchover", "service_address", "confirm_primary_lost", "alerts", "node",
-            "tls", "failover", "lost"}
+TOP_KEYS = {
+    "nodes",
+    "primary",
+    "target",
+    "postgres",
+    "replication",
+    "pmfad",
+    "hba",
+    "standby",
+    "settings_restart",
+    "switchover",
+    "service_address",
+    "confirm_primary_lost",
+    "alerts",
+    "node",
+    "tls",
+    "failover",
+    "lost",
+}
 SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
 
@@ -144,6 +160,8 @@ def unresolvable(nodes: dict, resolve=socket.getaddrinfo) -> list[str]:
         try:
             resolve(address, None)
         except (socket.gaierror, UnicodeError) as err:
-            problems.append(f"mfa_ha:nodes:{node_id}:address: {address!r} does not resolve on this node "
-                            f"({getattr(err, 'strerror', None) or err}): use an IP address or a name it resolves")
+            problems.append(
+                f"mfa_ha:nodes:{node_id}:address: {address!r} does not resolve on this node "
+                f"({getattr(err, 'strerror', None) or err}): use an IP address or a name it resolves"
+            )
     return problems

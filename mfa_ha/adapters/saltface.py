@@ -42,8 +42,7 @@ def _plain(value, resolve_sdb, where: str):
     if resolve_sdb is not None and isinstance(value, str) and value.startswith("sdb://"):
         resolved = resolve_sdb(value)
         if resolved is None or (isinstance(resolved, str) and resolved.startswith("sdb://")):
-            raise InvalidInput(f"{where}: {value} does not resolve (is its sdb profile configured "
-                                      "on this minion?)")
+            raise InvalidInput(f"{where}: {value} does not resolve (is its sdb profile configured on this minion?)")
         return resolved
     return value
 

@@ -22,9 +22,10 @@ from mfa_ha.monitoring.health import Thresholds, thresholds
 
 log = logging.getLogger(__name__)
 
-BEACON_TAG = re.compile(r"^salt/beacon/([A-Za-z0-9_.-]{1,128})/pgrepl/(lag|receiver|role|slot|server)/"
-                        r"(alert|ok|down|up|changed)$")
-SEVERITIES = ("info", "warning", "critical")
+BEACON_TAG = re.compile(
+    r"^salt/beacon/([A-Za-z0-9_.-]{1,128})/pgrepl/(lag|receiver|role|slot|server)/"
+    r"(alert|ok|down|up|changed)$"
+)
 
 
 def parse_tag(tag: str) -> tuple[str, str, str] | None:
@@ -45,19 +46,22 @@ def _number(value) -> float:
         return 0.0
 
 
-def confirm(kind: str, what: str, fired, live, t: Thresholds) -> tuple[bool, str]:
+def confirm(kind: str, what: str, fired, live) -> tuple[bool, str]:
     """Did the named node's beacon fire this very event? ``fired`` is that node's answer to
     ``pgrepl.beacon_fired(event_id)``; ``live`` its ``pgrepl.status`` (for the figures).
     Returns ``(confirmed, one-line description)``."""
     if not isinstance(fired, dict):
-        return False, ("the node did not answer" if isinstance(fired, str) and fired == "no answer"
-                       else f"the node's beacon did not fire this event ({fired})")
+        return False, (
+            "the node did not answer"
+            if isinstance(fired, str) and fired == "no answer"
+            else f"the node's beacon did not fire this event ({fired})"
+        )
     if fired.get("tag") != f"{kind}/{what}":
         return False, f"the node's beacon fired {fired.get('tag')}, not {kind}/{what}"
-    return True, describe(kind, what, live, t)
+    return True, describe(kind, live)
 
 
-def describe(kind: str, what: str, live, t: Thresholds) -> str:
+def describe(kind: str, live) -> str:
     """The event told in the node's current figures (or why there are none)."""
     if not isinstance(live, dict):
         return f"status unavailable ({str(live)[:200]})"
@@ -69,9 +73,12 @@ def describe(kind: str, what: str, live, t: Thresholds) -> str:
         "lag": f"replay lag {int(lag_b)} bytes, {lag_s:.1f} s",
         "receiver": f"WAL receiver {receiver}",
         "role": f"now {role}",
-        "slot": "; ".join(f"slot {s.get('slot_name')} retains {int(_number(s.get('retained_bytes')))} bytes, "
-                          f"{'active' if s.get('active') else 'inactive'}" for s in live.get("slots") or [])
-                or "no slots",
+        "slot": "; ".join(
+            f"slot {s.get('slot_name')} retains {int(_number(s.get('retained_bytes')))} bytes, "
+            f"{'active' if s.get('active') else 'inactive'}"
+            for s in live.get("slots") or []
+        )
+        or "no slots",
     }
     return texts.get(kind, "unknown event")
 
@@ -87,8 +94,9 @@ def severity_of(kind: str, what: str, data: dict) -> str:
 
 
 def split_brain(statuses: dict) -> list[str]:
-    return sorted(n for n, s in statuses.items()
-                  if isinstance(s, dict) and s.get("running") and s.get("role") == "primary")
+    return sorted(
+        n for n, s in statuses.items() if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
+    )
 
 
 # -- delivery -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import psycopg2
 import psycopg2.extras
@@ -28,7 +28,7 @@ class Thresholds:
     lag_crit_seconds: float = 300
     hysteresis: float = 0.8  # back to ok only below this fraction of the warn thresholds
     receiver_down_after: int = 3  # consecutive polls without streaming
-    slot_max_retained_bytes: int = 1024 ** 3
+    slot_max_retained_bytes: int = 1024**3
     slot_inactive_seconds: float = 600
 
 
@@ -95,8 +95,14 @@ def read(cfg: PostgresConfig) -> dict | None:
     """Everything the beacon needs in one connection and one query; None when the server
     does not accept connections. No subprocess on this path."""
     try:
-        conn = psycopg2.connect(host=cfg.host, port=cfg.port, user=cfg.superuser, dbname=cfg.dbname,
-                                connect_timeout=timing.BEACON_CONNECT_SECONDS, application_name="mfa_ha_beacon")
+        conn = psycopg2.connect(
+            host=cfg.host,
+            port=cfg.port,
+            user=cfg.superuser,
+            dbname=cfg.dbname,
+            connect_timeout=timing.BEACON_CONNECT_SECONDS,
+            application_name="mfa_ha_beacon",
+        )
     except psycopg2.OperationalError:
         return None
     try:
@@ -144,8 +150,15 @@ def transitions(state: dict, reading: dict | None, t: Thresholds, now: float) ->
     state["server"] = "up"
     role = reading.get("role")
     if state.get("role") and state["role"] != role:
-        events.append({"tag": "role/changed", "severity": "warning", "old": state["role"], "new": role,
-                       "timeline": reading.get("timeline")})
+        events.append(
+            {
+                "tag": "role/changed",
+                "severity": "warning",
+                "old": state["role"],
+                "new": role,
+                "timeline": reading.get("timeline"),
+            }
+        )
     state["role"] = role
     if role == "standby":
         events += _standby_events(state, reading, t)
@@ -153,8 +166,15 @@ def transitions(state: dict, reading: dict | None, t: Thresholds, now: float) ->
         state.update(lag="ok", receiver_misses=0, receiver="up")
     events += _slot_events(state, reading, t, now)
     if now - float(state.get("last_report") or 0) >= t.report_interval:
-        events.append({"tag": "heartbeat", **_figures(reading), "receiver": reading.get("receiver"),
-                       "replicas": reading.get("replicas"), "slots": reading.get("slots")})
+        events.append(
+            {
+                "tag": "heartbeat",
+                **_figures(reading),
+                "receiver": reading.get("receiver"),
+                "replicas": reading.get("replicas"),
+                "slots": reading.get("slots"),
+            }
+        )
         state["last_report"] = now
     return events, state
 
@@ -165,18 +185,37 @@ def _standby_events(state: dict, reading: dict, t: Thresholds) -> list[dict]:
     level = _lag_level(reading, t, previous)
     rank = {"ok": 0, "warning": 1, "critical": 2}
     if rank[level] > rank[previous]:
-        events.append({"tag": "lag/alert", "severity": level, "lag_bytes": float(reading.get("lag_bytes") or 0),
-                       "lag_seconds": float(reading.get("lag_seconds") or 0),
-                       "thresholds": _crossed(reading, t)})
+        events.append(
+            {
+                "tag": "lag/alert",
+                "severity": level,
+                "lag_bytes": float(reading.get("lag_bytes") or 0),
+                "lag_seconds": float(reading.get("lag_seconds") or 0),
+                "thresholds": _crossed(reading, t),
+            }
+        )
     elif level == "ok" and previous != "ok":
-        events.append({"tag": "lag/ok", "severity": "info", "lag_bytes": float(reading.get("lag_bytes") or 0),
-                       "lag_seconds": float(reading.get("lag_seconds") or 0), "was": previous})
+        events.append(
+            {
+                "tag": "lag/ok",
+                "severity": "info",
+                "lag_bytes": float(reading.get("lag_bytes") or 0),
+                "lag_seconds": float(reading.get("lag_seconds") or 0),
+                "was": previous,
+            }
+        )
     state["lag"] = level
     streaming = (reading.get("receiver") or {}).get("status") == "streaming"
     state["receiver_misses"] = 0 if streaming else int(state.get("receiver_misses") or 0) + 1
     if not streaming and state["receiver_misses"] >= t.receiver_down_after and state.get("receiver") != "down":
-        events.append({"tag": "receiver/down", "severity": "critical", "polls": state["receiver_misses"],
-                       "receiver": reading.get("receiver")})
+        events.append(
+            {
+                "tag": "receiver/down",
+                "severity": "critical",
+                "polls": state["receiver_misses"],
+                "receiver": reading.get("receiver"),
+            }
+        )
         state["receiver"] = "down"
     elif streaming and state.get("receiver") == "down":
         events.append({"tag": "receiver/up", "severity": "info", "receiver": reading.get("receiver")})
@@ -188,13 +227,21 @@ def _standby_events(state: dict, reading: dict, t: Thresholds) -> list[dict]:
 
 def _crossed(reading: dict, t: Thresholds) -> dict:
     lag_b, lag_s = float(reading.get("lag_bytes") or 0), float(reading.get("lag_seconds") or 0)
-    names = {"lag_warn_bytes": lag_b >= t.lag_warn_bytes, "lag_crit_bytes": lag_b >= t.lag_crit_bytes,
-             "lag_warn_seconds": lag_s >= t.lag_warn_seconds, "lag_crit_seconds": lag_s >= t.lag_crit_seconds}
+    names = {
+        "lag_warn_bytes": lag_b >= t.lag_warn_bytes,
+        "lag_crit_bytes": lag_b >= t.lag_crit_bytes,
+        "lag_warn_seconds": lag_s >= t.lag_warn_seconds,
+        "lag_crit_seconds": lag_s >= t.lag_crit_seconds,
+    }
     return {name: getattr(t, name) for name, crossed in names.items() if crossed}
 
 
 def _slot_events(state: dict, reading: dict, t: Thresholds, now: float) -> list[dict]:
-    events, alerted, inactive_since = [], dict(state.get("slots_alerted") or {}), dict(state.get("inactive_since") or {})
+    events, alerted, inactive_since = (
+        [],
+        dict(state.get("slots_alerted") or {}),
+        dict(state.get("inactive_since") or {}),
+    )
     for slot in reading.get("slots") or []:
         name = slot["name"]
         if slot.get("active"):
@@ -205,10 +252,19 @@ def _slot_events(state: dict, reading: dict, t: Thresholds, now: float) -> list[
         idle = now - inactive_since[name] if name in inactive_since else 0
         bad = retained > t.slot_max_retained_bytes or idle > t.slot_inactive_seconds
         if bad and not alerted.get(name):
-            events.append({"tag": "slot/alert", "severity": "warning", "slot": name, "retained_bytes": retained,
-                           "inactive_seconds": round(idle, 1),
-                           "thresholds": {"slot_max_retained_bytes": t.slot_max_retained_bytes,
-                                          "slot_inactive_seconds": t.slot_inactive_seconds}})
+            events.append(
+                {
+                    "tag": "slot/alert",
+                    "severity": "warning",
+                    "slot": name,
+                    "retained_bytes": retained,
+                    "inactive_seconds": round(idle, 1),
+                    "thresholds": {
+                        "slot_max_retained_bytes": t.slot_max_retained_bytes,
+                        "slot_inactive_seconds": t.slot_inactive_seconds,
+                    },
+                }
+            )
         alerted[name] = bad
     names = {s["name"] for s in reading.get("slots") or []}
     state["slots_alerted"] = {k: v for k, v in alerted.items() if k in names}
@@ -239,5 +295,3 @@ def fired(state: dict, event_id: str) -> dict | None:
 
 
 # -- state between polls ------------------------------------------------------------------------
-def as_dict(t: Thresholds) -> dict:
-    return asdict(t)

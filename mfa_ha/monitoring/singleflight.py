@@ -15,7 +15,7 @@ import logging
 import os
 import pwd
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mfa_ha import timing
 from mfa_ha.boot import boot_id
@@ -23,7 +23,6 @@ from mfa_ha.errors import MfaHaError
 from mfa_ha.files import replace_file
 
 log = logging.getLogger(__name__)
-
 
 
 class Busy(MfaHaError):
@@ -40,8 +39,7 @@ def shared(path: str, compute: Callable[[], dict], wait_seconds: float, clock=ti
         try:
             latest = _read(path)
             ended = latest.get("ended")
-            if (latest.get("boot") == boot_id() and isinstance(ended, (int, float))
-                    and asked_at <= ended <= clock()):
+            if latest.get("boot") == boot_id() and isinstance(ended, (int, float)) and asked_at <= ended <= clock():
                 return {**latest["result"], "shared": True}
             result = compute()
             text = json.dumps({"ended": clock(), "boot": boot_id(), "result": result}, default=str)

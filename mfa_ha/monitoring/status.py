@@ -10,10 +10,21 @@ from mfa_ha import lsn as lsnlib
 # salt.function records a minion that never returned as False (or this text, by Salt release)
 NO_RETURN = "Minion did not return"
 
-COLUMNS = (("node", "node"), ("address", "address"), ("role", "role"), ("state", "state"),
-           ("upstream", "upstream"), ("tl", "timeline"), ("lsn", "lsn"), ("lag bytes", "lag_bytes"),
-           ("lag s", "lag_seconds"), ("slot", "slot"), ("pmfad", "pmfad"), ("kept aside", "kept_aside"),
-           ("health", "health"))
+COLUMNS = (
+    ("node", "node"),
+    ("address", "address"),
+    ("role", "role"),
+    ("state", "state"),
+    ("upstream", "upstream"),
+    ("tl", "timeline"),
+    ("lsn", "lsn"),
+    ("lag bytes", "lag_bytes"),
+    ("lag s", "lag_seconds"),
+    ("slot", "slot"),
+    ("pmfad", "pmfad"),
+    ("kept aside", "kept_aside"),
+    ("health", "health"),
+)
 
 
 def view(nodes: dict, gathered: dict, max_lag_bytes: int) -> dict:
@@ -32,8 +43,14 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
     """One row of values per node; lag of a standby is measured against the primary's
     current LSN."""
     statuses = {n: (gathered.get(n) or {}).get("pgrepl.status") for n in nodes}
-    primary_lsn = next((s.get("current_lsn") for s in statuses.values()
-                        if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"), None)
+    primary_lsn = next(
+        (
+            s.get("current_lsn")
+            for s in statuses.values()
+            if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
+        ),
+        None,
+    )
     result = []
     for node_id, node in sorted(nodes.items()):
         pg, app = statuses[node_id], (gathered.get(node_id) or {}).get("pmfad.status")
@@ -51,28 +68,43 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
 
 
 def _pg_values(pg: dict, primary_lsn: str | None) -> dict:
-    values = {"role": pg.get("role"), "running": bool(pg.get("running")), "state": pg.get("state"),
-              "timeline": pg.get("timeline")}
+    values = {
+        "role": pg.get("role"),
+        "running": bool(pg.get("running")),
+        "state": pg.get("state"),
+        "timeline": pg.get("timeline"),
+    }
     if not pg.get("running"):
         return {**values, "lsn": pg.get("checkpoint_lsn")}
     if pg.get("role") == "primary":
-        return {**values, "lsn": pg.get("current_lsn"),
-                "slots": [{"name": s["slot_name"], "active": bool(s["active"])} for s in pg.get("slots") or []]}
+        return {
+            **values,
+            "lsn": pg.get("current_lsn"),
+            "slots": [{"name": s["slot_name"], "active": bool(s["active"])} for s in pg.get("slots") or []],
+        }
     receiver = pg.get("receiver") or {}
     behind = lsnlib.diff(primary_lsn, pg.get("replay_lsn")) if primary_lsn else pg.get("lag_bytes")
     sender = receiver.get("sender_host")
-    return {**values, "lsn": pg.get("replay_lsn"), "receive_lsn": pg.get("receive_lsn"),
-            "receiver": receiver.get("status"),
-            "upstream": f"{sender}:{receiver.get('sender_port')}" if sender else None,
-            "lag_bytes": max(behind, 0) if behind is not None else None,
-            "lag_seconds": _round(pg.get("lag_seconds")), "slot": receiver.get("slot_name"),
-            "held_slots": _holding(pg.get("slots"))}
+    return {
+        **values,
+        "lsn": pg.get("replay_lsn"),
+        "receive_lsn": pg.get("receive_lsn"),
+        "receiver": receiver.get("status"),
+        "upstream": f"{sender}:{receiver.get('sender_port')}" if sender else None,
+        "lag_bytes": max(behind, 0) if behind is not None else None,
+        "lag_seconds": _round(pg.get("lag_seconds")),
+        "slot": receiver.get("slot_name"),
+        "held_slots": _holding(pg.get("slots")),
+    }
 
 
 def _holding(slots) -> list[dict]:
     """Inactive slots that hold WAL back (a standby serves no standby: any slot there is left over)."""
-    return [{"name": s["slot_name"], "retained_bytes": s.get("retained_bytes")} for s in slots or []
-            if not s.get("active") and (s.get("retained_bytes") or 0) > 0]
+    return [
+        {"name": s["slot_name"], "retained_bytes": s.get("retained_bytes")}
+        for s in slots or []
+        if not s.get("active") and (s.get("retained_bytes") or 0) > 0
+    ]
 
 
 def _problems(row: dict, primaries: list[dict], max_lag_bytes: int) -> list[str]:
@@ -100,8 +132,11 @@ def _problems(row: dict, primaries: list[dict], max_lag_bytes: int) -> list[str]
             problems.append(f"streams from {row.get('upstream')}, not from the primary {expected}")
         if row.get("lag_bytes") is not None and row["lag_bytes"] > max_lag_bytes:
             problems.append(f"{row['lag_bytes']} bytes behind (max_lag_bytes {max_lag_bytes})")
-        problems += [f"slot {s['name']} inactive on a standby, holding {s['retained_bytes']} bytes of WAL "
-                     "(mfa_ha.orch.rejoin or highstate drops it)" for s in row.get("held_slots") or []]
+        problems += [
+            f"slot {s['name']} inactive on a standby, holding {s['retained_bytes']} bytes of WAL "
+            "(mfa_ha.orch.rejoin or highstate drops it)"
+            for s in row.get("held_slots") or []
+        ]
     return problems
 
 
@@ -123,7 +158,7 @@ def _display(row: dict) -> dict:
     shown["pmfad"] = row.get("pmfad") or "?"
     if row.get("kept_aside") is not None:
         copies = row["kept_aside"]
-        shown["kept_aside"] = f"{len(copies)}, {sum(c['bytes'] for c in copies) / 1024 ** 3:.2f} GiB" if copies else "-"
+        shown["kept_aside"] = f"{len(copies)}, {sum(c['bytes'] for c in copies) / 1024**3:.2f} GiB" if copies else "-"
     return shown
 
 
@@ -133,8 +168,9 @@ def table(data) -> str:
     if not isinstance(found, list):
         return str(data)
     cells = [[str(v) if (v := _display(row).get(key)) is not None else "" for _, key in COLUMNS] for row in found]
-    widths = [max(len(title), *(len(c[i]) for c in cells)) if cells else len(title)
-              for i, (title, _) in enumerate(COLUMNS)]
+    widths = [
+        max(len(title), *(len(c[i]) for c in cells)) if cells else len(title) for i, (title, _) in enumerate(COLUMNS)
+    ]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
 
     def fmt(values):
@@ -179,7 +215,7 @@ def precheck_lines(orchestrate_result: dict) -> list[str]:
     """Each precheck of the orchestration's first step, with what it measured."""
     data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
     for steps in data.values():
-        for step in (steps.values() if isinstance(steps, dict) else []):
+        for step in steps.values() if isinstance(steps, dict) else []:
             decision = ((step or {}).get("changes") or {}).get("return") if isinstance(step, dict) else None
             if isinstance(decision, dict) and "checks" in decision:
                 return [f"{'ok ' if c['ok'] else 'FAILED '} {c['check']}: {c['measured']}" for c in decision["checks"]]
@@ -203,7 +239,7 @@ def switch_answers(orchestrate_result: dict) -> dict | None:
     error); None when the switch step did not run (refused prechecks)."""
     data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
     for steps in data.values():
-        for step in (steps.values() if isinstance(steps, dict) else []):
+        for step in steps.values() if isinstance(steps, dict) else []:
             if isinstance(step, dict) and step.get("__id__") == "switch":
                 returns = (step.get("changes") or {}).get("ret") or {}
                 return {m: r for m, r in returns.items() if r is not False and not str(r).startswith(NO_RETURN)}

@@ -18,9 +18,12 @@ def divergent_writes(server: Server, keep: Upstream, status: dict) -> dict:
     fork, its last write position and the COMMIT records in between (pg_waldump)."""
     timeline = int(status.get("timeline") or 0)
     fork = divergence_point(server, keep, timeline)
-    return {"timeline": timeline, "fork_lsn": lsnlib.to_str(fork) if fork is not None else None,
-            "last_lsn": status.get("current_lsn") or status.get("checkpoint_lsn"),
-            "transactions_after_fork": count_commits(server, fork, timeline) if fork is not None else None}
+    return {
+        "timeline": timeline,
+        "fork_lsn": lsnlib.to_str(fork) if fork is not None else None,
+        "last_lsn": status.get("current_lsn") or status.get("checkpoint_lsn"),
+        "transactions_after_fork": count_commits(server, fork, timeline) if fork is not None else None,
+    }
 
 
 KEPT_UNTIL_REJOIN = "its WAL keeps them until mfa_ha.orch.rejoin rewinds it"
@@ -30,9 +33,11 @@ def describe(divergent: dict | None, fate: str = KEPT_UNTIL_REJOIN) -> str:
     """The divergent writes of a former primary, as the alert and the operator read them."""
     if not divergent or divergent.get("fork_lsn") is None:
         return "no divergent writes found (it left no history after the new primary's fork)"
-    return (f"DIVERGENT: {divergent.get('transactions_after_fork')} transaction(s) committed on timeline "
-            f"{divergent.get('timeline')} after the fork at {divergent['fork_lsn']} (up to "
-            f"{divergent.get('last_lsn')}) are not on the new primary; {fate}")
+    return (
+        f"DIVERGENT: {divergent.get('transactions_after_fork')} transaction(s) committed on timeline "
+        f"{divergent.get('timeline')} after the fork at {divergent['fork_lsn']} (up to "
+        f"{divergent.get('last_lsn')}) are not on the new primary; {fate}"
+    )
 
 
 def divergence_point(server: Server, keep: Upstream, timeline: int) -> int | None:
@@ -65,6 +70,17 @@ def _own_switch_point(server: Server, ancestor: int, timeline: int) -> int | Non
 
 def count_commits(server: Server, start: int, timeline: int) -> int | None:
     """COMMIT records in this (stopped) node's WAL from ``start`` on ``timeline`` (pg_waldump)."""
-    out = server.run("pg_waldump", "--path", os.path.join(server.data_dir, "pg_wal"), "--timeline", str(timeline),
-                     "--start", lsnlib.to_str(start), "--rmgr", "Transaction", check=False, timeout=120).stdout
+    out = server.run(
+        "pg_waldump",
+        "--path",
+        os.path.join(server.data_dir, "pg_wal"),
+        "--timeline",
+        str(timeline),
+        "--start",
+        lsnlib.to_str(start),
+        "--rmgr",
+        "Transaction",
+        check=False,
+        timeout=120,
+    ).stdout
     return sum(1 for line in out.splitlines() if "desc: COMMIT" in line)

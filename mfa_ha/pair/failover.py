@@ -34,25 +34,39 @@ def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool)
         d.check("target is already the only primary", True, f"{target} accepts writes")
         return d
     others = sorted(set(primaries) - {target})
-    d.check("no other node answers as a primary", not others,
-            f"{', '.join(others)} still accepts writes: that is a switchover, or a split brain to stop first"
-            if others else "none")
+    d.check(
+        "no other node answers as a primary",
+        not others,
+        f"{', '.join(others)} still accepts writes: that is a switchover, or a split brain to stop first"
+        if others
+        else "none",
+    )
     status = answered.get(target, {})
-    d.check("target is a running standby", status.get("running") and status.get("role") == "standby",
-            f"{target}: {status.get('state', 'no answer')}, {status.get('role', '?')}")
+    d.check(
+        "target is a running standby",
+        status.get("running") and status.get("role") == "standby",
+        f"{target}: {status.get('state', 'no answer')}, {status.get('role', '?')}",
+    )
     silent = sorted(set(nodes) - set(answered) - {target})
-    d.check("every lost node's minion answers, or the loss is confirmed", not silent or confirm_primary_lost,
-            f"{describe_unanswered(unanswered(statuses, {n: None for n in silent}))}: pass "
-            "mfa_ha:confirm_primary_lost: true once you know "
-            "it cannot accept writes" if silent and not confirm_primary_lost else
-            f"confirmed lost: {', '.join(silent)}" if silent else "all answered")
+    d.check(
+        "every lost node's minion answers, or the loss is confirmed",
+        not silent or confirm_primary_lost,
+        f"{describe_unanswered(unanswered(statuses, {n: None for n in silent}))}: pass "
+        "mfa_ha:confirm_primary_lost: true once you know "
+        "it cannot accept writes"
+        if silent and not confirm_primary_lost
+        else f"confirmed lost: {', '.join(silent)}"
+        if silent
+        else "all answered",
+    )
     if not d.failed:
         d.action = "failover"
     return d
 
 
-def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
-                       timeout: float, progress) -> dict:
+def promote_after_loss(
+    server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks, timeout: float, progress
+) -> dict:
     """The target's part of a failover: replay what was received, promote, open slots for the
     others, move client routing, start the app. Records the last LSN received from the lost
     primary."""
@@ -70,8 +84,10 @@ def promote_after_loss(server: Server, app_cfg, me: str, others: dict[str, Upstr
 
 def _replay_received(server: Server, timeout: float, progress) -> str | None:
     def replayed():
-        row = server.query_one("SELECT pg_last_wal_receive_lsn()::text AS rx, pg_last_wal_replay_lsn()::text AS rp, "
-                               "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() AS caught_up")
+        row = server.query_one(
+            "SELECT pg_last_wal_receive_lsn()::text AS rx, pg_last_wal_replay_lsn()::text AS rp, "
+            "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() AS caught_up"
+        )
         return row["rx"] is None or bool(row["caught_up"]), row
 
     row = poll(replayed, timeout, timing.REPLICATION_POLL_SECONDS, fail=None)
@@ -125,14 +141,20 @@ def fence_decision(server: Server, app_cfg, peers: dict[str, Upstream], replaced
     if newer is None:
         return {"action": "none", "reason": "no peer answers as the primary on a later timeline"}
     if newer == replaced_by:
-        return {"action": "fence", "primary": newer,
-                "reason": f"the operator confirmed this node lost in the failover to {newer}, the primary on "
-                          "a later timeline: writes taken here since are divergent"}
+        return {
+            "action": "fence",
+            "primary": newer,
+            "reason": f"the operator confirmed this node lost in the failover to {newer}, the primary on "
+            "a later timeline: writes taken here since are divergent",
+        }
     if applib.backend(app_cfg).status().get("state") == "running":
-        return {"action": "refuse", "primary": newer,
-                "reason": f"split brain: {newer} is the primary on a later timeline, but {app_cfg.service} "
-                          "runs here and clients may be writing: nothing fenced automatically; choose the "
-                          "node whose data is kept"}
+        return {
+            "action": "refuse",
+            "primary": newer,
+            "reason": f"split brain: {newer} is the primary on a later timeline, but {app_cfg.service} "
+            "runs here and clients may be writing: nothing fenced automatically; choose the "
+            "node whose data is kept",
+        }
     return {"action": "fence", "primary": newer, "reason": f"{newer} is the primary on a later timeline"}
 
 
@@ -158,18 +180,27 @@ def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: 
     """Which node is the primary the others re-attach to, and which running primaries must
     give up their data first. Two primaries (a split brain) are refused at once, naming
     both with their timelines and write positions, unless ``keep`` names the one to keep."""
-    primaries = {n: s for n, s in sorted(statuses.items())
-                 if n in nodes and isinstance(s, dict) and s.get("running") and s.get("role") == "primary"}
+    primaries = {
+        n: s
+        for n, s in sorted(statuses.items())
+        if n in nodes and isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
+    }
     described = {n: {"timeline": s.get("timeline"), "current_lsn": s.get("current_lsn")} for n, s in primaries.items()}
     result = {"action": "refuse", "primary": None, "rejoining": [], "discard": [], "primaries": described}
     if keep is not None and keep not in primaries:
-        return {**result, "reason": f"mfa_ha:keep: {keep} does not accept writes (primaries: "
-                                    f"{', '.join(primaries) or 'none'}); nothing done"}
+        return {
+            **result,
+            "reason": f"mfa_ha:keep: {keep} does not accept writes (primaries: "
+            f"{', '.join(primaries) or 'none'}); nothing done",
+        }
     if keep is None and len(primaries) > 1:
         listed = " and ".join(f"{n} ({_position(s)})" for n, s in primaries.items())
-        return {**result, "reason": f"SPLIT BRAIN: {listed} all accept writes. Choose the node whose data is "
-                                    "kept: pillar='{\"mfa_ha\": {\"keep\": \"<node id>\"}}'; the others' data is "
-                                    "moved aside (never deleted) and they are cloned from it. Nothing done"}
+        return {
+            **result,
+            "reason": f"SPLIT BRAIN: {listed} all accept writes. Choose the node whose data is "
+            'kept: pillar=\'{"mfa_ha": {"keep": "<node id>"}}\'; the others\' data is '
+            "moved aside (never deleted) and they are cloned from it. Nothing done",
+        }
     if not primaries:
         return {**result, "reason": no_primary_reason(statuses, nodes)}
     primary = keep or next(iter(primaries))
@@ -177,9 +208,15 @@ def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: 
         return {**result, "reason": f"mfa_ha:node: unknown node id {node!r}"}
     rejoining = [node] if node else sorted(set(nodes) - {primary})
     discard = sorted(n for n in primaries if n != primary and n in rejoining)
-    return {**result, "action": "rejoin", "primary": primary, "rejoining": rejoining, "discard": discard,
-            "reason": f"{', '.join(rejoining)} re-attach to {primary}"
-                      + (f"; divergent data of {', '.join(discard)} moved aside first" if discard else "")}
+    return {
+        **result,
+        "action": "rejoin",
+        "primary": primary,
+        "rejoining": rejoining,
+        "discard": discard,
+        "reason": f"{', '.join(rejoining)} re-attach to {primary}"
+        + (f"; divergent data of {', '.join(discard)} moved aside first" if discard else ""),
+    }
 
 
 def no_primary_reason(statuses: dict, nodes: dict) -> str:
@@ -189,18 +226,30 @@ def no_primary_reason(statuses: dict, nodes: dict) -> str:
     answered = {n: s for n, s in sorted(statuses.items()) if n in nodes and isinstance(s, dict)}
     silent = unanswered(statuses, nodes)
     if silent:
-        return (f"no answering node accepts writes, and the state of {', '.join(silent)} is unknown "
-                f"({describe_unanswered(silent)}; a silent node may be the running primary). Nothing done; "
-                "run it again once every node answers")
+        return (
+            f"no answering node accepts writes, and the state of {', '.join(silent)} is unknown "
+            f"({describe_unanswered(silent)}; a silent node may be the running primary). Nothing done; "
+            "run it again once every node answers"
+        )
     seen = "; ".join(f"{n}: {_described(s)}" for n, s in answered.items())
     stopped = [n for n, s in answered.items() if not s.get("running") and s.get("role") in ("primary", "standby")]
     standbys = [n for n, s in answered.items() if s.get("running") and s.get("role") == "standby"]
-    choices = [f"start {n} as the primary it was: salt {n} pgrepl.start" for n in stopped
-               if answered[n].get("role") == "primary"]
-    choices += [f"keep the writes of {n} (stopped, fenced as a standby): salt {n} pgrepl.start, then "
-                f"{_failover_command(n)}" for n in stopped if answered[n].get("role") == "standby"]
-    choices += [f"fail over to {n}, losing what the stopped node{'s' if len(stopped) > 1 else ''} "
-                f"wrote after {n} last received WAL: {_failover_command(n)}" for n in standbys if stopped]
+    choices = [
+        f"start {n} as the primary it was: salt {n} pgrepl.start"
+        for n in stopped
+        if answered[n].get("role") == "primary"
+    ]
+    choices += [
+        f"keep the writes of {n} (stopped, fenced as a standby): salt {n} pgrepl.start, then {_failover_command(n)}"
+        for n in stopped
+        if answered[n].get("role") == "standby"
+    ]
+    choices += [
+        f"fail over to {n}, losing what the stopped node{'s' if len(stopped) > 1 else ''} "
+        f"wrote after {n} last received WAL: {_failover_command(n)}"
+        for n in standbys
+        if stopped
+    ]
     if not choices:
         return f"no node accepts writes ({seen}) and none can take over: nothing done"
     return f"no node accepts writes ({seen}). Nothing done; choose one: " + "; or ".join(choices)
@@ -210,13 +259,15 @@ def _described(status: dict) -> str:
     if status.get("running"):
         return f"running {status.get('role')}, timeline {status.get('timeline')}"
     if status.get("role") in ("primary", "standby"):
-        return (f"stopped, would start as a {status['role']}, timeline {status.get('timeline')}, "
-                f"checkpoint {status.get('checkpoint_lsn')}")
+        return (
+            f"stopped, would start as a {status['role']}, timeline {status.get('timeline')}, "
+            f"checkpoint {status.get('checkpoint_lsn')}"
+        )
     return status.get("state") or "unknown"
 
 
 def _failover_command(target: str) -> str:
-    return f"salt-run state.orchestrate mfa_ha.orch.failover pillar='{{\"mfa_ha\": {{\"target\": \"{target}\"}}}}'"
+    return f'salt-run state.orchestrate mfa_ha.orch.failover pillar=\'{{"mfa_ha": {{"target": "{target}"}}}}\''
 
 
 def discard_divergent(server: Server, app_cfg, keep: Upstream) -> dict:

@@ -33,8 +33,16 @@ def peer_connect(server: Server, peer: Upstream, replication: bool = False):
     ``postgres`` (or the replication protocol)."""
     kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
     params = {**server.check_params(), "connect_timeout": timing.PEER_CONNECT_SECONDS}
-    return psycopg2.connect(host=peer.host, port=peer.port, user=peer.user, dbname="postgres",
-                            application_name="mfa_ha", options=PEER_SESSION_OPTIONS, **params, **kwargs)
+    return psycopg2.connect(
+        host=peer.host,
+        port=peer.port,
+        user=peer.user,
+        dbname="postgres",
+        application_name="mfa_ha",
+        options=PEER_SESSION_OPTIONS,
+        **params,
+        **kwargs,
+    )
 
 
 def timeline_switch_point(server: Server, peer: Upstream, timeline: int) -> int | None:
@@ -88,7 +96,9 @@ def peer_roles(server: Server, peers: dict[str, Upstream]) -> dict[str, str]:
     roles = {}
     for node_id, peer in sorted(peers.items()):
         in_recovery = peer_in_recovery(server, peer)
-        roles[node_id] = "unreachable" if in_recovery is None else Role.STANDBY.value if in_recovery else Role.PRIMARY.value
+        roles[node_id] = (
+            "unreachable" if in_recovery is None else Role.STANDBY.value if in_recovery else Role.PRIMARY.value
+        )
     return roles
 
 

@@ -19,12 +19,13 @@ class Hooks:
     timeout: float = 30
 
     @classmethod
-    def from_pillar(cls, value) -> "Hooks":
+    def from_pillar(cls, value) -> Hooks:
         if value in (None, "", "none"):
             return cls()
         if not isinstance(value, dict) or set(value) - {"acquire", "release", "timeout"}:
-            raise InvalidInput("mfa_ha:service_address: must be none or a mapping with acquire/release "
-                               "commands (and timeout)")
+            raise InvalidInput(
+                "mfa_ha:service_address: must be none or a mapping with acquire/release commands (and timeout)"
+            )
         return cls(value.get("acquire"), value.get("release"), float(value.get("timeout", 30)))
 
     def run(self, which: str, node: str) -> str | None:
@@ -33,6 +34,7 @@ class Hooks:
             return None
         result = proc.run(shlex.split(command.format(node=node)), timeout=self.timeout, check=False)
         if result.returncode != 0:
-            raise CommandFailed(f"mfa_ha:service_address:{which} failed (exit {result.returncode}): "
-                                f"{result.output.strip()[-300:]}")
+            raise CommandFailed(
+                f"mfa_ha:service_address:{which} failed (exit {result.returncode}): {result.output.strip()[-300:]}"
+            )
         return command

@@ -24,7 +24,6 @@ from mfa_ha.waiting import poll
 CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
 
 
-
 @dataclass
 class Plan:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (action, reason)
@@ -60,7 +59,8 @@ def plan(server: Server, up: Upstream, replace_running_primary: bool = False) ->
         if local["running"]:
             raise ServerRunning(
                 f"{server.data_dir} is a running primary of the same cluster as {up.label}: a standby "
-                "state never demotes a primary (use mfa_ha.orch.switchover or mfa_ha.orch.rejoin)")
+                "state never demotes a primary (use mfa_ha.orch.switchover or mfa_ha.orch.rejoin)"
+            )
         result.add("rewind", "stopped former primary: rewind it onto the upstream's timeline")
         result.add("start", "server is stopped")
         return result
@@ -77,8 +77,10 @@ def plan(server: Server, up: Upstream, replace_running_primary: bool = False) ->
 def _plan_configure(server: Server, up: Upstream, result: Plan, running: bool) -> None:
     if _config_matches(server, up):
         return
-    result.add("configure", f"standby configuration does not point at {up.label}"
-                            f"{' through slot ' + up.slot if up.slot else ''}")
+    result.add(
+        "configure",
+        f"standby configuration does not point at {up.label}{' through slot ' + up.slot if up.slot else ''}",
+    )
     if running:
         if server.data_version().conninfo_reloadable:
             result.add("reload", "a reload applies the new upstream on this version")
@@ -91,8 +93,10 @@ def plan_slots(server: Server, result: Plan, peer_slots) -> None:
     stale = repl.stale_standby_slots(server, peer_slots)
     if stale:
         held = sum(int(s.get("retained_bytes") or 0) for s in stale)
-        result.add("drop_slots", f"inactive slot(s) {', '.join(s['slot_name'] for s in stale)} on this standby "
-                                 f"hold {held} bytes of WAL")
+        result.add(
+            "drop_slots",
+            f"inactive slot(s) {', '.join(s['slot_name'] for s in stale)} on this standby hold {held} bytes of WAL",
+        )
 
 
 def follow_plan(server: Server, up: Upstream, peer_slots=()) -> Plan:
@@ -109,8 +113,10 @@ def follow_plan(server: Server, up: Upstream, peer_slots=()) -> Plan:
     if local["system_identifier"] != upstream["system_identifier"]:
         raise NeedsRejoin(f"{server.data_dir} belongs to another cluster than {up.label}: run mfa_ha.orch.rejoin")
     if local["running"] and local["role"] == "primary":
-        raise ServerRunning(f"{server.data_dir} runs as a primary while {up.label} is one too: split brain, "
-                            "highstate changes no role (mfa_ha.orch.rejoin with mfa_ha:keep chooses)")
+        raise ServerRunning(
+            f"{server.data_dir} runs as a primary while {up.label} is one too: split brain, "
+            "highstate changes no role (mfa_ha.orch.rejoin with mfa_ha:keep chooses)"
+        )
     if not local["running"] and local["role"] == "primary":
         result.add("configure", f"it would start as a primary while {up.label} is the primary")
         return result
@@ -125,12 +131,16 @@ def follow_plan(server: Server, up: Upstream, peer_slots=()) -> Plan:
 
 
 def _plan_foreign(server, result, local, upstream, replace_running_primary) -> None:
-    reason = (f"{server.data_dir} belongs to another cluster (system {local['system_identifier']}, "
-              f"upstream {upstream['system_identifier']})")
+    reason = (
+        f"{server.data_dir} belongs to another cluster (system {local['system_identifier']}, "
+        f"upstream {upstream['system_identifier']})"
+    )
     if local["running"]:
         if local["role"] == "primary" and not replace_running_primary:
-            raise ServerRunning(f"{reason} and runs as a primary: refusing to replace it unless "
-                                "replace_running_primary is set (its directory would be moved aside)")
+            raise ServerRunning(
+                f"{reason} and runs as a primary: refusing to replace it unless "
+                "replace_running_primary is set (its directory would be moved aside)"
+            )
         result.add("stop", "the foreign server must stop before its directory is moved aside")
     result.add("clone", reason)
     result.add("start", "after the clone")
@@ -139,12 +149,22 @@ def _plan_foreign(server, result, local, upstream, replace_running_primary) -> N
 def _config_matches(server: Server, up: Upstream) -> bool:
     config = repl.standby_config(server)
     conninfo = parse_conninfo(config.get("primary_conninfo") or "")
-    return (conninfo.get("host") == up.host and str(conninfo.get("port")) == str(up.port)
-            and conninfo.get("user") == up.user and (config.get("primary_slot_name") or None) == up.slot)
+    return (
+        conninfo.get("host") == up.host
+        and str(conninfo.get("port")) == str(up.port)
+        and conninfo.get("user") == up.user
+        and (config.get("primary_slot_name") or None) == up.slot
+    )
 
 
-def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60,
-             progress: Progress = log_progress, peer_slots=()) -> dict:
+def converge(
+    server: Server,
+    up: Upstream,
+    steps: list[str],
+    timeout: float = 60,
+    progress: Progress = log_progress,
+    peer_slots=(),
+) -> dict:
     """Perform the planned steps, then wait until streaming; a standby that cannot stream
     because its timeline diverged is rewound once. Inactive slots of ``peer_slots`` on it are
     dropped once it streams."""
@@ -160,7 +180,9 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
         progress(f"created the missing slot {up.slot} on {up.label}")
         done.append("slot")
     try:
-        receiver = wait_streaming(server, up, timing.DIVERGENCE_GRACE_SECONDS if "rewind" not in done else timeout, progress)
+        receiver = wait_streaming(
+            server, up, timing.DIVERGENCE_GRACE_SECONDS if "rewind" not in done else timeout, progress
+        )
     except MfaHaError:
         if "rewind" in done or not _diverged(server, up):
             receiver = wait_streaming(server, up, timeout, progress)
@@ -172,12 +194,22 @@ def converge(server: Server, up: Upstream, steps: list[str], timeout: float = 60
             done += ["rewind", "start"]
             receiver = wait_streaming(server, up, timeout, progress)
     dropped = repl.drop_stale_standby_slots(server, peer_slots, progress)
-    return {"done": done + (["drop_slots"] if dropped else []), "receiver": receiver, **found,
-            **({"dropped_slots": dropped} if dropped else {})}
+    return {
+        "done": done + (["drop_slots"] if dropped else []),
+        "receiver": receiver,
+        **found,
+        **({"dropped_slots": dropped} if dropped else {}),
+    }
 
 
-def follow(server: Server, up: Upstream, steps: list[str], timeout: float = 30,
-           progress: Progress = log_progress, peer_slots=()) -> dict:
+def follow(
+    server: Server,
+    up: Upstream,
+    steps: list[str],
+    timeout: float = 30,
+    progress: Progress = log_progress,
+    peer_slots=(),
+) -> dict:
     """Perform a ``follow_plan``; a running standby must then stream from ``up`` (bounded)."""
     for action in steps:
         if action == "drop_slots":
@@ -204,16 +236,23 @@ def _diverged(server: Server, up: Upstream) -> bool:
 def _clone(server, up, timeout, progress):
     if ensure_upstream_slot(server, up):  # pg_basebackup -S needs it
         progress(f"created the missing slot {up.slot} on {up.label}")
-    repl.basebackup(server, up.host, up.port, up.user, up.slot, timeout=max(int(timeout), 3600),
-                    progress=progress)
+    repl.basebackup(server, up.host, up.port, up.user, up.slot, timeout=max(int(timeout), 3600), progress=progress)
 
 
 def _rewind(server, up, timeout, progress):
     lost = _divergent_before_rewind(server, up)
     if lost:
         progress(f"{server.data_dir}: " + divergence.describe(lost, "pg_rewind discards them now"))
-    rewound = repl.rewind(server, up.host, up.port, up.user, up.slot, fallback="basebackup",
-                          timeout=max(int(timeout), 3600), progress=progress)
+    rewound = repl.rewind(
+        server,
+        up.host,
+        up.port,
+        up.user,
+        up.slot,
+        fallback="basebackup",
+        timeout=max(int(timeout), 3600),
+        progress=progress,
+    )
     found = {"rewind_method": rewound["method"]}
     if "rewind_error" in rewound:
         found["cloned_because"] = rewound["rewind_error"]
@@ -230,11 +269,11 @@ def _divergent_before_rewind(server, up) -> dict | None:
     return lost if lost.get("transactions_after_fork") is not None else None
 
 
-def _configure(server, up, timeout, progress):
+def _configure(server, up, _timeout, _progress):
     repl.configure_standby(server, up.host, up.port, up.user, up.slot)
 
 
-def _restart(server, up, timeout, progress):
+def _restart(server, _up, timeout, _progress):
     server.stop(timeout=int(timeout))
     server.start(timeout=int(timeout))
 
@@ -267,7 +306,6 @@ def ensure_upstream_slot(server: Server, up: Upstream) -> bool:
         conn.close()
 
 
-
 def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]:
     """Whether this stopped server may hold WAL past the point where ``peer`` left its
     timeline (then pg_rewind must decide); also that switch point and the local checkpoint
@@ -283,21 +321,36 @@ def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]
     return switch is not None and not (checkpoint is not None and checkpoint < switch), switch, checkpoint
 
 
-def wait_streaming(server: Server, up: Upstream, timeout: float = 60,
-                   progress: Progress = log_progress) -> dict:
+def wait_streaming(server: Server, up: Upstream, timeout: float = 60, progress: Progress = log_progress) -> dict:
     """Wait (bounded) until the WAL receiver streams from ``up``; returns its row."""
 
     def probe():
         receiver = server.query_one(repl.RECEIVER_SQL) or {}
-        return (receiver.get("status") == "streaming" and receiver.get("sender_host") == up.host
-                and int(receiver.get("sender_port") or 0) == int(up.port)), receiver
+        return (
+            receiver.get("status") == "streaming"
+            and receiver.get("sender_host") == up.host
+            and int(receiver.get("sender_port") or 0) == int(up.port)
+        ), receiver
 
     def fail(receiver):
-        seen = (f"receiver {receiver.get('status')} from {receiver.get('sender_host')}:"
-                f"{receiver.get('sender_port')}" if receiver else "no WAL receiver running")
-        return MfaHaError(f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
-                          f"({seen}); last errors in {server.cfg.log_path}:\n{server.log_errors() or 'none'}")
+        seen = (
+            f"receiver {receiver.get('status')} from {receiver.get('sender_host')}:{receiver.get('sender_port')}"
+            if receiver
+            else "no WAL receiver running"
+        )
+        return MfaHaError(
+            f"{server.data_dir} is not streaming from {up.label} after {timeout:g} s "
+            f"({seen}); last errors in {server.cfg.log_path}:\n{server.log_errors() or 'none'}"
+        )
 
-    return poll(probe, timeout, timing.STANDBY_POLL_SECONDS, fail, progress, report_every=2,
-                report=lambda receiver: f"waiting for the WAL receiver to stream from {up.label}: "
-                                        f"{receiver.get('status') or 'not running'}")
+    return poll(
+        probe,
+        timeout,
+        timing.STANDBY_POLL_SECONDS,
+        fail,
+        progress,
+        report_every=2,
+        report=lambda receiver: (
+            f"waiting for the WAL receiver to stream from {up.label}: {receiver.get('status') or 'not running'}"
+        ),
+    )

@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 
 WAL_PAGE = 8192
 WALDUMP_WINDOW = 4 * WAL_PAGE
-RECORD_RE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+), "
-                       r"prev [0-9A-F/]+, desc: (\S+)")
+RECORD_RE = re.compile(
+    r"^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+), "
+    r"prev [0-9A-F/]+, desc: (\S+)"
+)
 
 
 class SwitchoverAborted(MfaHaError):
@@ -56,14 +58,21 @@ class Decision(Checked):
         if self.action == "finish":
             return f"{self.target} is already the primary: finishing the re-attach of the others"
         if self.action == "resume":
-            return (f"switchover not done: no node accepts writes; {self.primary} was shut down cleanly and "
-                    f"{self.target} never became a primary, so {self.primary} comes back as the primary; "
-                    f"re-run the switchover once {self.target} streams again")
+            return (
+                f"switchover not done: no node accepts writes; {self.primary} was shut down cleanly and "
+                f"{self.target} never became a primary, so {self.primary} comes back as the primary; "
+                f"re-run the switchover once {self.target} streams again"
+            )
         return f"switchover {self.primary} -> {self.target}: all {len(self.checks)} prechecks passed"
 
     def as_dict(self) -> dict:
-        return {"action": self.action, "primary": self.primary, "target": self.target,
-                "summary": self.summary, "checks": self.checks_as_dicts()}
+        return {
+            "action": self.action,
+            "primary": self.primary,
+            "target": self.target,
+            "summary": self.summary,
+            "checks": self.checks_as_dicts(),
+        }
 
 
 def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Decision:
@@ -83,8 +92,7 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
     if not primaries and _resumable(d, answered, target):
         return d
     unknown = f"; unknown: {', '.join(silent)}" if silent else ""
-    if not d.check("exactly one primary", len(primaries) == 1,
-                   f"primaries: {', '.join(primaries) or 'none'}{unknown}"):
+    if not d.check("exactly one primary", len(primaries) == 1, f"primaries: {', '.join(primaries) or 'none'}{unknown}"):
         return d
     d.primary = primaries[0]
     if target not in answered or target == d.primary:
@@ -99,8 +107,11 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
 def unanswered(statuses: dict, nodes: dict) -> dict[str, str]:
     """The nodes of ``nodes`` without a status, each with what came back instead: "no answer",
     or the node's own error (a pillar error names its key there)."""
-    return {n: statuses[n] if isinstance(statuses.get(n), str) else "no answer"
-            for n in sorted(nodes) if not isinstance(statuses.get(n), dict)}
+    return {
+        n: statuses[n] if isinstance(statuses.get(n), str) else "no answer"
+        for n in sorted(nodes)
+        if not isinstance(statuses.get(n), dict)
+    }
 
 
 def describe_unanswered(silent: dict[str, str]) -> str:
@@ -111,63 +122,97 @@ def _resumable(d: Decision, answered: dict, target: str) -> bool:
     """No node accepts writes because a switch's target failed after the old primary had
     stopped. The old primary's clean shutdown proves it holds every write; when the target
     answers and never became a primary, the old primary may come back (action ``resume``)."""
-    stopped = sorted(n for n, s in answered.items() if not s.get("running") and s.get("role") == "primary"
-                     and s.get("cluster_state") == "shut down")
+    stopped = sorted(
+        n
+        for n, s in answered.items()
+        if not s.get("running") and s.get("role") == "primary" and s.get("cluster_state") == "shut down"
+    )
     status = answered.get(target)
     if len(stopped) != 1 or stopped[0] == target or not isinstance(status, dict) or status.get("role") != "standby":
         return False
     d.primary, d.action = stopped[0], "resume"
     d.check("a primary accepts writes", False, "none: the last switch did not finish")
-    d.check("the old primary was shut down cleanly (it holds every write)", True,
-            f"{d.primary}: shut down at {answered[d.primary].get('checkpoint_lsn')}")
+    d.check(
+        "the old primary was shut down cleanly (it holds every write)",
+        True,
+        f"{d.primary}: shut down at {answered[d.primary].get('checkpoint_lsn')}",
+    )
     d.check("the target never became a primary", True, f"{target}: {status.get('state')}, standby")
     return True
 
 
 def _check_target(d: Decision, primary: dict, standby: dict, nodes: dict, max_lag_bytes: int) -> None:
     target, source = nodes[d.target], nodes[d.primary]
-    d.check("target is a running standby", standby.get("running") and standby.get("role") == "standby",
-            f"{d.target}: {standby.get('state')}, {standby.get('role')}")
-    d.check("target has the primary's system identifier",
-            standby.get("system_identifier") == primary.get("system_identifier"),
-            f"{standby.get('system_identifier')} vs {primary.get('system_identifier')}")
+    d.check(
+        "target is a running standby",
+        standby.get("running") and standby.get("role") == "standby",
+        f"{d.target}: {standby.get('state')}, {standby.get('role')}",
+    )
+    d.check(
+        "target has the primary's system identifier",
+        standby.get("system_identifier") == primary.get("system_identifier"),
+        f"{standby.get('system_identifier')} vs {primary.get('system_identifier')}",
+    )
     receiver = standby.get("receiver") or {}
     upstream = f"{receiver.get('sender_host')}:{receiver.get('sender_port')}"
-    d.check("target streams from the primary",
-            receiver.get("status") == "streaming" and upstream == f"{source['address']}:{source['port']}",
-            f"receiver {receiver.get('status') or 'not running'} from {upstream}")
-    d.check("target streams through its slot", receiver.get("slot_name") == target["slot"],
-            f"slot {receiver.get('slot_name')!r}, expected {target['slot']!r}")
+    d.check(
+        "target streams from the primary",
+        receiver.get("status") == "streaming" and upstream == f"{source['address']}:{source['port']}",
+        f"receiver {receiver.get('status') or 'not running'} from {upstream}",
+    )
+    d.check(
+        "target streams through its slot",
+        receiver.get("slot_name") == target["slot"],
+        f"slot {receiver.get('slot_name')!r}, expected {target['slot']!r}",
+    )
     replica = next((r for r in primary.get("replicas") or [] if r.get("application_name") == target["slot"]), {})
     lag = replica.get("lag_bytes")
-    d.check("replay lag within mfa_ha:switchover:max_lag_bytes", lag is not None and lag <= max_lag_bytes,
-            f"{lag if lag is not None else 'unknown'} bytes behind, limit {max_lag_bytes}")
+    d.check(
+        "replay lag within mfa_ha:switchover:max_lag_bytes",
+        lag is not None and lag <= max_lag_bytes,
+        f"{lag if lag is not None else 'unknown'} bytes behind, limit {max_lag_bytes}",
+    )
     seen = primary.get("peers") if isinstance(primary.get("peers"), dict) else {}
-    d.check("the old primary reaches the target (to re-attach after the switch)",
-            seen.get(d.target) in ("standby", "primary"),
-            f"{d.primary} sees {d.target} as {seen.get(d.target) or primary.get('peers') or 'unknown'}")
-    d.check("pg_rewind possible on the old primary", primary.get("rewind_ready"),
-            "wal_log_hints or data_checksums on" if primary.get("rewind_ready") else "wal_log_hints and data_checksums off")
+    d.check(
+        "the old primary reaches the target (to re-attach after the switch)",
+        seen.get(d.target) in ("standby", "primary"),
+        f"{d.primary} sees {d.target} as {seen.get(d.target) or primary.get('peers') or 'unknown'}",
+    )
+    d.check(
+        "pg_rewind possible on the old primary",
+        primary.get("rewind_ready"),
+        "wal_log_hints or data_checksums on" if primary.get("rewind_ready") else "wal_log_hints and data_checksums off",
+    )
 
 
 # -- peers ------------------------------------------------------------------------------------
-
 
 
 # -- the target's proof -----------------------------------------------------------------------
 def last_wal_record(server: Server, end_lsn: str) -> dict | None:
     """The last WAL record in this server's ``pg_wal`` that ends at or before ``end_lsn``."""
     end = lsnlib.to_int(end_lsn)
-    segment_size = int(server.query_one("SELECT setting::bigint AS s FROM pg_settings "
-                                        "WHERE name = 'wal_segment_size'")["s"])
+    segment_size = int(
+        server.query_one("SELECT setting::bigint AS s FROM pg_settings WHERE name = 'wal_segment_size'")["s"]
+    )
     segment_start = (end - 1) // segment_size * segment_size
     start = max(segment_start, (end - WALDUMP_WINDOW) // WAL_PAGE * WAL_PAGE)
     timeline = _segment_timeline(server, (end - 1) // segment_size, segment_size)
     if timeline is None:
         return None
-    out = server.run("pg_waldump", "--path", os.path.join(server.data_dir, "pg_wal"),
-                     "--timeline", str(timeline), "--start", lsnlib.to_str(start), "--end", end_lsn,
-                     check=False, timeout=30).stdout
+    out = server.run(
+        "pg_waldump",
+        "--path",
+        os.path.join(server.data_dir, "pg_wal"),
+        "--timeline",
+        str(timeline),
+        "--start",
+        lsnlib.to_str(start),
+        "--end",
+        end_lsn,
+        check=False,
+        timeout=30,
+    ).stdout
     records = [m for m in (RECORD_RE.match(line) for line in out.splitlines()) if m]
     if not records:
         return None
@@ -179,8 +224,11 @@ def _segment_timeline(server: Server, segment_no: int, segment_size: int) -> int
     """The highest timeline with a WAL file for this segment (names: TLI, log, seg in hex)."""
     per_log = 0x100000000 // segment_size
     suffix = f"{segment_no // per_log:08X}{segment_no % per_log:08X}"
-    timelines = [int(name[:8], 16) for name in os.listdir(os.path.join(server.data_dir, "pg_wal"))
-                 if len(name) == 24 and name.endswith(suffix)]
+    timelines = [
+        int(name[:8], 16)
+        for name in os.listdir(os.path.join(server.data_dir, "pg_wal"))
+        if len(name) == 24 and name.endswith(suffix)
+    ]
     return max(timelines, default=None)
 
 
@@ -194,6 +242,7 @@ SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_receive_lsn()::text AS re
 def wait_for_shutdown_checkpoint(server: Server, old: Upstream, timeout: float, progress) -> dict:
     """Wait (bounded) until this standby holds and has replayed the old primary's shutdown
     checkpoint and the old primary no longer accepts connections."""
+
     def probe():
         row, last = server.query_one(WAIT_SQL), {}
         if not row["in_recovery"]:
@@ -201,19 +250,31 @@ def wait_for_shutdown_checkpoint(server: Server, old: Upstream, timeout: float, 
         if row["receiver"] != "streaming" and row["receive_lsn"] and row["receive_lsn"] == row["replay_lsn"]:
             last = last_wal_record(server, row["receive_lsn"]) or {}
             if last.get("record") == "CHECKPOINT_SHUTDOWN" and peer_in_recovery(server, old) is None:
-                return True, {"shutdown_checkpoint": last["lsn"], "received": row["receive_lsn"],
-                              "replayed": row["replay_lsn"], "timeline": last["timeline"]}
+                return True, {
+                    "shutdown_checkpoint": last["lsn"],
+                    "received": row["receive_lsn"],
+                    "replayed": row["replay_lsn"],
+                    "timeline": last["timeline"],
+                }
         return False, {**row, "last": last}
 
-    return poll(probe, timeout, timing.SWITCHOVER_POLL_SECONDS, progress=progress,
-                fail=lambda seen: LsnNotReached(
-                    f"no proof of the old primary's clean shutdown within {timeout:g} s: receiver "
-                    f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, replayed "
-                    f"{seen['replay_lsn']}, last record {seen['last'].get('record', 'unknown')} at "
-                    f"{seen['last'].get('lsn', '?')}"),
-                report=lambda seen: f"waiting for {old.label}'s shutdown checkpoint: receiver "
-                                    f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, "
-                                    f"replayed {seen['replay_lsn']}")
+    return poll(
+        probe,
+        timeout,
+        timing.SWITCHOVER_POLL_SECONDS,
+        progress=progress,
+        fail=lambda seen: LsnNotReached(
+            f"no proof of the old primary's clean shutdown within {timeout:g} s: receiver "
+            f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, replayed "
+            f"{seen['replay_lsn']}, last record {seen['last'].get('record', 'unknown')} at "
+            f"{seen['last'].get('lsn', '?')}"
+        ),
+        report=lambda seen: (
+            f"waiting for {old.label}'s shutdown checkpoint: receiver "
+            f"{seen['receiver'] or 'stopped'}, received {seen['receive_lsn']}, "
+            f"replayed {seen['replay_lsn']}"
+        ),
+    )
 
 
 # -- the parts --------------------------------------------------------------------------------
@@ -231,9 +292,9 @@ class Clock:
         return round(time.monotonic() - self.start, 3)
 
 
-
-def take_over(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
-              timeout: float, progress) -> dict:
+def take_over(
+    server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks, timeout: float, progress
+) -> dict:
     """The target's part: prove the old primary's shutdown is here, promote, open slots for
     the others, move client routing, start the app and check its health."""
     clock = Clock()
@@ -250,8 +311,16 @@ def take_over(server: Server, app_cfg, me: str, others: dict[str, Upstream], hoo
     return open_for_business(server, app_cfg, me, others, hooks, timeout, clock, result)
 
 
-def open_for_business(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
-                      timeout: float, clock: "Clock", result: dict) -> dict:
+def open_for_business(
+    server: Server,
+    app_cfg,
+    me: str,
+    others: dict[str, Upstream],
+    hooks: Hooks,
+    timeout: float,
+    clock: Clock,
+    result: dict,
+) -> dict:
     """What a new primary does once it accepts writes: slots for the others, client routing
     moved here, the app started and healthy, then a checkpoint (see checkpoint_new_timeline)."""
     result["slots_created"] = [peer.slot for peer in others.values() if repl.create_slot(server, peer.slot)]
@@ -273,8 +342,10 @@ def _upstream_of(server: Server, others: dict[str, Upstream]) -> Upstream:
     for peer in others.values():
         if conninfo.get("host") == peer.host and str(conninfo.get("port")) == str(peer.port):
             return peer
-    raise MfaHaError(f"{server.data_dir} does not stream from any node of mfa_ha:nodes "
-                     f"(primary_conninfo host {conninfo.get('host')}, port {conninfo.get('port')})")
+    raise MfaHaError(
+        f"{server.data_dir} does not stream from any node of mfa_ha:nodes "
+        f"(primary_conninfo host {conninfo.get('host')}, port {conninfo.get('port')})"
+    )
 
 
 def _start_app(app_cfg, timeout: float) -> dict:
@@ -286,8 +357,17 @@ def _start_app(app_cfg, timeout: float) -> dict:
     return {"healthy": True, "status_code": health["status_code"]}
 
 
-def hand_over(server: Server, app_cfg, me: str, new: Upstream, own_slot: str, hooks: Hooks,
-              timeout: float, progress, peer_slots=()) -> dict:
+def hand_over(
+    server: Server,
+    app_cfg,
+    me: str,
+    new: Upstream,
+    own_slot: str,
+    hooks: Hooks,
+    timeout: float,
+    progress,
+    peer_slots=(),
+) -> dict:
     """The old primary's part: stop the app and PostgreSQL cleanly, wait until the target
     accepts writes, then re-attach as its standby. If the target does not take over in
     time and is still a standby, start PostgreSQL and the app here again."""
@@ -308,8 +388,13 @@ def hand_over(server: Server, app_cfg, me: str, new: Upstream, own_slot: str, ho
     clock.mark("target_promoted")
     result = rejoin(server, new, own_slot, timeout, progress, peer_slots)
     clock.mark("streaming")
-    return {"part": "old primary", "shutdown_checkpoint": checkpoint, **result,
-            "marks": clock.marks, "seconds": clock.seconds()}
+    return {
+        "part": "old primary",
+        "shutdown_checkpoint": checkpoint,
+        **result,
+        "marks": clock.marks,
+        "seconds": clock.seconds(),
+    }
 
 
 def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, checkpoint: str) -> None:
@@ -323,14 +408,18 @@ def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, ch
         _start_app(app_cfg, timeout)
         raise SwitchoverAborted(
             f"{new.label} did not take over within {timeout:g} s and is still a standby: PostgreSQL and "
-            f"the app run here again (this node stopped at {checkpoint})")
-    raise MfaHaError(f"{new.label} does not answer, so whether it took over is unknown: this node stays "
-                     f"stopped to rule out two primaries (stopped at {checkpoint}); check {new.label}, "
-                     "then re-run the switchover or start this node")
+            f"the app run here again (this node stopped at {checkpoint})"
+        )
+    raise MfaHaError(
+        f"{new.label} does not answer, so whether it took over is unknown: this node stays "
+        f"stopped to rule out two primaries (stopped at {checkpoint}); check {new.label}, "
+        "then re-run the switchover or start this node"
+    )
 
 
-def resume_primary(server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks,
-                   timeout: float, progress) -> dict:
+def resume_primary(
+    server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks, timeout: float, progress
+) -> dict:
     """Start this cleanly stopped former primary again, with its app, after a switch whose
     target failed: only when no peer answers as a primary (its clean shutdown proves it holds
     every write)."""
@@ -366,8 +455,16 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
     _wait_for_slot(server, new, own_slot, timeout)
     if rewind_needed:
         progress(f"WAL went past {new.label}'s timeline switch: pg_rewind")
-        rewound = repl.rewind(server, new.host, new.port, new.user, own_slot, fallback="basebackup",
-                              timeout=max(int(timeout), 3600), progress=progress)
+        rewound = repl.rewind(
+            server,
+            new.host,
+            new.port,
+            new.user,
+            own_slot,
+            fallback="basebackup",
+            timeout=max(int(timeout), 3600),
+            progress=progress,
+        )
         method = rewound["method"]
         why = {"cloned_because": rewound["rewind_error"]} if "rewind_error" in rewound else {}
     else:
@@ -377,23 +474,35 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
     wait_streaming(server, me, timeout, progress)
     dropped = repl.drop_stale_standby_slots(server, peer_slots, progress)
     why.update({"dropped_slots": dropped} if dropped else {})
-    return {"rewind": method, **why, "timeline_switch": lsnlib.to_str(switch) if switch is not None else None,
-            "zero_loss_proof": None if switch is None or checkpoint is None else checkpoint < switch}
+    return {
+        "rewind": method,
+        **why,
+        "timeline_switch": lsnlib.to_str(switch) if switch is not None else None,
+        "zero_loss_proof": None if switch is None or checkpoint is None else checkpoint < switch,
+    }
 
 
 def _streams_from(server: Server, new: Upstream) -> bool:
     receiver = server.query_one(repl.RECEIVER_SQL)
-    return (receiver.get("status") == "streaming" and receiver.get("sender_host") == new.host
-            and int(receiver.get("sender_port") or 0) == new.port)
+    return (
+        receiver.get("status") == "streaming"
+        and receiver.get("sender_host") == new.host
+        and int(receiver.get("sender_port") or 0) == new.port
+    )
 
 
 def _wait_for_slot(server: Server, new: Upstream, slot: str, timeout: float) -> None:
-    poll(lambda: (peer_has_slot(server, new, slot), None), timeout, timing.SWITCHOVER_POLL_SECONDS,
-         fail=lambda _: MfaHaError(f"slot {slot} does not exist on {new.label} after {timeout:g} s"))
+    poll(
+        lambda: (peer_has_slot(server, new, slot), None),
+        timeout,
+        timing.SWITCHOVER_POLL_SECONDS,
+        fail=lambda _: MfaHaError(f"slot {slot} does not exist on {new.label} after {timeout:g} s"),
+    )
 
 
-def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: str, hooks: Hooks,
-             timeout: float, progress) -> dict:
+def run_part(
+    server: Server, app_cfg, me: str, target: str, nodes: dict, user: str, hooks: Hooks, timeout: float, progress
+) -> dict:
     """This node's part of a switchover to ``target``, chosen from its live role."""
     if target not in nodes:
         raise InvalidInput(f"target: unknown node id {target!r} (mfa_ha:nodes: {', '.join(nodes)})")
@@ -402,8 +511,17 @@ def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: s
         return take_over(server, app_cfg, me, others, hooks, timeout, progress)
     own_slot = nodes[me]["slot"]
     if server.is_running() and repl.role(server) is Role.PRIMARY:
-        return hand_over(server, app_cfg, me, others[target], own_slot, hooks, timeout, progress,
-                         peer_slots=[o.slot for o in others.values()])
+        return hand_over(
+            server,
+            app_cfg,
+            me,
+            others[target],
+            own_slot,
+            hooks,
+            timeout,
+            progress,
+            peer_slots=[o.slot for o in others.values()],
+        )
     clock = Clock()
     _wait_promoted_or_fail(server, others[target], timeout)
     applib.backend(app_cfg).stop()
@@ -413,5 +531,9 @@ def run_part(server: Server, app_cfg, me: str, target: str, nodes: dict, user: s
 
 def _wait_promoted_or_fail(server: Server, new: Upstream, timeout: float) -> None:
     """Until ``new`` answers as a primary (bounded)."""
-    poll(lambda: (peer_in_recovery(server, new) is False, None), timeout, timing.SWITCHOVER_POLL_SECONDS,
-         fail=lambda _: ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s"))
+    poll(
+        lambda: (peer_in_recovery(server, new) is False, None),
+        timeout,
+        timing.SWITCHOVER_POLL_SECONDS,
+        fail=lambda _: ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s"),
+    )

@@ -59,14 +59,13 @@ def postgres_config(pillar: dict | None, **overrides) -> PostgresConfig:
     object.__setattr__(cfg, "port", check_port(cfg.port, "mfa_ha:postgres:port"))
     keep = cfg.keep_moved_aside
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise InvalidInput(f"mfa_ha:postgres:keep_moved_aside: must be a whole number of copies (1 or more), "
-                           f"not {keep!r}")
+        raise InvalidInput(
+            f"mfa_ha:postgres:keep_moved_aside: must be a whole number of copies (1 or more), not {keep!r}"
+        )
     try:
         pwd.getpwnam(cfg.os_user)
     except KeyError:
-        raise InvalidInput(
-            f"mfa_ha:postgres:os_user: no such operating system user {cfg.os_user!r}"
-        ) from None
+        raise InvalidInput(f"mfa_ha:postgres:os_user: no such operating system user {cfg.os_user!r}") from None
     return cfg
 
 

@@ -18,8 +18,21 @@ from mfa_ha.postgres.server import Server
 BEGIN = "# BEGIN mfa-ha managed entries (salt state pgrepl.hba; edits here are reverted)"
 END = "# END mfa-ha managed entries"
 TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
-METHODS = ("scram-sha-256", "md5", "trust", "reject", "peer", "ident", "cert", "gss", "sspi",
-           "pam", "ldap", "radius", "password")
+METHODS = (
+    "scram-sha-256",
+    "md5",
+    "trust",
+    "reject",
+    "peer",
+    "ident",
+    "cert",
+    "gss",
+    "sspi",
+    "pam",
+    "ldap",
+    "radius",
+    "password",
+)
 ENTRY_KEYS = {"type", "database", "user", "address", "method", "options"}
 DEFAULT_METHOD = "scram-sha-256"
 FOREIGN_POLICIES = ("repair", "report")  # mfa_ha:hba:foreign: what to do with lines that defeat the block
@@ -95,8 +108,7 @@ def _checked_address(text: str, key: str) -> str:
         raise InvalidInput(f"{key}: {text!r} is not an address or network") from None
 
 
-def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None,
-                   tls: bool = False) -> list[HbaEntry]:
+def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None, tls: bool = False) -> list[HbaEntry]:
     """Each node may stream (database ``replication``) and rewind (database ``postgres``) from
     its peers (``hostssl`` when TLS is on), plus pillar ``mfa_ha:hba:entries``. ``trust`` for a
     non-local address is refused unless ``mfa_ha:hba:allow_trust`` is true."""
@@ -125,7 +137,8 @@ def wanted_entries(nodes: dict, replication_user: str, hba_pillar: dict | None,
             if found.method == "trust" and not found.is_local:
                 raise InvalidInput(
                     f"mfa_ha:hba: 'trust' for {found.address} lets anyone on that host in without a "
-                    "password; use scram-sha-256, or set mfa_ha:hba:allow_trust: true to insist")
+                    "password; use scram-sha-256, or set mfa_ha:hba:allow_trust: true to insist"
+                )
     return list(dict.fromkeys(entries))
 
 
@@ -145,7 +158,7 @@ def managed_lines(text: str) -> list[str] | None:
     span = _block_span(lines)
     if span is None:
         return None
-    return [" ".join(line.split()) for line in lines[span[0] + 1:span[1]] if line.strip()]
+    return [" ".join(line.split()) for line in lines[span[0] + 1 : span[1]] if line.strip()]
 
 
 def foreign_lines(text: str, allow_trust: bool = False) -> list[dict]:
@@ -190,11 +203,13 @@ def with_block(text: str, entries: list[HbaEntry], foreign: list[dict] = ()) -> 
     ``trust`` line in ``foreign`` commented out (kept, never deleted)."""
     lines = text.splitlines()
     disabled = {f["line"] for f in foreign if f["problem"].startswith("trust")}
-    lines = [f"# disabled by mfa-ha (trust for a non-local address): {line}" if n in disabled else line
-             for n, line in enumerate(lines, start=1)]
+    lines = [
+        f"# disabled by mfa-ha (trust for a non-local address): {line}" if n in disabled else line
+        for n, line in enumerate(lines, start=1)
+    ]
     span = _block_span(lines)
     if span:
-        del lines[span[0]:span[1] + 1]
+        del lines[span[0] : span[1] + 1]
     while lines and not lines[0].strip():
         lines.pop(0)
     return "\n".join(render_block(entries) + [""] + lines) + "\n"
@@ -204,10 +219,12 @@ def diff(text: str, entries: list[HbaEntry], allow_trust: bool = False) -> dict:
     have = managed_lines(text) or []
     want = [" ".join(e.line.split()) for e in entries]
     foreign = foreign_lines(text, allow_trust)
-    return {"missing": [line for line in want if line not in have],
-            "unexpected": [line for line in have if line not in want],
-            "foreign": foreign,
-            "differs": have != want or bool(foreign)}
+    return {
+        "missing": [line for line in want if line not in have],
+        "unexpected": [line for line in have if line not in want],
+        "foreign": foreign,
+        "differs": have != want or bool(foreign),
+    }
 
 
 def describe_foreign(path: str, foreign: list[dict]) -> str:
@@ -239,8 +256,10 @@ def apply(server: Server, entries: list[HbaEntry], allow_trust: bool = False, re
     if not result["differs"]:
         return {**result, "path": path, "changed": False}
     if result["foreign"] and not repair:
-        raise MfaHaError(describe_foreign(path, result["foreign"]) + ": fix them by hand, or set "
-                         "mfa_ha:hba:foreign: repair to let mfa-ha move its block to the top and disable them")
+        raise MfaHaError(
+            describe_foreign(path, result["foreign"]) + ": fix them by hand, or set "
+            "mfa_ha:hba:foreign: repair to let mfa-ha move its block to the top and disable them"
+        )
     replace_keeping_owner(path, with_block(old, entries, result["foreign"]))
     if server.is_running():
         errors = server.query("SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL")

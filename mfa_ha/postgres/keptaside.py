@@ -63,8 +63,12 @@ def prune(data_dir: str, keep: int) -> list[dict]:
     removed = []
     for copy in to_remove(kept(data_dir), keep):
         shutil.rmtree(copy["path"])
-        log.warning("removed %s (%d bytes kept aside; mfa_ha:postgres:keep_moved_aside keeps %d)",
-                    copy["path"], copy["bytes"], keep)
+        log.warning(
+            "removed %s (%d bytes kept aside; mfa_ha:postgres:keep_moved_aside keeps %d)",
+            copy["path"],
+            copy["bytes"],
+            keep,
+        )
         removed.append(copy)
     return removed
 
@@ -84,9 +88,11 @@ def clone_space_problem(needed: int | None, free: int, where: str) -> str | None
     """Why a clone of ``needed`` bytes must not start with ``free`` bytes free, or None."""
     if needed is None or free >= needed * CLONE_SPACE_FACTOR:
         return None
-    return (f"a clone needs about {_gib(needed * CLONE_SPACE_FACTOR)} free in {where} (the primary's databases: "
-            f"{_gib(needed)}, plus a tenth for the WAL streamed meanwhile), and {_gib(free)} is free: free space, "
-            "or remove copies kept aside (mfa_ha:postgres:keep_moved_aside). Nothing changed")
+    return (
+        f"a clone needs about {_gib(needed * CLONE_SPACE_FACTOR)} free in {where} (the primary's databases: "
+        f"{_gib(needed)}, plus a tenth for the WAL streamed meanwhile), and {_gib(free)} is free: free space, "
+        "or remove copies kept aside (mfa_ha:postgres:keep_moved_aside). Nothing changed"
+    )
 
 
 def require_clone_space(data_dir: str, needed: int | None) -> None:
@@ -98,4 +104,4 @@ def require_clone_space(data_dir: str, needed: int | None) -> None:
 
 
 def _gib(value: float) -> str:
-    return f"{value / 1024 ** 3:.2f} GiB"
+    return f"{value / 1024**3:.2f} GiB"

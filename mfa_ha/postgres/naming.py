@@ -28,7 +28,7 @@ def slot_name(minion_id: str) -> str:
     name = re.sub(r"[^a-z0-9_]", "_", str(minion_id).strip().lower())
     if len(name) > MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = f"{name[:MAX_NAME - 9]}_{digest}"
+        name = f"{name[: MAX_NAME - 9]}_{digest}"
     return name
 
 
@@ -55,9 +55,7 @@ def build_conninfo(**params) -> str:
     ``None`` values are left out, secrets are refused."""
     leaked = SECRET_KEYS & {k for k, v in params.items() if v is not None}
     if leaked:
-        raise InvalidInput(
-            "a password must not be written into a connection string; use a pgpass file"
-        )
+        raise InvalidInput("a password must not be written into a connection string; use a pgpass file")
     return make_dsn(**{k: str(v) for k, v in params.items() if v is not None})
 
 
@@ -70,13 +68,9 @@ def parse_conninfo(conninfo: str) -> dict[str, str]:
         return {}
 
 
-def redact_conninfo(conninfo: str) -> str:
-    """The conninfo with any password replaced, safe for returns and logs."""
-    params = parse_conninfo(conninfo)
-    return make_dsn(**{k: "********" if k in SECRET_KEYS else v for k, v in params.items()})
-
-
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 def check_address(value, key: str) -> str:

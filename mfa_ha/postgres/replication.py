@@ -10,7 +10,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psycopg2
 import psycopg2.extensions
@@ -217,8 +217,9 @@ def drop_stale_standby_slots(server: Server, names, progress: Progress = log_pro
     dropped = []
     for slot in stale_standby_slots(server, names):
         if drop_slot(server, slot["slot_name"]):
-            progress(f"dropped slot {slot['slot_name']} on this standby (it held {slot['retained_bytes']} bytes "
-                     "of WAL)")
+            progress(
+                f"dropped slot {slot['slot_name']} on this standby (it held {slot['retained_bytes']} bytes of WAL)"
+            )
             dropped.append(slot["slot_name"])
     return dropped
 
@@ -239,13 +240,17 @@ def drop_slot(server: Server, name: str) -> bool:
 # -- replication user -----------------------------------------------------------
 def replication_user(server: Server, user: str) -> dict | None:
     rows = server.query(
-        "SELECT rolname, rolreplication, rolcanlogin, rolconnlimit, rolpassword "
-        "FROM pg_authid WHERE rolname = %s", (user,))
+        "SELECT rolname, rolreplication, rolcanlogin, rolconnlimit, rolpassword FROM pg_authid WHERE rolname = %s",
+        (user,),
+    )
     if not rows:
         return None
     functions = REWIND_FUNCTIONS if server.data_version().can_grant_rewind_functions else ()
-    rows[0]["missing_grants"] = [f for f in functions if not server.query_one(
-        "SELECT has_function_privilege(%s, %s, 'EXECUTE') AS ok", (user, f))["ok"]]
+    rows[0]["missing_grants"] = [
+        f
+        for f in functions
+        if not server.query_one("SELECT has_function_privilege(%s, %s, 'EXECUTE') AS ok", (user, f))["ok"]
+    ]
     return rows[0]
 
 
@@ -281,13 +286,16 @@ def set_replication_user(server: Server, rcfg: ReplicationConfig, password: str)
     with server.connect() as conn, conn.cursor() as cur:
         verifier = psycopg2.extensions.encrypt_password(password, rcfg.user, conn, "scram-sha-256")
         verb = "CREATE" if needs == ["create"] else "ALTER"
-        cur.execute(sql.SQL("{} ROLE {} WITH REPLICATION LOGIN CONNECTION LIMIT {} PASSWORD {}").format(
-            sql.SQL(verb), sql.Identifier(rcfg.user), sql.Literal(rcfg.connection_limit),
-            sql.Literal(verifier)))
+        cur.execute(
+            sql.SQL("{} ROLE {} WITH REPLICATION LOGIN CONNECTION LIMIT {} PASSWORD {}").format(
+                sql.SQL(verb), sql.Identifier(rcfg.user), sql.Literal(rcfg.connection_limit), sql.Literal(verifier)
+            )
+        )
         if server.data_version().can_grant_rewind_functions:
             for function in REWIND_FUNCTIONS:
-                cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
-                    sql.SQL(function), sql.Identifier(rcfg.user)))
+                cur.execute(
+                    sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), sql.Identifier(rcfg.user))
+                )
     return needs
 
 
@@ -298,20 +306,28 @@ def set_pgpass(server: Server, host: str, port: int, user: str, password: str) -
 
 
 # -- upstream checks ------------------------------------------------------------
-def upstream_conninfo(server: Server, host: str, port: int, user: str, application_name: str | None,
-                      **extra) -> str:
-    return build_conninfo(host=host, port=port, user=user, application_name=application_name,
-                          **server.peer_params(), **extra)
+def upstream_conninfo(server: Server, host: str, port: int, user: str, application_name: str | None, **extra) -> str:
+    return build_conninfo(
+        host=host, port=port, user=user, application_name=application_name, **server.peer_params(), **extra
+    )
 
 
 def upstream_connection(server: Server, host: str, port: int, user: str, replication: bool = False):
     """A connection to the upstream as the replication user (password from pgpass), database
     ``postgres`` or the replication protocol. Raises ConnectionFailed naming the cause."""
-    kind = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {
-        "dbname": "postgres"}
+    kind = (
+        {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {"dbname": "postgres"}
+    )
     try:
-        return psycopg2.connect(host=host, port=port, user=user, application_name="mfa_ha_check",
-                                options=PEER_SESSION_OPTIONS, **kind, **server.check_params())
+        return psycopg2.connect(
+            host=host,
+            port=port,
+            user=user,
+            application_name="mfa_ha_check",
+            options=PEER_SESSION_OPTIONS,
+            **kind,
+            **server.check_params(),
+        )
     except psycopg2.OperationalError as err:
         raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
 
@@ -329,8 +345,9 @@ def upstream_database_bytes(server: Server, host: str, port: int, user: str) -> 
             cur.execute("SELECT sum(pg_database_size(oid))::bigint FROM pg_database WHERE datallowconn")
             return cur.fetchone()[0]
     except psycopg2.Error as err:
-        log.info("size of %s:%s's databases unknown (%s): no free-space check before the clone", host, port,
-                 _first_line(err))
+        log.info(
+            "size of %s:%s's databases unknown (%s): no free-space check before the clone", host, port, _first_line(err)
+        )
         return None
     finally:
         conn.close()
@@ -344,8 +361,12 @@ def identify_upstream(server: Server, host: str, port: int, user: str) -> dict:
         with conn.cursor() as cur:
             cur.execute("IDENTIFY_SYSTEM")
             system_id, timeline, xlogpos, _ = cur.fetchone()
-        return {"system_identifier": str(system_id), "timeline": int(timeline), "lsn": xlogpos,
-                "version": PgVersion.parse(conn.server_version).major}
+        return {
+            "system_identifier": str(system_id),
+            "timeline": int(timeline),
+            "lsn": xlogpos,
+            "version": PgVersion.parse(conn.server_version).major,
+        }
     finally:
         conn.close()
 
@@ -355,9 +376,16 @@ def _first_line(err: Exception) -> str:
 
 
 # -- clone and standby configuration --------------------------------------------
-def basebackup(server: Server, host: str, port: int, user: str, slot: str | None,
-               application_name: str | None = None, timeout: int = 3600,
-               progress: Progress = log_progress) -> dict:
+def basebackup(
+    server: Server,
+    host: str,
+    port: int,
+    user: str,
+    slot: str | None,
+    application_name: str | None = None,
+    timeout: int = 3600,
+    progress: Progress = log_progress,
+) -> dict:
     """Clone the primary into the data directory and configure it as its standby.
 
     Refuses while a server runs on the data directory, and when the free space cannot hold
@@ -368,8 +396,7 @@ def basebackup(server: Server, host: str, port: int, user: str, slot: str | None
         validate_slot_name(slot)
     server.require_stopped("replacing its data directory")
     upstream = identify_upstream(server, host, port, user)
-    progress(f"primary {host}:{port} answers: system {upstream['system_identifier']}, "
-             f"timeline {upstream['timeline']}")
+    progress(f"primary {host}:{port} answers: system {upstream['system_identifier']}, timeline {upstream['timeline']}")
     keptaside.require_clone_space(server.data_dir, upstream_database_bytes(server, host, port, user))
     old = keptaside.move_aside(server.data_dir) if _non_empty(server.data_dir) else None
     if os.path.isdir(server.data_dir):
@@ -390,16 +417,26 @@ def basebackup(server: Server, host: str, port: int, user: str, slot: str | None
         raise CommandFailed(f"{err} (the failed copy is in {failed}; the data directory was restored)") from None
     progress(f"cloned {host}:{port} into {server.data_dir} in {time.monotonic() - started:.1f} s")
     configure_standby(server, host, port, user, slot, application_name)
-    return {"moved_aside": old, "system_identifier": upstream["system_identifier"],
-            "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "moved_aside": old,
+        "system_identifier": upstream["system_identifier"],
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def _non_empty(path: str) -> bool:
     return os.path.isdir(path) and bool(os.listdir(path)) or os.path.isfile(path)
 
 
-def configure_standby(server: Server, host: str, port: int, user: str, slot: str | None,
-                      application_name: str | None = None, trigger_file: str | None = None) -> dict:
+def configure_standby(
+    server: Server,
+    host: str,
+    port: int,
+    user: str,
+    slot: str | None,
+    application_name: str | None = None,
+    trigger_file: str | None = None,
+) -> dict:
     """Write the standby configuration for the server's version; returns what changed."""
     if slot:
         validate_slot_name(slot)
@@ -462,12 +499,14 @@ def shutdown_checkpoint_lsn(server: Server) -> str:
     if state not in CLEAN_SHUTDOWN_STATES:
         raise NotCleanlyShutDown(
             f"{server.data_dir} was not shut down cleanly (cluster state: {state or 'unknown'}); "
-            "its last WAL may not have reached the standby")
+            "its last WAL may not have reached the standby"
+        )
     return control["Latest checkpoint location"]
 
 
-def wait_for_lsn(server: Server, target: str, timeout: float = 30, beyond: bool = False,
-                 progress: Progress = log_progress) -> dict:
+def wait_for_lsn(
+    server: Server, target: str, timeout: float = 30, beyond: bool = False, progress: Progress = log_progress
+) -> dict:
     """Wait until this standby has received and replayed ``target`` (bounded).
 
     With ``beyond`` the record starting at ``target`` must be replayed in full, as for a
@@ -476,18 +515,26 @@ def wait_for_lsn(server: Server, target: str, timeout: float = 30, beyond: bool 
     wanted = lsnlib.to_int(target)
 
     def probe():
-        row = server.query_one("SELECT pg_is_in_recovery() AS r, pg_last_wal_receive_lsn()::text AS rx, "
-                               "pg_last_wal_replay_lsn()::text AS rp")
+        row = server.query_one(
+            "SELECT pg_is_in_recovery() AS r, pg_last_wal_receive_lsn()::text AS rx, "
+            "pg_last_wal_replay_lsn()::text AS rp"
+        )
         if not row["r"]:
             raise NotStandbyError(f"{server.data_dir} is not a standby (it accepts writes)")
         reached = min(lsnlib.to_int(v) if v else 0 for v in (row["rx"], row["rp"]))
         return reached > wanted or (not beyond and reached == wanted), {**row, "short": wanted - reached}
 
-    row = poll(probe, timeout, timing.REPLICATION_POLL_SECONDS, progress=progress,
-               fail=lambda row: LsnNotReached(
-                   f"standby did not reach {target} within {timeout:g} s: received {row['rx']}, "
-                   f"replayed {row['rp']} ({row['short']} bytes short)"),
-               report=lambda row: f"waiting for {target}: received {row['rx']}, replayed {row['rp']}")
+    row = poll(
+        probe,
+        timeout,
+        timing.REPLICATION_POLL_SECONDS,
+        progress=progress,
+        fail=lambda row: LsnNotReached(
+            f"standby did not reach {target} within {timeout:g} s: received {row['rx']}, "
+            f"replayed {row['rp']} ({row['short']} bytes short)"
+        ),
+        report=lambda row: f"waiting for {target}: received {row['rx']}, replayed {row['rp']}",
+    )
     return {"target": target, "receive_lsn": row["rx"], "replay_lsn": row["rp"]}
 
 
@@ -508,17 +555,21 @@ def promote(server: Server, timeout: int = 60) -> dict:
             cur.execute("SELECT pg_is_in_recovery()")
             return not cur.fetchone()[0], None
 
-        poll(left_recovery, timeout, timing.PROMOTE_POLL_SECONDS,
-             fail=lambda _: MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s"))
+        poll(
+            left_recovery,
+            timeout,
+            timing.PROMOTE_POLL_SECONDS,
+            fail=lambda _: MfaHaError(f"{server.data_dir} did not leave recovery within {timeout} s"),
+        )
     _apply_files(server, primary_cleanup(version))
     row = server.query_one(STATUS_SQL)
-    return {"timeline": row["timeline"], "lsn": row["current_lsn"],
-            "seconds": round(time.monotonic() - started, 3)}
+    return {"timeline": row["timeline"], "lsn": row["current_lsn"], "seconds": round(time.monotonic() - started, 3)}
 
 
 def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> None:
     """pg_rewind reads the source's timeline from its control file, which a promoted server
     updates only at its next checkpoint: wait (bounded) until that has happened."""
+
     def probe():
         try:
             conn = psycopg2.connect(source, tcp_user_timeout=timing.PEER_TCP_USER_TIMEOUT_MS)
@@ -533,16 +584,30 @@ def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> N
             return True, None
         return current >= timeline, current
 
-    poll(probe, timing.SOURCE_CHECKPOINT_SECONDS, 0.5, progress=progress,
-         fail=lambda current: MfaHaError(
-             f"the source's control file still shows timeline {current}, not {timeline}, after "
-             f"{timing.SOURCE_CHECKPOINT_SECONDS} s: run CHECKPOINT on it, then rewind again"),
-         report=lambda current: f"waiting for the source's first checkpoint on timeline {timeline}")
+    poll(
+        probe,
+        timing.SOURCE_CHECKPOINT_SECONDS,
+        0.5,
+        progress=progress,
+        fail=lambda current: MfaHaError(
+            f"the source's control file still shows timeline {current}, not {timeline}, after "
+            f"{timing.SOURCE_CHECKPOINT_SECONDS} s: run CHECKPOINT on it, then rewind again"
+        ),
+        report=lambda current: f"waiting for the source's first checkpoint on timeline {timeline}",
+    )
 
 
-def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
-           application_name: str | None = None, fallback: str | None = None,
-           timeout: int = 3600, progress: Progress = log_progress) -> dict:
+def rewind(
+    server: Server,
+    host: str,
+    port: int,
+    user: str,
+    slot: str | None,
+    application_name: str | None = None,
+    fallback: str | None = None,
+    timeout: int = 3600,
+    progress: Progress = log_progress,
+) -> dict:
     """Rewind this stopped former primary onto the new primary and make it its standby.
 
     pg_rewind copies configuration files and skips slots, so the standby configuration is
@@ -557,33 +622,53 @@ def rewind(server: Server, host: str, port: int, user: str, slot: str | None,
     upstream = identify_upstream(server, host, port, user)
     local = server.controldata()
     if upstream["version"] != server.data_version().major:
-        raise VersionMismatch(f"{host}:{port} runs PostgreSQL {upstream['version']}, "
-                              f"{server.data_dir} is {server.data_version().major}")
+        raise VersionMismatch(
+            f"{host}:{port} runs PostgreSQL {upstream['version']}, {server.data_dir} is {server.data_version().major}"
+        )
     if local.get("Database system identifier") != upstream["system_identifier"]:
         if fallback != "basebackup":
-            raise MfaHaError(f"{server.data_dir} belongs to another cluster (system "
-                             f"{local.get('Database system identifier')} vs {upstream['system_identifier']}); "
-                             "rewind is impossible, re-clone it with fallback=basebackup")
-        return {"method": "basebackup", **basebackup(server, host, port, user, slot, application_name,
-                                                     timeout, progress)}
+            raise MfaHaError(
+                f"{server.data_dir} belongs to another cluster (system "
+                f"{local.get('Database system identifier')} vs {upstream['system_identifier']}); "
+                "rewind is impossible, re-clone it with fallback=basebackup"
+            )
+        return {
+            "method": "basebackup",
+            **basebackup(server, host, port, user, slot, application_name, timeout, progress),
+        }
     source = upstream_conninfo(server, host, port, user, "pg_rewind", dbname="postgres")  # named in the logs
     _wait_source_checkpoint(source, upstream["timeline"], progress)
     started = time.monotonic()
     try:
         recovered = recover_crashed(server, local, timeout, progress)
-        out = server.run("pg_rewind", "--target-pgdata", server.data_dir, "--source-server", source,
-                         "--progress", timeout=timeout, progress=progress).output
+        out = server.run(
+            "pg_rewind",
+            "--target-pgdata",
+            server.data_dir,
+            "--source-server",
+            source,
+            "--progress",
+            timeout=timeout,
+            progress=progress,
+        ).output
     except CommandFailed as err:
         if fallback != "basebackup":
             raise
         log.warning("%s: pg_rewind failed, cloning the whole database instead: %s", server.data_dir, err)
         progress(f"pg_rewind failed ({err}); cloning afresh")
-        return {"method": "basebackup", "rewind_error": str(err),
-                **basebackup(server, host, port, user, slot, application_name, timeout, progress)}
+        return {
+            "method": "basebackup",
+            "rewind_error": str(err),
+            **basebackup(server, host, port, user, slot, application_name, timeout, progress),
+        }
     progress(f"pg_rewind done in {time.monotonic() - started:.1f} s")
     configure_standby(server, host, port, user, slot, application_name)
-    return {"method": "rewind", "seconds": round(time.monotonic() - started, 3),
-            "rewind_required": "no rewind required" not in out, "crash_recovered": recovered}
+    return {
+        "method": "rewind",
+        "seconds": round(time.monotonic() - started, 3),
+        "rewind_required": "no rewind required" not in out,
+        "crash_recovered": recovered,
+    }
 
 
 def recover_crashed(server: Server, control: dict, timeout: float, progress: Progress = log_progress) -> bool:
@@ -595,13 +680,22 @@ def recover_crashed(server: Server, control: dict, timeout: float, progress: Pro
     refuses standby files; it serves one that would start as a primary."""
     if control.get("Database cluster state") in CLEAN_SHUTDOWN_STATES:
         return False
-    progress(f"{server.data_dir} was not shut down cleanly ({control.get('Database cluster state')}): "
-             "crash recovery before pg_rewind")
+    progress(
+        f"{server.data_dir} was not shut down cleanly ({control.get('Database cluster state')}): "
+        "crash recovery before pg_rewind"
+    )
     if configured_role(server) is Role.STANDBY:
         _recover_unreachable(server, timeout)
     else:
-        server.run("postgres", "--single", "-D", server.data_dir, *shlex.split(server.cfg.options or ""),
-                   "template1", timeout=timeout)
+        server.run(
+            "postgres",
+            "--single",
+            "-D",
+            server.data_dir,
+            *shlex.split(server.cfg.options or ""),
+            "template1",
+            timeout=timeout,
+        )
     state = server.controldata().get("Database cluster state")
     if state not in CLEAN_SHUTDOWN_STATES:
         raise CommandFailed(f"crash recovery of {server.data_dir} ended in state {state!r}, not a clean shutdown")
@@ -613,12 +707,17 @@ def _recover_unreachable(server: Server, timeout: float) -> None:
     upstream, until it is consistent (hot standby), then stop it: "shut down in recovery"."""
     private = tempfile.mkdtemp(prefix="mfa_ha-recovery-")
     chown_to(private, server.cfg.os_user)
-    options = [server.cfg.options or "", "-c listen_addresses=''", f"-c unix_socket_directories={private}",
-               "-c hot_standby=on"]
+    options = [
+        server.cfg.options or "",
+        "-c listen_addresses=''",
+        f"-c unix_socket_directories={private}",
+        "-c hot_standby=on",
+    ]
     if server.data_version().uses_standby_signal:
         options.append("-c primary_conninfo=''")  # before 12 it lives in recovery.conf: a retry is harmless
-    recovering = Server(dataclasses.replace(server.cfg, options=" ".join(o for o in options if o), host=private),
-                        server.tls)
+    recovering = Server(
+        dataclasses.replace(server.cfg, options=" ".join(o for o in options if o), host=private), server.tls
+    )
     try:
         recovering.start(timeout=int(timeout))
     finally:

@@ -43,7 +43,7 @@ def pgpass_has(path: str, host: str, port: int, user: str, password: str) -> boo
 def pgpass_password(path: str, host: str, port: int, user: str) -> str | None:
     """The password of the host:port:*:user entry, or None (also when the file is missing)."""
     prefix = ":".join(pgpass_escape(f) for f in (host, port, "*", user)) + ":"
-    found = [line[len(prefix):] for line in _read_lines(path) if line.startswith(prefix)]
+    found = [line[len(prefix) :] for line in _read_lines(path) if line.startswith(prefix)]
     return _pgpass_unescape(found[-1]) if found else None
 
 

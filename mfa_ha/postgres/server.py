@@ -33,11 +33,8 @@ log = logging.getLogger(__name__)
 PM_STATUS_LINE = 7  # 0-based line of postmaster.pid with the status (PostgreSQL 10+)
 PID_FILE_IDENTITY = 3  # its first lines: PID, data directory, start time (epoch seconds)
 READY_STATES = ("ready", "standby")
-PG_CTL_NOT_RUNNING = 3
-PG_CTL_NO_DATA_DIR = 4
 CLEAN_SHUTDOWN_STATES = ("shut down", "shut down in recovery")
-SESSION_OPTIONS = (f"-c statement_timeout={timing.LOCAL_STATEMENT_SECONDS}s "
-                   f"-c lock_timeout={timing.LOCK_WAIT_SECONDS}s")
+SESSION_OPTIONS = f"-c statement_timeout={timing.LOCAL_STATEMENT_SECONDS}s -c lock_timeout={timing.LOCK_WAIT_SECONDS}s"
 PEER_SESSION_OPTIONS = f"-c statement_timeout={timing.PEER_STATEMENT_SECONDS}s"
 # Tools that read or write this cluster's own files, so only its major version's copy will do.
 # (pg_basebackup and psql speak to older servers: a newer copy serves.)
@@ -53,8 +50,11 @@ class Server:
     def peer_params(self) -> dict:
         """libpq parameters for every connection to a peer: password from pgpass, TLS as
         configured, keepalives, a connect timeout."""
-        return {"passfile": self.cfg.pgpass_path, "connect_timeout": timing.PEER_TOOL_CONNECT_SECONDS,
-                **self.tls.client_params()}
+        return {
+            "passfile": self.cfg.pgpass_path,
+            "connect_timeout": timing.PEER_TOOL_CONNECT_SECONDS,
+            **self.tls.client_params(),
+        }
 
     def check_params(self) -> dict:
         """``peer_params`` for the tool's own connections to a peer (psycopg2's libpq knows
@@ -77,9 +77,7 @@ class Server:
         if not os.path.isdir(self.data_dir):
             raise DataDirMissing(f"data directory {self.data_dir} does not exist")
         if not self.has_cluster():
-            raise DataDirMissing(
-                f"{self.data_dir} is not a PostgreSQL data directory (no PG_VERSION)"
-            )
+            raise DataDirMissing(f"{self.data_dir} is not a PostgreSQL data directory (no PG_VERSION)")
 
     def data_version(self) -> PgVersion:
         self.require_cluster()
@@ -93,8 +91,10 @@ class Server:
         if name in VERSION_BOUND_TOOLS and self.has_cluster():
             wanted, found = self.data_version().major, _binary_major(path)
             if found != wanted:
-                raise CommandFailed(f"{name} at {path} is PostgreSQL {found}, but {self.data_dir} is "
-                                    f"PostgreSQL {wanted}: set mfa_ha:postgres:bin_dir to its {wanted} bin directory")
+                raise CommandFailed(
+                    f"{name} at {path} is PostgreSQL {found}, but {self.data_dir} is "
+                    f"PostgreSQL {wanted}: set mfa_ha:postgres:bin_dir to its {wanted} bin directory"
+                )
         return path
 
     def _find_binary(self, name: str) -> str:
@@ -107,8 +107,10 @@ class Server:
         if not found:
             where = " or ".join(directories + ["PATH"])
             needed = f"PostgreSQL {self.data_version().major}'s own {name}" if self.has_cluster() else name
-            raise CommandFailed(f"{name} not found in {where}: {needed} is needed for this step; "
-                                "set mfa_ha:postgres:bin_dir to a PostgreSQL bin directory that has it")
+            raise CommandFailed(
+                f"{name} not found in {where}: {needed} is needed for this step; "
+                "set mfa_ha:postgres:bin_dir to a PostgreSQL bin directory that has it"
+            )
         return found
 
     def _bin_dirs(self) -> list[str]:
@@ -119,11 +121,16 @@ class Server:
             return glob.glob(f"/usr/lib/postgresql/{major}/bin") + glob.glob(f"/usr/pgsql-{major}/bin")
         return []
 
-    def run(self, name: str, *args, timeout: float = 60, check: bool = True, env=None,
-            progress=None) -> proc.Result:
+    def run(self, name: str, *args, timeout: float = 60, check: bool = True, env=None, progress=None) -> proc.Result:
         extra = {"PGPASSFILE": self.cfg.pgpass_path, **(env or {})}
-        return proc.run([self.binary(name), *args], user=self.cfg.os_user, env=extra,
-                        timeout=timeout, check=check, progress=progress)
+        return proc.run(
+            [self.binary(name), *args],
+            user=self.cfg.os_user,
+            env=extra,
+            timeout=timeout,
+            check=check,
+            progress=progress,
+        )
 
     # -- process ------------------------------------------------------------
     def state(self, timeout: float = 60) -> ServerState:
@@ -162,8 +169,7 @@ class Server:
         # the new postmaster writes (another PID or start time) tells how the start goes.
         stale = self._pid_file_identity()
         # pg_ctl's own wait (-w) polls every 100 ms; postmaster.pid tells us within 10 ms.
-        self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options, "-W",
-                 timeout=timeout + 10)
+        self.run("pg_ctl", "start", "-D", self.data_dir, "-l", self.cfg.log_path, *options, "-W", timeout=timeout + 10)
         started, seen_pid_file = time.monotonic(), False
 
         def ready():
@@ -174,11 +180,18 @@ class Server:
                 raise self._start_failed("exited")
             return status in READY_STATES, status
 
-        poll(ready, timeout, timing.PID_FILE_POLL_SECONDS, fail=lambda _: self._start_failed(f"did not start within {timeout} s"))
+        poll(
+            ready,
+            timeout,
+            timing.PID_FILE_POLL_SECONDS,
+            fail=lambda _: self._start_failed(f"did not start within {timeout} s"),
+        )
         return True
 
     def _start_failed(self, why: str) -> CommandFailed:
-        return CommandFailed(f"PostgreSQL on {self.data_dir} {why}\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}")
+        return CommandFailed(
+            f"PostgreSQL on {self.data_dir} {why}\nlast lines of {self.cfg.log_path}:\n{self.log_tail()}"
+        )
 
     def stop(self, mode: str = "fast", timeout: int = 60, command_timeout: float | None = None) -> bool:
         """Stop and wait until it is gone; False when it was not running. ``command_timeout``
@@ -211,8 +224,12 @@ class Server:
 
     def _wait_stopped(self, timeout: float, how: str) -> bool:
         """Until postmaster.pid is gone (the postmaster removes it last), bounded."""
-        poll(lambda: (not os.path.exists(self._pid_file), None), timeout, timing.PID_FILE_POLL_SECONDS,
-             fail=lambda _: CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s ({how})"))
+        poll(
+            lambda: (not os.path.exists(self._pid_file), None),
+            timeout,
+            timing.PID_FILE_POLL_SECONDS,
+            fail=lambda _: CommandFailed(f"PostgreSQL on {self.data_dir} did not stop within {timeout:g} s ({how})"),
+        )
         return True
 
     def _is_own_postmaster(self, pid: int) -> bool:
@@ -266,7 +283,9 @@ class Server:
                 tail = fh.readlines()[-window:]
         except OSError:
             return ""
-        return "".join([line for line in tail if any(w in line for w in ("FATAL:", "ERROR:", "PANIC:"))][-count:]).strip()
+        return "".join(
+            [line for line in tail if any(w in line for w in ("FATAL:", "ERROR:", "PANIC:"))][-count:]
+        ).strip()
 
     # -- control file -------------------------------------------------------
     def controldata(self) -> dict[str, str]:
@@ -283,9 +302,13 @@ class Server:
         self.require_running()
         try:
             conn = psycopg2.connect(
-                host=self.cfg.host, port=self.cfg.port, user=self.cfg.superuser,
-                dbname=dbname or self.cfg.dbname, connect_timeout=timing.LOCAL_CONNECT_SECONDS,
-                application_name="mfa_ha", options=SESSION_OPTIONS,
+                host=self.cfg.host,
+                port=self.cfg.port,
+                user=self.cfg.superuser,
+                dbname=dbname or self.cfg.dbname,
+                connect_timeout=timing.LOCAL_CONNECT_SECONDS,
+                application_name="mfa_ha",
+                options=SESSION_OPTIONS,
             )
         except psycopg2.OperationalError as err:
             raise ConnectionFailed(
@@ -299,9 +322,7 @@ class Server:
             conn.close()
 
     def query(self, sql: str, params=None, dbname: str | None = None) -> list[dict]:
-        with self.connect(dbname) as conn, conn.cursor(
-            cursor_factory=psycopg2.extras.RealDictCursor
-        ) as cur:
+        with self.connect(dbname) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute(sql, params)
             return [dict(row) for row in cur.fetchall()] if cur.description else []
 

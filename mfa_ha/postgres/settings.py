@@ -10,8 +10,18 @@ from mfa_ha.postgres.server import Server
 from mfa_ha.postgres.versions import replication_settings
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_.]*$")
-UNITS = {"kB": 1, "MB": 1024, "GB": 1024 ** 2, "TB": 1024 ** 3,
-         "us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
+UNITS = {
+    "kB": 1,
+    "MB": 1024,
+    "GB": 1024**2,
+    "TB": 1024**3,
+    "us": 0.001,
+    "ms": 1,
+    "s": 1000,
+    "min": 60000,
+    "h": 3600000,
+    "d": 86400000,
+}
 
 
 def normalise(value) -> str:
@@ -83,8 +93,13 @@ def apply(server: Server, values: dict[str, str]) -> dict:
         server.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(str(value))))
     server.execute("SELECT pg_reload_conf()")
     rows = current(server, list(values))
-    return {"restart_pending": sorted(n for n, r in rows.items() if r["pending_restart"]
-                                     or r["context"] == "postmaster" and normalise(r["value"]) != normalise(values[n]))}
+    return {
+        "restart_pending": sorted(
+            n
+            for n, r in rows.items()
+            if r["pending_restart"] or r["context"] == "postmaster" and normalise(r["value"]) != normalise(values[n])
+        )
+    }
 
 
 def restart_pending(server: Server, names=None) -> list[str]:

@@ -68,15 +68,16 @@ class TlsConfig:
         """Refuse to point the server at TLS files that are not there: it would not start."""
         missing = [path for path in self.files() if not os.path.isfile(path)]
         if missing:
-            raise MfaHaError(f"TLS files missing: {', '.join(missing)}; write them first "
-                             "(state pgrepl.tls, or salt-call pgrepl.apply_tls)")
+            raise MfaHaError(
+                f"TLS files missing: {', '.join(missing)}; write them first "
+                "(state pgrepl.tls, or salt-call pgrepl.apply_tls)"
+            )
 
     def files(self) -> dict[str, tuple[str, int]]:
         """``{path: (content, mode)}`` of what this node's TLS directory must hold."""
         if not self.enabled:
             return {}
-        return {self.ca_path: (self.ca, 0o644), self.cert_path: (self.cert, 0o644),
-                self.key_path: (self.key, 0o600)}
+        return {self.ca_path: (self.ca, 0o644), self.cert_path: (self.cert, 0o644), self.key_path: (self.key, 0o600)}
 
 
 def tls_config(pillar, nodes: dict, data_dir: str, node_id: str | None = None) -> TlsConfig:
@@ -137,23 +138,31 @@ def check_node(cfg: TlsConfig, address: str | None, now: datetime.datetime | Non
 
     for name in ("cert", "key"):
         if not getattr(cfg, name):
-            raise InvalidInput(f"{KEY}:{name}: missing: this node's TLS "
-                               f"{'certificate' if name == 'cert' else 'private key'} (PEM)")
+            raise InvalidInput(
+                f"{KEY}:{name}: missing: this node's TLS {'certificate' if name == 'cert' else 'private key'} (PEM)"
+            )
     cas = _load(lambda: x509.load_pem_x509_certificates(cfg.ca.encode()), "ca", "is not a PEM certificate")
     cert = _load(lambda: x509.load_pem_x509_certificate(cfg.cert.encode()), "cert", "is not a PEM certificate")
-    key = _load(lambda: serialization.load_pem_private_key(cfg.key.encode(), password=None), "key",
-                "is not an unencrypted PEM private key")
+    key = _load(
+        lambda: serialization.load_pem_private_key(cfg.key.encode(), password=None),
+        "key",
+        "is not an unencrypted PEM private key",
+    )
     if key.public_key().public_numbers() != cert.public_key().public_numbers():
         raise InvalidInput(f"{KEY}:key: does not belong to the certificate in {KEY}:cert")
     if not any(_issued_by(cert, ca) for ca in cas):
         raise InvalidInput(f"{KEY}:cert: not signed by the CA in {KEY}:ca ({cert.issuer.rfc4514_string()})")
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise InvalidInput(f"{KEY}:cert: not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
-                           f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)")
+        raise InvalidInput(
+            f"{KEY}:cert: not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
+        )
     if cfg.mode == "verify-full" and address and not _names(cert, address):
-        raise InvalidInput(f"{KEY}:cert: does not name this node's address {address} (subjectAltName "
-                           f"{', '.join(_san(cert)) or 'none'}): peers connect with sslmode=verify-full")
+        raise InvalidInput(
+            f"{KEY}:cert: does not name this node's address {address} (subjectAltName "
+            f"{', '.join(_san(cert)) or 'none'}): peers connect with sslmode=verify-full"
+        )
 
 
 def _load(loader, name: str, problem: str):
@@ -186,8 +195,10 @@ def _names(cert, address: str) -> bool:
         wanted = str(ipaddress.ip_address(address))
     except ValueError:
         wanted = address.lower()
-    return any(name.lower() == wanted or (name.startswith("*.") and wanted.split(".", 1)[-1] == name[2:].lower())
-               for name in _san(cert))
+    return any(
+        name.lower() == wanted or (name.startswith("*.") and wanted.split(".", 1)[-1] == name[2:].lower())
+        for name in _san(cert)
+    )
 
 
 def file_needs(cfg: TlsConfig, os_user: str) -> list[str]:

@@ -25,8 +25,10 @@ RECEIVER_SENDER_PORT = "coalesce(to_jsonb(r) ->> 'sender_port', substring(r.conn
 # A standby's replay lag in seconds: none while nothing received waits to be replayed. Right
 # after a standby starts, pg_last_wal_receive_lsn() is the start of the segment streaming
 # resumed from, behind what was replayed; an idle primary's last commit may be minutes old.
-LAG_SECONDS = ("CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() "
-               "THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END")
+LAG_SECONDS = (
+    "CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() "
+    "THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END"
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class PgVersion:
     major: int
 
     @classmethod
-    def parse(cls, text: str | int) -> "PgVersion":
+    def parse(cls, text: str | int) -> PgVersion:
         """From ``PG_VERSION`` contents, ``server_version_num`` or a ``--version`` string."""
         token = str(text).strip().split()[-1] if str(text).strip() else ""
         try:
@@ -43,19 +45,13 @@ class PgVersion:
             raise InvalidInput(f"cannot read a PostgreSQL version from {text!r}") from None
         major = number // 10000 if number >= 10000 else number
         if major < OLDEST_SUPPORTED:
-            raise InvalidInput(
-                f"PostgreSQL {token} is not supported: mfa-ha needs {OLDEST_SUPPORTED} or newer"
-            )
+            raise InvalidInput(f"PostgreSQL {token} is not supported: mfa-ha needs {OLDEST_SUPPORTED} or newer")
         return cls(major)
 
     @property
     def uses_standby_signal(self) -> bool:
         """12 moved recovery.conf into postgresql.conf plus standby.signal."""
         return self.major >= 12
-
-    @property
-    def wal_keep_setting(self) -> str:
-        return "wal_keep_size" if self.major >= 13 else "wal_keep_segments"
 
     @property
     def has_promote_trigger_file(self) -> bool:
@@ -69,15 +65,6 @@ class PgVersion:
     @property
     def conninfo_reloadable(self) -> bool:
         """From 13 a reload applies a new primary_conninfo/primary_slot_name (no restart)."""
-        return self.major >= 13
-
-    @property
-    def has_max_slot_wal_keep_size(self) -> bool:
-        return self.major >= 13
-
-    @property
-    def rewind_recovers_unclean_target(self) -> bool:
-        """From 13 pg_rewind runs crash recovery on a target that was not shut down cleanly."""
         return self.major >= 13
 
     @property
@@ -130,7 +117,10 @@ class StandbyFiles:
 
 
 def standby_files(
-    version: PgVersion, primary_conninfo: str, slot: str | None, trigger_file: str | None = None,
+    version: PgVersion,
+    primary_conninfo: str,
+    slot: str | None,
+    trigger_file: str | None = None,
     local_settings: dict[str, str] | None = None,
 ) -> StandbyFiles:
     """Render the standby configuration for this server version, plus this node's own
@@ -150,9 +140,7 @@ def standby_files(
         return StandbyFiles(files={RECOVERY_CONF: "\n".join(lines) + "\n"}, auto_conf=local)
     if trigger_file and version.has_promote_trigger_file:
         settings["promote_trigger_file"] = trigger_file
-    return StandbyFiles(
-        files={STANDBY_SIGNAL: ""}, auto_conf={**settings, **local}, remove=(RECOVERY_CONF,)
-    )
+    return StandbyFiles(files={STANDBY_SIGNAL: ""}, auto_conf={**settings, **local}, remove=(RECOVERY_CONF,))
 
 
 def primary_cleanup(version: PgVersion) -> StandbyFiles:

@@ -48,8 +48,7 @@ def key_from_password(password: str) -> bytes:
 def encode(key: bytes, kind: str, sender: str, seq: int, session: str) -> bytes:
     """``session``: the beating keeper's, echoed in the answer, so that an answer to a beat of
     a keeper before it (same port, numbers from 1 again) is never taken for one to its own."""
-    body = json.dumps({"kind": kind, "from": sender, "seq": seq, "session": session},
-                      separators=(",", ":")).encode()
+    body = json.dumps({"kind": kind, "from": sender, "seq": seq, "session": session}, separators=(",", ":")).encode()
     return hmac.new(key, body, hashlib.sha256).hexdigest().encode() + b" " + body
 
 
@@ -62,8 +61,13 @@ def decode(key: bytes, data: bytes) -> dict | None:
         msg = json.loads(body)
     except ValueError:
         return None
-    ok = (isinstance(msg, dict) and msg.get("kind") in ("beat", "ack") and isinstance(msg.get("from"), str)
-          and isinstance(msg.get("seq"), int) and isinstance(msg.get("session"), str))
+    ok = (
+        isinstance(msg, dict)
+        and msg.get("kind") in ("beat", "ack")
+        and isinstance(msg.get("from"), str)
+        and isinstance(msg.get("seq"), int)
+        and isinstance(msg.get("session"), str)
+    )
     return msg if ok else None
 
 
@@ -71,8 +75,17 @@ class PeerLink:
     """One UDP socket on this node's address: a thread answers the peer's beats (each recorded
     before its answer: the answer proves the record) and collects the answers to this node's."""
 
-    def __init__(self, me: str, peer: str, listen: str, peer_address: str, port: int, key: bytes,
-                 record_path: str, clock=time.monotonic):
+    def __init__(
+        self,
+        me: str,
+        peer: str,
+        listen: str,
+        peer_address: str,
+        port: int,
+        key: bytes,
+        record_path: str,
+        clock=time.monotonic,
+    ):
         self.me, self.peer, self.key, self.record_path, self.clock = me, peer, key, record_path, clock
         self.listen, self.target = (listen, port), (peer_address, port)
         self.sock: socket.socket | None = None
@@ -130,7 +143,7 @@ class PeerLink:
         while not self.closed.is_set():
             try:
                 data, sender = self.sock.recvfrom(MAX_DATAGRAM)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:  # closed
                 return
@@ -146,8 +159,12 @@ class PeerLink:
         now = self.clock()
         if self.warned_at is None or now - self.warned_at >= WARN_EVERY:
             self.warned_at = now
-            log.warning("mfa_ha heartbeat: ignoring datagrams from %s:%s not signed by %s (another replication "
-                        "password?); said at most once a minute", *sender[:2], self.peer)
+            log.warning(
+                "mfa_ha heartbeat: ignoring datagrams from %s:%s not signed by %s (another replication "
+                "password?); said at most once a minute",
+                *sender[:2],
+                self.peer,
+            )
 
     def _answer(self, msg: dict, sender) -> None:
         try:

@@ -44,20 +44,36 @@ from mfa_ha.unattended import heartbeat, lease
 log = logging.getLogger("mfa_ha.keeper")
 MARKER_SQL = "SELECT pg_logical_emit_message(false, 'mfa_ha.lease', '')::text AS lsn"
 APP_WATCH_AFTER_FENCE = 60  # s after a fence during which the keeper keeps pmfad stopped here
-FLUSHED_SQL = ("SELECT max(flush_lsn)::text AS flush_lsn FROM pg_stat_replication "
-               "WHERE application_name IN (%s, %s) AND state = 'streaming'")
+FLUSHED_SQL = (
+    "SELECT max(flush_lsn)::text AS flush_lsn FROM pg_stat_replication "
+    "WHERE application_name IN (%s, %s) AND state = 'streaming'"
+)
 
 
-def build_config(settings: lease.LeaseSettings, postgres: dict, pmfad: dict, tls: TlsConfig, os_family: str | None,
-                 standby_id: str, standby: Upstream, me: str, address: str) -> dict:
+def build_config(
+    settings: lease.LeaseSettings,
+    postgres: dict,
+    pmfad: dict,
+    tls: TlsConfig,
+    os_family: str | None,
+    standby_id: str,
+    standby: Upstream,
+    me: str,
+    address: str,
+) -> dict:
     """What the keeper needs, as the formula writes it: no secret (the TLS files' directory,
     not their contents; the replication password, which keys the heartbeats, stays in pgpass).
     ``me``/``address``: this node's id and address (its heartbeats' source)."""
-    return {"settings": lease.settings_dict(settings), "postgres": postgres, "pmfad": pmfad,
-            "os_family": os_family, "tls": {"enabled": tls.enabled, "mode": tls.mode, "dir": tls.dir},
-            "standby_id": standby_id,
-            "standby": {"host": standby.host, "port": standby.port, "user": standby.user, "slot": standby.slot},
-            "heartbeat": {"me": me, "listen": address}}
+    return {
+        "settings": lease.settings_dict(settings),
+        "postgres": postgres,
+        "pmfad": pmfad,
+        "os_family": os_family,
+        "tls": {"enabled": tls.enabled, "mode": tls.mode, "dir": tls.dir},
+        "standby_id": standby_id,
+        "standby": {"host": standby.host, "port": standby.port, "user": standby.user, "slot": standby.slot},
+        "heartbeat": {"me": me, "listen": address},
+    }
 
 
 def handed_over(previous: dict) -> dict:
@@ -98,12 +114,24 @@ class Keeper:
             log.error("mfa_ha heartbeat: cannot read pgpass (%s)", err)
             password = None
         if password is None:
-            log.error("mfa_ha heartbeat: no pgpass entry for %s@%s:%s to key the heartbeats with; the WAL alone "
-                      "proves contact with the standby", s.user, s.host, s.port)
+            log.error(
+                "mfa_ha heartbeat: no pgpass entry for %s@%s:%s to key the heartbeats with; the WAL alone "
+                "proves contact with the standby",
+                s.user,
+                s.host,
+                s.port,
+            )
             return None
-        return heartbeat.PeerLink(wanted["me"], self.standby_id, wanted["listen"], s.host,
-                                  self.settings.heartbeat_port, heartbeat.key_from_password(password),
-                                  self.settings.peer_file, self.clock)
+        return heartbeat.PeerLink(
+            wanted["me"],
+            self.standby_id,
+            wanted["listen"],
+            s.host,
+            self.settings.heartbeat_port,
+            heartbeat.key_from_password(password),
+            self.settings.peer_file,
+            self.clock,
+        )
 
     def close(self) -> None:
         if self.link is not None:
@@ -127,19 +155,31 @@ class Keeper:
         if self.link is not None:
             self.proof.heard(self.link.answered())
         renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
-        verdict = lease.keeper_verdict(now, self.armed_at, renewed_at, self.proof.streamed_at,
-                                       self.settings.lease_seconds)
-        self.quiet.seen(now, {"master": now - max(self.armed_at, renewed_at or 0.0),
-                              "standby": now - max(self.armed_at, self.proof.streamed_at or 0.0)},
-                        self.settings.lease_seconds)
+        verdict = lease.keeper_verdict(
+            now, self.armed_at, renewed_at, self.proof.streamed_at, self.settings.lease_seconds
+        )
+        self.quiet.seen(
+            {
+                "master": now - max(self.armed_at, renewed_at or 0.0),
+                "standby": now - max(self.armed_at, self.proof.streamed_at or 0.0),
+            },
+            self.settings.lease_seconds,
+        )
         if verdict.action == "fence":
             # armed_at is kept: a primary still running at the next poll is fenced again at once
             log.critical("mfa_ha lease expired: fencing this primary. %s", verdict.summary)
             self.fenced_at = now
             self.last_fence = {"at": now, "armed_at": self.armed_at, "reason": verdict.summary}
-            fenced = self.fence(lambda phase, bound: self._beat(  # the watchdog waits for each part
-                self.clock(), role="primary", action="fencing", phase=phase, phase_bound_s=bound,
-                verdict=verdict.as_dict()))
+            fenced = self.fence(
+                lambda phase, bound: self._beat(  # the watchdog waits for each part
+                    self.clock(),
+                    role="primary",
+                    action="fencing",
+                    phase=phase,
+                    phase_bound_s=bound,
+                    verdict=verdict.as_dict(),
+                )
+            )
             return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(), fenced=fenced)
         return self._beat(now, role="primary", action="hold", verdict=verdict.as_dict())
 
@@ -147,9 +187,11 @@ class Keeper:
         if self.handover.get("armed_at") is not None:
             self.armed_at = self.handover["armed_at"]
             self.proof.streamed_at = self.handover.get("streamed_at")
-            log.warning("mfa_ha lease: took over the lease of the keeper before (armed %.1f s ago, standby's "
-                        "last proof %s)", now - self.armed_at, "none" if self.proof.streamed_at is None else
-                        f"{now - self.proof.streamed_at:.1f} s ago")
+            log.warning(
+                "mfa_ha lease: took over the lease of the keeper before (armed %.1f s ago, standby's last proof %s)",
+                now - self.armed_at,
+                "none" if self.proof.streamed_at is None else f"{now - self.proof.streamed_at:.1f} s ago",
+            )
         else:
             self.armed_at = now
             log.warning("mfa_ha lease: this node is the primary; lease of %g s armed", self.settings.lease_seconds)
@@ -163,8 +205,10 @@ class Keeper:
         s = self.standby
         announce("ending writes", timing.writes_end_bound())
         done = {
-            "standby_config": self._step("standby configuration", lambda: repl.configure_standby(
-                self.server, s.host, s.port, s.user, s.slot)["changed"]),
+            "standby_config": self._step(
+                "standby configuration",
+                lambda: repl.configure_standby(self.server, s.host, s.port, s.user, s.slot)["changed"],
+            ),
             "db_stopped": self._step("PostgreSQL stopped", self._stop_db),
         }
         announce("stopping pmfad", timing.app_stop_bound(self.app_cfg.timeout, self.app_cfg.manager))
@@ -172,8 +216,9 @@ class Keeper:
 
     def _stop_db(self) -> bool:
         try:
-            return self.server.stop(mode="fast", timeout=timing.FAST_STOP_SECONDS,
-                                    command_timeout=timing.PG_CTL_SECONDS)
+            return self.server.stop(
+                mode="fast", timeout=timing.FAST_STOP_SECONDS, command_timeout=timing.PG_CTL_SECONDS
+            )
         except MfaHaError as err:  # with the DC link cut, a fast stop waits for the unreachable standby
             log.critical("mfa_ha lease: fast stop failed (%s); stopping immediately", err)
         # a signal, not another command: a host stalled enough to fail the first may not start one in time
@@ -209,8 +254,15 @@ class Keeper:
         lease_state = {"armed_at": self.armed_at, "streamed_at": self.proof.streamed_at} if self.armed_at else {}
         fence = {"last_fence": self.last_fence} if self.last_fence else {}
         quiet = {"longest_quiet_s": round(self.quiet.longest, 1)} if self.armed_at else {}
-        self.last = {"at": now, "pid": os.getpid(), "lease_seconds": self.settings.lease_seconds, **lease_state,
-                     **quiet, **fence, **state}
+        self.last = {
+            "at": now,
+            "pid": os.getpid(),
+            "lease_seconds": self.settings.lease_seconds,
+            **lease_state,
+            **quiet,
+            **fence,
+            **state,
+        }
         lease.write_record(self.settings.keeper_file, self.last)
         return self.last
 
@@ -236,7 +288,7 @@ def run(config_path: str, stop: threading.Event | None = None, watched_by: int |
                 keeper.tick()
             else:
                 lease.write_record(settings.keeper_file, {"at": time.monotonic(), "pid": os.getpid(), "action": "off"})
-        except Exception:  # noqa: BLE001 - the keeper must outlive any one poll's failure
+        except Exception:
             log.exception("mfa_ha lease: poll failed")
         stop.wait(max(0.0, settings.poll_seconds - (time.monotonic() - started)))
     if keeper is not None:
@@ -260,11 +312,15 @@ def supervise(config_path: str, stop: threading.Event | None = None) -> None:
                     log.critical("mfa_ha lease keeper %s exited (%s): starting another", child.pid, child.returncode)
                 child, started = _start_keeper(config_path), time.monotonic()
             else:
-                stall = lease.keeper_stall(lease.read_record(settings.keeper_file), child.pid, started,
-                                           time.monotonic(), settings)
+                stall = lease.keeper_stall(
+                    lease.read_record(settings.keeper_file), child.pid, started, time.monotonic(), settings
+                )
                 if stall:
-                    log.critical("mfa_ha lease keeper %s stalled (%s): killed; the next one takes over its lease",
-                                 child.pid, stall)
+                    log.critical(
+                        "mfa_ha lease keeper %s stalled (%s): killed; the next one takes over its lease",
+                        child.pid,
+                        stall,
+                    )
                     _end(child, signal.SIGKILL)
                     child, started = _start_keeper(config_path), time.monotonic()
             stop.wait(settings.poll_seconds)
@@ -274,8 +330,9 @@ def supervise(config_path: str, stop: threading.Event | None = None) -> None:
 
 
 def _start_keeper(config_path: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", config_path,
-                             "--watched-by", str(os.getpid())])
+    return subprocess.Popen(
+        [sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", config_path, "--watched-by", str(os.getpid())]
+    )
 
 
 def _end(child: subprocess.Popen, signum: int, timeout: float = 15) -> None:
@@ -306,8 +363,9 @@ def main(argv=None) -> None:
     parser.add_argument("--watched-by", type=int, help=argparse.SUPPRESS)  # set by the watchdog for its child
     args = parser.parse_args(argv)
     # force: an imported library (Salt, or a test harness's sitecustomize) may have set handlers already
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
-                        force=True)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s", force=True
+    )
     if args.watched_by:
         run(args.config, watched_by=args.watched_by)
     else:

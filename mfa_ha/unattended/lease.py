@@ -133,16 +133,20 @@ def lease_settings(pillar) -> LeaseSettings:
         values[name] = value
     settings = LeaseSettings(**values)
     if settings.lease_seconds <= 3 * settings.witness_every:
-        raise InvalidInput(f"mfa_ha:failover:lease_seconds: {settings.lease_seconds:g} s must exceed three renewals "
-                           f"({3 * settings.witness_every:g} s at witness_every {settings.witness_every:g} s): a "
-                           "renewal counts once the next one proves the master heard it")
+        raise InvalidInput(
+            f"mfa_ha:failover:lease_seconds: {settings.lease_seconds:g} s must exceed three renewals "
+            f"({3 * settings.witness_every:g} s at witness_every {settings.witness_every:g} s): a "
+            "renewal counts once the next one proves the master heard it"
+        )
     needed = settings.margin_needed
     if settings.margin_seconds <= needed:
-        raise InvalidInput(f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "
-                           f"+ the fence's bound until writes end ({timing.writes_end_bound():g} s) + the watchdog's "
-                           f"bound ({needed:g} s in all at poll_seconds "
-                           f"{settings.poll_seconds:g}), or the witness could fail over before an isolated primary "
-                           "has fenced itself")
+        raise InvalidInput(
+            f"mfa_ha:failover:margin_seconds: {settings.margin_seconds:g} s must exceed poll_seconds "
+            f"+ the fence's bound until writes end ({timing.writes_end_bound():g} s) + the watchdog's "
+            f"bound ({needed:g} s in all at poll_seconds "
+            f"{settings.poll_seconds:g}), or the witness could fail over before an isolated primary "
+            "has fenced itself"
+        )
     if not os.path.isabs(settings.run_dir):
         raise InvalidInput(f"mfa_ha:failover:run_dir: must be an absolute path, not {settings.run_dir!r}")
     return settings
@@ -156,26 +160,34 @@ class Verdict(Checked):
 
     @property
     def summary(self) -> str:
-        return f"{self.action}: " + "; ".join(f"{c.name}: {'yes' if c.ok else 'no'} ({c.measured})"
-                                               for c in self.checks)
+        return f"{self.action}: " + "; ".join(
+            f"{c.name}: {'yes' if c.ok else 'no'} ({c.measured})" for c in self.checks
+        )
 
     def as_dict(self) -> dict:
         return {"action": self.action, "summary": self.summary, "checks": self.checks_as_dicts()}
 
 
 # -- the keeper's side ------------------------------------------------------------------------
-def keeper_verdict(now: float, armed_at: float, renewed_at: float | None, streamed_at: float | None,
-                   lease_seconds: float) -> Verdict:
+def keeper_verdict(
+    now: float, armed_at: float, renewed_at: float | None, streamed_at: float | None, lease_seconds: float
+) -> Verdict:
     """``fence`` when neither the master's renewals nor the standby's streaming renewed the
     lease for ``lease_seconds`` (counted from ``armed_at`` when nothing did since); ``hold``
     otherwise. Times are this host's monotonic clock."""
     v = Verdict("hold")
     master_age = now - max(armed_at, renewed_at or armed_at)
     stream_age = now - max(armed_at, streamed_at or armed_at)
-    heard = v.check("the master proved it heard this node within the lease", master_age <= lease_seconds,
-                    f"{master_age:.1f} s ago, lease {lease_seconds:g} s")
-    streamed = v.check("the standby heard this node (its WAL or heartbeat) within the lease",
-                       stream_age <= lease_seconds, f"{stream_age:.1f} s ago, lease {lease_seconds:g} s")
+    heard = v.check(
+        "the master proved it heard this node within the lease",
+        master_age <= lease_seconds,
+        f"{master_age:.1f} s ago, lease {lease_seconds:g} s",
+    )
+    streamed = v.check(
+        "the standby heard this node (its WAL or heartbeat) within the lease",
+        stream_age <= lease_seconds,
+        f"{stream_age:.1f} s ago, lease {lease_seconds:g} s",
+    )
     if not heard and not streamed:
         v.action = "fence"
     return v
@@ -190,11 +202,15 @@ class QuietSpell:
         self.longest = 0.0
         self.current = 0.0
 
-    def seen(self, now: float, verdict_ages: dict, lease_seconds: float) -> None:
+    def seen(self, verdict_ages: dict, lease_seconds: float) -> None:
         age = min(verdict_ages.values())
         if age < self.current and self.current > lease_seconds / 2:
-            log.warning("mfa_ha lease: contact proven again after %.1f s without (lease %g s; now %s)",
-                        self.current, lease_seconds, ", ".join(f"{k} {v:.1f} s ago" for k, v in verdict_ages.items()))
+            log.warning(
+                "mfa_ha lease: contact proven again after %.1f s without (lease %g s; now %s)",
+                self.current,
+                lease_seconds,
+                ", ".join(f"{k} {v:.1f} s ago" for k, v in verdict_ages.items()),
+            )
         self.current = age
         self.longest = max(self.longest, age)
 

@@ -39,26 +39,47 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
     them hold; ``none`` for a healthy pair."""
     v = Verdict("none")
     after = settings.failover_after
-    v.check("automatic failover is on (mfa_ha:failover:automatic)", view.automatic,
-            "on" if view.automatic else "off")
-    v.check("armed: a healthy pair seen since the witness started or last failed over", view.armed,
-            "armed" if view.armed else "not since start or the last failover")
+    v.check("automatic failover is on (mfa_ha:failover:automatic)", view.automatic, "on" if view.automatic else "off")
+    v.check(
+        "armed: a healthy pair seen since the witness started or last failed over",
+        view.armed,
+        "armed" if view.armed else "not since start or the last failover",
+    )
     v.check("a primary is known", view.primary is not None, view.primary or "no node answered as the primary")
-    silent = v.check(f"the primary's minion silent for longer than lease + margin ({after:g} s)",
-                     view.primary_silent_s > after, f"{view.primary or '?'}: {view.primary_silent_s:.1f} s")
-    v.check("the primary's lease keeper was alive at its last answer (it fences an isolated primary)",
-            view.keeper_alive, "alive" if view.keeper_alive else "not running or never seen")
-    v.check("the standby's minion answers", view.standby_answers,
-            f"{view.standby or '?'}: {'answers' if view.standby_answers else 'no answer'}")
-    v.check("the standby is a running standby", view.standby_role == "standby",
-            f"{view.standby or '?'}: {view.standby_role}")
-    lost = v.check(f"neither WAL nor a heartbeat from the primary reached the standby for longer than lease + margin "
-                   f"({after:g} s)",
-                   view.receiver_lost_s > after, f"{view.receiver_lost_s:.1f} s")
+    silent = v.check(
+        f"the primary's minion silent for longer than lease + margin ({after:g} s)",
+        view.primary_silent_s > after,
+        f"{view.primary or '?'}: {view.primary_silent_s:.1f} s",
+    )
+    v.check(
+        "the primary's lease keeper was alive at its last answer (it fences an isolated primary)",
+        view.keeper_alive,
+        "alive" if view.keeper_alive else "not running or never seen",
+    )
+    v.check(
+        "the standby's minion answers",
+        view.standby_answers,
+        f"{view.standby or '?'}: {'answers' if view.standby_answers else 'no answer'}",
+    )
+    v.check(
+        "the standby is a running standby",
+        view.standby_role == "standby",
+        f"{view.standby or '?'}: {view.standby_role}",
+    )
+    lost = v.check(
+        f"neither WAL nor a heartbeat from the primary reached the standby for longer than lease + margin "
+        f"({after:g} s)",
+        view.receiver_lost_s > after,
+        f"{view.receiver_lost_s:.1f} s",
+    )
     if all(c.ok for c in v.checks):
         v.action = "failover"
-    elif view.primary_silent_s > settings.lease_seconds or view.receiver_lost_s > settings.lease_seconds or (
-            silent and not lost) or not view.standby_answers:
+    elif (
+        view.primary_silent_s > settings.lease_seconds
+        or view.receiver_lost_s > settings.lease_seconds
+        or (silent and not lost)
+        or not view.standby_answers
+    ):
         v.action = "alert"
     return v
 
@@ -78,8 +99,9 @@ class Witness:
     them from a previous witness's (a restarted master's, or this engine's before a pillar
     change) and count them at once."""
 
-    def __init__(self, settings: LeaseSettings, nodes: list[str], primary: str | None, ask, failover, alert,
-                 clock=time.monotonic):
+    def __init__(
+        self, settings: LeaseSettings, nodes: list[str], primary: str | None, ask, failover, alert, clock=time.monotonic
+    ):
         self.settings, self.nodes = settings, sorted(nodes)
         self.ask, self.do_failover, self.alert, self.clock = ask, failover, alert, clock
         self.started_at = clock()
@@ -128,8 +150,12 @@ class Witness:
         primary_answer = answered.get(self.primary) or {}
         if streaming and primary_answer.get("keeper_alive") and not self.armed:
             self.armed = True
-            self.alert("info", f"mfa_ha witness armed: {self.primary} primary with its lease keeper alive, "
-                       f"{standby} streaming from it", {})
+            self.alert(
+                "info",
+                f"mfa_ha witness armed: {self.primary} primary with its lease keeper alive, "
+                f"{standby} streaming from it",
+                {},
+            )
 
     @property
     def standby(self) -> str | None:
@@ -140,13 +166,18 @@ class Witness:
         primary_seen = self.seen.get(self.primary) if self.primary else None
         standby_answer = self._answered_now(self.standby)
         return WitnessView(
-            automatic=self.settings.automatic, armed=self.armed, primary=self.primary, standby=self.standby,
+            automatic=self.settings.automatic,
+            armed=self.armed,
+            primary=self.primary,
+            standby=self.standby,
             primary_silent_s=now - ((primary_seen.heard_at if primary_seen else None) or self.started_at),
             keeper_alive=bool(primary_seen and primary_seen.answer and primary_seen.answer.get("keeper_alive")),
             standby_answers=standby_answer is not None,
-            standby_role=(standby_answer or {}).get("role", "no answer") if not standby_answer or
-            standby_answer.get("running") else "stopped",
-            receiver_lost_s=now - (self.last_wal_at or now))
+            standby_role=(standby_answer or {}).get("role", "no answer")
+            if not standby_answer or standby_answer.get("running")
+            else "stopped",
+            receiver_lost_s=now - (self.last_wal_at or now),
+        )
 
     def _act(self, verdict: Verdict, settling: bool) -> None:
         """``settling``: just started and not armed yet (keepers starting, first answers):
@@ -160,8 +191,11 @@ class Witness:
             self.alert("critical", f"mfa_ha witness: failing over to {target}. {verdict.summary}", verdict.as_dict())
             result = self.do_failover(target, verdict)
             failed = "" if result.get("ok") else f"FAILED: {str(result.get('output'))[-1500:]}"
-            self.alert("critical" if failed else "warning", f"mfa_ha witness: failover to {target} {failed or 'done'}",
-                       {"result": result})
+            self.alert(
+                "critical" if failed else "warning",
+                f"mfa_ha witness: failover to {target} {failed or 'done'}",
+                {"result": result},
+            )
         elif verdict.action == "alert" and state != self.last_state:
             self.alert("warning", f"mfa_ha witness: no failover. {verdict.summary}", verdict.as_dict())
         elif verdict.action == "none" and self.last_state and self.last_state[0] == "alert":

@@ -55,7 +55,7 @@ class Database:
 
 def handler_for(db: Database, node: str):
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             path, _, query = self.path.partition("?")
             if not path.startswith("/policyAuth"):
                 return self._reply(404, {"error": "not found"})
@@ -63,8 +63,7 @@ def handler_for(db: Database, node: str):
                 if path.rstrip("/").endswith("count"):
                     return self._reply(200, {"count": db.run("SELECT count(*) FROM auth_events")[0]})
                 seq = int(query.split("seq=")[1]) if "seq=" in query else None
-                row = db.run("INSERT INTO auth_events (node, client_seq) VALUES (%s, %s) RETURNING id",
-                              (node, seq))
+                row = db.run("INSERT INTO auth_events (node, client_seq) VALUES (%s, %s) RETURNING id", (node, seq))
                 db.run("SELECT id FROM auth_events WHERE id = %s", (row[0],))
                 return self._reply(200, {"id": row[0], "node": node, "seq": seq})
             except psycopg2.Error as err:
@@ -92,14 +91,16 @@ def main(argv=None) -> None:
     parser.add_argument("--node", required=True)
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
-    parser.add_argument("--stop-delay", type=float, default=0,
-                        help="seconds between SIGTERM and the shutdown (a daemon slow to stop)")
+    parser.add_argument(
+        "--stop-delay", type=float, default=0, help="seconds between SIGTERM and the shutdown (a daemon slow to stop)"
+    )
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer((args.listen, args.port), handler_for(Database(args.dsn), args.node))
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
+
     def shut_down():
         time.sleep(args.stop_delay)
         server.shutdown()

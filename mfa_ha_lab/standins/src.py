@@ -18,8 +18,11 @@ import sys
 
 
 def _paths(root: str, name: str) -> tuple[str, str, str]:
-    return (os.path.join(root, "subsystems", f"{name}.json"), os.path.join(root, "run", f"{name}.pid"),
-            os.path.join(root, "run", f"{name}.log"))
+    return (
+        os.path.join(root, "subsystems", f"{name}.json"),
+        os.path.join(root, "run", f"{name}.pid"),
+        os.path.join(root, "run", f"{name}.log"),
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -53,14 +56,22 @@ def startsrc(root: str, name: str) -> int:
         print(f"0513-085 The {name} Subsystem is not on file.", file=sys.stderr)
         return 1
     if running_pid(root, name):
-        print(f"0513-029 The {name} Subsystem is already active.\nMultiple instances are not supported.",
-              file=sys.stderr)
+        print(
+            f"0513-029 The {name} Subsystem is already active.\nMultiple instances are not supported.", file=sys.stderr
+        )
         return 1
     _, pid_file, log_file = _paths(root, name)
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
     with open(log_file, "ab") as log:
-        child = subprocess.Popen(definition["command"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 start_new_session=True, cwd="/", env=definition.get("env") or None)
+        child = subprocess.Popen(
+            definition["command"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd="/",
+            env=definition.get("env") or None,
+        )
     with open(pid_file, "w", encoding="ascii") as fh:
         fh.write(str(child.pid))
     print(f"0513-059 The {name} Subsystem has been started. Subsystem PID is {child.pid}.")

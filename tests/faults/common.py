@@ -19,16 +19,23 @@ def roles(lab):
 def converged(lab, primary, standby) -> bool:
     """One primary with pmfad, the other a standby streaming from it, pmfad only there."""
     receiver = standby.sql("SELECT status, sender_host FROM pg_stat_wal_receiver")
-    return (role(primary) == "primary" and primary.app_pid() is not None and standby.app_pid() is None
-            and receiver == [("streaming", primary.address)])
+    return (
+        role(primary) == "primary"
+        and primary.app_pid() is not None
+        and standby.app_pid() is None
+        and receiver == [("streaming", primary.address)]
+    )
 
 
 def rejoin_converges(lab, salt_lab, primary, standby) -> dict:
     """``salt-run state.orchestrate mfa_ha.orch.rejoin`` succeeds and the pair converges."""
     rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin", timeout=600, check=False)
     assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
-    wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN,
-               f"{primary.minion_id} primary, {standby.minion_id} streaming from it")
+    wait_until(
+        lambda: converged(lab, primary, standby),
+        CONVERGE_WITHIN,
+        f"{primary.minion_id} primary, {standby.minion_id} streaming from it",
+    )
     return rejoin
 
 

@@ -61,7 +61,6 @@ def dr(salt_factories, lab):
     return OnHost(node_loaders(salt_factories, lab, lab.dr, variant="-faults").modules, lambda: lab.on(lab.dr))
 
 
-
 @pytest.fixture(scope="module")
 def salt_lab(lab):
     """The real salt-master (on the master's site) and minions (on DC1 and DC2), the pair set

@@ -53,11 +53,19 @@ def test_a_silent_dc_link_is_noticed_within_the_bound_and_nothing_is_lost(lab, n
     try:
         for i in range(20):  # the primary keeps taking writes: they must reach dr afterwards
             lab.prod.sql("INSERT INTO auth_events (node, client_seq) VALUES ('during-cut', %s)", (i,), dbname=APP_DB)
-        wait_for(lambda: not receiver_streaming(lab.dr), timeout=NOTICED_WITHIN + 30, interval=0.5,
-                 what="dr's WAL receiver to notice the silent link")
+        wait_for(
+            lambda: not receiver_streaming(lab.dr),
+            timeout=NOTICED_WITHIN + 30,
+            interval=0.5,
+            what="dr's WAL receiver to notice the silent link",
+        )
         standby_noticed = time.monotonic() - cut_at
-        wait_for(lambda: not walsender_for(lab.prod, lab.dr.slot), timeout=NOTICED_WITHIN + 30, interval=0.5,
-                 what="prod's WAL sender to notice the silent link")
+        wait_for(
+            lambda: not walsender_for(lab.prod, lab.dr.slot),
+            timeout=NOTICED_WITHIN + 30,
+            interval=0.5,
+            what="prod's WAL sender to notice the silent link",
+        )
         primary_noticed = time.monotonic() - cut_at
     finally:
         net.restore("dc1", "dc2")
@@ -65,11 +73,23 @@ def test_a_silent_dc_link_is_noticed_within_the_bound_and_nothing_is_lost(lab, n
     wait_for(lambda: receiver_streaming(lab.dr), timeout=90, interval=0.2, what="dr streaming again")
     streaming_again = time.monotonic() - restored_at
     expected = lab.prod.sql("SELECT count(*) FROM auth_events WHERE node = 'during-cut'", dbname=APP_DB)[0][0]
-    wait_for(lambda: lab.dr.sql("SELECT count(*) FROM auth_events WHERE node = 'during-cut'",
-                                dbname=APP_DB)[0][0] == expected == 20, timeout=30, what="dr to replay the writes")
-    record("DC link silent (dropped both ways), then restored", standby_noticed_s=round(standby_noticed, 1),
-           primary_noticed_s=round(primary_noticed, 1), streaming_again_after_restore_s=round(streaming_again, 1),
-           writes_during_cut=20, lost=0)
+    wait_for(
+        lambda: (
+            lab.dr.sql("SELECT count(*) FROM auth_events WHERE node = 'during-cut'", dbname=APP_DB)[0][0]
+            == expected
+            == 20
+        ),
+        timeout=30,
+        what="dr to replay the writes",
+    )
+    record(
+        "DC link silent (dropped both ways), then restored",
+        standby_noticed_s=round(standby_noticed, 1),
+        primary_noticed_s=round(primary_noticed, 1),
+        streaming_again_after_restore_s=round(streaming_again, 1),
+        writes_during_cut=20,
+        lost=0,
+    )
     assert standby_noticed <= NOTICED_WITHIN and primary_noticed <= NOTICED_WITHIN
 
 
@@ -104,6 +124,9 @@ def test_a_query_sent_over_a_link_that_went_silent_fails_within_the_bound(lab, n
         net.restore("dc1", "dc2")
     assert not thread.is_alive(), "the query still waits on the silent link after 120 s"
     assert outcome["result"] != "answered" and outcome["seconds"] <= PEER_TCP_USER_TIMEOUT_MS / 1000 + 10, outcome
-    record("a query sent over a DC link that went silent", failed_after_s=round(outcome["seconds"], 1),
-           error=outcome["result"])
+    record(
+        "a query sent over a DC link that went silent",
+        failed_after_s=round(outcome["seconds"], 1),
+        error=outcome["result"],
+    )
     wait_for(lambda: receiver_streaming(lab.dr), timeout=90, interval=0.2, what="dr streaming again")

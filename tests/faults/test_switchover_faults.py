@@ -22,8 +22,9 @@ from tests.helpers import find_with_key
 
 
 def switchover(salt_lab, target):
-    return salt_lab.run("state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}},
-                        timeout=300, check=False)
+    return salt_lab.run(
+        "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}, timeout=300, check=False
+    )
 
 
 def in_background(function, *args):
@@ -41,8 +42,11 @@ def kill_postmaster(node) -> None:
 
 def test_planned_switchover_under_load(lab, salt_lab):
     with Checker(lab) as checker:
-        wait_until(lambda: checker.app.acked and all(w.acked for w in [checker.direct["server_prod"]]), 30,
-                   "the checker's first acknowledgements")
+        wait_until(
+            lambda: checker.app.acked and all(w.acked for w in [checker.direct["server_prod"]]),
+            30,
+            "the checker's first acknowledgements",
+        )
         done = switchover(salt_lab, "server_dr")
         assert done.get("retcode") == 0, str(done)[-3000:]
         wait_until(lambda: converged(lab, lab.dr, lab.prod), CONVERGE_WITHIN, "dr primary, prod streaming")
@@ -81,8 +85,12 @@ def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
         wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary again, dr streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(lab.prod)
-    record("target's postgres killed (-9) after the old primary stopped", outcome="switch not done; the re-run "
-           "resumed the old primary", converge_s=round(converge_s, 1), **figures)
+    record(
+        "target's postgres killed (-9) after the old primary stopped",
+        outcome="switch not done; the re-run resumed the old primary",
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -110,8 +118,12 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
         wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary again, dr streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(lab.prod)
-    record("DC link cut after the old primary stopped, before the target promoted",
-           outcome="switch not done; the re-run resumed the old primary", converge_s=round(converge_s, 1), **figures)
+    record(
+        "DC link cut after the old primary stopped, before the target promoted",
+        outcome="switch not done; the re-run resumed the old primary",
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -138,9 +150,13 @@ def test_new_primary_postgres_killed_right_after_its_promotion(lab, salt_lab):
         wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(target)
-    record("new primary's postgres killed (-9) right after its promotion", outcome="switch failed; the target's "
-           "server started again (crash recovery, still primary), the re-run finished the switch",
-           converge_s=round(converge_s, 1), **figures)
+    record(
+        "new primary's postgres killed (-9) right after its promotion",
+        outcome="switch failed; the target's "
+        "server started again (crash recovery, still primary), the re-run finished the switch",
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -153,8 +169,12 @@ def test_old_primary_postgres_killed_while_it_re_attaches(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
         thread, result = in_background(switchover, salt_lab, target.minion_id)
-        wait_until(lambda: role(target) == "primary" and old.is_running() and role(old) == "standby", 120,
-                   "the old primary starting as a standby", interval=0.02)
+        wait_until(
+            lambda: role(target) == "primary" and old.is_running() and role(old) == "standby",
+            120,
+            "the old primary starting as a standby",
+            interval=0.02,
+        )
         fault_at = time.monotonic()
         kill_postmaster(old)
         thread.join(timeout=400)
@@ -164,9 +184,13 @@ def test_old_primary_postgres_killed_while_it_re_attaches(lab, salt_lab):
         wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(target)
-    record("old primary's postgres killed (-9) while it re-attached as the new primary's standby",
-           outcome=f"switch {'reported failed' if result['value'].get('retcode') else 'done'}; the new primary "
-           "served throughout; the re-run re-attached the old one", converge_s=round(converge_s, 1), **figures)
+    record(
+        "old primary's postgres killed (-9) while it re-attached as the new primary's standby",
+        outcome=f"switch {'reported failed' if result['value'].get('retcode') else 'done'}; the new primary "
+        "served throughout; the re-run re-attached the old one",
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -179,8 +203,7 @@ def test_target_minion_killed_mid_switch(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
         hold_the_target_before_promotion(lab)
-        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", "server_dr", timeout=300,
-                                                            check=False))
+        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", "server_dr", timeout=300, check=False))
         wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         salt_lab.kill("server_dr")
@@ -195,9 +218,13 @@ def test_target_minion_killed_mid_switch(lab, salt_lab):
         wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary, dr streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(lab.prod)
-    record("target's minion killed (-9, with its job) after the old primary stopped",
-           outcome="switch not done; the old primary started again by its own part", reported_after_s=round(
-               reported_after, 1), converge_s=round(converge_s, 1), **figures)
+    record(
+        "target's minion killed (-9, with its job) after the old primary stopped",
+        outcome="switch not done; the old primary started again by its own part",
+        reported_after_s=round(reported_after, 1),
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -219,14 +246,22 @@ def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, sa
     node arrive together when its link returns), the fence does not wait behind them."""
     old, target = roles(lab)
     site, other_site = old.host, target.host
-    with Checker(lab) as checker, (StatusPoller(salt_lab, pollers) if pollers else contextlib.nullcontext()):
-        wait_until(lambda: checker.direct[old.minion_id].acked and checker.app.acked, 30,
-                   "the checker's first acknowledgements")
+    with Checker(lab) as checker, StatusPoller(salt_lab, pollers) if pollers else contextlib.nullcontext():
+        wait_until(
+            lambda: checker.direct[old.minion_id].acked and checker.app.acked,
+            30,
+            "the checker's first acknowledgements",
+        )
         net.cut(site, other_site)
         net.cut(site, "master")
         try:
-            failover = salt_lab.run("state.orchestrate", "mfa_ha.orch.failover", pillar={"mfa_ha": {
-                "target": target.minion_id, "confirm_primary_lost": True}}, timeout=300, check=False)
+            failover = salt_lab.run(
+                "state.orchestrate",
+                "mfa_ha.orch.failover",
+                pillar={"mfa_ha": {"target": target.minion_id, "confirm_primary_lost": True}},
+                timeout=300,
+                check=False,
+            )
             assert failover.get("retcode") == 0, str(failover)[-3000:]
             assert role(target) == "primary" and target.app_pid()
             assert role(old) == "primary" and old.app_pid()  # cut off, still serving its clients
@@ -237,8 +272,11 @@ def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, sa
             net.restore(site, other_site)
         restored_at = time.monotonic()
         try:
-            fenced_after = wait_until(lambda: not old.is_running() and old.app_pid() is None, 120,
-                                      "the old primary fenced after its links returned")
+            fenced_after = wait_until(
+                lambda: not old.is_running() and old.app_pid() is None,
+                120,
+                "the old primary fenced after its links returned",
+            )
         finally:
             print(master_log(salt_lab, "fence"))
         assert os.path.exists(os.path.join(old.data_dir, "standby.signal"))
@@ -246,11 +284,16 @@ def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, sa
         converge_s = time.monotonic() - restored_at
     figures = checker.report(target)
     divergent = divergent_named(rejoin)
-    record("failover confirmed while the primary's site was cut off from the other and the master (clients still reaching it); "
-           f"links restored{f'; {pollers} status pollers (timeout=1) back to back throughout' if pollers else ''}",
-           outcome="dr promoted; prod fenced once its links returned; the documented rejoin "
-           "named its divergent transactions and rewound it", fenced_after_restore_s=round(fenced_after, 1),
-           converge_s=round(converge_s, 1), divergent_transactions_named=divergent, **figures)
+    record(
+        "failover confirmed while the primary's site was cut off from the other and the master (clients still reaching it); "
+        f"links restored{f'; {pollers} status pollers (timeout=1) back to back throughout' if pollers else ''}",
+        outcome="dr promoted; prod fenced once its links returned; the documented rejoin "
+        "named its divergent transactions and rewound it",
+        fenced_after_restore_s=round(fenced_after, 1),
+        converge_s=round(converge_s, 1),
+        divergent_transactions_named=divergent,
+        **figures,
+    )
     # Only what the cut-off primary acknowledged is missing, and the fence named at least that many.
     assert figures["lost_direct_by_node"][target.minion_id] == 0
     assert 0 < figures["lost_direct_by_node"][old.minion_id] + figures["lost_app"] <= divergent
@@ -267,8 +310,9 @@ def test_old_primary_minion_killed_before_it_re_attached(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
         target.sql("SELECT pg_wal_replay_pause()")
-        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300,
-                                                            check=False))
+        thread, result = in_background(
+            lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)
+        )
         wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         salt_lab.kill(old.minion_id)
@@ -286,10 +330,14 @@ def test_old_primary_minion_killed_before_it_re_attached(lab, salt_lab):
         wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(target)
-    record("old primary's minion killed (-9, with its job) after its PostgreSQL stopped, before it re-attached",
-           outcome="the target promoted (it proved the clean shutdown); the old primary stayed stopped; the "
-           "re-run re-attached it", reported_after_s=round(reported_after, 1), converge_s=round(converge_s, 1),
-           **figures)
+    record(
+        "old primary's minion killed (-9, with its job) after its PostgreSQL stopped, before it re-attached",
+        outcome="the target promoted (it proved the clean shutdown); the old primary stayed stopped; the "
+        "re-run re-attached it",
+        reported_after_s=round(reported_after, 1),
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -305,8 +353,9 @@ def test_master_killed_mid_switch(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
         target.sql("SELECT pg_wal_replay_pause()")
-        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300,
-                                                            check=False))
+        thread, result = in_background(
+            lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)
+        )
         wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         salt_lab.kill("master")
@@ -324,9 +373,14 @@ def test_master_killed_mid_switch(lab, salt_lab):
         assert converged(lab, target, old)
         converge_s = time.monotonic() - fault_at
     figures = checker.report(target)
-    record("master killed (-9) after the old primary stopped", outcome="the nodes finished the switch without it; "
-           "salt-run failed; the master back, the re-run found it done", switched_after_s=round(switched_after, 1),
-           reported_after_s=round(reported_after, 1), converge_s=round(converge_s, 1), **figures)
+    record(
+        "master killed (-9) after the old primary stopped",
+        outcome="the nodes finished the switch without it; salt-run failed; the master back, the re-run found it done",
+        switched_after_s=round(switched_after, 1),
+        reported_after_s=round(reported_after, 1),
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
@@ -341,29 +395,43 @@ def test_a_same_timeline_second_primary_is_contained_and_rejoin_converges(lab, s
     primary, standby = roles(lab)
     app_pid = primary.app_pid()
     with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[primary.minion_id].acked and checker.app.acked, 30,
-                   "the checker's first acknowledgements")
+        wait_until(
+            lambda: checker.direct[primary.minion_id].acked and checker.app.acked,
+            30,
+            "the checker's first acknowledgements",
+        )
         lab.stop_db(standby)
         os.unlink(os.path.join(standby.data_dir, "standby.signal"))
         lab.start_db(standby)
         fault_at = time.monotonic()
         wait_until(lambda: checker.direct[standby.minion_id].acked, 30, "the second primary acknowledging writes")
-        highstates = {minion: salt_lab.salt(minion, "state.highstate", timeout=300, check=False)
-                      for minion in (standby.minion_id, primary.minion_id)}
+        highstates = {
+            minion: salt_lab.salt(minion, "state.highstate", timeout=300, check=False)
+            for minion in (standby.minion_id, primary.minion_id)
+        }
         for minion, ret in highstates.items():
             assert "SPLIT BRAIN" in str(ret), (minion, str(ret)[-3000:])
         assert standby.app_pid() is None and primary.app_pid() == app_pid
-        rejoin = salt_lab.run("state.orchestrate", "mfa_ha.orch.rejoin",  # documented, with the operator's choice
-                              pillar={"mfa_ha": {"keep": primary.minion_id}}, timeout=600, check=False)
+        rejoin = salt_lab.run(
+            "state.orchestrate",
+            "mfa_ha.orch.rejoin",  # documented, with the operator's choice
+            pillar={"mfa_ha": {"keep": primary.minion_id}},
+            timeout=600,
+            check=False,
+        )
         assert rejoin.get("retcode") == 0, str(rejoin)[-3000:]
         wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the kept primary, the other streaming")
         converge_s = time.monotonic() - fault_at
     figures = checker.report(primary)
     moved = find_with_key(rejoin, "moved_aside")
     assert moved and os.path.isdir(moved["moved_aside"]), str(rejoin)[-3000:]  # never deleted
-    record("a standby started without its standby.signal: a second primary on the same timeline",
-           outcome="highstate failed with SPLIT BRAIN on both nodes and started pmfad on neither; the rejoin with "
-           "keep moved the second primary's data aside and cloned it", converge_s=round(converge_s, 1), **figures)
+    record(
+        "a standby started without its standby.signal: a second primary on the same timeline",
+        outcome="highstate failed with SPLIT BRAIN on both nodes and started pmfad on neither; the rejoin with "
+        "keep moved the second primary's data aside and cloned it",
+        converge_s=round(converge_s, 1),
+        **figures,
+    )
     assert figures["lost_app"] == 0 and figures["lost_direct_by_node"][primary.minion_id] == 0
     assert figures["lost_direct_by_node"][standby.minion_id] > 0  # what the rogue primary took: moved aside
     assert figures["pmfad_on_two_nodes_ms"] == 0
@@ -417,8 +485,11 @@ def jobs_in_log(path: str) -> dict:
 def status_jobs_overlapping_the_fence(path: str, since: float) -> int:
     jobs = [job for job in jobs_in_log(path).values() if job[1] >= since and job[2]]
     fences = [job for job in jobs if job[0] in ("pgrepl.fence_if_stale", "state.sls", "state.apply")]
-    return sum(1 for job in jobs if job[0] == "pgrepl.node_status"
-               and any(job[1] < fence[2] and fence[1] < job[2] for fence in fences))
+    return sum(
+        1
+        for job in jobs
+        if job[0] == "pgrepl.node_status" and any(job[1] < fence[2] and fence[1] < job[2] for fence in fences)
+    )
 
 
 def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_lab):
@@ -431,24 +502,36 @@ def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_l
     fork as divergent."""
     old, target = roles(lab)
     with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[old.minion_id].acked and checker.app.acked, 30,
-                   "the checker's first acknowledgements")
+        wait_until(
+            lambda: checker.direct[old.minion_id].acked and checker.app.acked,
+            30,
+            "the checker's first acknowledgements",
+        )
         salt_lab.kill(old.minion_id)
         lab.stop_app(old)
         kill_postmaster(old)
-        failover = salt_lab.run("state.orchestrate", "mfa_ha.orch.failover", pillar={"mfa_ha": {
-            "target": target.minion_id, "confirm_primary_lost": True}}, timeout=300, check=False)
+        failover = salt_lab.run(
+            "state.orchestrate",
+            "mfa_ha.orch.failover",
+            pillar={"mfa_ha": {"target": target.minion_id, "confirm_primary_lost": True}},
+            timeout=300,
+            check=False,
+        )
         assert failover.get("retcode") == 0, str(failover)[-3000:]
         lab.start_db(old)  # a second primary: its host's boot started PostgreSQL, not yet its minion
         stale_at = time.monotonic()
-        wait_until(lambda: checker.direct[old.minion_id].acked[-1][1] > stale_at, 30,
-                   "the stale primary acknowledging writes")
+        wait_until(
+            lambda: checker.direct[old.minion_id].acked[-1][1] > stale_at, 30, "the stale primary acknowledging writes"
+        )
         with StatusPoller(salt_lab) as poller:
             wait_until(lambda: poller.runs >= 1, 120, "the first status run")
             started_at, started_wall, runs_before = time.monotonic(), time.time(), poller.runs
             salt_lab.start_minion(old.minion_id)
-            wait_until(lambda: not old.is_running() and old.app_pid() is None, 120,
-                       "the old primary fenced on its minion's start")
+            wait_until(
+                lambda: not old.is_running() and old.app_pid() is None,
+                120,
+                "the old primary fenced on its minion's start",
+            )
             fenced_after = time.monotonic() - started_at
             status_runs = poller.runs - runs_before
         assert os.path.exists(os.path.join(old.data_dir, "standby.signal"))
@@ -456,12 +539,19 @@ def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_l
         converge_s = time.monotonic() - stale_at
     figures = checker.report(target)
     divergent = divergent_named(rejoin)
-    record("old primary's host crashed, failover confirmed; its PostgreSQL started again before its minion, "
-           "which started while status jobs ran", outcome="fenced on its minion's start; the documented rejoin "
-           "named its divergent transactions and rewound it", fenced_after_minion_start_s=round(fenced_after, 1),
-           status_runs_until_fenced=status_runs, status_jobs_overlapping_the_fence=status_jobs_overlapping_the_fence(
-               os.path.join(salt_lab.minion_dir(old.minion_id), "minion.log"), started_wall), converge_s=round(converge_s, 1),
-           divergent_transactions_named=divergent, **figures)
+    record(
+        "old primary's host crashed, failover confirmed; its PostgreSQL started again before its minion, "
+        "which started while status jobs ran",
+        outcome="fenced on its minion's start; the documented rejoin named its divergent transactions and rewound it",
+        fenced_after_minion_start_s=round(fenced_after, 1),
+        status_runs_until_fenced=status_runs,
+        status_jobs_overlapping_the_fence=status_jobs_overlapping_the_fence(
+            os.path.join(salt_lab.minion_dir(old.minion_id), "minion.log"), started_wall
+        ),
+        converge_s=round(converge_s, 1),
+        divergent_transactions_named=divergent,
+        **figures,
+    )
     assert figures["lost_direct_by_node"][target.minion_id] == 0
     assert figures["lost_direct_by_node"][old.minion_id] + figures["lost_app"] <= divergent
     assert figures["pmfad_on_two_nodes_ms"] == 0
@@ -474,11 +564,19 @@ def test_a_crashed_primary_fenced_by_a_confirmed_failover_is_rewound_not_cloned(
     clone would copy the whole database."""
     old, target = roles(lab)
     with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[old.minion_id].acked and checker.app.acked, 30,
-                   "the checker's first acknowledgements")
+        wait_until(
+            lambda: checker.direct[old.minion_id].acked and checker.app.acked,
+            30,
+            "the checker's first acknowledgements",
+        )
         kill_postmaster(old)
-        failover = salt_lab.run("state.orchestrate", "mfa_ha.orch.failover", pillar={"mfa_ha": {
-            "target": target.minion_id, "confirm_primary_lost": True}}, timeout=300, check=False)
+        failover = salt_lab.run(
+            "state.orchestrate",
+            "mfa_ha.orch.failover",
+            pillar={"mfa_ha": {"target": target.minion_id, "confirm_primary_lost": True}},
+            timeout=300,
+            check=False,
+        )
         assert failover.get("retcode") == 0, str(failover)[-3000:]
         assert os.path.exists(os.path.join(old.data_dir, "standby.signal")) and not old.is_running()
         kept_before = set(os.listdir(os.path.dirname(old.data_dir)))
@@ -489,8 +587,12 @@ def test_a_crashed_primary_fenced_by_a_confirmed_failover_is_rewound_not_cloned(
     assert method and method["rewind_method"] == "rewind", str(rejoin)[-3000:]
     assert set(os.listdir(os.path.dirname(old.data_dir))) == kept_before, "cloned (moved aside), not rewound"
     figures = checker.report(target)
-    record("the primary's postgres killed (-9), failover confirmed (the old primary fenced), then the documented "
-           "rejoin", outcome="crash recovery, then pg_rewind (no clone)", rejoin_s=round(rejoin_s, 1),
-           data_dir_bytes=keptaside.tree_bytes(old.data_dir), **figures)
+    record(
+        "the primary's postgres killed (-9), failover confirmed (the old primary fenced), then the documented rejoin",
+        outcome="crash recovery, then pg_rewind (no clone)",
+        rejoin_s=round(rejoin_s, 1),
+        data_dir_bytes=keptaside.tree_bytes(old.data_dir),
+        **figures,
+    )
     assert figures["lost_direct_by_node"][target.minion_id] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0

@@ -36,14 +36,17 @@ def alerts(lab) -> list[str]:
 def witness_armed(lab) -> bool:
     """Armed since its last failover (it re-arms once it sees a healthy pair)."""
     lines = alerts(lab)
-    last = {what: max((i for i, line in enumerate(lines) if what in line), default=-1)
-            for what in ("witness armed", "failing over to")}
+    last = {
+        what: max((i for i, line in enumerate(lines) if what in line), default=-1)
+        for what in ("witness armed", "failing over to")
+    }
     return last["witness armed"] > last["failing over to"]
 
 
 def apply_failover_pillar(lab, salt_lab, failover: dict) -> None:
-    lab.edit_overrides([MASTER_ID, *(n.minion_id for n in lab.nodes)],
-                       lambda mfa: mfa.setdefault("failover", {}).update(failover))
+    lab.edit_overrides(
+        [MASTER_ID, *(n.minion_id for n in lab.nodes)], lambda mfa: mfa.setdefault("failover", {}).update(failover)
+    )
     salt_lab.salt("*", "saltutil.refresh_pillar", wait=True)
     applied = salt_lab.salt("*", "state.apply", "mfa_ha", timeout=300, check=False)
     for minion, states in applied.items():
@@ -99,17 +102,18 @@ def test_dc_link_cut_with_the_master_on_a_third_site_only_alerts(lab, salt_lab, 
         wait_until(lambda: checker.direct[primary.minion_id].acked, 30, "the checker's first acknowledgements")
         net.cut("dc1", "dc2")
         try:
-            wait_until(lambda: any("no failover" in line for line in alerts(lab)[before:]), 120,
-                       "the witness's alert")
+            wait_until(lambda: any("no failover" in line for line in alerts(lab)[before:]), 120, "the witness's alert")
             time.sleep(max(0, OBSERVE - 30))
             assert role(primary) == "primary" and primary.app_pid() == app_pid and role(standby) == "standby"
         finally:
             net.restore("dc1", "dc2")
         wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
     figures = checker.report(primary)
-    record("automatic on: DC link cut both ways, the master on a third site (it reaches both)",
-           outcome="no failover, no fence: the witness alerted (standby lost its receiver, primary answers)",
-           **figures)
+    record(
+        "automatic on: DC link cut both ways, the master on a third site (it reaches both)",
+        outcome="no failover, no fence: the witness alerted (standby lost its receiver, primary answers)",
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
     assert no_failover_since(lab, before)
 
@@ -184,27 +188,36 @@ def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, ne
         wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
     figures = checker.report(primary)
     keeper = lease.read_record(os.path.join(primary.lease_dir, "keeper.json"))
-    record("automatic on: the primary's site cut off for half a lease and back, five times",
-           outcome="no failover, no fence", longest_quiet_s=keeper.get("longest_quiet_s"), **figures)
+    record(
+        "automatic on: the primary's site cut off for half a lease and back, five times",
+        outcome="no failover, no fence",
+        longest_quiet_s=keeper.get("longest_quiet_s"),
+        **figures,
+    )
     assert figures["lost_direct"] == figures["lost_app"] == 0 and figures["two_primary_ms"] == 0
     assert no_failover_since(lab, before)
 
 
 def test_primary_site_cut_off_from_the_standby_and_the_master_fails_over_without_two_primaries(
-        lab, salt_lab, net, automatic):
+    lab, salt_lab, net, automatic
+):
     """The primary's data centre loses the other one and the master (its clients still reach
     it): its keeper fences it once the lease runs out; the witness, lease + margin later and
     once the standby says its receiver lost the primary, fails over. The checker never sees
     two primaries. Links back, the documented rejoin converges."""
     figures = site_cut_off_fails_over(lab, salt_lab, net, automatic)
-    record("automatic on: the primary's site cut off from the standby and the master, its clients still reaching it",
-           outcome="the old primary fenced itself when its lease ran out; the witness failed over; the documented "
-           "rejoin re-attached the old one", **figures)
+    record(
+        "automatic on: the primary's site cut off from the standby and the master, its clients still reaching it",
+        outcome="the old primary fenced itself when its lease ran out; the witness failed over; the documented "
+        "rejoin re-attached the old one",
+        **figures,
+    )
 
 
 @pytest.mark.slow
 def test_a_keeper_frozen_as_its_site_is_cut_off_is_replaced_and_the_primary_still_fences_first(
-        lab, salt_lab, net, automatic):
+    lab, salt_lab, net, automatic
+):
     """As above, with the primary's lease keeper frozen (SIGSTOP) just before the cut: its
     watchdog replaces it, the replacement fences on the lease the frozen one held, before
     the witness acts."""
@@ -218,17 +231,23 @@ def test_a_keeper_frozen_as_its_site_is_cut_off_is_replaced_and_the_primary_stil
     figures = site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=freeze)
     now = lease.read_record(os.path.join(primary.lease_dir, "keeper.json"))
     assert now["pid"] != frozen["pid"] and now["last_fence"]["armed_at"] == frozen["armed_at"]  # replaced, same lease
-    record("automatic on: the primary's keeper frozen (SIGSTOP) as its site is cut off from the standby and the master",
-           outcome="its watchdog replaced it; the replacement fenced on the same lease; the witness failed over; "
-           "the documented rejoin re-attached the old one", **figures)
+    record(
+        "automatic on: the primary's keeper frozen (SIGSTOP) as its site is cut off from the standby and the master",
+        outcome="its watchdog replaced it; the replacement fenced on the same lease; the witness failed over; "
+        "the documented rejoin re-attached the old one",
+        **figures,
+    )
 
 
 def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> dict:
     primary, standby = roles(lab)
     wait_until(lambda: witness_armed(lab), 60, "the witness armed")
     with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[primary.minion_id].acked and checker.app.acked, 30,
-                   "the checker's first acknowledgements")
+        wait_until(
+            lambda: checker.direct[primary.minion_id].acked and checker.app.acked,
+            30,
+            "the checker's first acknowledgements",
+        )
         if before_cut:
             before_cut()
         cut_off(net, primary.host)
@@ -236,8 +255,10 @@ def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> d
         try:
             fenced_after = wait_until(lambda: not primary.is_running(), 60, "the isolated primary fencing itself")
             assert os.path.exists(os.path.join(primary.data_dir, "standby.signal"))
-            failover_after = wait_until(lambda: checker.direct[standby.minion_id].acked, 180,
-                                        "the new primary accepting writes") + fenced_after
+            failover_after = (
+                wait_until(lambda: checker.direct[standby.minion_id].acked, 180, "the new primary accepting writes")
+                + fenced_after
+            )
             wait_until(lambda: standby.app_pid(), 60, "pmfad on the new primary")
             writes_ended_after = checker.last_acked_at(primary.minion_id) - cut_at
         finally:
@@ -252,10 +273,14 @@ def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> d
     assert fenced_after < automatic["lease_seconds"] + automatic["margin_seconds"] and fenced_after < failover_after
     assert any("failover to" in line and "done" in line for line in alerts(lab))
     assert writes_ended_after < fenced_after
-    return {"old_primary_last_write_after_s": round(writes_ended_after, 1), "fenced_after_s": round(fenced_after, 1),
-            "new_primary_writes_after_s": round(failover_after, 1),
-            "rpo_writes": figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"],
-            "converge_s": round(converge_s, 1), **figures}
+    return {
+        "old_primary_last_write_after_s": round(writes_ended_after, 1),
+        "fenced_after_s": round(fenced_after, 1),
+        "new_primary_writes_after_s": round(failover_after, 1),
+        "rpo_writes": figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"],
+        "converge_s": round(converge_s, 1),
+        **figures,
+    }
 
 
 @pytest.mark.slow
@@ -270,15 +295,21 @@ def test_primary_host_lost_fails_over_and_the_lease_fenced_it(lab, salt_lab, net
         net.isolate(primary.host)
         try:
             fenced_after = wait_until(lambda: not primary.is_running(), 60, "the isolated primary fencing itself")
-            failover_after = wait_until(lambda: checker.direct[standby.minion_id].acked, 180,
-                                        "the new primary accepting writes") + fenced_after
+            failover_after = (
+                wait_until(lambda: checker.direct[standby.minion_id].acked, 180, "the new primary accepting writes")
+                + fenced_after
+            )
         finally:
             net.reconnect(primary.host)
         salt_lab.wait_for_minions(120)
         rejoin_converges(lab, salt_lab, standby, primary)
     figures = checker.report(standby)
-    record("automatic on: the primary's host lost (its link down)", outcome="fenced by its lease; the witness failed "
-           "over; the documented rejoin re-attached it", fenced_after_s=round(fenced_after, 1),
-           new_primary_writes_after_s=round(failover_after, 1), **figures)
+    record(
+        "automatic on: the primary's host lost (its link down)",
+        outcome="fenced by its lease; the witness failed over; the documented rejoin re-attached it",
+        fenced_after_s=round(fenced_after, 1),
+        new_primary_writes_after_s=round(failover_after, 1),
+        **figures,
+    )
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
     assert figures["lost_direct_by_node"][standby.minion_id] == 0

@@ -27,8 +27,7 @@ def node_loaders(salt_factories, lab, node, pillar=None, variant=""):
         salt.utils.yaml.safe_dump(pillar or lab.pillar(node), fh, default_flow_style=False)
     factory = salt_factories.salt_minion_daemon(
         f"{node.minion_id}{variant}-{os.path.basename(lab.root)}",
-        overrides={"file_client": "local", "master_type": "disable",
-                   "pillar_roots": {"base": [pillar_root]}},
+        overrides={"file_client": "local", "master_type": "disable", "pillar_roots": {"base": [pillar_root]}},
     )
     return Loaders(factory.config.copy())
 

@@ -143,11 +143,16 @@ def test_a_lease_keeper_config_for_a_minion_that_is_not_a_node_is_refused(salt_f
     lab = primed
     pillar = copy.deepcopy(lab.pillar(lab.prod))
     pillar["mfa_ha"]["failover"] = {**pillar["mfa_ha"].get("failover", {}), "automatic": True}
-    pillar["mfa_ha"]["nodes"] = {"server_dr": pillar["mfa_ha"]["nodes"]["server_dr"],
-                                 "server_other": {"address": "127.0.0.9", "port": 5432}}
+    pillar["mfa_ha"]["nodes"] = {
+        "server_dr": pillar["mfa_ha"]["nodes"]["server_dr"],
+        "server_other": {"address": "127.0.0.9", "port": 5432},
+    }
     bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-notanode").modules
-    with pytest.raises(SaltInvocationError, match=r"mfa_ha:nodes: this minion \(.+\) is not one of the nodes "
-                                                  r"\(server_dr, server_other\)"):
+    with pytest.raises(
+        SaltInvocationError,
+        match=r"mfa_ha:nodes: this minion \(.+\) is not one of the nodes "
+        r"\(server_dr, server_other\)",
+    ):
         bad.pgrepl.lease_keeper_config()
     assert not os.path.exists(os.path.join(lab.prod.lease_dir, "config.json"))
 
@@ -168,8 +173,10 @@ def test_a_node_address_that_resolves_nowhere_fails_validation_and_writes_nothin
         hba_before = fh.read()
     with netns.Network() as net, net.entered("dc1"):
         for call in (named.pgrepl.validate_pillar, named.pgrepl.apply_hba, named.pgrepl.set_peer_pgpass):
-            with pytest.raises(SaltInvocationError,
-                               match=f"mfa_ha:nodes:{lab.dr.minion_id}:address: 'serverb' does not resolve on this node"):
+            with pytest.raises(
+                SaltInvocationError,
+                match=f"mfa_ha:nodes:{lab.dr.minion_id}:address: 'serverb' does not resolve on this node",
+            ):
                 call()
         assert any("does not resolve" in problem for problem in named.pgrepl.pillar_problems())
     with open(hba_file, encoding="utf-8") as fh:
@@ -191,8 +198,11 @@ def test_a_clone_without_the_space_for_it_is_refused_naming_the_figures(salt_fac
         pillar["mfa_ha"]["postgres"]["data_dir"] = os.path.join(tiny, "mfadb")
         pillar["mfa_ha"].setdefault("tls", {})["dir"] = os.path.join(lab.dr.root, "mfa_ha-tls")  # the node's own
         cramped = node_loaders(salt_factories, lab, lab.dr, pillar, variant="-cramped").modules
-        with pytest.raises(CommandExecutionError, match=rf"a clone needs about [\d.]+ GiB free in {tiny} "
-                                                        r"\(the primary's databases: [\d.]+ GiB.*and 0.00 GiB is free"):
+        with pytest.raises(
+            CommandExecutionError,
+            match=rf"a clone needs about [\d.]+ GiB free in {tiny} "
+            r"\(the primary's databases: [\d.]+ GiB.*and 0.00 GiB is free",
+        ):
             cramped.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
         assert os.listdir(tiny) == []  # nothing created, nothing moved
     finally:

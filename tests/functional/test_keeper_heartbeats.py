@@ -53,8 +53,12 @@ def keepers(lab, prod, dr):
 
 def test_the_standby_keeper_answering_keeps_the_lease_without_wal(lab, dr, keepers):
     primary, standby = keepers
-    wait_for(lambda: primary.tick()["action"] == "hold" and primary.link.answered() is not None, timeout=15,
-             interval=0.5, what="the primary's keeper holding, its beats answered")
+    wait_for(
+        lambda: primary.tick()["action"] == "hold" and primary.link.answered() is not None,
+        timeout=15,
+        interval=0.5,
+        what="the primary's keeper holding, its beats answered",
+    )
     lab.stop_db(lab.dr)  # no WAL reaches the standby from now on; no master renews in this tier
     held_until = time.monotonic() + 3 * LEASE_SECONDS
     while time.monotonic() < held_until:
@@ -71,8 +75,12 @@ def test_once_the_standby_keeper_stops_answering_the_primary_fences_within_the_l
     primary, standby = keepers
     standby.end()
     stopped_at = time.monotonic()
-    wait_for(lambda: primary.tick()["action"] == "fenced", timeout=LEASE_SECONDS + 15, interval=0.5,
-             what="the keeper to fence its primary")
+    wait_for(
+        lambda: primary.tick()["action"] == "fenced",
+        timeout=LEASE_SECONDS + 15,
+        interval=0.5,
+        what="the keeper to fence its primary",
+    )
     fenced_after = time.monotonic() - stopped_at
     assert LEASE_SECONDS - 2 <= fenced_after <= LEASE_SECONDS + 10
     assert not lab.prod.is_running()

@@ -47,10 +47,17 @@ def test_the_fence_stops_a_slow_pmfad_before_the_watchdog_gives_up_on_it(lab, se
     keeper = beat()["pid"]
     assert service.settings.alive_within + timing.writes_end_bound() < PMFAD_TIMEOUT  # the old, single bound
     lab.stop_db(lab.dr)  # no one renews the lease from now on
-    wait_for(lambda: not lab.prod.is_running(), timeout=LEASE_SECONDS + timing.writes_end_bound() + 5,
-             what="the keeper ending writes")
-    wait_for(lambda: beat().get("action") in ("fenced", "idle"), interval=0.5,
-             timeout=timing.app_stop_bound(PMFAD_TIMEOUT) + 10, what="the fence finished")
+    wait_for(
+        lambda: not lab.prod.is_running(),
+        timeout=LEASE_SECONDS + timing.writes_end_bound() + 5,
+        what="the keeper ending writes",
+    )
+    wait_for(
+        lambda: beat().get("action") in ("fenced", "idle"),
+        interval=0.5,
+        timeout=timing.app_stop_bound(PMFAD_TIMEOUT) + 10,
+        what="the fence finished",
+    )
     with open(service.log_path, encoding="utf-8") as fh:
         log = fh.read()
     assert "stalled" not in log, log

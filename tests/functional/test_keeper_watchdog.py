@@ -43,11 +43,19 @@ def test_a_frozen_keeper_is_replaced_and_its_replacement_fences_on_the_same_leas
     lab.stop_db(lab.dr)  # no one renews the lease from now on
     stopped_at = time.monotonic()
     bound = LEASE_SECONDS + service.settings.watchdog_bound + timing.writes_end_bound()
-    wait_for(lambda: not lab.prod.is_running(), timeout=bound, interval=0.2,
-             what="the frozen keeper's replacement fencing the primary")
+    wait_for(
+        lambda: not lab.prod.is_running(),
+        timeout=bound,
+        interval=0.2,
+        what="the frozen keeper's replacement fencing the primary",
+    )
     fenced_after = time.monotonic() - stopped_at
-    wait_for(lambda: beat(service).get("action") in ("fenced", "idle"), timeout=timing.fence_bound(15), interval=0.2,
-             what="the fence finished (pmfad stopped after PostgreSQL)")
+    wait_for(
+        lambda: beat(service).get("action") in ("fenced", "idle"),
+        timeout=timing.fence_bound(15),
+        interval=0.2,
+        what="the fence finished (pmfad stopped after PostgreSQL)",
+    )
     now = beat(service)
     assert now["pid"] not in (frozen["pid"], service.pid)
     assert now["last_fence"]["armed_at"] == frozen["armed_at"]  # the lease it took over, not a fresh one
@@ -56,8 +64,10 @@ def test_a_frozen_keeper_is_replaced_and_its_replacement_fences_on_the_same_leas
     assert lab.prod.app_pid() is None
     with pytest.raises(ProcessLookupError):  # the frozen one was killed, and reaped by its watchdog
         os.kill(frozen["pid"], 0)
-    print(f"\nfrozen keeper: primary fenced {fenced_after:.1f} s after its standby stopped "
-          f"(lease {LEASE_SECONDS} s, watchdog bound {service.settings.watchdog_bound:g} s)")
+    print(
+        f"\nfrozen keeper: primary fenced {fenced_after:.1f} s after its standby stopped "
+        f"(lease {LEASE_SECONDS} s, watchdog bound {service.settings.watchdog_bound:g} s)"
+    )
 
 
 def test_stopped_on_request_the_watchdog_and_keeper_end_and_hand_over_nothing(service):

@@ -33,8 +33,17 @@ def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> di
     pillar = lab.pillar(node)["mfa_ha"]
     settings = lease.LeaseSettings(automatic=True, lease_seconds=lease_seconds, run_dir=node.lease_dir)
     tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(node.root, "mfa_ha-tls"))  # beside the data dir
-    return build_config(settings, pillar["postgres"], pillar["pmfad"], tls, None, other.minion_id,
-                        Upstream(other.address, other.port, "replicamfa", node.slot), node.minion_id, node.address)
+    return build_config(
+        settings,
+        pillar["postgres"],
+        pillar["pmfad"],
+        tls,
+        None,
+        other.minion_id,
+        Upstream(other.address, other.port, "replicamfa", node.slot),
+        node.minion_id,
+        node.address,
+    )
 
 
 @contextlib.contextmanager
@@ -47,7 +56,9 @@ def keeper_service(lab, config):
     files.write_json(path, config)
     log_path = os.path.join(lab.root, "keeper-service.log")
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", path], stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", path], stdout=log, stderr=log
+        )
     proc.settings, proc.log_path = lease.LeaseSettings(**config["settings"]), log_path
     try:
         yield proc
@@ -82,9 +93,13 @@ def ticks(keeper, seconds):
 def test_a_renewal_answers_with_the_role_and_the_receiver(pair, prod, dr):
     lab = pair
     first = dr.pgrepl.lease_renew(1)
-    assert first["role"] == "standby" and first["receiver"] == {"status": "streaming", "from": "server_prod",
-                                                                "quiet_s": 0.0, "heard_from": None,
-                                                                "heard_quiet_s": None}  # no keeper beats here
+    assert first["role"] == "standby" and first["receiver"] == {
+        "status": "streaming",
+        "from": "server_prod",
+        "quiet_s": 0.0,
+        "heard_from": None,
+        "heard_quiet_s": None,
+    }  # no keeper beats here
     assert first["keeper_alive"] is False  # no keeper runs on dr
     assert prod.pgrepl.lease_renew(1)["role"] == "primary"
     prod.pgrepl.lease_renew(2, acked=1)
@@ -116,8 +131,12 @@ def test_the_keeper_holds_while_the_standby_streams(lab, keeper):
 def test_the_keeper_fences_its_primary_when_no_one_renews_the_lease(lab, keeper):
     lab.stop_db(lab.dr)  # the standby is gone; no master renews in this tier
     stopped_at = time.monotonic()
-    wait_for(lambda: keeper.tick()["action"] == "fenced", timeout=LEASE_SECONDS + 15, interval=0.5,
-             what="the keeper to fence its primary")
+    wait_for(
+        lambda: keeper.tick()["action"] == "fenced",
+        timeout=LEASE_SECONDS + 15,
+        interval=0.5,
+        what="the keeper to fence its primary",
+    )
     fenced_after = time.monotonic() - stopped_at
     assert LEASE_SECONDS - 2 <= fenced_after <= LEASE_SECONDS + 10  # it waited out the lease (from its last proof)
     assert not lab.prod.is_running() and lab.prod.app_pid() is None

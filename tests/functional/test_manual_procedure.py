@@ -43,8 +43,7 @@ def setup_replication(lab, prod, dr):
     result = dr.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
     assert result["moved_aside"].startswith(lab.dr.data_dir + ".moved-")
     dr.pgrepl.start()
-    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
-             what="dr streaming")
+    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
 
 
 def switch(lab, old, new, old_node, new_node, writes=20):
@@ -63,12 +62,17 @@ def switch(lab, old, new, old_node, new_node, writes=20):
     rewound = old.pgrepl.rewind(new_node.address, slot=old_node.slot, fallback="basebackup")
     assert rewound["method"] == "rewind"
     with open(os.path.join(new_node.root, "postgresql.log"), encoding="utf-8", errors="replace") as fh:
-        rewind = [line for line in fh if "connection authorized: user=replicamfa" in line
-                  and "application_name=pg_rewind" in line]
+        rewind = [
+            line
+            for line in fh
+            if "connection authorized: user=replicamfa" in line and "application_name=pg_rewind" in line
+        ]
     assert rewind and all(("SSL enabled" in line) == bool(lab.ca) for line in rewind), rewind  # over TLS, verify-full
     old.pgrepl.start()
-    wait_for(lambda: (old.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
-             what=f"{old_node.name} streaming from {new_node.name}")
+    wait_for(
+        lambda: (old.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
+        what=f"{old_node.name} streaming from {new_node.name}",
+    )
     status = old.pgrepl.status()
     assert status["role"] == "standby" and status["timeline"] == promoted["timeline"]
     assert status["receiver"]["sender_host"] == new_node.address
@@ -122,8 +126,9 @@ def test_a_start_after_a_crash_waits_for_the_new_postmaster(lab, prod):
     kill_postmaster(lab.prod)
     assert prod.pgrepl.start() is True
     assert prod.pgrepl.role() == "primary"  # accepts connections the moment start returns
-    wait_for(lambda: (prod.pgrepl.status().get("replicas") or [{}])[0].get("state") == "streaming",
-             what="dr streaming again")
+    wait_for(
+        lambda: (prod.pgrepl.status().get("replicas") or [{}])[0].get("state") == "streaming", what="dr streaming again"
+    )
 
 
 def test_a_crashed_primary_fenced_by_a_failover_is_rewound_not_cloned(lab, prod, dr):

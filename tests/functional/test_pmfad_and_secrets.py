@@ -13,8 +13,13 @@ def test_pmfad_stop_and_start_are_checked_with_lssrc(lab, prod):
     assert prod.pmfad.status()["state"] == "running"
     assert prod.pmfad.health()["healthy"] is True
     assert prod.pmfad.stop() is True
-    assert prod.pmfad.status() == {"service": "pmfad", "manager": "src", "state": "stopped",
-                                   "pid": None, "detail": "inoperative"}
+    assert prod.pmfad.status() == {
+        "service": "pmfad",
+        "manager": "src",
+        "state": "stopped",
+        "pid": None,
+        "detail": "inoperative",
+    }
     assert lab.prod.app_pid() is None
     down = prod.pmfad.health()
     assert down["healthy"] is False and "Connection refused" in down["error"]

@@ -114,7 +114,7 @@ def test_a_pending_restart_is_reported_as_not_converged(lab, prod_loaders):
         assert states.pgrepl.settings(name="replication settings").result is True  # files repaired
         lab.prod.sql("ALTER SYSTEM SET max_wal_senders = 9")
         lab.stop_db(lab.prod)
-        lab.start_db(lab.prod)                                # running with 9 now
+        lab.start_db(lab.prod)  # running with 9 now
         lab.prod.sql("ALTER SYSTEM SET max_wal_senders = 10")
         lab.prod.sql("SELECT pg_reload_conf()")
         pending = states.pgrepl.settings(name="replication settings", test=True)

@@ -38,8 +38,10 @@ def versioned_lab(request):
 
 def loaders_for(salt_factories, lab):
     variant = f"-pg{lab.major}"
-    return (node_loaders(salt_factories, lab, lab.prod, variant=variant).modules,
-            node_loaders(salt_factories, lab, lab.dr, variant=variant).modules)
+    return (
+        node_loaders(salt_factories, lab, lab.prod, variant=variant).modules,
+        node_loaders(salt_factories, lab, lab.dr, variant=variant).modules,
+    )
 
 
 def run_parts(lab, target, hooks=None):
@@ -71,14 +73,16 @@ def test_procedure_and_switchover_parts_on_each_full_build(versioned_lab, salt_f
     progress = [r.getMessage() for r in caplog.records if r.name == "mfa_ha.progress"]
     assert any(m.startswith(f"cloned {lab.prod.address}:5432 into {lab.dr.data_dir}") for m in progress), progress
     assert_standby_files(lab)
-    switch(lab, prod, dr, lab.prod, lab.dr)       # step by step, with pg_rewind
+    switch(lab, prod, dr, lab.prod, lab.dr)  # step by step, with pg_rewind
     switch(lab, dr, prod, lab.dr, lab.prod)
 
     lab.prod.sql("INSERT INTO auth_events (node, client_seq) VALUES (%s, 1)", (f"pg{lab.major}",), dbname=APP_DB)
     routing = Hooks(acquire=f"touch {lab.root}/acquired-{{node}}", release=f"touch {lab.root}/released-{{node}}")
     there = run_parts(lab, "server_dr", routing)
     assert sorted(f for f in os.listdir(lab.root) if f.endswith(("-server_dr", "-server_prod"))) == [
-        "acquired-server_dr", "released-server_prod"]  # client routing moved by mfa_ha:service_address
+        "acquired-server_dr",
+        "released-server_prod",
+    ]  # client routing moved by mfa_ha:service_address
     old = there["server_prod"]
     assert old["zero_loss_proof"] is True and old["rewind"] == "none needed"
     assert there["server_dr"]["proof"]["shutdown_checkpoint"]
@@ -97,18 +101,23 @@ def test_server_only_builds_clone_stream_promote_and_name_each_missing_tool(vers
     assert set(build.missing) == {"pg_controldata", "pg_rewind", "pg_waldump"}
     prod, dr = loaders_for(salt_factories, lab)
     assert prod.pgrepl.version() == lab.major
-    setup_replication(lab, prod, dr)              # cloned with this machine's newer pg_basebackup
+    setup_replication(lab, prod, dr)  # cloned with this machine's newer pg_basebackup
     assert_standby_files(lab)
     receiver = dr.pgrepl.status()["receiver"]
     assert (receiver["status"], receiver["sender_host"], receiver["sender_port"]) == (
-        "streaming", lab.prod.address, lab.prod.port)  # on 10 read from the receiver's conninfo
+        "streaming",
+        lab.prod.address,
+        lab.prod.port,
+    )  # on 10 read from the receiver's conninfo
     lab.prod.sql("INSERT INTO auth_events (node, client_seq) VALUES ('before-promote', 1)", dbname=APP_DB)
     dr.pgrepl.wait_for_lsn(prod.pgrepl.status()["current_lsn"], timeout=30)
 
     prod.pmfad.stop()
     prod.pgrepl.stop()
     # The zero-loss proof reads the stopped primary's control file and WAL with the version's own tools.
-    with pytest.raises(CommandExecutionError, match=f"pg_controldata not found .*PostgreSQL {lab.major}'s own pg_controldata"):
+    with pytest.raises(
+        CommandExecutionError, match=f"pg_controldata not found .*PostgreSQL {lab.major}'s own pg_controldata"
+    ):
         prod.pgrepl.shutdown_checkpoint_lsn()
     promoted = dr.pgrepl.promote()
     assert promoted["timeline"] == 2 and dr.pgrepl.role() == "primary"

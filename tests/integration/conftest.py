@@ -52,8 +52,10 @@ def net(request, event_listener):
     if reason:
         pytest.skip(f"the integration tier runs on the lab's hosts (network namespaces): {reason}")
     log_server = request.config.pluginmanager.get_plugin("saltfactories-log-server")
-    with netns.Network() as network, netns.LoopbackRelay(network, ("master", "dc1", "dc2", "clients"),
-                                                         (event_listener.port, log_server.log_port)):
+    with (
+        netns.Network() as network,
+        netns.LoopbackRelay(network, ("master", "dc1", "dc2", "clients"), (event_listener.port, log_server.log_port)),
+    ):
         yield network
 
 
@@ -67,21 +69,27 @@ def lab(net):
 def master(salt_factories, lab):
     tree = lab.write_salt_tree()  # the example pillar as shipped, the lab's differences laid over it
     factory = salt_factories.salt_master_daemon(
-        tree.pop("id"), overrides={**tree, "interface": lab.master_address},
-        factory_class=HostedMaster, enter=lambda: lab.on_host("master"))
+        tree.pop("id"),
+        overrides={**tree, "interface": lab.master_address},
+        factory_class=HostedMaster,
+        enter=lambda: lab.on_host("master"),
+    )
     with factory.started(start_timeout=120):
         yield factory
 
 
 def _minion(master, lab, minion_id: str, host: str, overrides: dict):
-    return master.salt_minion_daemon(minion_id, overrides={**overrides, "master": lab.master_address},
-                                     factory_class=HostedMinion, enter=lambda: lab.on_host(host))
+    return master.salt_minion_daemon(
+        minion_id,
+        overrides={**overrides, "master": lab.master_address},
+        factory_class=HostedMinion,
+        enter=lambda: lab.on_host(host),
+    )
 
 
 @pytest.fixture(scope="package")
 def minions(master, lab):
-    started = {node.minion_id: _minion(master, lab, node.minion_id, node.host, MINION_OVERRIDES)
-               for node in lab.nodes}
+    started = {node.minion_id: _minion(master, lab, node.minion_id, node.host, MINION_OVERRIDES) for node in lab.nodes}
     with started["server_prod"].started(start_timeout=120), started["server_dr"].started(start_timeout=120):
         yield started
 

@@ -37,8 +37,6 @@ def highstate(salt_cli, minion, **kwargs):
     return states(salt_cli.run("state.highstate", minion_tgt=minion, _timeout=300, **kwargs))
 
 
-
-
 def streaming(node) -> bool:
     rows = node.sql("SELECT status FROM pg_stat_wal_receiver")
     return bool(rows) and rows[0][0] == "streaming"
@@ -61,8 +59,10 @@ def test_setup_builds_a_streaming_pair_from_scratch(lab, salt_run):
     assert streaming(lab.dr)
     assert lab.dr.app_pid() is None and lab.prod.app_pid()
     lab.prod.sql("CREATE TABLE setup_probe AS SELECT 42 AS answer", dbname="mfadb")
-    wait_for(lambda: lab.dr.sql("SELECT to_regclass('setup_probe') IS NOT NULL", dbname="mfadb")[0][0],
-             what="the probe table on dr")
+    wait_for(
+        lambda: lab.dr.sql("SELECT to_regclass('setup_probe') IS NOT NULL", dbname="mfadb")[0][0],
+        what="the probe table on dr",
+    )
 
 
 def test_the_master_serves_the_example_pillar_as_shipped(lab, master, salt_cli):
@@ -85,13 +85,18 @@ def test_the_master_serves_the_example_pillar_as_shipped(lab, master, salt_cli):
 
 def ssl_log_lines(node, application):
     with open(os.path.join(node.root, "postgresql.log"), encoding="utf-8", errors="replace") as fh:
-        return [line for line in fh if "connection authorized: user=replicamfa" in line
-                and f"application_name={application}" in line]
+        return [
+            line
+            for line in fh
+            if "connection authorized: user=replicamfa" in line and f"application_name={application}" in line
+        ]
 
 
 def test_replication_and_the_clone_run_over_tls_with_verify_full(lab):
-    walsender = lab.prod.sql("SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
-                             "WHERE r.application_name = 'server_dr'")
+    walsender = lab.prod.sql(
+        "SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) "
+        "WHERE r.application_name = 'server_dr'"
+    )
     assert walsender and walsender[0][0] is True and walsender[0][1].startswith("TLSv1.")
     conninfo = lab.dr.sql("SHOW primary_conninfo")[0][0]
     assert "sslmode=verify-full" in conninfo and "sslrootcert=" in conninfo and "keepalives=1" in conninfo
@@ -145,8 +150,9 @@ def _drop_line(path, line):
 
 
 def _setting(node, name):
-    rows = node.sql("SELECT setting FROM pg_file_settings WHERE name = %s AND error IS NULL "
-                    "ORDER BY seqno DESC LIMIT 1", (name,))
+    rows = node.sql(
+        "SELECT setting FROM pg_file_settings WHERE name = %s AND error IS NULL ORDER BY seqno DESC LIMIT 1", (name,)
+    )
     return rows[0][0] if rows else None
 
 
@@ -159,8 +165,14 @@ def _password_ok(lab):
 
     try:
         with lab.on(lab.dr):  # the replication user logs in from the peer's host
-            psycopg2.connect(host=lab.prod.address, port=5432, user="replicamfa", dbname="postgres",
-                             password=lab_password(), connect_timeout=5).close()
+            psycopg2.connect(
+                host=lab.prod.address,
+                port=5432,
+                user="replicamfa",
+                dbname="postgres",
+                password=lab_password(),
+                connect_timeout=5,
+            ).close()
         return True
     except psycopg2.OperationalError:
         return False
@@ -206,6 +218,7 @@ def _drift_trust_above_the_block(lab):
     def repaired():
         lines = open(path, encoding="utf-8").read().splitlines()
         return lines[0].startswith("# BEGIN mfa-ha") and "host all all 0.0.0.0/0 trust" not in lines
+
     return "server_prod", "peers in pg_hba.conf", repaired
 
 
@@ -234,10 +247,16 @@ def _drift_password(lab):
     return "server_prod", "replication user", lambda: _password_ok(lab)
 
 
-DRIFTS = {"setting": _drift_setting, "hba_line": _drift_hba, "slot": _drift_slot,
-          "pmfad_on_standby": _drift_app_on_standby, "password": _drift_password,
-          "trust_above_the_block": _drift_trust_above_the_block,
-          "restart_only_setting": _drift_restart_only_setting, "misdirected_standby": _drift_misdirected_standby}
+DRIFTS = {
+    "setting": _drift_setting,
+    "hba_line": _drift_hba,
+    "slot": _drift_slot,
+    "pmfad_on_standby": _drift_app_on_standby,
+    "password": _drift_password,
+    "trust_above_the_block": _drift_trust_above_the_block,
+    "restart_only_setting": _drift_restart_only_setting,
+    "misdirected_standby": _drift_misdirected_standby,
+}
 
 
 @pytest.mark.parametrize("kind", list(DRIFTS))
@@ -303,8 +322,9 @@ EVERYONE = (MASTER_ID, "server_prod", "server_dr")
 
 @pytest.fixture
 def bad_pillar(lab, salt_cli):
-    with pillar_edited(lab, salt_cli, EVERYONE,
-                       lambda mfa: mfa["nodes"]["server_dr"].update(slot="ServerB_slot")):  # a name with capitals, as IBM's manual procedure has it
+    with pillar_edited(
+        lab, salt_cli, EVERYONE, lambda mfa: mfa["nodes"]["server_dr"].update(slot="ServerB_slot")
+    ):  # a name with capitals, as IBM's manual procedure has it
         yield
 
 

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def switchover(salt_run, target, **pillar):
-    return salt_run.run("state.orchestrate", "mfa_ha.orch.switchover",
-                        pillar={"mfa_ha": {"target": target, **pillar}}, _timeout=300)
+    return salt_run.run(
+        "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target, **pillar}}, _timeout=300
+    )
 
 
 def role(node):
@@ -105,11 +106,22 @@ def test_a_runner_input_error_fails_the_runner(pair, salt_run):
     assert "mfa_ha:nodes:server_dr:address" in ret.stdout and "Passed invalid arguments" not in ret.stdout
 
 
-@pytest.mark.parametrize("override, named", [
-    ({"hba": {"entries": [{"type": "host", "database": "all", "user": "all", "address": "0.0.0.0/0",
-                           "method": "trust"}]}}, "allow_trust"),
-    ({"replication": {"password": ""}}, "mfa_ha:replication:password"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        (
+            {
+                "hba": {
+                    "entries": [
+                        {"type": "host", "database": "all", "user": "all", "address": "0.0.0.0/0", "method": "trust"}
+                    ]
+                }
+            },
+            "allow_trust",
+        ),
+        ({"replication": {"password": ""}}, "mfa_ha:replication:password"),
+    ],
+)
 def test_switchover_with_a_bad_pillar_is_refused_before_anything(pair, salt_run, override, named):
     """The switchover path validates the pillar it runs with."""
     lab = pair
@@ -123,8 +135,13 @@ def test_switchover_with_a_bad_pillar_is_refused_before_anything(pair, salt_run,
 
 def _steps(ret):
     data = ret.data["data"] if isinstance(ret.data, dict) and "data" in ret.data else ret.data
-    return [step for steps in (data or {}).values() if isinstance(steps, dict) for step in steps.values()
-            if isinstance(step, dict)]
+    return [
+        step
+        for steps in (data or {}).values()
+        if isinstance(steps, dict)
+        for step in steps.values()
+        if isinstance(step, dict)
+    ]
 
 
 def test_switchover_refused_when_the_standby_lags(pair, salt_run):
@@ -133,8 +150,15 @@ def test_switchover_refused_when_the_standby_lags(pair, salt_run):
     lab.dr.sql("SELECT pg_wal_replay_pause()")
     try:
         lab.prod.sql("CREATE TABLE IF NOT EXISTS lag_probe AS SELECT generate_series(1, 20000) AS n", dbname=APP_DB)
-        wait_for(lambda: lab.prod.sql("SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) "
-                                      "FROM pg_stat_replication")[0][0] > 100000, what="lag on dr")
+        wait_for(
+            lambda: (
+                lab.prod.sql("SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) FROM pg_stat_replication")[
+                    0
+                ][0]
+                > 100000
+            ),
+            what="lag on dr",
+        )
         ret = switchover(salt_run, "server_dr", switchover={"max_lag_bytes": 65536})
         assert ret.returncode != 0
         assert "replay lag within mfa_ha:switchover:max_lag_bytes" in ret.stdout
@@ -143,8 +167,6 @@ def test_switchover_refused_when_the_standby_lags(pair, salt_run):
         assert lab.dr.sql("SELECT pg_is_wal_replay_paused()")[0][0] is True
     finally:
         lab.dr.sql("SELECT pg_wal_replay_resume()")
-
-
 
 
 def test_switchover_refused_when_the_old_primary_cannot_reach_the_target(pair, salt_run):
@@ -160,8 +182,10 @@ def test_switchover_refused_when_the_old_primary_cannot_reach_the_target(pair, s
     try:
         ret = switchover(salt_run, "server_dr")
         assert ret.returncode != 0
-        assert "the old primary reaches the target" in ret.stdout and "server_prod sees server_dr as unreachable" \
-            in ret.stdout, ret.stdout
+        assert (
+            "the old primary reaches the target" in ret.stdout
+            and "server_prod sees server_dr as unreachable" in ret.stdout
+        ), ret.stdout
         assert_untouched(lab, app_pid)
     finally:
         with open(path, "w", encoding="utf-8") as fh:
@@ -181,8 +205,7 @@ def test_a_switch_whose_target_died_is_resumed_by_a_rerun(pair, salt_run):
     try:
         ret = switchover(salt_run, "server_dr")
         assert ret.returncode != 0, ret.stdout
-        assert "comes back as the primary" in ret.stdout and '"resumed":true' in ret.stdout.replace(" ", ""), \
-            ret.stdout
+        assert "comes back as the primary" in ret.stdout and '"resumed":true' in ret.stdout.replace(" ", ""), ret.stdout
         assert role(lab.prod) == "primary" and lab.prod.app_pid()
     finally:
         lab.start_db(lab.dr)
@@ -218,8 +241,9 @@ def test_failover_fencing_and_rejoin(pair, salt_run, minions):
         assert refused.returncode != 0 and "confirm_primary_lost" in refused.stdout
         assert role(lab.dr) == "standby"
 
-        done = salt_run.run(*failover, pillar={"mfa_ha": {"target": "server_dr", "confirm_primary_lost": True}},
-                            _timeout=300)
+        done = salt_run.run(
+            *failover, pillar={"mfa_ha": {"target": "server_dr", "confirm_primary_lost": True}}, _timeout=300
+        )
         assert done.returncode == 0, done.stdout
         assert "last_received_lsn" in done.stdout
         assert role(lab.dr) == "primary" and lab.dr.app_pid()
@@ -229,8 +253,10 @@ def test_failover_fencing_and_rejoin(pair, salt_run, minions):
         # The master keeps asking every node for its status while prod's minion starts (a
         # compound status job running on the minion would make the fence fail).
         fenced = threading.Event()
-        poller = threading.Thread(target=lambda: [salt_run.run("mfa_ha.status", _timeout=60)
-                                                  for _ in iter(lambda: fenced.is_set(), True)], daemon=True)
+        poller = threading.Thread(
+            target=lambda: [salt_run.run("mfa_ha.status", _timeout=60) for _ in iter(lambda: fenced.is_set(), True)],
+            daemon=True,
+        )
         poller.start()
     # Its minion starts: the reactor on salt/minion/server_prod/start fences it.
     try:
@@ -255,8 +281,9 @@ def test_failover_again_on_a_healthy_pair_leaves_the_standby_streaming(pair, sal
     """Re-running a failover that is done (target already the primary) only finishes: the
     other node, a streaming standby, is not fenced."""
     lab = pair
-    again = salt_run.run("state.orchestrate", "mfa_ha.orch.failover",
-                         pillar={"mfa_ha": {"target": "server_prod"}}, _timeout=300)
+    again = salt_run.run(
+        "state.orchestrate", "mfa_ha.orch.failover", pillar={"mfa_ha": {"target": "server_prod"}}, _timeout=300
+    )
     assert again.returncode == 0, again.stdout
     assert "not a primary" in again.stdout
     assert role(lab.prod) == "primary" and lab.prod.app_pid()
@@ -268,8 +295,12 @@ def test_failover_with_a_wrong_lost_list_is_refused_and_changes_nothing(pair, sa
     refused by the prechecks, before anything is fenced."""
     lab = pair
     for wrong in (["server_nope"], ["server_prod"], "server_dr"):
-        refused = salt_run.run("state.orchestrate", "mfa_ha.orch.failover",
-                               pillar={"mfa_ha": {"target": "server_prod", "lost": wrong}}, _timeout=300)
+        refused = salt_run.run(
+            "state.orchestrate",
+            "mfa_ha.orch.failover",
+            pillar={"mfa_ha": {"target": "server_prod", "lost": wrong}},
+            _timeout=300,
+        )
         assert refused.returncode != 0, refused.stdout
         assert "lost: must be a list of ids from mfa_ha:nodes other than the target server_prod" in refused.stdout
     assert role(lab.prod) == "primary" and lab.prod.app_pid() and streams_from(lab.dr, lab.prod)
@@ -318,8 +349,11 @@ def test_a_minion_restart_in_a_split_brain_fences_nothing_and_rejoin_takes_a_cho
         lab.dr.sql("INSERT INTO diverged VALUES (%s)", (x,), dbname=APP_DB)
     with minions["server_prod"].stopped():
         pass  # a routine restart: salt/minion/server_prod/start reaches the fence reactor
-    wait_for(lambda: any("SPLIT BRAIN: server_prod" in line for line in alert_lines(lab)[before:]),
-             timeout=90, what="the split brain alert from the fence runner")
+    wait_for(
+        lambda: any("SPLIT BRAIN: server_prod" in line for line in alert_lines(lab)[before:]),
+        timeout=90,
+        what="the split brain alert from the fence runner",
+    )
     assert lab.prod.is_running() and role(lab.prod) == "primary" and lab.prod.app_pid() == app_pid
 
     started = time.monotonic()
@@ -330,8 +364,9 @@ def test_a_minion_restart_in_a_split_brain_fences_nothing_and_rejoin_takes_a_cho
     assert time.monotonic() - started < 60
     assert role(lab.dr) == "primary" and role(lab.prod) == "primary"  # nothing done
 
-    kept = salt_run.run("state.orchestrate", "mfa_ha.orch.rejoin", pillar={"mfa_ha": {"keep": "server_prod"}},
-                        _timeout=600)
+    kept = salt_run.run(
+        "state.orchestrate", "mfa_ha.orch.rejoin", pillar={"mfa_ha": {"keep": "server_prod"}}, _timeout=600
+    )
     assert kept.returncode == 0, kept.stdout
     discarded = find_with_key(kept.data, "transactions_after_fork")
     assert discarded["transactions_after_fork"] >= 4 and discarded["moved_aside"].startswith(lab.dr.data_dir)

@@ -40,8 +40,9 @@ def test_systemctl_show_parsing():
     assert props["MainPID"] == "77" and props["ActiveState"] == "active"
 
 
-@pytest.mark.parametrize("os_family,pillar,manager", [("AIX", {}, "src"), ("Debian", {}, "systemd"),
-                                                      ("Debian", {"manager": "src"}, "src")])
+@pytest.mark.parametrize(
+    "os_family,pillar,manager", [("AIX", {}, "src"), ("Debian", {}, "systemd"), ("Debian", {"manager": "src"}, "src")]
+)
 def test_backend_chosen_by_grains_unless_pillar_names_one(os_family, pillar, manager):
     assert app_config(pillar, os_family).manager == manager
 

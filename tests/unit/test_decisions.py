@@ -10,12 +10,23 @@ from mfa_ha.pair import failover, switchover
 from mfa_ha.pair.service_address import Hooks
 
 NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"address": "10.0.0.2"}})
-PRIMARY = {"running": True, "role": "primary", "state": "running", "system_identifier": "71", "rewind_ready": True,
-           "current_lsn": "0/3000100", "peers": {"server_dr": "standby"},
-           "replicas": [{"application_name": "server_dr", "lag_bytes": 120}]}
-STANDBY = {"running": True, "role": "standby", "state": "running", "system_identifier": "71",
-           "receiver": {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432,
-                        "slot_name": "server_dr"}}
+PRIMARY = {
+    "running": True,
+    "role": "primary",
+    "state": "running",
+    "system_identifier": "71",
+    "rewind_ready": True,
+    "current_lsn": "0/3000100",
+    "peers": {"server_dr": "standby"},
+    "replicas": [{"application_name": "server_dr", "lag_bytes": 120}],
+}
+STANDBY = {
+    "running": True,
+    "role": "standby",
+    "state": "running",
+    "system_identifier": "71",
+    "receiver": {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432, "slot_name": "server_dr"},
+}
 
 
 def statuses(**changes):
@@ -31,19 +42,40 @@ def test_a_healthy_pair_may_switch():
     assert all(c.ok for c in decision.checks) and len(decision.checks) >= 8
 
 
-@pytest.mark.parametrize("changes, check, measured", [
-    ({"server_dr": "no answer"}, "every node answers", "no answer from server_dr"),
-    ({"server_prod": {"peers": {"server_dr": "unreachable"}}}, "the old primary reaches the target",
-     "server_prod sees server_dr as unreachable"),
-    ({"server_dr": {"running": False, "state": "stopped"}}, "target is a running standby", "server_dr: stopped"),
-    ({"server_dr": {"system_identifier": "99"}}, "system identifier", "99 vs 71"),
-    ({"server_dr": {"receiver": {"status": "waiting", "sender_host": "10.0.0.1", "sender_port": 5432,
-                                 "slot_name": "server_dr"}}}, "streams from the primary", "receiver waiting"),
-    ({"server_dr": {"receiver": {**STANDBY["receiver"], "slot_name": "other"}}}, "through its slot", "'other'"),
-    ({"server_prod": {"replicas": [{"application_name": "server_dr", "lag_bytes": 5000}]}},
-     "max_lag_bytes", "5000 bytes behind, limit 1024"),
-    ({"server_prod": {"rewind_ready": False}}, "pg_rewind possible", "wal_log_hints and data_checksums off"),
-])
+@pytest.mark.parametrize(
+    "changes, check, measured",
+    [
+        ({"server_dr": "no answer"}, "every node answers", "no answer from server_dr"),
+        (
+            {"server_prod": {"peers": {"server_dr": "unreachable"}}},
+            "the old primary reaches the target",
+            "server_prod sees server_dr as unreachable",
+        ),
+        ({"server_dr": {"running": False, "state": "stopped"}}, "target is a running standby", "server_dr: stopped"),
+        ({"server_dr": {"system_identifier": "99"}}, "system identifier", "99 vs 71"),
+        (
+            {
+                "server_dr": {
+                    "receiver": {
+                        "status": "waiting",
+                        "sender_host": "10.0.0.1",
+                        "sender_port": 5432,
+                        "slot_name": "server_dr",
+                    }
+                }
+            },
+            "streams from the primary",
+            "receiver waiting",
+        ),
+        ({"server_dr": {"receiver": {**STANDBY["receiver"], "slot_name": "other"}}}, "through its slot", "'other'"),
+        (
+            {"server_prod": {"replicas": [{"application_name": "server_dr", "lag_bytes": 5000}]}},
+            "max_lag_bytes",
+            "5000 bytes behind, limit 1024",
+        ),
+        ({"server_prod": {"rewind_ready": False}}, "pg_rewind possible", "wal_log_hints and data_checksums off"),
+    ],
+)
 def test_each_failed_precheck_is_named_with_its_measurement(changes, check, measured):
     decision = switchover.decide(statuses(**changes), NODES, "server_dr", 1024)
     assert decision.action == "refuse"
@@ -111,7 +143,11 @@ def test_rejoin_refuses_a_split_brain_naming_both_primaries_and_their_positions(
 def test_rejoin_with_keep_discards_the_other_primary_first():
     d = rejoin_decision({"server_prod": PRIMARY_A, "server_dr": PRIMARY_B}, REJOIN_NODES, keep="server_prod")
     assert (d["action"], d["primary"], d["rejoining"], d["discard"]) == (
-        "rejoin", "server_prod", ["server_dr"], ["server_dr"])
+        "rejoin",
+        "server_prod",
+        ["server_dr"],
+        ["server_dr"],
+    )
 
 
 def test_rejoin_refuses_a_keep_that_does_not_accept_writes():
@@ -127,8 +163,13 @@ def test_rejoin_of_a_healthy_pair_reattaches_the_others_and_discards_nothing():
 
 
 def test_a_switch_whose_target_failed_is_resumed_not_refused_blindly():
-    stopped_old = {"running": False, "role": "primary", "state": "stopped", "cluster_state": "shut down",
-                   "checkpoint_lsn": "0/3000028"}
+    stopped_old = {
+        "running": False,
+        "role": "primary",
+        "state": "stopped",
+        "cluster_state": "shut down",
+        "checkpoint_lsn": "0/3000028",
+    }
     dead_target = {"running": False, "role": "standby", "state": "stopped", "cluster_state": "in archive recovery"}
     d = switchover.decide(statuses(server_prod=stopped_old, server_dr=dead_target), NODES, "server_dr", 1024)
     assert (d.action, d.primary) == ("resume", "server_prod") and "comes back as the primary" in d.summary

@@ -22,18 +22,28 @@ def test_trust_for_a_remote_address_is_refused_naming_the_key():
 
 
 def test_trust_for_loopback_is_allowed():
-    entries = hba.wanted_entries(NODES, "replicamfa", {"entries": [
-        {"type": "host", "database": "all", "user": "monitor", "address": "127.0.0.1/32", "method": "trust"}]})
+    entries = hba.wanted_entries(
+        NODES,
+        "replicamfa",
+        {
+            "entries": [
+                {"type": "host", "database": "all", "user": "monitor", "address": "127.0.0.1/32", "method": "trust"}
+            ]
+        },
+    )
     assert entries[-1].line.endswith("127.0.0.1/32  trust")
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({"type": "hots", "address": "10.0.0.1"}, "mfa_ha:hba:entries:0:type"),
-    ({"address": "10.0.0.300"}, "mfa_ha:hba:entries:0:address"),
-    ({"address": "10.0.0.1", "method": "passwd"}, "mfa_ha:hba:entries:0:method"),
-    ({"address": "10.0.0.1", "user": "two words"}, "mfa_ha:hba:entries:0:user"),
-    ({"type": "host"}, "mfa_ha:hba:entries:0:address"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"type": "hots", "address": "10.0.0.1"}, "mfa_ha:hba:entries:0:type"),
+        ({"address": "10.0.0.300"}, "mfa_ha:hba:entries:0:address"),
+        ({"address": "10.0.0.1", "method": "passwd"}, "mfa_ha:hba:entries:0:method"),
+        ({"address": "10.0.0.1", "user": "two words"}, "mfa_ha:hba:entries:0:user"),
+        ({"type": "host"}, "mfa_ha:hba:entries:0:address"),
+    ],
+)
 def test_bad_entries_name_their_key(raw, key):
     with pytest.raises(InvalidInput, match=key):
         hba.wanted_entries(NODES, "replicamfa", {"entries": [raw]})
@@ -71,7 +81,8 @@ def test_a_line_above_the_block_is_found_and_the_block_moved_back_to_the_top():
     drifted = "host replication all 192.169.1.0/24 md5\n" + text
     found = hba.diff(drifted, BLOCK_ENTRIES)
     assert found["differs"] and found["foreign"] == [
-        {"line": 1, "text": "host replication all 192.169.1.0/24 md5", "problem": "above the mfa-ha block"}]
+        {"line": 1, "text": "host replication all 192.169.1.0/24 md5", "problem": "above the mfa-ha block"}
+    ]
     repaired = hba.with_block(drifted, BLOCK_ENTRIES, found["foreign"])
     assert repaired.splitlines()[0] == hba.BEGIN
     assert "host replication all 192.169.1.0/24 md5" in repaired  # kept, below the block
@@ -79,14 +90,17 @@ def test_a_line_above_the_block_is_found_and_the_block_moved_back_to_the_top():
     assert hba.with_block(repaired, BLOCK_ENTRIES) == repaired  # idempotent
 
 
-@pytest.mark.parametrize("line, remote", [
-    ("host all all 0.0.0.0/0 trust", True),
-    ("host all all 0.0.0.0 0.0.0.0 trust", True),
-    ("hostssl all all samenet trust", True),
-    ("host all all 127.0.0.1/32 trust", False),
-    ("local all all trust", False),
-    ("host all all 0.0.0.0/0 scram-sha-256", False),
-])
+@pytest.mark.parametrize(
+    "line, remote",
+    [
+        ("host all all 0.0.0.0/0 trust", True),
+        ("host all all 0.0.0.0 0.0.0.0 trust", True),
+        ("hostssl all all samenet trust", True),
+        ("host all all 127.0.0.1/32 trust", False),
+        ("local all all trust", False),
+        ("host all all 0.0.0.0/0 scram-sha-256", False),
+    ],
+)
 def test_trust_for_a_non_local_address_anywhere_is_found_and_disabled(line, remote):
     text = hba.with_block(SITE_FILE, BLOCK_ENTRIES) + line + "\n"
     found = hba.diff(text, BLOCK_ENTRIES)["foreign"]

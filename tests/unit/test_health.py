@@ -5,14 +5,27 @@ import pytest
 from mfa_ha.errors import InvalidInput
 from mfa_ha.monitoring import health
 
-T = health.Thresholds(report_interval=60, lag_warn_bytes=1000, lag_crit_bytes=10000, lag_warn_seconds=30,
-                      lag_crit_seconds=300, receiver_down_after=3)
+T = health.Thresholds(
+    report_interval=60,
+    lag_warn_bytes=1000,
+    lag_crit_bytes=10000,
+    lag_warn_seconds=30,
+    lag_crit_seconds=300,
+    receiver_down_after=3,
+)
 STREAMING = {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432, "slot": "server_dr"}
 
 
 def standby(lag_bytes=0, lag_seconds=0.0, receiver=STREAMING):
-    return {"role": "standby", "timeline": 1, "lag_bytes": lag_bytes, "lag_seconds": lag_seconds,
-            "receiver": receiver, "slots": [], "replicas": []}
+    return {
+        "role": "standby",
+        "timeline": 1,
+        "lag_bytes": lag_bytes,
+        "lag_seconds": lag_seconds,
+        "receiver": receiver,
+        "slots": [],
+        "replicas": [],
+    }
 
 
 def run(readings, state=None, start=1000.0, step=1.0):
@@ -45,8 +58,16 @@ def test_seconds_alone_raise_an_alert():
 
 def test_receiver_down_after_n_polls_and_up_once():
     down = {"status": "waiting", "sender_host": None, "sender_port": None, "slot": None}
-    tags, _ = run([standby(receiver=down), standby(receiver=None), standby(receiver=down), standby(receiver=down),
-                   standby(), standby()])
+    tags, _ = run(
+        [
+            standby(receiver=down),
+            standby(receiver=None),
+            standby(receiver=down),
+            standby(receiver=down),
+            standby(),
+            standby(),
+        ]
+    )
     assert tags == [[], [], ["receiver/down"], [], ["receiver/up"], []]
 
 
@@ -71,18 +92,25 @@ def test_heartbeat_every_report_interval_with_figures():
 
 
 def test_slot_alert_once_while_it_retains_too_much():
-    primary = {"role": "primary", "timeline": 1, "replicas": [],
-               "slots": [{"name": "server_dr", "active": True, "retained_bytes": 2 * 1024 ** 3}]}
+    primary = {
+        "role": "primary",
+        "timeline": 1,
+        "replicas": [],
+        "slots": [{"name": "server_dr", "active": True, "retained_bytes": 2 * 1024**3}],
+    }
     tags, _ = run([primary, primary], state={"role": "primary", "last_report": 1000})
     assert tags == [["slot/alert"], []]
 
 
-@pytest.mark.parametrize("config, named", [
-    ({"lag_warn_bytes": "lots"}, "beacons:pgrepl:lag_warn_bytes"),
-    ({"lag_warn_byte": 10}, "unknown key(s) lag_warn_byte"),
-    ({"hysteresis": 1.5}, "beacons:pgrepl:hysteresis"),
-    ({"receiver_down_after": 0}, "beacons:pgrepl:receiver_down_after"),
-])
+@pytest.mark.parametrize(
+    "config, named",
+    [
+        ({"lag_warn_bytes": "lots"}, "beacons:pgrepl:lag_warn_bytes"),
+        ({"lag_warn_byte": 10}, "unknown key(s) lag_warn_byte"),
+        ({"hysteresis": 1.5}, "beacons:pgrepl:hysteresis"),
+        ({"receiver_down_after": 0}, "beacons:pgrepl:receiver_down_after"),
+    ],
+)
 def test_bad_config_is_named(config, named):
     with pytest.raises(InvalidInput, match=named.replace("(", r"\(").replace(")", r"\)")):
         health.thresholds(config)

@@ -31,8 +31,12 @@ def _free_port() -> int:
 
 def answered(link, seq=None):
     """Waits (bounded) until ``link`` counted an answer (to beat ``seq``, when given)."""
-    wait_for(lambda: link.answered() is not None and (seq is None or link.answered() == link.sent[seq]),
-             timeout=5, interval=0.02, what=f"an answer to beat {seq or 'any'}")
+    wait_for(
+        lambda: link.answered() is not None and (seq is None or link.answered() == link.sent[seq]),
+        timeout=5,
+        interval=0.02,
+        what=f"an answer to beat {seq or 'any'}",
+    )
 
 
 def handled_before(link, sock):
@@ -47,10 +51,14 @@ def handled_before(link, sock):
 def pair(tmp_path):
     """The primary's link on 127.0.0.2, the standby's on 127.0.0.3, the same port."""
     port = _free_port()
-    links = {"primary": PeerLink("server_prod", "server_dr", "127.0.0.2", "127.0.0.3", port, KEY,
-                                 str(tmp_path / "prod-peer.json")),
-             "standby": PeerLink("server_dr", "server_prod", "127.0.0.3", "127.0.0.2", port, KEY,
-                                 str(tmp_path / "dr-peer.json"))}
+    links = {
+        "primary": PeerLink(
+            "server_prod", "server_dr", "127.0.0.2", "127.0.0.3", port, KEY, str(tmp_path / "prod-peer.json")
+        ),
+        "standby": PeerLink(
+            "server_dr", "server_prod", "127.0.0.3", "127.0.0.2", port, KEY, str(tmp_path / "dr-peer.json")
+        ),
+    }
     yield links
     for link in links.values():
         link.close()
@@ -72,8 +80,9 @@ def test_the_standby_records_a_beat_before_the_primary_counts_its_answer(pair):
 def test_a_beat_signed_with_another_key_is_neither_recorded_nor_answered(pair, tmp_path):
     assert pair["standby"].open()
     port = pair["standby"].listen[1]
-    impostor = PeerLink("server_prod", "server_dr", "127.0.0.4", "127.0.0.3", port, key_from_password("guess"),
-                        str(tmp_path / "x.json"))
+    impostor = PeerLink(
+        "server_prod", "server_dr", "127.0.0.4", "127.0.0.3", port, key_from_password("guess"), str(tmp_path / "x.json")
+    )
     try:
         impostor.beat()
         pair["primary"].beat()  # a real one after it: once that is answered, the forged one was handled

@@ -9,7 +9,7 @@ from mfa_ha.errors import InvalidInput
 from mfa_ha.postgres import keptaside
 from mfa_ha.postgres.config import postgres_config
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def test_a_clone_is_refused_up_front_naming_the_figures():
@@ -23,15 +23,17 @@ def test_a_clone_is_refused_up_front_naming_the_figures():
 
 def test_the_retention_keeps_the_newest_copies(tmp_path):
     data_dir = str(tmp_path / "mfadb")
-    for stamp, label in (("20261101T010203000000", "moved"), ("20261102T010203000000", "diverged"),
-                         ("20261103T010203000000", "moved")):
+    for stamp, label in (
+        ("20261101T010203000000", "moved"),
+        ("20261102T010203000000", "diverged"),
+        ("20261103T010203000000", "moved"),
+    ):
         os.makedirs(f"{data_dir}.{label}-{stamp}/base")
         with open(f"{data_dir}.{label}-{stamp}/base/1", "wb") as fh:
             fh.write(b"x" * 1000)
     os.makedirs(f"{data_dir}.unrelated-20261104T010203000000")  # not a label of ours: never touched
     copies = keptaside.kept(data_dir)
-    assert [c["stamp"] for c in copies] == ["20261101T010203000000", "20261102T010203000000",
-                                            "20261103T010203000000"]
+    assert [c["stamp"] for c in copies] == ["20261101T010203000000", "20261102T010203000000", "20261103T010203000000"]
     assert all(c["bytes"] == 1000 for c in copies)
     assert keptaside.to_remove(copies, 2) == []  # two moved copies; the diverged one is never pruned
     assert [c["stamp"] for c in keptaside.to_remove(copies, 1)] == ["20261101T010203000000"]

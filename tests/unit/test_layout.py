@@ -6,8 +6,11 @@ from __future__ import annotations
 import ast
 import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CORE = ROOT / "mfa_ha"
+import mfa_ha
+
+CORE = pathlib.Path(mfa_ha.__file__).resolve().parent  # the checkout's, or the installed wheel's
+ROOT = CORE.parent
+INSTALLED_FACES = ("salt", "formula")  # in a wheel: the Salt faces and the formula, copied in
 
 # package -> the packages it may import ("base" is mfa_ha's own top-level modules)
 MAY_IMPORT = {
@@ -42,8 +45,12 @@ def _imports(path: pathlib.Path) -> set[str]:
     return found
 
 
+def _core_files() -> list[pathlib.Path]:
+    return [p for p in CORE.rglob("*.py") if p.relative_to(CORE).parts[0] not in INSTALLED_FACES]
+
+
 def _graph() -> dict[str, set[str]]:
-    modules = {_module_name(p): p for p in CORE.rglob("*.py")}
+    modules = {_module_name(p): p for p in _core_files()}
     return {name: {i for i in _imports(path) if i in modules and i != name} for name, path in modules.items()}
 
 
@@ -53,14 +60,19 @@ def test_every_core_module_lives_in_a_known_package():
 
 
 def test_each_package_imports_only_what_the_layout_allows():
-    wrong = sorted(f"{m} imports {i}" for m, imports in _graph().items() for i in imports
-                   if _package(i) not in MAY_IMPORT[_package(m)])
+    wrong = sorted(
+        f"{m} imports {i}"
+        for m, imports in _graph().items()
+        for i in imports
+        if _package(i) not in MAY_IMPORT[_package(m)]
+    )
     assert not wrong, "\n".join(wrong)
 
 
 def test_only_the_adapters_import_salt():
-    importers = sorted(_module_name(p) for p in CORE.rglob("*.py")
-                       if any(i == "salt" or i.startswith("salt.") for i in _imports(p)))
+    importers = sorted(
+        _module_name(p) for p in _core_files() if any(i == "salt" or i.startswith("salt.") for i in _imports(p))
+    )
     assert importers and all(_package(m) == "adapters" for m in importers), importers
 
 
@@ -70,7 +82,7 @@ def test_the_core_has_no_import_cycle():
 
     def visit(module):
         if module in path:
-            cycles.append(path[path.index(module):] + [module])
+            cycles.append(path[path.index(module) :] + [module])
             return
         if module in done:
             return

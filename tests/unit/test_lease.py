@@ -14,19 +14,25 @@ from mfa_ha.unattended.witness import Witness, WitnessView, witness_verdict
 ON = LeaseSettings(automatic=True, lease_seconds=10, margin_seconds=32)
 
 
-@pytest.mark.parametrize("pillar, named", [
-    ({"automatic": "yes"}, "mfa_ha:failover:automatic: must be true or false"),
-    ({"lease_seconds": 0}, "mfa_ha:failover:lease_seconds: must be a positive number"),
-    ({"margin_seconds": 5}, "mfa_ha:failover:margin_seconds: 5 s must exceed"),
-    ({"margin_seconds": 25}, "25 s must exceed poll_seconds + the fence's bound until writes end (18 s) + the "
-                              "watchdog's bound (29 s in all at"),
-    ({"run_dir": "var/lib"}, "mfa_ha:failover:run_dir: must be an absolute path"),
-    ({"lease_seconds": 6}, "mfa_ha:failover:lease_seconds: 6 s must exceed three renewals"),
-    ({"lease": 30}, "mfa_ha:failover: unknown key(s) lease"),
-    ({"heartbeat_port": 70000}, "mfa_ha:failover:heartbeat_port: must be a UDP port (1-65535), not 70000"),
-    ({"heartbeat_port": "5434"}, "mfa_ha:failover:heartbeat_port: must be a UDP port"),
-    ([], "mfa_ha:failover: must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "pillar, named",
+    [
+        ({"automatic": "yes"}, "mfa_ha:failover:automatic: must be true or false"),
+        ({"lease_seconds": 0}, "mfa_ha:failover:lease_seconds: must be a positive number"),
+        ({"margin_seconds": 5}, "mfa_ha:failover:margin_seconds: 5 s must exceed"),
+        (
+            {"margin_seconds": 25},
+            "25 s must exceed poll_seconds + the fence's bound until writes end (18 s) + the "
+            "watchdog's bound (29 s in all at",
+        ),
+        ({"run_dir": "var/lib"}, "mfa_ha:failover:run_dir: must be an absolute path"),
+        ({"lease_seconds": 6}, "mfa_ha:failover:lease_seconds: 6 s must exceed three renewals"),
+        ({"lease": 30}, "mfa_ha:failover: unknown key(s) lease"),
+        ({"heartbeat_port": 70000}, "mfa_ha:failover:heartbeat_port: must be a UDP port (1-65535), not 70000"),
+        ({"heartbeat_port": "5434"}, "mfa_ha:failover:heartbeat_port: must be a UDP port"),
+        ([], "mfa_ha:failover: must be a mapping"),
+    ],
+)
 def test_bad_failover_pillar_names_the_key(pillar, named):
     with pytest.raises(InvalidInput, match=re.escape(named)):
         lease_settings(pillar)
@@ -77,9 +83,15 @@ def test_a_restarted_witness_renews_the_lease_at_once():
 def test_each_witness_renews_under_a_session_of_its_own():
     sessions = []
     for _ in range(2):
-        witness = Witness(ON, ["server_dr", "server_prod"], "server_prod",
-                          lambda seq, acked, session: sessions.append((seq, session)) or {},
-                          lambda target, verdict: {"ok": True}, lambda *alert: None, clock=lambda: 0.0)
+        witness = Witness(
+            ON,
+            ["server_dr", "server_prod"],
+            "server_prod",
+            lambda seq, acked, session: sessions.append((seq, session)) or {},
+            lambda target, verdict: {"ok": True},
+            lambda *alert: None,
+            clock=lambda: 0.0,
+        )
         witness.tick()
     assert [seq for seq, _ in sessions] == [1, 1] and sessions[0][1] != sessions[1][1]
     assert all(not session.isdigit() for _, session in sessions)
@@ -135,15 +147,31 @@ def test_the_standby_notes_when_a_renewal_first_saw_its_receive_position():
 
 
 def view(**changes):
-    healthy_loss = dict(automatic=True, armed=True, primary="server_prod", standby="server_dr", primary_silent_s=50,
-                        keeper_alive=True, standby_answers=True, standby_role="standby", receiver_lost_s=50)
+    healthy_loss = dict(
+        automatic=True,
+        armed=True,
+        primary="server_prod",
+        standby="server_dr",
+        primary_silent_s=50,
+        keeper_alive=True,
+        standby_answers=True,
+        standby_role="standby",
+        receiver_lost_s=50,
+    )
     return WitnessView(**{**healthy_loss, **changes})
 
 
 def test_the_witness_fails_over_only_when_every_check_holds():
     assert witness_verdict(view(), ON).action == "failover"
-    for change in ({"automatic": False}, {"armed": False}, {"primary_silent_s": 41}, {"keeper_alive": False},
-                   {"standby_answers": False}, {"standby_role": "primary"}, {"receiver_lost_s": 41}):
+    for change in (
+        {"automatic": False},
+        {"armed": False},
+        {"primary_silent_s": 41},
+        {"keeper_alive": False},
+        {"standby_answers": False},
+        {"standby_role": "primary"},
+        {"receiver_lost_s": 41},
+    ):
         verdict = witness_verdict(view(**change), ON)
         assert verdict.action == "alert", change
         assert [c.name for c in verdict.checks if not c.ok], change
@@ -166,10 +194,15 @@ class Simulated:
         self.reach_primary = self.reach_standby = self.standby_streams = True
         self.standby_hears_beats = False
         self.failovers, self.alerts = [], []
-        self.witness = Witness(settings, ["server_dr", "server_prod"], "server_prod", self.ask,
-                               lambda target, verdict: self.failovers.append(target) or {"ok": True},
-                               lambda severity, summary, details: self.alerts.append((severity, summary)),
-                               clock=lambda: self.now)
+        self.witness = Witness(
+            settings,
+            ["server_dr", "server_prod"],
+            "server_prod",
+            self.ask,
+            lambda target, verdict: self.failovers.append(target) or {"ok": True},
+            lambda severity, summary, details: self.alerts.append((severity, summary)),
+            clock=lambda: self.now,
+        )
 
     def ask(self, seq, acked, session):
         answers = {}
@@ -180,10 +213,18 @@ class Simulated:
         if self.standby_hears_beats:
             self.last_beat = self.now
         if self.reach_standby:
-            answers["server_dr"] = {"seq": seq, "running": True, "role": "standby", "receiver": {
-                "status": "streaming" if self.standby_streams else "waiting",
-                "from": "server_prod" if self.standby_streams else None, "quiet_s": self.now - self.last_wal,
-                "heard_from": "server_prod", "heard_quiet_s": self.now - self.last_beat}}
+            answers["server_dr"] = {
+                "seq": seq,
+                "running": True,
+                "role": "standby",
+                "receiver": {
+                    "status": "streaming" if self.standby_streams else "waiting",
+                    "from": "server_prod" if self.standby_streams else None,
+                    "quiet_s": self.now - self.last_wal,
+                    "heard_from": "server_prod",
+                    "heard_quiet_s": self.now - self.last_beat,
+                },
+            }
         return answers
 
     def run(self, seconds, every=2.0):
@@ -245,15 +286,21 @@ def test_a_witness_that_never_saw_a_healthy_pair_does_not_fail_over():
     assert sim.alerts == []  # settling: lease + margin (42 s) before it says it is not armed
     sim.run(300)
     assert sim.failovers == [] and not sim.witness.armed
-    assert sim.alerts and "armed: a healthy pair seen since the witness started or last failed over: no" in \
-        sim.alerts[0][1]
+    assert (
+        sim.alerts
+        and "armed: a healthy pair seen since the witness started or last failed over: no" in sim.alerts[0][1]
+    )
 
 
 def test_the_margin_covers_a_poll_the_fence_until_writes_end_and_a_frozen_keepers_replacement():
     """The witness may fail over only after an isolated primary's writes have ended: a change
     of any bound the fence rests on must keep the default settings valid."""
-    assert timing.writes_end_bound() == (timing.STANDBY_CONFIG_SECONDS + 4 * timing.PG_CTL_SECONDS
-                                         + timing.FAST_STOP_SECONDS + timing.IMMEDIATE_STOP_SECONDS)
+    assert timing.writes_end_bound() == (
+        timing.STANDBY_CONFIG_SECONDS
+        + 4 * timing.PG_CTL_SECONDS
+        + timing.FAST_STOP_SECONDS
+        + timing.IMMEDIATE_STOP_SECONDS
+    )
     default = LeaseSettings()
     assert default.margin_needed == default.poll_seconds + timing.writes_end_bound() + default.watchdog_bound
     assert lease_settings({"automatic": True}).margin_seconds > default.margin_needed
@@ -273,8 +320,10 @@ def test_the_default_lease_settings_keep_the_lease_inequality():
     assert defaults.margin_seconds > defaults.poll_seconds + timing.writes_end_bound() + defaults.watchdog_bound
 
 
-@pytest.mark.parametrize("constant", ["PG_CTL_SECONDS", "STANDBY_CONFIG_SECONDS", "FAST_STOP_SECONDS",
-                                      "IMMEDIATE_STOP_SECONDS", "KEEPER_START_SECONDS"])
+@pytest.mark.parametrize(
+    "constant",
+    ["PG_CTL_SECONDS", "STANDBY_CONFIG_SECONDS", "FAST_STOP_SECONDS", "IMMEDIATE_STOP_SECONDS", "KEEPER_START_SECONDS"],
+)
 def test_a_longer_fence_step_breaks_the_default_margin(monkeypatch, constant):
     """Each step of the fence counts in the margin the witness waits: lengthening any of them
     by the default margin's slack makes the shipped defaults refused, not silently unsafe."""

@@ -7,8 +7,7 @@ from mfa_ha.adapters.pillar import validate
 from mfa_ha.errors import InvalidInput
 
 GOOD = {
-    "nodes": {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "mfa-dr.example.com",
-                                                                      "port": 5433}},
+    "nodes": {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "mfa-dr.example.com", "port": 5433}},
     "primary": "server_prod",
     "postgres": {"data_dir": "/opt/IBM/powersc/MFA/mfadb"},
     "replication": {"user": "replicamfa", "password": "x"},
@@ -19,19 +18,24 @@ GOOD = {
 
 def test_good_pillar_gives_nodes_with_derived_slots():
     nodes = validate(GOOD)
-    assert nodes == {"server_prod": {"address": "192.168.1.1", "port": 5432, "slot": "server_prod"},
-                     "server_dr": {"address": "mfa-dr.example.com", "port": 5433, "slot": "server_dr"}}
+    assert nodes == {
+        "server_prod": {"address": "192.168.1.1", "port": 5432, "slot": "server_prod"},
+        "server_dr": {"address": "mfa-dr.example.com", "port": 5433, "slot": "server_dr"},
+    }
 
 
-@pytest.mark.parametrize("path,value,key", [
-    (("primary",), "server_a", "mfa_ha:primary: unknown node id 'server_a'"),
-    (("nodes", "server_dr", "address"), "192.169.1", "mfa_ha:nodes:server_dr:address"),
-    (("nodes", "server_dr", "address"), "not an address!", "mfa_ha:nodes:server_dr:address"),
-    (("nodes", "server_dr", "slot"), "ServerB_slot", "mfa_ha:nodes:server_dr:slot"),
-    (("postgres", "data_dir"), "mfadb", "mfa_ha:postgres:data_dir"),
-    (("replication", "password"), "", "mfa_ha:replication:password"),
-    (("nodes", "server_dr", "port"), "x", "mfa_ha:nodes:server_dr:port"),
-])
+@pytest.mark.parametrize(
+    "path,value,key",
+    [
+        (("primary",), "server_a", "mfa_ha:primary: unknown node id 'server_a'"),
+        (("nodes", "server_dr", "address"), "192.169.1", "mfa_ha:nodes:server_dr:address"),
+        (("nodes", "server_dr", "address"), "not an address!", "mfa_ha:nodes:server_dr:address"),
+        (("nodes", "server_dr", "slot"), "ServerB_slot", "mfa_ha:nodes:server_dr:slot"),
+        (("postgres", "data_dir"), "mfadb", "mfa_ha:postgres:data_dir"),
+        (("replication", "password"), "", "mfa_ha:replication:password"),
+        (("nodes", "server_dr", "port"), "x", "mfa_ha:nodes:server_dr:port"),
+    ],
+)
 def test_each_bad_value_is_named_by_its_key(path, value, key):
     pillar = copy.deepcopy(GOOD)
     target = pillar
@@ -96,9 +100,14 @@ def _render_example_pillar(tmp_path, minion_id):
     import salt.pillar
 
     opts = salt.config.master_config(None)
-    opts.update(pillar_roots={"base": [os.path.join(os.path.dirname(__file__), "..", "..", "pillar")]},
-                file_roots={"base": [str(tmp_path)]}, cachedir=str(tmp_path / "cache"),
-                pki_dir=str(tmp_path / "pki"), sock_dir=str(tmp_path / "sock"), extension_modules=str(tmp_path / "ext"))
+    opts.update(
+        pillar_roots={"base": [os.path.join(os.path.dirname(__file__), "..", "..", "pillar")]},
+        file_roots={"base": [str(tmp_path)]},
+        cachedir=str(tmp_path / "cache"),
+        pki_dir=str(tmp_path / "pki"),
+        sock_dir=str(tmp_path / "sock"),
+        extension_modules=str(tmp_path / "ext"),
+    )
     return salt.pillar.get_pillar(opts, {}, minion_id, saltenv="base").compile_pillar()
 
 
@@ -120,8 +129,13 @@ def test_a_node_name_that_does_not_resolve_is_named_by_its_key():
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.7", 0))]
 
-    nodes = {"server_prod": {"address": "192.168.1.1"}, "server_dr": {"address": "ServerB"},
-             "server_dr2": {"address": "mfa-dr.example.com"}}
-    assert unresolvable(nodes, resolve) == ["mfa_ha:nodes:server_dr:address: 'ServerB' does not resolve on this "
-                                            "node (Name or service not known): use an IP address or a name it "
-                                            "resolves"]
+    nodes = {
+        "server_prod": {"address": "192.168.1.1"},
+        "server_dr": {"address": "ServerB"},
+        "server_dr2": {"address": "mfa-dr.example.com"},
+    }
+    assert unresolvable(nodes, resolve) == [
+        "mfa_ha:nodes:server_dr:address: 'ServerB' does not resolve on this "
+        "node (Name or service not known): use an IP address or a name it "
+        "resolves"
+    ]

@@ -28,14 +28,17 @@ def test_pgpass_written_once_mode_0600_and_replaced(tmp_path):
     assert lines == ["10.0.0.1:5432:*:replicamfa:new", "10.0.0.2:5432:*:replicamfa:other"]
 
 
-@pytest.mark.parametrize("pillar,key", [
-    ({"data_dir": "relative/dir"}, "mfa_ha:postgres:data_dir"),
-    ({"port": "fivefourthreetwo"}, "mfa_ha:postgres:port"),
-    ({"port": 70000}, "mfa_ha:postgres:port"),
-    ({"os_user": "no_such_user_here"}, "mfa_ha:postgres:os_user"),
-    ({"datadir": "/x"}, "datadir"),
-    ("not a mapping", "mfa_ha:postgres"),
-])
+@pytest.mark.parametrize(
+    "pillar,key",
+    [
+        ({"data_dir": "relative/dir"}, "mfa_ha:postgres:data_dir"),
+        ({"port": "fivefourthreetwo"}, "mfa_ha:postgres:port"),
+        ({"port": 70000}, "mfa_ha:postgres:port"),
+        ({"os_user": "no_such_user_here"}, "mfa_ha:postgres:os_user"),
+        ({"datadir": "/x"}, "datadir"),
+        ("not a mapping", "mfa_ha:postgres"),
+    ],
+)
 def test_bad_postgres_pillar_names_the_key(pillar, key):
     with pytest.raises(InvalidInput, match=key):
         postgres_config(pillar)
@@ -57,15 +60,21 @@ def test_setting_values_compare_by_meaning(a, b):
 def test_settings_diff_lists_old_and_new():
     current = {"wal_level": {"value": "replica"}, "hot_standby_feedback": {"value": "off"}}
     assert diff(current, {"wal_level": "replica", "hot_standby_feedback": "on"}) == {
-        "hot_standby_feedback": {"old": "off", "new": "on"}}
+        "hot_standby_feedback": {"old": "off", "new": "on"}
+    }
 
 
 def test_pillar_value_reads_plain_values_and_resolves_sdb_at_any_depth():
     from mfa_ha.adapters.saltface import pillar_value
 
     store = {"sdb://vault/repl": "s3cret"}
-    pillar = {"mfa_ha": {"replication": {"password": "sdb://vault/repl"}, "nodes": {"a": {"address": "x"}},
-                         "list": ["sdb://vault/repl", 1]}}
+    pillar = {
+        "mfa_ha": {
+            "replication": {"password": "sdb://vault/repl"},
+            "nodes": {"a": {"address": "x"}},
+            "list": ["sdb://vault/repl", 1],
+        }
+    }
     assert pillar_value(pillar, "mfa_ha:replication:password", None, store.get) == "s3cret"
     assert pillar_value(pillar, "mfa_ha:list", None, store.get) == ["s3cret", 1]
     assert pillar_value(pillar, "mfa_ha:nodes:a", None) == {"address": "x"}

@@ -63,8 +63,9 @@ def test_a_status_from_before_a_reboot_is_never_served(tmp_path, monkeypatch):
     singleflight.shared(path, lambda: computed.append(1) or {"role": "primary"}, 1, clock=lambda: next(later))
     monkeypatch.setattr(singleflight, "boot_id", lambda: "another boot")
     clock = iter([50.0, 50.1, 50.2, 50.3])  # after a reboot monotonic times start small again
-    assert singleflight.shared(path, lambda: computed.append(2) or {"role": "standby"}, 1,
-                               clock=lambda: next(clock)) == {"role": "standby"}
+    assert singleflight.shared(
+        path, lambda: computed.append(2) or {"role": "standby"}, 1, clock=lambda: next(clock)
+    ) == {"role": "standby"}
     assert computed == [1, 2]
 
 

@@ -22,8 +22,12 @@ def _load(kind, name):
 
 STATES = _load("states", "pgrepl")
 MODULES = _load("modules", "pgrepl")
-OLD = {"path": "/d/mfadb.moved-20261101T010203000000", "label": "moved", "stamp": "20261101T010203000000",
-       "bytes": 2_000_000_000}
+OLD = {
+    "path": "/d/mfadb.moved-20261101T010203000000",
+    "label": "moved",
+    "stamp": "20261101T010203000000",
+    "bytes": 2_000_000_000,
+}
 NEW = {**OLD, "path": "/d/mfadb.moved-20261103T010203000000", "stamp": "20261103T010203000000"}
 
 

@@ -7,13 +7,29 @@ NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"a
 
 
 def test_a_failed_switch_names_the_silent_node_and_every_nodes_state():
-    answers = status.switch_answers({"data": {"master": {"salt_|-switch_|-pgrepl.switchover_|-function": {
-        "__id__": "switch", "changes": {"ret": {"server_prod": "SwitchoverAborted: ...",
-                            "server_dr": False}}}}}})  # how salt.function records no return
+    answers = status.switch_answers(
+        {
+            "data": {
+                "master": {
+                    "salt_|-switch_|-pgrepl.switchover_|-function": {
+                        "__id__": "switch",
+                        "changes": {"ret": {"server_prod": "SwitchoverAborted: ...", "server_dr": False}},
+                    }
+                }
+            }
+        }
+    )  # how salt.function records no return
     gathered = {
-        "server_prod": {"pgrepl.status": {"running": False, "role": "primary", "state": "stopped",
-                                          "timeline": 3, "checkpoint_lsn": "0/3000028"},
-                        "pmfad.status": {"state": "stopped"}},
+        "server_prod": {
+            "pgrepl.status": {
+                "running": False,
+                "role": "primary",
+                "state": "stopped",
+                "timeline": 3,
+                "checkpoint_lsn": "0/3000028",
+            },
+            "pmfad.status": {"state": "stopped"},
+        },
         "server_dr": {"pgrepl.status": "no answer", "pmfad.status": "no answer"},
     }
     lines = status.after_failure(NODES, answers, gathered)
@@ -29,14 +45,21 @@ def _node(role, running=True, receiver=None, pmfad="stopped", **pg):
     return {"pgrepl.status": status, "pmfad.status": {"state": pmfad}}
 
 
-PRIMARY = _node("primary", pmfad="running", current_lsn="0/5000000",
-                slots=[{"slot_name": "server_dr", "active": True}])
+PRIMARY = _node("primary", pmfad="running", current_lsn="0/5000000", slots=[{"slot_name": "server_dr", "active": True}])
 
 
 def test_a_healthy_pair_is_values_with_no_problems_and_exit_code_zero():
     streaming = {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432, "slot_name": "server_dr"}
-    found = status.view(NODES, {"server_prod": PRIMARY, "server_dr": _node(
-        "standby", receiver=streaming, replay_lsn="0/5000000", receive_lsn="0/5000000", lag_seconds=0.1)}, 1 << 24)
+    found = status.view(
+        NODES,
+        {
+            "server_prod": PRIMARY,
+            "server_dr": _node(
+                "standby", receiver=streaming, replay_lsn="0/5000000", receive_lsn="0/5000000", lag_seconds=0.1
+            ),
+        },
+        1 << 24,
+    )
     assert found["healthy"] is True and found["retcode"] == 0
     dr = next(r for r in found["nodes"] if r["node"] == "server_dr")
     assert dr["upstream"] == "10.0.0.1:5432" and dr["lag_bytes"] == 0 and dr["port"] == 5432
@@ -46,8 +69,11 @@ def test_a_healthy_pair_is_values_with_no_problems_and_exit_code_zero():
 
 def test_a_standby_streaming_from_the_wrong_host_is_unhealthy():
     elsewhere = {"status": "streaming", "sender_host": "10.0.0.9", "sender_port": 5432, "slot_name": "server_dr"}
-    found = status.view(NODES, {"server_prod": PRIMARY, "server_dr": _node(
-        "standby", receiver=elsewhere, replay_lsn="0/5000000")}, 1 << 24)
+    found = status.view(
+        NODES,
+        {"server_prod": PRIMARY, "server_dr": _node("standby", receiver=elsewhere, replay_lsn="0/5000000")},
+        1 << 24,
+    )
     assert found["healthy"] is False and found["retcode"] == 1
     dr = next(r for r in found["nodes"] if r["node"] == "server_dr")
     assert dr["problems"] == ["streams from 10.0.0.9:5432, not from the primary 10.0.0.1:5432"]
@@ -58,10 +84,14 @@ def test_each_unhealthy_condition_is_named():
     lagging = {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432}
     cases = {
         "not streaming (receiver not running)": {"server_prod": PRIMARY, "server_dr": _node("standby")},
-        "bytes behind": {"server_prod": PRIMARY, "server_dr": _node("standby", receiver=lagging, replay_lsn="0/4000000")},
+        "bytes behind": {
+            "server_prod": PRIMARY,
+            "server_dr": _node("standby", receiver=lagging, replay_lsn="0/4000000"),
+        },
         "pmfad runs on a node that is not the primary": {
-            "server_prod": PRIMARY, "server_dr": _node("standby", receiver=lagging, replay_lsn="0/5000000",
-                                                       pmfad="running")},
+            "server_prod": PRIMARY,
+            "server_dr": _node("standby", receiver=lagging, replay_lsn="0/5000000", pmfad="running"),
+        },
         "SPLIT BRAIN: 2 primaries": {"server_prod": PRIMARY, "server_dr": PRIMARY},
         "no primary": {"server_prod": _node("primary", running=False), "server_dr": _node("standby")},
         "no answer": {"server_prod": PRIMARY, "server_dr": {"pgrepl.status": "no answer"}},
@@ -74,8 +104,14 @@ def test_each_unhealthy_condition_is_named():
 
 def test_an_inactive_slot_left_on_a_standby_is_named_with_the_wal_it_holds():
     streaming = {"status": "streaming", "sender_host": "10.0.0.1", "sender_port": 5432, "slot_name": "server_dr"}
-    standby = _node("standby", receiver=streaming, replay_lsn="0/5000000", receive_lsn="0/5000000", lag_seconds=0.1,
-                    slots=[{"slot_name": "server_prod", "active": False, "retained_bytes": 1_690_000_000}])
+    standby = _node(
+        "standby",
+        receiver=streaming,
+        replay_lsn="0/5000000",
+        receive_lsn="0/5000000",
+        lag_seconds=0.1,
+        slots=[{"slot_name": "server_prod", "active": False, "retained_bytes": 1_690_000_000}],
+    )
     found = status.view(NODES, {"server_prod": PRIMARY, "server_dr": standby}, 1 << 24)
     assert found["healthy"] is False and found["retcode"] != 0
     dr = next(row for row in found["nodes"] if row["node"] == "server_dr")
@@ -83,13 +119,27 @@ def test_an_inactive_slot_left_on_a_standby_is_named_with_the_wal_it_holds():
 
 
 def test_after_refused_prechecks_no_node_is_said_to_have_missed_the_switch():
-    refused = {"data": {"master": {"test_|-prechecks_|-x_|-fail_without_changes": {
-        "__id__": "prechecks", "result": False, "changes": {}}}}}
+    refused = {
+        "data": {
+            "master": {
+                "test_|-prechecks_|-x_|-fail_without_changes": {"__id__": "prechecks", "result": False, "changes": {}}
+            }
+        }
+    }
     assert status.switch_answers(refused) is None
-    gathered = {"server_prod": {"pgrepl.status": {"running": True, "role": "primary", "state": "running",
-                                                  "timeline": 1, "current_lsn": "0/5000000"},
-                                "pmfad.status": {"state": "running"}},
-                "server_dr": {"pgrepl.status": "no answer", "pmfad.status": "no answer"}}
+    gathered = {
+        "server_prod": {
+            "pgrepl.status": {
+                "running": True,
+                "role": "primary",
+                "state": "running",
+                "timeline": 1,
+                "current_lsn": "0/5000000",
+            },
+            "pmfad.status": {"state": "running"},
+        },
+        "server_dr": {"pgrepl.status": "no answer", "pmfad.status": "no answer"},
+    }
     lines = status.after_failure(NODES, status.switch_answers(refused), gathered)
     assert not any("no answer to the switch" in line for line in lines)
     assert "server_prod now: primary, running, pmfad running" in lines

@@ -34,22 +34,28 @@ def test_a_good_node_certificate_gives_files_settings_and_client_parameters(ca):
     assert cfg.dir == "/opt/IBM/powersc/MFA/mfa_ha-tls"  # beside the data directory, never in it
     assert cfg.client_params()["sslmode"] == "verify-full"
     assert cfg.client_params()["sslrootcert"] == "/opt/IBM/powersc/MFA/mfa_ha-tls/root.crt"
-    assert cfg.server_settings() == {"ssl": "on", "ssl_cert_file": "/opt/IBM/powersc/MFA/mfa_ha-tls/server.crt",
-                                     "ssl_key_file": "/opt/IBM/powersc/MFA/mfa_ha-tls/server.key"}
+    assert cfg.server_settings() == {
+        "ssl": "on",
+        "ssl_cert_file": "/opt/IBM/powersc/MFA/mfa_ha-tls/server.crt",
+        "ssl_key_file": "/opt/IBM/powersc/MFA/mfa_ha-tls/server.key",
+    }
     assert cfg.files()[cfg.key_path][1] == 0o600
     assert "PRIVATE KEY" not in repr(cfg)  # the key never reaches a log line through repr
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"cert": ""}, "mfa_ha:tls:cert: missing"),
-    ({"key": None}, "mfa_ha:tls:key: missing"),
-    ({"cert": "not a certificate"}, "mfa_ha:tls:cert: is not a PEM certificate"),
-    ({"key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}, "mfa_ha:tls:key: is not"),
-    ({"mode": "require"}, "mfa_ha:tls:mode"),
-    ({"enabled": "yes"}, "mfa_ha:tls:enabled"),
-    ({"dir": "relative/dir"}, "mfa_ha:tls:dir"),
-    ({"ciphers": "x"}, "mfa_ha:tls: unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"cert": ""}, "mfa_ha:tls:cert: missing"),
+        ({"key": None}, "mfa_ha:tls:key: missing"),
+        ({"cert": "not a certificate"}, "mfa_ha:tls:cert: is not a PEM certificate"),
+        ({"key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}, "mfa_ha:tls:key: is not"),
+        ({"mode": "require"}, "mfa_ha:tls:mode"),
+        ({"enabled": "yes"}, "mfa_ha:tls:enabled"),
+        ({"dir": "relative/dir"}, "mfa_ha:tls:dir"),
+        ({"ciphers": "x"}, "mfa_ha:tls: unknown key"),
+    ],
+)
 def test_each_bad_value_is_named(ca, change, named):
     with pytest.raises(InvalidInput, match=named):
         tls_config(node_pillar(ca, **change), REMOTE, DATA_DIR, "server_prod")
