@@ -1,7 +1,7 @@
 """What the fault cases check the lab's pair with, and the operator's documented rejoin."""
 
 from mfa_ha_lab.checker import wait_until
-from tests.helpers import find_with_key
+from tests.support import find_with_key
 
 CONVERGE_WITHIN = 180  # s
 

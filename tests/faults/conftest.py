@@ -7,7 +7,7 @@ import pytest
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
 from mfa_ha_lab.salt_daemons import SaltLab
-from tests.functional.conftest import node_loaders
+from tests.support import node_loaders
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 notice within the bound docs/faults.md states, and once it is back the standby catches up with
 every write the primary took meanwhile."""
 
-import json
-import os
 import threading
 import time
 
@@ -16,11 +14,9 @@ from mfa_ha.postgres.server import Server
 from mfa_ha.postgres.tls import tls_config
 from mfa_ha.timing import PEER_TCP_USER_TIMEOUT_MS
 from mfa_ha_lab.lab import APP_DB, REPLICATION_USER
-from tests.functional.test_manual_procedure import setup_replication
-from tests.helpers import wait_for
+from tests.support import record, setup_replication, wait_for
 
 NOTICED_WITHIN = 40  # s: wal_receiver_timeout/wal_sender_timeout 30 s, keepalives ~25 s, plus a poll's slack
-RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "results", "faults.jsonl")
 
 
 def receiver_streaming(node) -> bool:
@@ -30,13 +26,6 @@ def receiver_streaming(node) -> bool:
 
 def walsender_for(node, application) -> bool:
     return bool(node.sql("SELECT 1 FROM pg_stat_replication WHERE application_name = %s", (application,)))
-
-
-def record(fault: str, **figures) -> None:
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"fault": fault, **figures}) + "\n")
-    print(f"\n{fault}: {figures}")
 
 
 def test_replication_runs_between_hosts_of_their_own_over_tls(lab, net, prod, dr):

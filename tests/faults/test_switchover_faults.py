@@ -17,8 +17,7 @@ import pytest
 from mfa_ha.postgres import keptaside
 from mfa_ha_lab.checker import Checker, wait_until
 from tests.faults.common import CONVERGE_WITHIN, converged, divergent_named, rejoin_converges, role, roles
-from tests.faults.test_dc_link import record
-from tests.helpers import find_with_key
+from tests.support import find_with_key, record
 
 
 def switchover(salt_lab, target):

@@ -14,7 +14,7 @@ from mfa_ha.unattended import lease
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.lab import MASTER_ID
 from tests.faults.common import CONVERGE_WITHIN, converged, rejoin_converges, role, roles
-from tests.faults.test_dc_link import record
+from tests.support import record
 
 AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 32}  # fails over 42 s after the loss
 OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout

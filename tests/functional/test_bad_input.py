@@ -9,7 +9,7 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from mfa_ha_lab import netns
-from tests.functional.conftest import node_loaders
+from tests.support import node_loaders
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import pytest
 
 from mfa_ha.unattended import lease
 from mfa_ha.unattended.keeper import Keeper
-from tests.functional.test_lease_keeper import keeper_config
-from tests.functional.test_manual_procedure import setup_replication
-from tests.helpers import wait_for
+from tests.support import keeper_config, setup_replication, wait_for
 
 LEASE_SECONDS = 3
 

@@ -10,9 +10,7 @@ import pytest
 
 from mfa_ha import timing
 from mfa_ha.unattended import lease
-from tests.functional.test_lease_keeper import keeper_config, keeper_service
-from tests.functional.test_manual_procedure import setup_replication
-from tests.helpers import wait_for
+from tests.support import keeper_config, keeper_service, setup_replication, wait_for
 
 LEASE_SECONDS = 4
 PMFAD_TIMEOUT = 30  # longer than a fence's first part and the watchdog's beat bound together

@@ -2,74 +2,20 @@
 streams from the primary, and fences the primary once, for a lease, neither the master nor
 the standby renewed it — standby configuration first, then PostgreSQL stopped."""
 
-import contextlib
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from mfa_ha import files
-from mfa_ha.pair.peer import Upstream
-from mfa_ha.postgres.tls import TlsConfig
-from mfa_ha.unattended import lease
-from mfa_ha.unattended.keeper import Keeper, build_config
-from tests.functional.test_manual_procedure import setup_replication
-from tests.helpers import wait_for
-
-LEASE_SECONDS = 3
+from mfa_ha.unattended.keeper import Keeper
+from tests.support import LEASE_SECONDS, keeper_config, setup_replication, wait_for
 
 
 @pytest.fixture(scope="module")
 def pair(lab, prod, dr):
     setup_replication(lab, prod, dr)
     return lab
-
-
-def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> dict:
-    """A node's keeper config (the primary's by default), as the state pgrepl.lease_keeper writes it."""
-    node, other = node or lab.prod, other or lab.dr
-    pillar = lab.pillar(node)["mfa_ha"]
-    settings = lease.LeaseSettings(automatic=True, lease_seconds=lease_seconds, run_dir=node.lease_dir)
-    tls = TlsConfig(enabled=bool(lab.ca), dir=os.path.join(node.root, "mfa_ha-tls"))  # beside the data dir
-    return build_config(
-        settings,
-        pillar["postgres"],
-        pillar["pmfad"],
-        tls,
-        None,
-        other.minion_id,
-        Upstream(other.address, other.port, "replicamfa", node.slot),
-        node.minion_id,
-        node.address,
-    )
-
-
-@contextlib.contextmanager
-def keeper_service(lab, config):
-    """The primary's keeper as its service runs it (``python -m mfa_ha.unattended.keeper``: a watchdog
-    and the keeper as its child), with ``config``; stopped at the end by its PID, as its service
-    manager would (SIGTERM: the watchdog stops its keeper too), killed if it does not end."""
-    path = os.path.join(lab.prod.lease_dir, "config.json")
-    os.makedirs(lab.prod.lease_dir, exist_ok=True)
-    files.write_json(path, config)
-    log_path = os.path.join(lab.root, "keeper-service.log")
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mfa_ha.unattended.keeper", "--config", path], stdout=log, stderr=log
-        )
-    proc.settings, proc.log_path = lease.LeaseSettings(**config["settings"]), log_path
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -5,78 +5,8 @@ import shutil
 import signal
 
 from mfa_ha.lsn import to_int as lsn_int
-from mfa_ha.postgres.secrets import scram_matches
-from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
-from tests.helpers import wait_for
-
-
-def write_rows(node, count, tag):
-    for i in range(count):
-        node.sql("INSERT INTO auth_events (node, client_seq) VALUES (%s, %s)", (tag, i), dbname=APP_DB)
-    return node.sql("SELECT count(*) FROM auth_events", dbname=APP_DB)[0][0]
-
-
-def setup_replication(lab, prod, dr):
-    assert prod.pgrepl.role() == "primary"
-    for loaders in (prod, dr):
-        if lab.ca:  # not for a server built without OpenSSL (lab.ca is None then)
-            assert loaders.pgrepl.apply_tls()  # CA, certificate and key written
-        assert loaders.pgrepl.tls_needs() == []
-    prod.pgrepl.set_replication_user()
-    verifier = lab.prod.sql("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (REPLICATION_USER,))[0][0]
-    assert verifier.startswith("SCRAM-SHA-256$") and scram_matches(verifier, LAB_PASSWORD)
-    assert prod.pgrepl.set_replication_user() == []  # idempotent
-    changes = prod.pgrepl.apply_settings()
-    assert "wal_log_hints" in changes["restart_pending"]
-    assert changes["changes"]["ssl"]["new"] == "on" if lab.ca else "ssl" not in changes["changes"]
-    prod.pgrepl.restart()
-    assert prod.pgrepl.settings()["differ"] == {}
-    assert prod.pgrepl.apply_hba()["changed"] is True  # hostssl for the peers' real addresses (dr gets a copy)
-    for node in (lab.prod, lab.dr):
-        assert prod.pgrepl.create_slot(node.slot) is True
-    assert prod.pgrepl.create_slot(lab.dr.slot) is False
-    for loaders in (prod, dr):
-        for node in (lab.prod, lab.dr):
-            loaders.pgrepl.set_pgpass(node.address, node.port)
-    dr.pmfad.stop()
-    dr.pgrepl.stop()
-    result = dr.pgrepl.basebackup(lab.prod.address, slot=lab.dr.slot)
-    assert result["moved_aside"].startswith(lab.dr.data_dir + ".moved-")
-    dr.pgrepl.start()
-    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
-
-
-def switch(lab, old, new, old_node, new_node, writes=20):
-    before = write_rows(old_node, writes, f"before-switch-to-{new_node.name}")
-    assert old.pmfad.stop() is True
-    assert old.pgrepl.stop() is True
-    lsn = old.pgrepl.shutdown_checkpoint_lsn()
-    reached = new.pgrepl.wait_for_lsn(lsn, timeout=30, beyond=True)
-    assert reached["target"] == lsn
-    promoted = new.pgrepl.promote()
-    assert new.pgrepl.role() == "primary"
-    assert new.pmfad.start() is True
-    assert new.pmfad.health(wait=15)["healthy"] is True
-    assert new_node.sql("SELECT count(*) FROM auth_events", dbname=APP_DB)[0][0] >= before
-    new.pgrepl.create_slot(old_node.slot)
-    rewound = old.pgrepl.rewind(new_node.address, slot=old_node.slot, fallback="basebackup")
-    assert rewound["method"] == "rewind"
-    with open(os.path.join(new_node.root, "postgresql.log"), encoding="utf-8", errors="replace") as fh:
-        rewind = [
-            line
-            for line in fh
-            if "connection authorized: user=replicamfa" in line and "application_name=pg_rewind" in line
-        ]
-    assert rewind and all(("SSL enabled" in line) == bool(lab.ca) for line in rewind), rewind  # over TLS, verify-full
-    old.pgrepl.start()
-    wait_for(
-        lambda: (old.pgrepl.status().get("receiver") or {}).get("status") == "streaming",
-        what=f"{old_node.name} streaming from {new_node.name}",
-    )
-    status = old.pgrepl.status()
-    assert status["role"] == "standby" and status["timeline"] == promoted["timeline"]
-    assert status["receiver"]["sender_host"] == new_node.address
-    return before
+from mfa_ha_lab.lab import APP_DB
+from tests.support import setup_replication, switch, wait_for, write_rows
 
 
 def test_the_manual_procedure_both_directions_loses_no_rows(lab, prod, dr):

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def prod_loaders(salt_factories, lab):
-    from tests.functional.conftest import node_loaders
+    from tests.support import node_loaders
 
     return node_loaders(salt_factories, lab, lab.prod, variant="-states")
 

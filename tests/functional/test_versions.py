@@ -21,8 +21,7 @@ from mfa_ha.pair.service_address import Hooks
 from mfa_ha_lab import pgversions
 from mfa_ha_lab.lab import APP_DB, PG_MAJOR, Lab
 from mfa_ha_lab.measure import direct_switchover
-from tests.functional.conftest import node_loaders
-from tests.functional.test_manual_procedure import setup_replication, switch
+from tests.support import node_loaders, setup_replication, switch
 
 FULL = [m for m in (13, 15, 16, 17, 18) if m != PG_MAJOR]
 SERVER_ONLY = [m for m in (10, 11, 12) if m != PG_MAJOR]

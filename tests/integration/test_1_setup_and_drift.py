@@ -11,7 +11,7 @@ import pytest
 import salt.version
 
 from mfa_ha_lab.lab import EXAMPLE_PILLAR, MASTER_ID
-from tests.helpers import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

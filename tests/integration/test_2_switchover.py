@@ -11,7 +11,7 @@ import pytest
 
 from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD
 from mfa_ha_lab.writer import AppWriter, DbWriter, lost
-from tests.helpers import find_with_key, wait_for
+from tests.support import find_with_key, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mfa_ha_lab.lab import APP_DB
-from tests import helpers
+from tests import support as helpers
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from mfa_ha.postgres.secrets import pgpass_line, pgpass_password
 from mfa_ha.unattended import lease
 from mfa_ha.unattended.heartbeat import PeerLink, decode, encode, key_from_password
 from mfa_ha.unattended.lease import StreamProof
-from tests.helpers import wait_for
+from tests.support import wait_for
 
 KEY = key_from_password("s3cret")
 
