@@ -33,6 +33,7 @@ without touching anything, acts, and reads back. Changes never contain a secret.
         - timeout: 300
 """
 
+import functools
 import os
 
 from mfa_ha import files, timing
@@ -52,18 +53,40 @@ def _ret(name):
 
 
 def _failed(ret, err):
-    ret.update(result=False, changes={}, comment=str(err))
+    """A failed state. Once it began to act (past ``_pending``), the changes it set out to make
+    stay in the return, named as begun: some may have been made before the failure."""
+    begun = ret.pop("_acting", False)
+    if not begun:
+        ret["changes"] = {}
+    elif ret["changes"]:
+        ret["changes"] = {"begun": ret["changes"]}
+    ret.update(result=False, comment=str(err))
     return ret
 
 
 def _pending(ret, changes, comment):
+    """Under test=True, report ``changes`` and stop (True); otherwise note them and act (False)."""
     ret["changes"] = changes
     if __opts__["test"]:
         ret.update(result=None, comment=f"would {comment}")
         return True
+    ret["_acting"] = True
     return False
 
 
+def _state(func):
+    """A state's return as Salt reads it (the acting marker ``_pending`` sets removed)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        ret = func(*args, **kwargs)
+        ret.pop("_acting", None)
+        return ret
+
+    return wrapper
+
+
+@_state
 def settings(name="replication settings", restart=False, **kwargs):
     """
     The replication settings this server version needs, this node's TLS settings and pillar
@@ -120,6 +143,7 @@ def _restart_note(waiting):
     return f"; restart pending for {', '.join(waiting)}" if waiting else ""
 
 
+@_state
 def replication_user(name="replication user", **kwargs):
     """The replication role exists with REPLICATION, LOGIN, the connection limit and the
     pillar password (``mfa_ha:replication``). Only on a primary."""
@@ -133,11 +157,13 @@ def replication_user(name="replication user", **kwargs):
     )
 
 
+@_state
 def slot_present(name, **kwargs):
     """A physical replication slot ``name`` exists (on a primary)."""
     return _slot(name, True, kwargs)
 
 
+@_state
 def slot_absent(name, **kwargs):
     """No replication slot ``name`` exists; an active slot is not dropped."""
     return _slot(name, False, kwargs)
@@ -165,6 +191,7 @@ def _slot(name, wanted, kwargs):
     return ret
 
 
+@_state
 def pillar_valid(name="mfa_ha pillar"):
     """The ``mfa_ha`` pillar is complete and well formed; fails naming every bad key.
     Put it first (``order: 1``, ``failhard: True``) so a bad pillar changes nothing."""
@@ -177,6 +204,7 @@ def pillar_valid(name="mfa_ha pillar"):
     return ret
 
 
+@_state
 def hba(name="pg_hba.conf", **kwargs):
     """The managed block of ``pg_hba.conf`` holds the peers' replication and rewind entries
     (and ``mfa_ha:hba:entries``) and is the first rule of the file; the rest is kept, except
@@ -205,6 +233,7 @@ def hba(name="pg_hba.conf", **kwargs):
     return ret
 
 
+@_state
 def pgpass(name="pgpass", **kwargs):
     """The database user's pgpass file holds the pillar's replication password for every
     peer (mode 0600). The password never appears in the return."""
@@ -240,6 +269,7 @@ def _needs_then_apply(name, key, kwargs, as_changes, subject, functions):
     return ret
 
 
+@_state
 def standby(name, timeout=120, replace_running_primary=False, **kwargs):
     """This node streams from the node ``name`` (an id in ``mfa_ha:nodes``). An empty or
     foreign data directory is cloned (the old one moved aside), a diverged one rewound, a
@@ -273,6 +303,7 @@ def standby(name, timeout=120, replace_running_primary=False, **kwargs):
     return ret
 
 
+@_state
 def tls(name="TLS files", **kwargs):
     """This node's TLS CA, certificate and key (``mfa_ha:tls``) are in place under
     ``mfa_ha:tls:dir`` (key mode 0600, owned by the database user). The certificate is
@@ -282,6 +313,7 @@ def tls(name="TLS files", **kwargs):
     )
 
 
+@_state
 def follows(name, timeout=30, **kwargs):
     """This node is configured to follow the live primary ``name`` (a node id): a stopped node
     that would start as a primary, or points elsewhere, gets its standby configuration (it is
@@ -305,6 +337,7 @@ def follows(name, timeout=30, **kwargs):
     return ret
 
 
+@_state
 def fenced(name="not a stale primary", **kwargs):
     """If another node is the primary on a later timeline while this one is (or would start
     as) a primary and serves no clients, fence this node: pmfad and PostgreSQL stopped, data
@@ -333,6 +366,7 @@ def fenced(name="not a stale primary", **kwargs):
     return ret
 
 
+@_state
 def lease_keeper(name="lease keeper config"):
     """
     The lease keeper's config file (``<mfa_ha:failover:run_dir>/config.json``, mode 0600) is
@@ -365,6 +399,7 @@ def lease_keeper(name="lease keeper config"):
     return ret
 
 
+@_state
 def kept_aside(name="copies kept aside", **kwargs):
     """At most ``mfa_ha:postgres:keep_moved_aside`` copies of the data directory that clones
     moved aside are kept (the newest); the older ones are removed, each named in the changes

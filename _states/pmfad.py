@@ -60,9 +60,11 @@ def _converge(name, wanted, kwargs):
         __salt__[f"pmfad.{verb}"](service=name, **kwargs)
         after = __salt__["pmfad.status"](service=name, **kwargs)["state"]
         if after != wanted:
-            ret.update(result=False, changes={}, comment=f"{name} is {after} after {verb}")
+            ret.update(result=False, changes={"begun": ret["changes"]}, comment=f"{name} is {after} after {verb}")
             return ret
         ret["comment"] = f"{verb}ed {name}".replace("stoped", "stopped")
     except FAILURES as err:
-        ret.update(result=False, changes={}, comment=str(err))
+        # a failure once the start or stop was asked for may have changed the state: say so
+        begun = {"begun": ret["changes"]} if ret["changes"] and not __opts__["test"] else {}
+        ret.update(result=False, changes=begun, comment=str(err))
     return ret

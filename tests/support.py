@@ -2,6 +2,7 @@
 service runs it, the Salt faces loaded as Salt's loader finds them, the fault figures."""
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import salt.utils.yaml
 from saltfactories.utils.functional import Loaders
 
 from mfa_ha import files
+from mfa_ha.loader import get_loader_dirs
 from mfa_ha.pair.peer import Upstream
 from mfa_ha.postgres.secrets import scram_matches
 from mfa_ha.postgres.tls import TlsConfig
@@ -189,3 +191,13 @@ def write_rows(node, count, tag):
 
 
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "bench", "results", "faults.jsonl")
+
+
+def load_face(kind: str, name: str):
+    """A Salt face (``kind``: modules, states, ...) as a plain module, from where Salt's loader
+    finds it (the checkout's or the installed package's); its dunders are the test's to set."""
+    path = os.path.join(get_loader_dirs()[kind][0], f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_face_{kind}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,27 +1,15 @@
 """The state ``pgrepl.kept_aside`` without a master: ``__salt__`` stubbed with the execution
 functions' specs, in test and real mode, failure branch included."""
 
-import importlib.util
-import os
 from unittest.mock import Mock
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from mfa_ha.loader import get_loader_dirs
+from tests.support import load_face
 
-DIRS = get_loader_dirs()  # the checkout's or the installed package's, as Salt's loader finds them
-
-
-def _load(kind, name):
-    spec = importlib.util.spec_from_file_location(f"_{kind}_{name}", os.path.join(DIRS[kind][0], f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-STATES = _load("states", "pgrepl")
-MODULES = _load("modules", "pgrepl")
+STATES = load_face("states", "pgrepl")
+MODULES = load_face("modules", "pgrepl")
 OLD = {
     "path": "/d/mfadb.moved-20261101T010203000000",
     "label": "moved",
