@@ -2,8 +2,8 @@
 The master as witness of an unattended failover (``mfa_ha:failover:automatic``, off by
 default): renews the primary's lease every ``witness_every`` seconds, watches the standby's
 WAL receiver, and fails over only when ``mfa_ha.unattended.witness.witness_verdict`` says so, with an
-alert naming every measurement. The decision and its proof are in ``mfa_ha.lease`` and
-``mfa_ha.witness``; this engine only drives them.
+alert naming every measurement. The decision and its proof are in ``mfa_ha.unattended.lease`` and
+``mfa_ha.unattended.witness``; this engine only drives them.
 
 .. code-block:: yaml
 

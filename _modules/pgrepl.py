@@ -195,7 +195,7 @@ def node_status(kept_aside=False, **kwargs):
     job (a compound job breaks every state run on the minion while it runs, Salt issue
     59141). A part that fails holds its error text instead of a dict. With
     ``kept_aside=True``, also the copies of the data directory kept aside (``kept_aside``).
-    Jobs that ask at once share one computation (``mfa_ha.singleflight``): a busy master
+    Jobs that ask at once share one computation (``mfa_ha.monitoring.singleflight``): a busy master
     costs this node one status at a time.
 
     CLI Example:

@@ -389,7 +389,7 @@ def basebackup(
     """Clone the primary into the data directory and configure it as its standby.
 
     Refuses while a server runs on the data directory, and when the free space cannot hold
-    the primary's databases (``mfa_ha.keptaside``). An existing directory is moved aside with
+    the primary's databases (``mfa_ha.postgres.keptaside``). An existing directory is moved aside with
     a timestamp; if the clone fails, it is put back and the failed copy kept.
     """
     if slot:

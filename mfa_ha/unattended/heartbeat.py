@@ -12,7 +12,7 @@ arrival first** (``peer.json``, this host's monotonic clock) and then answers ``
 primary counts ``t(k)`` as contact when the answer comes back. The standby's minion reports the
 record's age to the witness (``heard_quiet_s``), which counts the standby's loss of the primary
 from the later of the last WAL and the last beat, so from no earlier than ``t(k)``: the same
-argument as for the WAL markers (``mfa_ha.lease``).
+argument as for the WAL markers (``mfa_ha.unattended.lease``).
 
 Every datagram is signed (HMAC-SHA256) with a key derived from the replication password, which
 both nodes already hold in pgpass: a forged answer could keep an isolated primary serving. A

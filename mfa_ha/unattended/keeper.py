@@ -3,7 +3,7 @@ FILE``), so that it keeps running when its minion dies or cannot reach the maste
 
 While its node is the primary it polls every ``poll_seconds``: it writes a marker into the
 WAL and reads how far the standby flushed, sends a beat to the standby's keeper
-(``mfa_ha.heartbeat``; on the standby the keeper records and answers them), reads the
+(``mfa_ha.unattended.heartbeat``; on the standby the keeper records and answers them), reads the
 renewals the master's witness left through the minion (``pgrepl.lease_renew``), and fences
 the node when ``keeper_verdict`` says so. Its own heartbeat file (``keeper.json`` in
 ``run_dir``) tells the witness and the watchdog it is alive. The config file is written by the

@@ -7,7 +7,7 @@ Two halves, each a pure decision over measured times, with named reasons:
   standby configuration written, PostgreSQL stopped) once, for ``lease_seconds``, it has had
   neither a renewal the master proved it received nor proof that the standby streamed from
   it. It needs no master to do so.
-- **the witness** (``mfa_ha.witness``, on the master): it fails over only when, for
+- **the witness** (``mfa_ha.unattended.witness``, on the master): it fails over only when, for
   ``lease_seconds + margin_seconds``, the primary's minion has not answered a renewal and the
   standby's minion answers that its WAL receiver lost the primary.
 
@@ -27,7 +27,7 @@ side reads its own host's monotonic clock):
   ``answer time - quiet_s``, which is no earlier than the last WAL's arrival, so no earlier
   than ``t(k)``. (The markers keep WAL flowing on an idle primary: a second of quiet means
   something.)
-- The same holds for the keepers' heartbeats (``mfa_ha.heartbeat``): beat ``k`` sent at
+- The same holds for the keepers' heartbeats (``mfa_ha.unattended.heartbeat``): beat ``k`` sent at
   ``t(k)`` is recorded on the standby before it is answered, and the witness counts from the
   later of the last WAL and the last beat. They prove contact again as soon as the link is
   back, where the replication connection waits for TCP's backed-off retransmission.
@@ -265,7 +265,7 @@ class StreamProof:
         return self.streamed_at
 
     def heard(self, beat_sent_at: float | None) -> None:
-        """The standby answered a heartbeat sent at ``beat_sent_at`` (``mfa_ha.heartbeat``)."""
+        """The standby answered a heartbeat sent at ``beat_sent_at`` (``mfa_ha.unattended.heartbeat``)."""
         if beat_sent_at is not None:
             self.streamed_at = max(self.streamed_at or 0.0, beat_sent_at)
 

@@ -6,7 +6,7 @@ the master's monotonic clock, when each answered, which node answered as the pri
 that primary's lease keeper was alive, and when WAL or the primary keeper's heartbeat last
 arrived on the standby (its answer's time less ``quiet_s`` or ``heard_quiet_s``: never earlier
 than the real last arrival). ``witness_verdict`` decides; the failover runs once, and
-the witness is disarmed until it sees a healthy pair again. See ``mfa_ha.lease`` for why an
+the witness is disarmed until it sees a healthy pair again. See ``mfa_ha.unattended.lease`` for why an
 isolated primary has fenced itself before the witness acts.
 """
 
