@@ -20,7 +20,7 @@ from collections.abc import Callable
 from mfa_ha import timing
 from mfa_ha.boot import boot_id
 from mfa_ha.errors import MfaHaError
-from mfa_ha.files import replace_file
+from mfa_ha.files import read_json, replace_file
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def shared(path: str, compute: Callable[[], dict], wait_seconds: float, clock=ti
     with open(path + ".lock", "a+", encoding="ascii") as turn:
         _take_turn(turn, asked_at + wait_seconds, clock)
         try:
-            latest = _read(path)
+            latest = read_json(path)
             ended = latest.get("ended")
             if latest.get("boot") == boot_id() and isinstance(ended, (int, float)) and asked_at <= ended <= clock():
                 return {**latest["result"], "shared": True}
@@ -61,12 +61,3 @@ def _take_turn(turn, deadline: float, clock) -> None:
             if clock() >= deadline:
                 raise Busy("busy: another status job on this node has not finished its turn") from None
             time.sleep(timing.STATUS_TURN_POLL_SECONDS)
-
-
-def _read(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
