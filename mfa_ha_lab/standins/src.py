@@ -25,21 +25,28 @@ def _paths(root: str, name: str) -> tuple[str, str, str]:
     )
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), or None when it is gone or a zombie.
+    With its PID, it names one process: a PID alone may since have been given to another."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            fields = fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 def running_pid(root: str, name: str) -> int | None:
+    """The subsystem's PID while the very process ``startsrc`` started still runs. SRC is its
+    parent and knows when it exits; the stand-in records the PID with its start time instead."""
     try:
         with open(_paths(root, name)[1], encoding="ascii") as fh:
-            pid = int(fh.read().strip())
+            pid, started = (int(field) for field in fh.read().split())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if _start_time(pid) == started else None
 
 
 def _definition(root: str, name: str) -> dict | None:
@@ -72,8 +79,9 @@ def startsrc(root: str, name: str) -> int:
             cwd="/",
             env=definition.get("env") or None,
         )
+    started = _start_time(child.pid)
     with open(pid_file, "w", encoding="ascii") as fh:
-        fh.write(str(child.pid))
+        fh.write(f"{child.pid} {-1 if started is None else started}")
     print(f"0513-059 The {name} Subsystem has been started. Subsystem PID is {child.pid}.")
     return 0
 
