@@ -18,7 +18,11 @@ import time
 import salt.loader
 
 from mfa_ha import timing
-from mfa_ha.unattended.lease import LeaseSettings
+from mfa_ha.adapters import master
+from mfa_ha.adapters.pillar import validate_nodes
+from mfa_ha.errors import InvalidInput
+from mfa_ha.monitoring import status as cluster
+from mfa_ha.unattended import lease
 from mfa_ha.unattended.witness import Witness
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ def start(pillar_every=PILLAR_EVERY):
         started = time.monotonic()
         if started >= next_read:
             next_read = started + float(pillar_every)
-            latest = _read_config(runners)
+            latest = _read_config()
             if latest is not None and latest != config:
                 config = latest
                 witness = _witness(runners, config)
@@ -45,16 +49,53 @@ def start(pillar_every=PILLAR_EVERY):
         time.sleep(max(0.0, pace - (time.monotonic() - started)))
 
 
-def _read_config(runners):
+def _witness_config(opts) -> dict:
+    """What the witness runs with: ``mfa_ha:failover`` checked, the node ids and the pillar's
+    primary (its first guess, until a node answers as the primary)."""
+    pillar = master.pillar(opts)
+    nodes = validate_nodes(pillar.get("nodes"))
+    settings = lease.lease_settings(pillar.get("failover"))
+    if settings.automatic and len(nodes) != 2:
+        raise InvalidInput(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(nodes)}")
+    return {"settings": lease.settings_dict(settings), "nodes": sorted(nodes), "primary": pillar.get("primary")}
+
+
+def _lease_round(opts, seq, acked, nodes, timeout, session="") -> dict:
+    """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``
+    with what returned within ``timeout`` seconds: a silent node must not delay the renewal
+    of the other (a job that waits for every minion would, and then ask it again with find_job)."""
+    return master.returns_within(
+        opts, list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked), str(session)], timeout
+    )
+
+
+def _witness_failover(opts, target, lost) -> dict:
+    """The failover orchestration, run as an operator would, with the loss confirmed by the
+    witness's measurements (``mfa_ha.unattended.witness.witness_verdict``); ``lost``: the
+    nodes it measured silent."""
+    ran = master.orchestrate_as_operator(
+        opts, "mfa_ha.orch.failover", {"mfa_ha": {"target": target, "confirm_primary_lost": True, "lost": list(lost)}}
+    )
+    ok = isinstance(ran, dict) and ran.get("retcode") == 0
+    return {"ok": ok, "output": None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])}
+
+
+def _witness_alert(opts, runners, severity, summary, details=None) -> dict:
+    """An alert from the witness: the master event ``mfa_ha/alert/<severity>``, the master
+    log and every target of ``mfa_ha:alerts``."""
+    return master.deliver(opts, severity, summary, details or {}, master.pillar(opts).get("alerts"), runners)
+
+
+def _read_config():
     try:
-        return runners["mfa_ha.witness_config"]()
+        return _witness_config(__opts__)
     except Exception as err:  # noqa: BLE001 - a bad pillar: say so, keep the last good config
         log.error("mfa_ha witness: %s", err)
         return None
 
 
 def _witness(runners, config):
-    settings = LeaseSettings(**config["settings"])
+    settings = lease.LeaseSettings(**config["settings"])
     if not settings.automatic:
         log.info("mfa_ha witness: automatic failover is off (mfa_ha:failover:automatic)")
         return None
@@ -69,9 +110,9 @@ def _witness(runners, config):
         settings,
         nodes,
         config.get("primary"),
-        ask=lambda seq, acked, session: runners["mfa_ha.lease_round"](
-            seq, acked, nodes, max(1, int(settings.witness_every)), session
+        ask=lambda seq, acked, session: _lease_round(
+            __opts__, seq, acked, nodes, max(1, int(settings.witness_every)), session
         ),
-        failover=lambda target, verdict: runners["mfa_ha.witness_failover"](target, [n for n in nodes if n != target]),
-        alert=lambda severity, summary, details: runners["mfa_ha.witness_alert"](severity, summary, details),
+        failover=lambda target, verdict: _witness_failover(__opts__, target, [n for n in nodes if n != target]),
+        alert=lambda severity, summary, details: _witness_alert(__opts__, runners, severity, summary, details),
     )

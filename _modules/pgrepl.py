@@ -20,7 +20,7 @@ from mfa_ha.adapters.pillar import unresolvable, validate_nodes
 from mfa_ha.adapters.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.adapters.saltface import FAILURES, call_args, pillar_value, translate_errors
 from mfa_ha.app import app_config
-from mfa_ha.errors import InvalidInput
+from mfa_ha.errors import InvalidInput, InvalidPillar
 from mfa_ha.files import read_json
 from mfa_ha.monitoring import alerts as pgalerts
 from mfa_ha.monitoring import health, singleflight
@@ -130,7 +130,7 @@ def validate_pillar():
     nodes = validate_mfa_ha_pillar(pillar, __opts__["id"])
     problems = unresolvable(nodes)
     if problems:
-        raise InvalidInput("\n- ".join(problems))
+        raise InvalidPillar("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
     return nodes
 
 

@@ -14,23 +14,21 @@ orchestrations render with): ``mfa_ha:nodes``, ``mfa_ha:switchover:max_lag_bytes
 
 import contextlib
 import functools
-import json
+import inspect
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
 
-import salt.client
 import salt.output
-import salt.pillar
-import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from mfa_ha import loader, timing
+from mfa_ha.adapters import master
 from mfa_ha.adapters.pillar import validate as validate_pillar
 from mfa_ha.adapters.pillar import validate_nodes
+from mfa_ha.adapters.saltface import call_args
 from mfa_ha.errors import InvalidInput, MfaHaError
 from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts as pgalerts
@@ -39,7 +37,6 @@ from mfa_ha.pair import divergence as pgdivergence
 from mfa_ha.pair import failover as pgfailover
 from mfa_ha.pair import switchover as sw
 from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
-from mfa_ha.unattended import lease as pglease
 from mfa_ha.waiting import retry
 
 log = logging.getLogger(__name__)
@@ -47,6 +44,7 @@ log = logging.getLogger(__name__)
 __virtualname__ = "mfa_ha"
 NODE_STATUS_KEYS = ("pgrepl.status", "pmfad.status")
 GO_ACTIONS = ("switch", "finish", "failover")  # a decision that lets the next orchestration step run
+MACHINE_OUTPUTS = ("json", "yaml", "pprint", "raw", "newline_values_only", "key")
 
 
 def __virtual__():
@@ -54,39 +52,62 @@ def __virtual__():
 
 
 def _gate(func):
-    """An error that must stop an orchestration is raised as CommandExecutionError: Salt's
-    runner client reports a runner's TypeError (SaltInvocationError is one) as "Passed
-    invalid arguments" with success, and a ``failhard`` step would let the next one run."""
+    """Every answer is one document, never a traceback: a missing or bad argument, a bad
+    pillar and a failure come back as ``{"error": one line, "retcode": code}`` with the exit
+    code set (``master.EXIT_*``). The exit code is also what fails an orchestration's
+    ``salt.runner`` step, so a ``failhard`` gate cannot be passed."""
+    signature = inspect.signature(func)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            signature.bind(*args, **call_args(kwargs))
+        except TypeError as err:
+            return _error(f"{err}; see: salt-run doc.runner mfa_ha.{func.__name__}", master.EXIT_BAD_INPUT)
+        try:
             return func(*args, **kwargs)
-        except (SaltInvocationError, InvalidInput, MfaHaError) as err:
-            raise CommandExecutionError(str(err)) from None
+        except (SaltInvocationError, InvalidInput) as err:
+            return _error(str(err), master.EXIT_BAD_INPUT)
+        except (CommandExecutionError, MfaHaError) as err:
+            return _error(str(err), master.EXIT_FAILED)
 
     return wrapper
 
 
-def _with_retcode(result: dict, failed: bool) -> dict:
+def _error(message: str, code: int) -> dict:
+    __context__["retcode"] = code
+    return {"error": message, "retcode": code}
+
+
+def _with_retcode(result: dict, code: int) -> dict:
     """``salt-run`` takes its exit code from a ``retcode`` key of the returned data."""
-    if failed:
-        __context__["retcode"] = 1
-    return {**result, "retcode": 1 if failed else 0}
+    if code:
+        __context__["retcode"] = code
+    return {**result, "retcode": code}
+
+
+def _refused_unless(go: bool) -> int:
+    return master.EXIT_DONE if go else master.EXIT_REFUSED
+
+
+def _failed_unless(ok: bool) -> int:
+    return master.EXIT_DONE if ok else master.EXIT_FAILED
 
 
 def _pillar():
-    pillar = salt.pillar.get_pillar(__opts__, {}, __opts__["id"], saltenv=__opts__.get("saltenv") or "base")
-    return pillar.compile_pillar().get("mfa_ha", {})
+    return master.pillar(__opts__)
 
 
 def _progress(message):
-    """A progress line salt-run prints at once (or plain stdout once a nested runner call,
-    such as state.orchestrate, has released the job's event handle)."""
+    """A progress line: printed by salt-run at once for a person; under a machine-readable
+    outputter (``--out=json``) on stderr, so stdout holds the one answer document."""
     log.info("%s", message)
+    if __opts__.get("output") in MACHINE_OUTPUTS:
+        print(message, file=sys.stderr, flush=True)
+        return
     try:
         __jid_event__.fire_event({"message": message}, "progress")
-    except (NameError, ReferenceError):
+    except (NameError, ReferenceError):  # a nested runner call (state.orchestrate) released the job's event handle
         print(message, flush=True)
 
 
@@ -132,35 +153,15 @@ def _lost(lost, nodes, target) -> list:
 
 
 def _cmd(targets, function, args, timeout):
-    """One job to ``targets`` (a list of ids); ``{id: return}``, or ``{id: "no answer"}`` for
-    a minion that did not return (waiting at most ``timeout`` seconds for it)."""
-    client = salt.client.LocalClient(mopts=__opts__)
-    try:
-        returns = client.cmd(
-            targets,
-            function,
-            args,
-            tgt_type="list",
-            timeout=timeout,
-            full_return=True,
-            gather_job_timeout=min(timeout, timing.GATHER_JOB_SECONDS),
-        )
-    finally:
-        client.destroy()
-    result = {}
-    for node in targets:
-        ret = returns.get(node)
-        if (
-            not isinstance(ret, dict)
-            or ret.get("failed")
-            or (isinstance(ret.get("ret"), str) and ret["ret"].startswith("Minion did not return"))
-        ):
-            result[node] = "no answer"
-        elif ret.get("retcode", 0):
-            result[node] = f"failed: {ret.get('ret')}"
-        else:
-            result[node] = ret.get("ret")
-    return result
+    return master.cmd(__opts__, targets, function, args, timeout)
+
+
+def _job(targets, function, args, seconds):
+    return master.job(__opts__, targets, function, args, seconds)
+
+
+def _returns_within(targets, function, args, seconds):
+    return master.returns_within(__opts__, targets, function, args, seconds)
 
 
 @_gate
@@ -231,7 +232,7 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     _progress(decision.summary)
     if decision.action in GO_ACTIONS:
         _forget_replaced(list(nodes))  # every node answers and one is the primary: the pair is whole again
-    return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
+    return _with_retcode(decision.as_dict(), _refused_unless(decision.action in GO_ACTIONS))
 
 
 @_gate
@@ -258,7 +259,8 @@ def resume(target, nodes=None):
     done = _cmd([decision.primary], "pgrepl.resume_primary", [], timing.SWITCH_PART_SECONDS)[decision.primary]
     resumed = isinstance(done, dict)
     return _with_retcode(
-        {"resumed": resumed, "node": decision.primary, "reason": decision.summary, "result": done}, not resumed
+        {"resumed": resumed, "node": decision.primary, "reason": decision.summary, "result": done},
+        _failed_unless(resumed),
     )
 
 
@@ -295,12 +297,14 @@ def switchover(target, timeout=None):
     result = cluster.switch_report(ran, started)
     for line in result["phases"]:
         _progress(line)
-    if not result["ok"]:
-        nodes = validate_nodes(_pillar().get("nodes"))
-        result["after"] = cluster.after_failure(nodes, cluster.switch_answers(ran), _gather(nodes))
-        for line in result["after"]:
-            _progress(line)
-    return _with_retcode(result, not result["ok"])
+    if result["ok"]:
+        return _with_retcode(result, master.EXIT_DONE)
+    answers = cluster.switch_answers(ran)
+    nodes = validate_nodes(_pillar().get("nodes"))
+    result["after"] = cluster.after_failure(nodes, answers, _gather(nodes))
+    for line in result["after"]:
+        _progress(line)
+    return _with_retcode(result, master.EXIT_REFUSED if answers is None else master.EXIT_FAILED)
 
 
 @contextlib.contextmanager
@@ -418,7 +422,7 @@ def rejoin_decision(keep=None, node=None, nodes=None):
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
     decision = pgfailover.rejoin_decision(statuses, nodes, keep or None, node or None)
     _progress(decision["reason"])
-    return _with_retcode(decision, decision["action"] != "rejoin")
+    return _with_retcode(decision, _refused_unless(decision["action"] == "rejoin"))
 
 
 @_gate
@@ -441,7 +445,7 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None)
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes, target)).items()}
     decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
     _progress(decision.summary.replace("switchover", "failover"))
-    return _with_retcode(decision.as_dict(), decision.action not in GO_ACTIONS)
+    return _with_retcode(decision.as_dict(), _refused_unless(decision.action in GO_ACTIONS))
 
 
 @_gate
@@ -464,7 +468,7 @@ def fence_others(target, nodes=None, lost=None):
     others = sorted(set(nodes) - {target})
     result = _ask(others, "pgrepl.fence", [target], timing.FENCE_JOB_SECONDS, _lost(lost, nodes, target))
     for node, done in result.items():
-        if done == "no answer":
+        if master.silent(done):
             _remember_replaced(node, target)
             result[node] = (
                 f"no answer: recorded as replaced by {target}; fenced when it comes back "
@@ -562,28 +566,11 @@ def _alert_fence_answer(node, answer, alerts_pillar):
 
 # -- alerts and requests (called by the reactors in salt/mfa_ha/reactor/) ------------------------
 def _fire(tag, data):
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-        bus.fire_event(data, tag)
+    master.fire(__opts__, tag, data)
 
 
 def _deliver(severity, summary, details, alerts_pillar):
-    """Master event ``mfa_ha/alert/<severity>``, the master log, and every configured target."""
-    log.warning("mfa_ha alert [%s] %s", severity, summary)
-    _fire(f"mfa_ha/alert/{severity}", {"severity": severity, "summary": summary, **details})
-    sent = {}
-    for i, target in enumerate(pgalerts.targets(alerts_pillar)):
-        try:
-            if "command" in target:
-                sent[i] = pgalerts.run_command(target["command"], summary)
-            else:
-                kwargs = dict(target.get("kwargs") or {})
-                kwargs[target.get("message_arg", "message")] = summary
-                __salt__[target["runner"]](**kwargs)
-                sent[i] = "sent"
-        except Exception as err:  # noqa: BLE001 - one broken target must not stop the others
-            sent[i] = f"failed: {err}"
-            log.error("mfa_ha alert target %s failed: %s", i, err)
-    return sent
+    return master.deliver(__opts__, severity, summary, details, alerts_pillar, __salt__)
 
 
 @_gate
@@ -694,111 +681,9 @@ def switchover_request(data=None):
         log.warning("mfa_ha: ignored switchover request to %r from %s: %s", target, sender or "the master", reason)
         return {"accepted": False, "reason": reason}
     log.warning("mfa_ha: switchover to %s requested by %s", target, sender or "the master")
-    ran = _orchestrate_as_operator("mfa_ha.orch.switchover", {"mfa_ha": {"target": target}})
+    ran = master.orchestrate_as_operator(__opts__, "mfa_ha.orch.switchover", {"mfa_ha": {"target": target}})
     ok = isinstance(ran, dict) and ran.get("retcode") == 0
     result = {"accepted": True, "ok": ok}
     if not ok:
         result["failed"] = cluster.precheck_lines(ran) or str(ran)[-2000:]
     return result
-
-
-def _orchestrate_as_operator(mods, pillar, timeout=900):
-    """``salt-run state.orchestrate`` as its own process, exactly as an operator runs it: a
-    runner started by the reactor cannot publish jobs from inside a nested orchestration
-    (Salt refuses the reactor's identity there with an authentication error)."""
-    command = [
-        os.path.join(os.path.dirname(sys.executable), "salt-run"),
-        "-c",
-        os.path.dirname(__opts__["conf_file"]),
-        "--out=json",
-        "state.orchestrate",
-        mods,
-        f"pillar={json.dumps(pillar)}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    try:
-        return json.loads(done.stdout)
-    except ValueError:
-        return {"retcode": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
-
-
-# -- the witness of an unattended failover (the mfa_ha_witness engine calls these) -------------
-@_gate
-def witness_config():
-    """
-    What the ``mfa_ha_witness`` engine runs with: ``mfa_ha:failover`` checked, the node ids
-    and the pillar's primary (its first guess, until a node answers as the primary).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run mfa_ha.witness_config
-    """
-    pillar = _pillar()
-    nodes = validate_nodes(pillar.get("nodes"))
-    settings = pglease.lease_settings(pillar.get("failover"))
-    if settings.automatic and len(nodes) != 2:
-        raise SaltInvocationError(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(nodes)}")
-    return {"settings": pglease.settings_dict(settings), "nodes": sorted(nodes), "primary": pillar.get("primary")}
-
-
-def lease_round(seq, acked, nodes, timeout, session=""):
-    """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``
-    with what returned within ``timeout`` seconds: a silent node must not delay the renewal
-    of the other (``_cmd`` would wait for it and then ask it again with find_job)."""
-    return _returns_within(list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked), str(session)], float(timeout))
-
-
-def _returns_within(targets, function, args, seconds):
-    """``{id: return}`` of one job, with what returned within ``seconds`` ("no answer" for the
-    rest): no find_job, no second wait for a silent minion."""
-    with _job(targets, function, args, seconds) as collect:
-        return collect()
-
-
-@contextlib.contextmanager
-def _job(targets, function, args, seconds):
-    """Publishes the job at once; yields ``collect()``, which returns what arrived within
-    ``seconds`` of the publication (returns that came meanwhile are kept by the subscription)."""
-    client = salt.client.LocalClient(mopts=__opts__)
-    try:
-        pub = client.run_job(targets, function, args, tgt_type="list", timeout=seconds, listen=True)
-        deadline = time.monotonic() + seconds
-        yield lambda: _collect(client, (pub or {}).get("jid"), targets, deadline)
-    finally:
-        client.destroy()
-
-
-def _collect(client, jid, targets, deadline):
-    result = {node: "no answer" for node in targets}
-    if not jid:
-        return result
-    pending = set(targets)
-    for raw in client.get_returns_no_block(f"salt/job/{jid}/ret/", "startswith"):
-        data = (raw or {}).get("data") or {}
-        if data.get("id") in pending:
-            pending.discard(data["id"])
-            ok = data.get("success", True) and not data.get("retcode")
-            result[data["id"]] = data.get("return") if ok else f"failed: {data.get('return')}"
-        now = time.monotonic()
-        if not pending or (raw is None and now >= deadline) or now >= deadline + 2:  # drain what already came
-            break
-    return result
-
-
-def witness_failover(target, lost=None):
-    """The failover orchestration, run as an operator would, with the loss confirmed by the
-    witness's measurements (``mfa_ha.unattended.witness.witness_verdict``); ``lost``: the nodes it
-    measured silent."""
-    ran = _orchestrate_as_operator(
-        "mfa_ha.orch.failover", {"mfa_ha": {"target": target, "confirm_primary_lost": True, "lost": list(lost or [])}}
-    )
-    ok = isinstance(ran, dict) and ran.get("retcode") == 0
-    return {"ok": ok, "output": None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])}
-
-
-def witness_alert(severity, summary, details=None):
-    """An alert from the witness: the master event ``mfa_ha/alert/<severity>``, the master
-    log and every target of ``mfa_ha:alerts``."""
-    return _deliver(severity, summary, details or {}, _pillar().get("alerts"))

@@ -1,7 +1,8 @@
 """One exception hierarchy for the core, one class per meaning, free of Salt.
 
-The Salt faces translate them (``mfa_ha.adapters.saltface.translate_errors``): ``InvalidInput``
-becomes Salt's ``SaltInvocationError``, every other one ``CommandExecutionError``, with the
+The Salt faces translate them (``mfa_ha.adapters.saltface.translate_errors``): a bad argument
+(``InvalidInput``) becomes Salt's ``SaltInvocationError``; a bad pillar (``InvalidPillar``) and
+every other error ``CommandExecutionError`` (a pillar is not an argument of the call), with the
 message the core wrote.
 """
 
@@ -12,6 +13,10 @@ class MfaHaError(Exception):
 
 class InvalidInput(ValueError):
     """A parameter or pillar value is malformed; nothing was changed."""
+
+
+class InvalidPillar(InvalidInput):
+    """The ``mfa_ha`` pillar is malformed (every problem named with its key); nothing was changed."""
 
 
 class CommandFailed(MfaHaError):

@@ -6,7 +6,7 @@ import ipaddress
 import socket
 
 from mfa_ha.app import app_config
-from mfa_ha.errors import InvalidInput
+from mfa_ha.errors import InvalidInput, InvalidPillar
 from mfa_ha.monitoring.alerts import alert_thresholds
 from mfa_ha.monitoring.alerts import targets as alert_targets
 from mfa_ha.pair.service_address import Hooks
@@ -42,10 +42,10 @@ SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
 def validate(pillar, node_id: str | None = None) -> dict:
     """Check ``mfa_ha`` pillar; returns ``{node_id: {address, port, slot}}`` or raises
-    InvalidInput listing every problem with its key. With ``node_id`` (on a minion) that
+    InvalidPillar listing every problem with its key. With ``node_id`` (on a minion) that
     node's own TLS certificate and key are verified too."""
     if not isinstance(pillar, dict):
-        raise InvalidInput(f"mfa_ha: must be a mapping, got {type(pillar).__name__}")
+        raise InvalidPillar(f"mfa_ha: must be a mapping, got {type(pillar).__name__}")
     problems = []
     unknown = set(pillar) - TOP_KEYS
     if unknown:
@@ -78,7 +78,7 @@ def validate(pillar, node_id: str | None = None) -> dict:
         except InvalidInput as err:
             problems.append(str(err))
     if problems:
-        raise InvalidInput("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
+        raise InvalidPillar("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
     return nodes
 
 

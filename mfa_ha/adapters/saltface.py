@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import psycopg2
 from salt.exceptions import CommandExecutionError, SaltException, SaltInvocationError
 
-from mfa_ha.errors import InvalidInput, MfaHaError
+from mfa_ha.errors import InvalidInput, InvalidPillar, MfaHaError
 
 # What a state catches around a call: the core's errors and the Salt errors they become.
 FAILURES = (MfaHaError, InvalidInput, CommandExecutionError, SaltInvocationError)
@@ -48,8 +48,9 @@ def _plain(value, resolve_sdb, where: str):
 
 
 def translate_errors(func):
-    """The core's errors as Salt's (bad input as ``SaltInvocationError``, the rest as
-    ``CommandExecutionError``) with the core's message; driver and OS errors named too."""
+    """The core's errors as Salt's (a bad argument as ``SaltInvocationError``; a bad pillar and
+    the rest as ``CommandExecutionError``, which ``salt-call`` does not frame as "invalid
+    arguments" followed by the docstring) with the core's message; driver and OS errors named too."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -57,6 +58,8 @@ def translate_errors(func):
             return func(*args, **kwargs)
         except SaltException:
             raise
+        except InvalidPillar as err:
+            raise CommandExecutionError(str(err)) from err
         except InvalidInput as err:
             raise SaltInvocationError(str(err)) from err
         except MfaHaError as err:

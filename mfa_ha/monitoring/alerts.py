@@ -53,7 +53,7 @@ def confirm(kind: str, what: str, fired, live) -> tuple[bool, str]:
     if not isinstance(fired, dict):
         return False, (
             "the node did not answer"
-            if isinstance(fired, str) and fired == "no answer"
+            if isinstance(fired, str) and fired.startswith("no answer")
             else f"the node's beacon did not fire this event ({fired})"
         )
     if fired.get("tag") != f"{kind}/{what}":

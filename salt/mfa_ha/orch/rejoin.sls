@@ -20,7 +20,7 @@
 
 rejoin refused:
   test.fail_without_changes:
-    - name: {{ (decision.reason if decision is mapping else decision) | string | json }}
+    - name: {{ ((decision.get('reason') or decision.get('error')) if decision is mapping else decision) | string | json }}
     - failhard: True
 {%- else %}
 {%- set primary = decision.primary %}

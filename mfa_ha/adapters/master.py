@@ -1,0 +1,175 @@
+"""The master's side of the Salt faces: jobs to the nodes, events and alerts, the master's
+view of the pillar, and orchestrations run as an operator runs them. The runner and the
+witness engine share these; each takes the master's ``opts``.
+
+A node that does not answer a job appears as ``"no answer"`` (or, when no accepted minion key
+matches it, as ``NO_KEY``); Salt's own "No minions matched" line goes to stderr, never into
+the JSON a script reads from stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import salt.client
+import salt.pillar
+import salt.utils.event
+import salt.utils.minions
+
+from mfa_ha import timing
+from mfa_ha.monitoring import alerts
+
+log = logging.getLogger(__name__)
+
+# salt-run's exit codes for mfa-ha's runner functions (the reference lists them)
+EXIT_DONE = 0  # done, healthy, or a check that passed
+EXIT_FAILED = 1  # an action ran and did not complete, or the cluster is unhealthy
+EXIT_REFUSED = 2  # a check said no before anything ran; nothing was changed
+EXIT_BAD_INPUT = 3  # an argument or the pillar is invalid; nothing was changed
+
+NO_ANSWER = "no answer"
+NO_KEY = "no answer: no accepted minion key matches it on this master (salt-key -L)"
+
+
+def pillar(opts) -> dict:
+    """``mfa_ha`` as the master's orchestrations render it."""
+    compiled = salt.pillar.get_pillar(opts, {}, opts["id"], saltenv=opts.get("saltenv") or "base")
+    return compiled.compile_pillar().get("mfa_ha", {})
+
+
+def silent(answer) -> bool:
+    return isinstance(answer, str) and answer.startswith(NO_ANSWER)
+
+
+def cmd(opts, targets, function, args, timeout) -> dict:
+    """One job to ``targets`` (a list of ids); ``{id: return}``, ``"failed: ..."`` for a
+    failing return, or a "no answer" text for a minion that did not return within ``timeout``."""
+    client = salt.client.LocalClient(mopts=opts)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            returns = client.cmd(
+                targets,
+                function,
+                args,
+                tgt_type="list",
+                timeout=timeout,
+                full_return=True,
+                gather_job_timeout=min(timeout, timing.GATHER_JOB_SECONDS),
+            )
+    finally:
+        client.destroy()
+    result = {}
+    for node in targets:
+        ret = returns.get(node)
+        if (
+            not isinstance(ret, dict)
+            or ret.get("failed")
+            or (isinstance(ret.get("ret"), str) and ret["ret"].startswith("Minion did not return"))
+        ):
+            result[node] = NO_ANSWER
+        elif ret.get("retcode", 0):
+            result[node] = f"failed: {ret.get('ret')}"
+        else:
+            result[node] = ret.get("ret")
+    return _named_unaccepted(opts, result)
+
+
+@contextlib.contextmanager
+def job(opts, targets, function, args, seconds):
+    """Publishes the job at once; yields ``collect()``, which returns what arrived within
+    ``seconds`` of the publication (returns that came meanwhile are kept by the subscription)."""
+    client = salt.client.LocalClient(mopts=opts)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            pub = client.run_job(targets, function, args, tgt_type="list", timeout=seconds, listen=True)
+        deadline = time.monotonic() + seconds
+        yield lambda: _named_unaccepted(opts, _collect(client, (pub or {}).get("jid"), targets, deadline))
+    finally:
+        client.destroy()
+
+
+def returns_within(opts, targets, function, args, seconds) -> dict:
+    """``{id: return}`` of one job, with what returned within ``seconds`` ("no answer" for the
+    rest): no find_job, no second wait for a silent minion."""
+    with job(opts, targets, function, args, seconds) as collect:
+        return collect()
+
+
+def _collect(client, jid, targets, deadline) -> dict:
+    result = {node: NO_ANSWER for node in targets}
+    if not jid:
+        return result
+    pending = set(targets)
+    for raw in client.get_returns_no_block(f"salt/job/{jid}/ret/", "startswith"):
+        data = (raw or {}).get("data") or {}
+        if data.get("id") in pending:
+            pending.discard(data["id"])
+            ok = data.get("success", True) and not data.get("retcode")
+            result[data["id"]] = data.get("return") if ok else f"failed: {data.get('return')}"
+        now = time.monotonic()
+        if not pending or (raw is None and now >= deadline) or now >= deadline + 2:  # drain what already came
+            break
+    return result
+
+
+def _named_unaccepted(opts, result: dict) -> dict:
+    """Silent nodes that no accepted key matches get ``NO_KEY``: the job never reached them."""
+    silent_nodes = [node for node, answer in result.items() if answer == NO_ANSWER]
+    if not silent_nodes:
+        return result
+    accepted = set(salt.utils.minions.CkMinions(opts).check_minions(silent_nodes, "list").get("minions") or ())
+    return {
+        node: NO_KEY if node in silent_nodes and node not in accepted else answer for node, answer in result.items()
+    }
+
+
+def fire(opts, tag: str, data: dict) -> None:
+    with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def deliver(opts, severity: str, summary: str, details: dict, alerts_pillar, runners) -> dict:
+    """Master event ``mfa_ha/alert/<severity>``, the master log, and every configured target
+    (a command, or a runner function from ``runners``)."""
+    log.warning("mfa_ha alert [%s] %s", severity, summary)
+    fire(opts, f"mfa_ha/alert/{severity}", {"severity": severity, "summary": summary, **details})
+    sent = {}
+    for i, target in enumerate(alerts.targets(alerts_pillar)):
+        try:
+            if "command" in target:
+                sent[i] = alerts.run_command(target["command"], summary)
+            else:
+                kwargs = dict(target.get("kwargs") or {})
+                kwargs[target.get("message_arg", "message")] = summary
+                runners[target["runner"]](**kwargs)
+                sent[i] = "sent"
+        except Exception as err:  # noqa: BLE001 - one broken target must not stop the others
+            sent[i] = f"failed: {err}"
+            log.error("mfa_ha alert target %s failed: %s", i, err)
+    return sent
+
+
+def orchestrate_as_operator(opts, mods: str, pillar_override: dict, timeout: float = 900) -> dict:
+    """``salt-run state.orchestrate`` as its own process, exactly as an operator runs it: a
+    runner started by the reactor or the engine cannot publish jobs from inside a nested
+    orchestration (Salt refuses that identity there with an authentication error)."""
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "salt-run"),
+        "-c",
+        os.path.dirname(opts["conf_file"]),
+        "--out=json",
+        "state.orchestrate",
+        mods,
+        f"pillar={json.dumps(pillar_override)}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return {"retcode": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}

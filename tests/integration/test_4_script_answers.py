@@ -1,0 +1,74 @@
+"""What a script reads from the real ``salt-run ... --out=json``: exactly one JSON document on
+stdout for every runner verb (progress on stderr), an exit code that says done (0), failed
+(1), refused (2) or bad input (3), and no traceback; a node whose minion key is not accepted
+is named in that document."""
+
+import json
+import os
+
+import pytest
+
+from mfa_ha.adapters import master
+
+pytestmark = pytest.mark.integration
+
+
+def answer(salt_run, *args, **kwargs):
+    """(exit code, the one JSON document on stdout)."""
+    ret = salt_run.run(*args, **kwargs)
+    assert "Traceback" not in ret.stdout + ret.stderr, ret.stdout + ret.stderr
+    try:
+        document = json.loads(ret.stdout)  # fails on a second document or a stray line
+    except ValueError as err:
+        raise AssertionError(f"stdout is not one JSON document ({err}):\n{ret.stdout}") from None
+    return ret.returncode, document
+
+
+def roles(salt_run):
+    code, primary = answer(salt_run, "mfa_ha.primary")
+    assert code == 0, primary
+    return primary, ({"server_prod", "server_dr"} - {primary}).pop()
+
+
+def test_every_verb_prints_one_document_with_its_exit_code(pair, salt_run):
+    primary, standby = roles(salt_run)
+    code, status = answer(salt_run, "mfa_ha.status")
+    assert code == master.EXIT_DONE and status["healthy"] is True
+    code, precheck = answer(salt_run, "mfa_ha.precheck", standby)
+    assert code == master.EXIT_DONE and precheck["action"] == "switch"
+    code, rejoin = answer(salt_run, "mfa_ha.rejoin_decision")
+    assert code == master.EXIT_DONE and rejoin["primary"] == primary
+    code, resume = answer(salt_run, "mfa_ha.resume", standby)
+    assert code == master.EXIT_DONE and resume["resumed"] is False
+    code, failover = answer(salt_run, "mfa_ha.failover_precheck", standby)
+    assert code == master.EXIT_REFUSED and failover["action"] == "refuse", failover
+    code, root = answer(salt_run, "mfa_ha.formula_root")
+    assert code == master.EXIT_DONE and os.path.isfile(os.path.join(root, "mfa_ha", "orch", "switchover.sls"))
+
+
+def test_a_missing_argument_and_a_bad_one_are_bad_input(pair, salt_run):
+    code, missing = answer(salt_run, "mfa_ha.switchover")
+    assert code == master.EXIT_BAD_INPUT and "target" in missing["error"], missing
+    code, bad = answer(salt_run, "mfa_ha.precheck", "server_dr", nodes={"server_dr": {"address": "not an address!"}})
+    assert code == master.EXIT_BAD_INPUT and "mfa_ha:nodes:server_dr:address" in bad["error"], bad
+
+
+def test_a_refused_switchover_exits_2_and_claims_no_switch(pair, salt_run):
+    primary, _ = roles(salt_run)
+    code, refused = answer(salt_run, "mfa_ha.switchover", primary, _timeout=300)  # already the primary
+    assert code == master.EXIT_REFUSED and refused["ok"] is False, refused
+    assert not any("no answer to the switch" in line for line in refused["after"]), refused["after"]
+
+
+def test_a_node_without_an_accepted_key_is_an_answer_in_the_document(pair, salt_run):
+    primary, standby = roles(salt_run)
+    nodes = {node.minion_id: {"address": node.address, "port": node.port} for node in pair.nodes}
+    nodes["server_spare"] = {"address": "127.0.0.9"}  # in the override only: no minion has this id
+    code, refused = answer(salt_run, "mfa_ha.precheck", standby, nodes=nodes)
+    assert code == master.EXIT_REFUSED, refused
+    assert "server_spare" in refused["summary"] and "no accepted minion key" in refused["summary"], refused
+
+
+def test_the_runner_reference_is_printed_by_salt(pair, salt_run):
+    code, docs = answer(salt_run, "doc.runner", "mfa_ha.status")
+    assert code == 0 and "mfa_ha.status" in docs and "CLI Example" in docs["mfa_ha.status"]

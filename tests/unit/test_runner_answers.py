@@ -1,0 +1,75 @@
+"""The runner's own branches: every answer is one document with a documented exit code, a
+missing argument or a bad input is a one-line error (no traceback), progress leaves stdout
+alone under ``--out=json``, and a node no accepted key matches is named as such."""
+
+import pytest
+
+from mfa_ha.adapters import master
+from mfa_ha.errors import CommandFailed, InvalidPillar
+from tests.support import load_face
+
+
+@pytest.fixture
+def runner():
+    face = load_face("runners", "mfa_ha")
+    face.__context__ = {}
+    face.__opts__ = {"output": "json"}
+    return face
+
+
+def test_a_missing_argument_is_an_error_with_a_failing_exit_code(runner):
+    answer = runner.switchover()
+    assert answer["retcode"] == master.EXIT_BAD_INPUT == runner.__context__["retcode"]
+    assert "target" in answer["error"] and "doc.runner mfa_ha.switchover" in answer["error"]
+
+
+def test_a_bad_pillar_is_bad_input_and_a_failure_is_a_failure(runner, monkeypatch):
+    def bad_pillar():
+        raise InvalidPillar("invalid mfa_ha pillar:\n- mfa_ha:nodes: must map each minion id to its address")
+
+    monkeypatch.setattr(runner, "_pillar", bad_pillar)
+    answer = runner.status()
+    assert answer["retcode"] == master.EXIT_BAD_INPUT and "mfa_ha:nodes" in answer["error"]
+
+    def unreachable(*args, **kwargs):
+        raise CommandFailed("pg_ctl failed")
+
+    monkeypatch.setattr(runner, "_pillar", lambda: {"nodes": {"server_dr": {"address": "127.0.0.2"}}})
+    monkeypatch.setattr(runner, "_gather", unreachable)
+    failed = runner.primary()
+    assert failed == {"error": "pg_ctl failed", "retcode": master.EXIT_FAILED}
+
+
+def test_a_refused_precheck_exits_2_and_a_passed_one_0(runner, monkeypatch):
+    nodes = {"server_prod": {"address": "127.0.0.1"}, "server_dr": {"address": "127.0.0.2"}}
+    monkeypatch.setattr(runner, "_pillar", lambda: {"nodes": nodes})
+    monkeypatch.setattr(runner, "validate_pillar", lambda pillar: nodes)
+    monkeypatch.setattr(runner, "_gather", lambda nodes: {n: {"pgrepl.status": master.NO_KEY} for n in nodes})
+    refused = runner.precheck("server_dr")
+    assert refused["action"] == "refuse" and refused["retcode"] == master.EXIT_REFUSED
+    assert "no accepted minion key" in refused["summary"]
+
+
+def test_progress_goes_to_stderr_under_a_machine_readable_outputter(runner, capsys):
+    runner._progress("prechecks, then the switch")
+    out, err = capsys.readouterr()
+    assert out == "" and "prechecks, then the switch" in err
+
+
+def test_silent_answers_are_told_apart_from_failures():
+    assert master.silent(master.NO_ANSWER) and master.silent(master.NO_KEY)
+    assert not master.silent("failed: pg_ctl failed") and not master.silent({"running": True})
+
+
+def test_only_nodes_without_an_accepted_key_are_named_so(monkeypatch):
+    class Keys:
+        def __init__(self, opts):
+            pass
+
+        def check_minions(self, targets, tgt_type):
+            assert tgt_type == "list"
+            return {"minions": [t for t in targets if t == "server_prod"]}
+
+    monkeypatch.setattr(master.salt.utils.minions, "CkMinions", Keys)
+    named = master._named_unaccepted({}, {"server_prod": "no answer", "server_dr": "no answer", "x": {"ok": 1}})
+    assert named == {"server_prod": "no answer", "server_dr": master.NO_KEY, "x": {"ok": 1}}
