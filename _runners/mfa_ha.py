@@ -195,15 +195,16 @@ def formula_root():
     """
     The directory to add to the master's ``file_roots`` to serve the formula, the
     orchestrations (``mfa_ha.orch.*``) and the reactors (``salt://mfa_ha/reactor/*``)
-    straight from the installed package.
+    straight from the installed package, as ``{"formula_root": path}``.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run mfa_ha.formula_root
+        salt-run mfa_ha.formula_root --out=json | jq -r .formula_root
     """
-    return loader.formula_root()
+    return {"formula_root": loader.formula_root()}
 
 
 @_gate
@@ -386,13 +387,15 @@ def _end_unfinished(report: dict) -> None:
 @_gate
 def primary(nodes=None):
     """
-    The id of the node whose live server accepts writes; fails unless exactly one does.
+    The id of the node whose live server accepts writes, as ``{"primary": id}``; fails
+    (exit code 1) unless exactly one does.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run mfa_ha.primary
+        salt-run mfa_ha.primary --out=json | jq -r .primary
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
@@ -401,7 +404,7 @@ def primary(nodes=None):
     )
     if len(found) != 1:
         raise CommandExecutionError(f"expected exactly one primary, found {', '.join(found) or 'none'}")
-    return found[0]
+    return {"primary": found[0]}
 
 
 @_gate
@@ -652,7 +655,14 @@ def switchover_request(data=None):
     Act on a ``mfa_ha/switchover/request`` event: only from the master itself (its token
     in the master's cache) or from a minion listed in ``mfa_ha:switchover:requesters`` that
     confirms, in an authenticated job return, that it made this very request. Anything else
-    is ignored and logged. The switchover re-checks everything itself.
+    is ignored and logged. The switchover re-checks everything itself. Called by
+    ``mfa_ha/reactor/switchover_request.sls``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.switchover_request '{"data": {"target": "server_dr", "nonce": "..."}}'
     """
     data = data if isinstance(data, dict) else {}
     payload = data.get("data") if isinstance(data.get("data"), dict) else data

@@ -25,8 +25,9 @@ def answer(salt_run, *args, **kwargs):
 
 
 def roles(salt_run):
-    code, primary = answer(salt_run, "mfa_ha.primary")
-    assert code == 0, primary
+    code, found = answer(salt_run, "mfa_ha.primary")
+    assert code == 0, found
+    primary = found["primary"]
     return primary, ({"server_prod", "server_dr"} - {primary}).pop()
 
 
@@ -43,7 +44,8 @@ def test_every_verb_prints_one_document_with_its_exit_code(pair, salt_run):
     code, failover = answer(salt_run, "mfa_ha.failover_precheck", standby)
     assert code == master.EXIT_REFUSED and failover["action"] == "refuse", failover
     code, root = answer(salt_run, "mfa_ha.formula_root")
-    assert code == master.EXIT_DONE and os.path.isfile(os.path.join(root, "mfa_ha", "orch", "switchover.sls"))
+    assert code == master.EXIT_DONE
+    assert os.path.isfile(os.path.join(root["formula_root"], "mfa_ha", "orch", "switchover.sls"))
 
 
 def test_a_missing_argument_and_a_bad_one_are_bad_input(pair, salt_run):
@@ -53,9 +55,11 @@ def test_a_missing_argument_and_a_bad_one_are_bad_input(pair, salt_run):
     assert code == master.EXIT_BAD_INPUT and "mfa_ha:nodes:server_dr:address" in bad["error"], bad
 
 
-def test_a_refused_switchover_exits_2_and_claims_no_switch(pair, salt_run):
+def test_a_switchover_to_the_primary_is_done_and_one_refused_exits_2_claiming_no_switch(pair, salt_run):
     primary, _ = roles(salt_run)
-    code, refused = answer(salt_run, "mfa_ha.switchover", primary, _timeout=300)  # already the primary
+    code, done = answer(salt_run, "mfa_ha.switchover", primary, _timeout=300)
+    assert code == master.EXIT_DONE and done["ok"] is True and not done["timings"], done  # nothing to do
+    code, refused = answer(salt_run, "mfa_ha.switchover", "server_nobody", _timeout=300)
     assert code == master.EXIT_REFUSED and refused["ok"] is False, refused
     assert not any("no answer to the switch" in line for line in refused["after"]), refused["after"]
 
@@ -69,6 +73,9 @@ def test_a_node_without_an_accepted_key_is_an_answer_in_the_document(pair, salt_
     assert "server_spare" in refused["summary"] and "no accepted minion key" in refused["summary"], refused
 
 
-def test_the_runner_reference_is_printed_by_salt(pair, salt_run):
-    code, docs = answer(salt_run, "doc.runner", "mfa_ha.status")
-    assert code == 0 and "mfa_ha.status" in docs and "CLI Example" in docs["mfa_ha.status"]
+def test_salt_documents_every_runner_function_and_none_is_the_engines(pair, salt_run):
+    code, docs = answer(salt_run, "doc.runner")
+    ours = {name: text for name, text in docs.items() if name.startswith("mfa_ha.")}
+    assert code == 0 and {"mfa_ha.status", "mfa_ha.switchover", "mfa_ha.precheck"} <= set(ours)
+    assert not [name for name in ours if "witness" in name or "lease_round" in name]
+    assert [name for name, text in ours.items() if "CLI Example" not in text] == []
