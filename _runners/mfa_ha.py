@@ -10,6 +10,11 @@ Master-side views and conveniences for mfa-ha.
 
 Node list and thresholds come from the master's view of pillar ``mfa_ha`` (the one the
 orchestrations render with): ``mfa_ha:nodes``, ``mfa_ha:switchover:max_lag_bytes``.
+
+With ``--out=json`` each function prints one JSON document (progress on stderr); an error is
+``{"error": ..., "retcode": ...}``. Exit codes: 0 done or healthy; 1 an action failed or the
+cluster is unhealthy; 2 refused, nothing changed; 3 bad input (argument or pillar), nothing
+changed.
 """
 
 import contextlib

@@ -2,8 +2,10 @@ import copy
 import os
 
 import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from mfa_ha.adapters.pillar import validate
+from mfa_ha.adapters.saltface import translate_errors
 from mfa_ha.errors import InvalidInput
 
 GOOD = {
@@ -139,3 +141,22 @@ def test_a_node_name_that_does_not_resolve_is_named_by_its_key():
         "node (Name or service not known): use an IP address or a name it "
         "resolves"
     ]
+
+
+def test_a_bad_pillar_is_an_error_of_the_call_and_a_bad_argument_an_invalid_argument():
+    """salt-call frames SaltInvocationError as "Passed invalid arguments" plus the docstring:
+    right for an argument, wrong for a pillar."""
+
+    @translate_errors
+    def check_pillar():
+        validate({"replication": {"password": "x"}})
+
+    @translate_errors
+    def check_argument():
+        raise InvalidInput("mode: use smart, fast or immediate")
+
+    with pytest.raises(CommandExecutionError, match="mfa_ha:nodes") as err:
+        check_pillar()
+    assert not isinstance(err.value, SaltInvocationError)
+    with pytest.raises(SaltInvocationError, match="mode"):
+        check_argument()
