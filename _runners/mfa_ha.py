@@ -473,6 +473,8 @@ def fence_others(target, nodes=None, lost=None):
         salt-run mfa_ha.fence_others server_dr
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
+    if target not in nodes:  # every other node would be fenced: a typo must fence none
+        raise SaltInvocationError(f"target: unknown node id {target!r} (mfa_ha:nodes: {', '.join(sorted(nodes))})")
     others = sorted(set(nodes) - {target})
     result = _ask(others, "pgrepl.fence", [target], timing.FENCE_JOB_SECONDS, _lost(lost, nodes, target))
     for node, done in result.items():

@@ -234,6 +234,9 @@ def switch_report(orchestrate_result: dict, started: float) -> dict:
     return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof, "parts": marks}
 
 
+REQUISITE_FAILED = "One or more requisite failed"  # Salt's comment on a step it did not run
+
+
 def switch_answers(orchestrate_result: dict) -> dict | None:
     """``{minion: return}`` of every node that answered the switch step (a part, or its
     error); None when the switch step did not run (refused prechecks)."""
@@ -241,6 +244,8 @@ def switch_answers(orchestrate_result: dict) -> dict | None:
     for steps in data.values():
         for step in steps.values() if isinstance(steps, dict) else []:
             if isinstance(step, dict) and step.get("__id__") == "switch":
+                if str(step.get("comment", "")).startswith(REQUISITE_FAILED):  # the prechecks refused
+                    return None
                 returns = (step.get("changes") or {}).get("ret") or {}
                 return {m: r for m, r in returns.items() if r is not False and not str(r).startswith(NO_RETURN)}
     return None

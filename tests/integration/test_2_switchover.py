@@ -89,9 +89,11 @@ def test_runner_exit_codes_tell_a_refusal(pair, salt_run):
     lab.stop_db(lab.dr)
     try:
         refused = salt_run.run("mfa_ha.precheck", "server_dr")
-        assert refused.returncode != 0 and refused.data["action"] == "refuse", refused.stdout
+        assert refused.returncode == 2 and refused.data["action"] == "refuse", refused.stdout
         refused = salt_run.run("mfa_ha.switchover", "server_dr", _timeout=300)
-        assert refused.returncode != 0 and "FAILED" in refused.stdout
+        assert (
+            refused.returncode == 2 and "FAILED" in refused.stdout and "no answer to the switch" not in refused.stdout
+        )
         assert_untouched(lab, app_pid)
     finally:
         lab.start_db(lab.dr)

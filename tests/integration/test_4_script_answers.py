@@ -51,6 +51,9 @@ def test_every_verb_prints_one_document_with_its_exit_code(pair, salt_run):
 def test_a_missing_argument_and_a_bad_one_are_bad_input(pair, salt_run):
     code, missing = answer(salt_run, "mfa_ha.switchover")
     assert code == master.EXIT_BAD_INPUT and "target" in missing["error"], missing
+    code, typo = answer(salt_run, "mfa_ha.fence_others", "server_dr_typo")
+    assert code == master.EXIT_BAD_INPUT and "server_dr_typo" in typo["error"], typo
+    assert all(node.is_running() for node in pair.nodes)  # nothing was fenced
     code, bad = answer(salt_run, "mfa_ha.precheck", "server_dr", nodes={"server_dr": {"address": "not an address!"}})
     assert code == master.EXIT_BAD_INPUT and "mfa_ha:nodes:server_dr:address" in bad["error"], bad
 

@@ -122,7 +122,13 @@ def test_after_refused_prechecks_no_node_is_said_to_have_missed_the_switch():
     refused = {
         "data": {
             "master": {
-                "test_|-prechecks_|-x_|-fail_without_changes": {"__id__": "prechecks", "result": False, "changes": {}}
+                "salt_|-prechecks_|-mfa_ha.precheck_|-runner": {"__id__": "prechecks", "result": False, "changes": {}},
+                "salt_|-switch_|-pgrepl.switchover_|-function": {
+                    "__id__": "switch",
+                    "result": False,
+                    "changes": {},
+                    "comment": "One or more requisite failed: mfa_ha.orch.switchover.prechecks",
+                },
             }
         }
     }
