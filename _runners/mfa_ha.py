@@ -42,6 +42,7 @@ from mfa_ha.pair import divergence as pgdivergence
 from mfa_ha.pair import failover as pgfailover
 from mfa_ha.pair import switchover as sw
 from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
+from mfa_ha.roles import primaries
 from mfa_ha.waiting import retry
 
 log = logging.getLogger(__name__)
@@ -404,9 +405,7 @@ def primary(nodes=None):
     """
     nodes = validate_nodes(nodes if nodes is not None else _pillar().get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
-    found = sorted(
-        n for n, s in statuses.items() if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
-    )
+    found = primaries(statuses)
     if len(found) != 1:
         raise CommandExecutionError(f"expected exactly one primary, found {', '.join(found) or 'none'}")
     return {"primary": found[0]}
@@ -624,12 +623,10 @@ def alert(tag, data=None):
     summary = f"{node}: {kind} {what} — {measured}"
     result["sent"] = _deliver(severity, summary, {"node": node, "event": f"{kind}/{what}"}, alerts_pillar)
     if (kind, what) in (("role", "changed"), ("server", "up")):
-        primaries = pgalerts.split_brain({n: v.get("pgrepl.status") for n, v in _gather(nodes).items()})
-        if len(primaries) > 1:
-            text = f"SPLIT BRAIN: {', '.join(primaries)} all accept writes; no automatic action taken"
-            result["split_brain"] = _deliver(
-                "critical", text, {"nodes": primaries, "event": "split_brain"}, alerts_pillar
-            )
+        found = pgalerts.split_brain({n: v.get("pgrepl.status") for n, v in _gather(nodes).items()})
+        if len(found) > 1:
+            text = f"SPLIT BRAIN: {', '.join(found)} all accept writes; no automatic action taken"
+            result["split_brain"] = _deliver("critical", text, {"nodes": found, "event": "split_brain"}, alerts_pillar)
     return result
 
 

@@ -19,6 +19,7 @@ import subprocess
 
 from mfa_ha.errors import InvalidInput
 from mfa_ha.monitoring.health import Thresholds, thresholds
+from mfa_ha.roles import primaries
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,7 @@ def severity_of(kind: str, what: str, data: dict) -> str:
 
 
 def split_brain(statuses: dict) -> list[str]:
-    return sorted(
-        n for n, s in statuses.items() if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
-    )
+    return primaries(statuses)
 
 
 # -- delivery -----------------------------------------------------------------------------

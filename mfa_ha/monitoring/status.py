@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha.roles import accepts_writes
 
 # salt.function records a minion that never returned as False (or this text, by Salt release)
 NO_RETURN = "Minion did not return"
@@ -32,7 +33,7 @@ def view(nodes: dict, gathered: dict, max_lag_bytes: int) -> dict:
     ``healthy`` and a ``retcode`` that is non-zero when anything is unhealthy (what
     ``salt-run`` exits with)."""
     found = rows(nodes, gathered)
-    primaries = [r for r in found if r.get("running") and r.get("role") == "primary"]
+    primaries = [r for r in found if accepts_writes(r)]
     for row in found:
         row["problems"] = _problems(row, primaries, max_lag_bytes)
     healthy = not any(row["problems"] for row in found)
@@ -43,14 +44,7 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
     """One row of values per node; lag of a standby is measured against the primary's
     current LSN."""
     statuses = {n: (gathered.get(n) or {}).get("pgrepl.status") for n in nodes}
-    primary_lsn = next(
-        (
-            s.get("current_lsn")
-            for s in statuses.values()
-            if isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
-        ),
-        None,
-    )
+    primary_lsn = next((s.get("current_lsn") for s in statuses.values() if accepts_writes(s)), None)
     result = []
     for node_id, node in sorted(nodes.items()):
         pg, app = statuses[node_id], (gathered.get(node_id) or {}).get("pmfad.status")

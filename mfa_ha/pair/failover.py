@@ -9,7 +9,7 @@ writes. ``mfa_ha.orch.rejoin`` rewinds it and makes it stream.
 from __future__ import annotations
 
 from mfa_ha import app as applib
-from mfa_ha import timing
+from mfa_ha import roles, timing
 from mfa_ha.errors import MfaHaError
 from mfa_ha.pair.divergence import divergent_writes
 from mfa_ha.pair.peer import Upstream, identify_peer, peer_in_recovery
@@ -28,7 +28,7 @@ def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool)
     if not d.check("target is a node of mfa_ha:nodes", target in nodes, f"target {target!r}"):
         return d
     answered = {n: s for n, s in statuses.items() if isinstance(s, dict) and n in nodes}
-    primaries = sorted(n for n, s in answered.items() if s.get("running") and s.get("role") == "primary")
+    primaries = roles.primaries(answered)
     if primaries == [target]:
         d.primary, d.action = target, "finish"
         d.check("target is already the only primary", True, f"{target} accepts writes")
@@ -180,11 +180,7 @@ def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: 
     """Which node is the primary the others re-attach to, and which running primaries must
     give up their data first. Two primaries (a split brain) are refused at once, naming
     both with their timelines and write positions, unless ``keep`` names the one to keep."""
-    primaries = {
-        n: s
-        for n, s in sorted(statuses.items())
-        if n in nodes and isinstance(s, dict) and s.get("running") and s.get("role") == "primary"
-    }
+    primaries = {n: s for n, s in sorted(statuses.items()) if n in nodes and roles.accepts_writes(s)}
     described = {n: {"timeline": s.get("timeline"), "current_lsn": s.get("current_lsn")} for n, s in primaries.items()}
     result = {"action": "refuse", "primary": None, "rejoining": [], "discard": [], "primaries": described}
     if keep is not None and keep not in primaries:

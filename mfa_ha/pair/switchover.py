@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from mfa_ha import app as applib
 from mfa_ha import lsn as lsnlib
-from mfa_ha import timing
+from mfa_ha import roles, timing
 from mfa_ha.checks import Checked
 from mfa_ha.errors import CommandFailed, ConnectionFailed, InvalidInput, LsnNotReached, MfaHaError
 from mfa_ha.pair.peer import Upstream, peer_has_slot, peer_in_recovery, peer_roles, peers
@@ -84,7 +84,7 @@ def decide(statuses: dict, nodes: dict, target: str, max_lag_bytes: int) -> Deci
     answered = {n: s for n, s in statuses.items() if isinstance(s, dict) and n in nodes}
     silent = unanswered(statuses, nodes)
     d.check("every node answers", not silent, describe_unanswered(silent) if silent else "all answered")
-    primaries = sorted(n for n, s in answered.items() if s.get("running") and s.get("role") == "primary")
+    primaries = roles.primaries(answered)
     if primaries == [target]:
         d.primary, d.action = target, "finish"
         d.check("target is already the only primary", True, f"{target} accepts writes")

@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from mfa_ha.roles import primaries
 from mfa_ha.unattended.lease import LeaseSettings, Verdict
 
 
@@ -131,9 +132,9 @@ class Witness:
 
     def _follow_roles(self, now: float) -> None:
         answered = {n: self._answered_now(n) for n in self.nodes}
-        primaries = [n for n, a in answered.items() if a and a.get("running") and a.get("role") == "primary"]
-        if len(primaries) == 1:
-            self.primary = primaries[0]
+        found = primaries(answered)
+        if len(found) == 1:
+            self.primary = found[0]
         standby = self.standby
         answer = answered.get(standby) if standby else None
         receiver = (answer or {}).get("receiver") or {}

@@ -5,6 +5,7 @@ import copy
 
 import pytest
 
+from mfa_ha import roles
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.pair import failover, switchover
 from mfa_ha.pair.service_address import Hooks
@@ -206,3 +207,16 @@ def test_a_switchover_refused_for_a_nodes_pillar_error_names_the_key():
     assert "server_prod failed: mfa_ha:postgres:data_dir: must be an absolute path" in d.summary
     assert "no answer from server_prod" not in d.summary
     assert "unknown: server_prod" in d.summary
+
+
+def test_only_a_running_primary_accepts_writes_and_error_texts_say_nothing():
+    answers = {
+        "a": {"running": True, "role": "primary"},
+        "b": {"running": False, "role": "primary"},  # stopped: would start as a primary, accepts nothing now
+        "c": {"running": True, "role": "standby"},
+        "d": "no answer",
+        "e": None,
+        "f": {"running": True, "role": "primary"},
+    }
+    assert roles.primaries(answers) == ["a", "f"]
+    assert not roles.accepts_writes("failed: primary") and roles.accepts_writes(answers["a"])
