@@ -17,7 +17,7 @@ import time
 
 import salt.loader
 
-from mfa_ha import timing
+from mfa_ha import maintenance, timing
 from mfa_ha.adapters import master
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.errors import InvalidInput
@@ -115,4 +115,5 @@ def _witness(runners, config):
         ),
         failover=lambda target, verdict: _witness_failover(__opts__, target, [n for n in nodes if n != target]),
         alert=lambda severity, summary, details: _witness_alert(__opts__, runners, severity, summary, details),
+        paused=lambda: maintenance.read(master.pause_path(__opts__)),
     )

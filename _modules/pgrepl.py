@@ -15,7 +15,7 @@ import logging
 import os
 import time
 
-from mfa_ha import timing
+from mfa_ha import maintenance, timing
 from mfa_ha.adapters.pillar import unresolvable, validate_nodes
 from mfa_ha.adapters.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.adapters.saltface import FAILURES, call_args, pillar_value, translate_errors
@@ -226,6 +226,10 @@ def _node_status(kwargs) -> dict:
             result[name] = f"failed: {err}"
     view = result.pop("pgrepl.cluster_view")
     result["peers"] = view["peers"] if isinstance(view, dict) else view
+    try:
+        result["paused"] = maintenance.read(_lease_settings().pause_file)
+    except Exception as err:  # noqa: BLE001 - each part reports its own failure
+        result["paused"] = f"failed: {err}"
     return result
 
 
@@ -1208,3 +1212,54 @@ def lease_keeper_config():
         __opts__["id"],
         nodes[__opts__["id"]]["address"],
     )
+
+
+@translate_errors
+def pause_automation(record):
+    """
+    Record a pause of automatic failover on this node (``record``: what ``salt-run
+    mfa_ha.pause`` made: ``id``, ``by``, ``at``, ``reason``): its lease keeper goes on
+    measuring but does not fence until ``pgrepl.resume_automation``. Sent by ``salt-run
+    mfa_ha.pause``, after the master itself stopped failing over.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.pause reason="patching server_dr"   # how an operator pauses
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record.get("at"):
+        raise InvalidInput(f"record: a pause record from salt-run mfa_ha.pause, not {record!r}")
+    path = _lease_settings().pause_file
+    changed = maintenance.write(path, dict(record))
+    return {"paused": maintenance.read(path), "changed": changed}
+
+
+def paused():
+    """
+    The pause of automatic failover recorded on this node (``paused``: who, when, why; None
+    when not paused) and its one-line ``summary``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.paused
+    """
+    record = maintenance.read(_lease_settings().pause_file)
+    return {"paused": record, "summary": maintenance.describe(record)}
+
+
+@translate_errors
+def resume_automation():
+    """
+    End a pause of automatic failover on this node: its lease keeper fences again when its
+    lease runs out. Sent by ``salt-run mfa_ha.unpause`` before the master fails over again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.unpause   # how an operator ends a pause
+    """
+    return {"paused": None, "changed": maintenance.clear(_lease_settings().pause_file)}

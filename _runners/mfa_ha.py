@@ -27,9 +27,10 @@ import threading
 import time
 
 import salt.output
+import salt.utils.user
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from mfa_ha import loader, timing
+from mfa_ha import loader, maintenance, timing
 from mfa_ha.adapters import master
 from mfa_ha.adapters.pillar import validate as validate_pillar
 from mfa_ha.adapters.pillar import validate_nodes
@@ -191,7 +192,8 @@ def status(timeout=timing.STATUS_TIMEOUT_SECONDS):
     pillar = _pillar()
     nodes = validate_nodes(pillar.get("nodes"))
     limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))
-    found = cluster.view(nodes, _gather(nodes, int(timeout), kept_aside=True), limit)
+    paused = maintenance.read(master.pause_path(__opts__))
+    found = cluster.view(nodes, _gather(nodes, int(timeout), kept_aside=True), limit, paused)
     if not found["healthy"]:
         __context__["retcode"] = 1
     return {"outputter": "mfa_ha_status", "data": found}
@@ -628,6 +630,91 @@ def alert(tag, data=None):
             text = f"SPLIT BRAIN: {', '.join(found)} all accept writes; no automatic action taken"
             result["split_brain"] = _deliver("critical", text, {"nodes": found, "event": "split_brain"}, alerts_pillar)
     return result
+
+
+# -- maintenance: automatic failover paused ------------------------------------------------------
+@_gate
+def pause(reason="", force=False):
+    """
+    Pause automatic failover (maintenance mode): the witness stops failing over, then each
+    node's lease keeper stops fencing; both go on measuring, and ``mfa_ha.status`` shows who
+    paused, when and why. The pause survives a restart of the master, a minion or a keeper,
+    and lasts until ``mfa_ha.unpause``. With a node that does not answer it is refused,
+    naming the node (that node's keeper would never hear of the pause and would still fence
+    it); ``force=True`` pauses the others anyway and names the one left out.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.pause reason="patching the master"
+        salt-run mfa_ha.pause reason="server_dr is being rebuilt" force=True
+    """
+    nodes = sorted(validate_nodes(_pillar().get("nodes")))
+    record = maintenance.new_record(_operator(), reason)
+    reached = _returns_within(nodes, "test.ping", [], timing.STATUS_TIMEOUT_SECONDS)
+    silent = [node for node in nodes if reached[node] is not True]
+    if silent and str(force).lower() not in ("true", "1", "yes"):
+        reason_text = (
+            f"{', '.join(silent)} does not answer ({'; '.join(str(reached[n]) for n in silent)}): its lease keeper "
+            "would never hear of the pause and would still fence its node when the lease runs out. Nothing was "
+            "paused; pause the others anyway with force=True"
+        )
+        _progress(reason_text)
+        return _with_retcode({"paused": False, "reason": reason_text, "silent": silent}, master.EXIT_REFUSED)
+    maintenance.write(master.pause_path(__opts__), record)  # first: the witness stops failing over
+    done = _cmd(
+        [n for n in nodes if n not in silent], "pgrepl.pause_automation", [record], timing.STATUS_TIMEOUT_SECONDS
+    )
+    left_out = silent + sorted(n for n, answer in done.items() if not isinstance(answer, dict))
+    result = {
+        "paused": True,
+        "record": record,
+        "nodes": {n: "paused" if isinstance(done.get(n), dict) else done.get(n, reached[n]) for n in nodes},
+        "left_out": left_out,
+    }
+    _progress(maintenance.describe(record))
+    if left_out:
+        result["warning"] = f"{', '.join(left_out)} not paused: its lease keeper still fences its node"
+        _progress(result["warning"])
+    return _with_retcode(result, master.EXIT_FAILED if len(left_out) > len(silent) else master.EXIT_DONE)
+
+
+@_gate
+def unpause():
+    """
+    End a pause of automatic failover: each node's lease keeper fences again first, and only
+    once every node has confirmed does the witness fail over again (a keeper that may still
+    be paused would not fence an isolated primary). When a node does not confirm, the master
+    stays paused and the answer names the node: run it again once the node answers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.unpause
+    """
+    nodes = sorted(validate_nodes(_pillar().get("nodes")))
+    was = maintenance.read(master.pause_path(__opts__))
+    done = _cmd(nodes, "pgrepl.resume_automation", [], timing.STATUS_TIMEOUT_SECONDS)
+    unconfirmed = [node for node in nodes if not isinstance(done[node], dict)]
+    result = {"was": was, "nodes": {n: "not paused" if isinstance(a, dict) else a for n, a in done.items()}}
+    if unconfirmed:
+        result.update(
+            unpaused=False,
+            reason=f"{', '.join(unconfirmed)} did not confirm: the master stays paused (the witness does not fail "
+            "over while a keeper may still be paused); run salt-run mfa_ha.unpause again once it answers",
+        )
+        _progress(result["reason"])
+        return _with_retcode(result, master.EXIT_FAILED)
+    maintenance.clear(master.pause_path(__opts__))
+    _progress("automatic failover resumed" if was else "automatic failover was not paused")
+    return _with_retcode({**result, "unpaused": True}, master.EXIT_DONE)
+
+
+def _operator() -> str:
+    """Who runs this salt-run: the user behind sudo, else the process's user."""
+    return os.environ.get("SUDO_USER") or salt.utils.user.get_user()
 
 
 def _request_dir():

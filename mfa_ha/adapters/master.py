@@ -22,7 +22,7 @@ import salt.pillar
 import salt.utils.event
 import salt.utils.minions
 
-from mfa_ha import timing
+from mfa_ha import maintenance, timing
 from mfa_ha.monitoring import alerts
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,11 @@ def pillar(opts) -> dict:
     """``mfa_ha`` as the master's orchestrations render it."""
     compiled = salt.pillar.get_pillar(opts, {}, opts["id"], saltenv=opts.get("saltenv") or "base")
     return compiled.compile_pillar().get("mfa_ha", {})
+
+
+def pause_path(opts) -> str:
+    """The master's pause record (``mfa_ha.maintenance``): the witness reads it every round."""
+    return os.path.join(opts["cachedir"], "mfa_ha", maintenance.FILE_NAME)
 
 
 def silent(answer) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import maintenance
 from mfa_ha.roles import accepts_writes
 
 # salt.function records a minion that never returned as False (or this text, by Salt release)
@@ -28,16 +29,29 @@ COLUMNS = (
 )
 
 
-def view(nodes: dict, gathered: dict, max_lag_bytes: int) -> dict:
+def view(nodes: dict, gathered: dict, max_lag_bytes: int, paused: dict | None = None) -> dict:
     """The cluster as values (``--out=json``): a row per node with the problems found on it,
     ``healthy`` and a ``retcode`` that is non-zero when anything is unhealthy (what
-    ``salt-run`` exits with)."""
+    ``salt-run`` exits with). ``paused``: the master's pause record (maintenance mode); a
+    node whose own record differs has a problem, since then the witness and that node's
+    keeper disagree on whether automatic action may happen."""
     found = rows(nodes, gathered)
     primaries = [r for r in found if accepts_writes(r)]
     for row in found:
-        row["problems"] = _problems(row, primaries, max_lag_bytes)
+        row["problems"] = _problems(row, primaries, max_lag_bytes) + _pause_problems(row, paused)
     healthy = not any(row["problems"] for row in found)
-    return {"nodes": found, "healthy": healthy, "retcode": 0 if healthy else 1}
+    return {"nodes": found, "paused": paused, "healthy": healthy, "retcode": 0 if healthy else 1}
+
+
+def _pause_problems(row: dict, paused: dict | None) -> list[str]:
+    here = row.get("paused")
+    if row["state"] == "no answer" or isinstance(here, str) or (here or {}).get("id") == (paused or {}).get("id"):
+        return []
+    if paused:
+        return [
+            "automatic failover paused on the master but not here: this keeper still fences (salt-run mfa_ha.pause)"
+        ]
+    return ["automatic failover paused here but not on the master (salt-run mfa_ha.unpause)"]
 
 
 def rows(nodes: dict, gathered: dict) -> list[dict]:
@@ -54,6 +68,10 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
         else:
             row.update(_pg_values(pg, primary_lsn))
         row["pmfad"] = app.get("state") if isinstance(app, dict) else None
+        here = (gathered.get(node_id) or {}).get("paused")
+        row["paused"] = (
+            {"id": here["id"], "by": here.get("by"), "at": here.get("at")} if isinstance(here, dict) else here
+        )
         copies = (gathered.get(node_id) or {}).get("kept_aside")
         if isinstance(copies, list):
             row["kept_aside"] = [{"path": c["path"], "bytes": c["bytes"]} for c in copies]
@@ -171,6 +189,8 @@ def table(data) -> str:
         return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
 
     lines = [line, fmt([t for t, _ in COLUMNS]), line, *(fmt(c) for c in cells), line]
+    if isinstance(data, dict) and data.get("paused"):
+        lines.append(f"maintenance: {maintenance.describe(data['paused'])} (salt-run mfa_ha.unpause ends it)")
     if isinstance(data, dict) and "healthy" in data:
         lines.append("cluster: healthy" if data["healthy"] else "cluster: UNHEALTHY (exit code 1)")
     return "\n".join(lines)

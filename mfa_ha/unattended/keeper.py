@@ -28,7 +28,7 @@ import threading
 import time
 
 from mfa_ha import app as applib
-from mfa_ha import files, timing
+from mfa_ha import files, maintenance, timing
 from mfa_ha.app import app_config
 from mfa_ha.errors import MfaHaError
 from mfa_ha.lsn import to_int
@@ -145,7 +145,9 @@ class Keeper:
             self.armed_at, self.proof, self.handover, self.quiet = None, lease.StreamProof(), {}, lease.QuietSpell()
             if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
                 self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
-            return self._beat(now, role="not a primary", action="idle")
+            return self._beat(
+                now, role="not a primary", action="idle", paused=maintenance.read(self.settings.pause_file)
+            )
         self.fenced_at = None
         if self.armed_at is None:
             self._arm(now)
@@ -155,8 +157,14 @@ class Keeper:
         if self.link is not None:
             self.proof.heard(self.link.answered())
         renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
+        paused = maintenance.read(self.settings.pause_file)
         verdict = lease.keeper_verdict(
-            now, self.armed_at, renewed_at, self.proof.streamed_at, self.settings.lease_seconds
+            now,
+            self.armed_at,
+            renewed_at,
+            self.proof.streamed_at,
+            self.settings.lease_seconds,
+            paused=maintenance.describe(paused) if paused else None,
         )
         self.quiet.seen(
             {
@@ -181,7 +189,12 @@ class Keeper:
                 )
             )
             return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(), fenced=fenced)
-        return self._beat(now, role="primary", action="hold", verdict=verdict.as_dict())
+        suspended = lease.fence_suspended(verdict)
+        if suspended and not self.last.get("fence_suspended"):
+            log.critical("mfa_ha lease expired, not fencing while paused. %s", verdict.summary)
+        return self._beat(
+            now, role="primary", action="hold", verdict=verdict.as_dict(), paused=paused, fence_suspended=suspended
+        )
 
     def _arm(self, now: float) -> None:
         if self.handover.get("armed_at") is not None:

@@ -81,6 +81,11 @@ class LeaseSettings:
         return os.path.join(self.run_dir, "keeper.json")
 
     @property
+    def pause_file(self) -> str:
+        """Present while automatic failover is paused (``mfa_ha.maintenance``)."""
+        return os.path.join(self.run_dir, "pause.json")
+
+    @property
     def peer_file(self) -> str:
         """On a standby: when the primary's keeper's last heartbeat arrived."""
         return os.path.join(self.run_dir, "peer.json")
@@ -169,12 +174,21 @@ class Verdict(Checked):
 
 
 # -- the keeper's side ------------------------------------------------------------------------
+NOT_PAUSED = "automatic failover is not paused"
+
+
 def keeper_verdict(
-    now: float, armed_at: float, renewed_at: float | None, streamed_at: float | None, lease_seconds: float
+    now: float,
+    armed_at: float,
+    renewed_at: float | None,
+    streamed_at: float | None,
+    lease_seconds: float,
+    paused: str | None = None,
 ) -> Verdict:
     """``fence`` when neither the master's renewals nor the standby's streaming renewed the
     lease for ``lease_seconds`` (counted from ``armed_at`` when nothing did since); ``hold``
-    otherwise. Times are this host's monotonic clock."""
+    otherwise, and ``hold`` while automatic failover is ``paused`` (its description): the
+    witness does not fail over then either. Times are this host's monotonic clock."""
     v = Verdict("hold")
     master_age = now - max(armed_at, renewed_at or armed_at)
     stream_age = now - max(armed_at, streamed_at or armed_at)
@@ -188,9 +202,14 @@ def keeper_verdict(
         stream_age <= lease_seconds,
         f"{stream_age:.1f} s ago, lease {lease_seconds:g} s",
     )
-    if not heard and not streamed:
+    if not heard and not streamed and v.check(NOT_PAUSED, not paused, paused or "not paused"):
         v.action = "fence"
     return v
+
+
+def fence_suspended(verdict: Verdict) -> bool:
+    """The lease ran out, and only the pause kept the keeper from fencing."""
+    return any(c.name == NOT_PAUSED and not c.ok for c in verdict.checks)
 
 
 class QuietSpell:

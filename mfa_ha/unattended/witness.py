@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from mfa_ha import maintenance
 from mfa_ha.roles import primaries
 from mfa_ha.unattended.lease import LeaseSettings, Verdict
 
@@ -33,6 +34,7 @@ class WitnessView:
     standby_answers: bool
     standby_role: str
     receiver_lost_s: float
+    paused: str | None = None  # what the master's pause record says, when there is one
 
 
 def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
@@ -41,6 +43,7 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
     v = Verdict("none")
     after = settings.failover_after
     v.check("automatic failover is on (mfa_ha:failover:automatic)", view.automatic, "on" if view.automatic else "off")
+    v.check("automatic failover is not paused (salt-run mfa_ha.unpause)", not view.paused, view.paused or "not paused")
     v.check(
         "armed: a healthy pair seen since the witness started or last failed over",
         view.armed,
@@ -94,17 +97,26 @@ class Seen:
 
 class Witness:
     """``ask(seq, acked, session) -> {node: answer dict, or an error text}``; ``failover(target,
-    verdict)``; ``alert(severity, summary, details)``. One ``tick()`` per ``witness_every``.
+    verdict)``; ``alert(severity, summary, details)``; ``paused() -> pause record or None``
+    (the master's, read every round). One ``tick()`` per ``witness_every``.
 
     Its renewals are numbered from 1 under a random ``session`` of its own, so the nodes tell
     them from a previous witness's (a restarted master's, or this engine's before a pillar
     change) and count them at once."""
 
     def __init__(
-        self, settings: LeaseSettings, nodes: list[str], primary: str | None, ask, failover, alert, clock=time.monotonic
+        self,
+        settings: LeaseSettings,
+        nodes: list[str],
+        primary: str | None,
+        ask,
+        failover,
+        alert,
+        clock=time.monotonic,
+        paused=lambda: None,
     ):
         self.settings, self.nodes = settings, sorted(nodes)
-        self.ask, self.do_failover, self.alert, self.clock = ask, failover, alert, clock
+        self.ask, self.do_failover, self.alert, self.clock, self.paused = ask, failover, alert, clock, paused
         self.started_at = clock()
         self.seq = 0
         self.session = "w" + secrets.token_hex(8)  # never all digits: an argument Salt would read as a number
@@ -178,6 +190,7 @@ class Witness:
             if not standby_answer or standby_answer.get("running")
             else "stopped",
             receiver_lost_s=now - (self.last_wal_at or now),
+            paused=maintenance.describe(record) if (record := self.paused()) else None,
         )
 
     def _act(self, verdict: Verdict, settling: bool) -> None:

@@ -97,6 +97,13 @@ follows {{ other_primaries[0] }}:
 
 lease keeper config:
   pgrepl.lease_keeper
+{%- set paused = salt['pgrepl.paused']() %}
+{%- if paused.paused %}
+
+automatic failover paused:
+  test.show_notification:
+    - text: {{ (paused.summary ~ ' (salt-run mfa_ha.unpause ends it)') | json }}
+{%- endif %}
 {%- if failover.get('automatic') %}
 
 lease keeper:

@@ -92,6 +92,37 @@ def automatic(lab, salt_lab):
     return AUTOMATIC
 
 
+def test_paused_the_primary_site_cut_off_is_neither_fenced_nor_failed_over_and_unpause_waits_for_it(
+    lab, salt_lab, net, automatic
+):
+    """Maintenance: paused, the primary's site cut off from the standby and the master for
+    longer than lease + margin: its keeper holds (and says only the pause kept it from
+    fencing), the witness does not fail over (and says why). The pause cannot end while the
+    cut-off node cannot confirm; links back, it ends and the pair is as before."""
+    primary, standby = roles(lab)
+    wait_until(lambda: witness_armed(lab), 60, "the witness armed")
+    before, app_pid = len(alerts(lab)), primary.app_pid()
+    paused = salt_lab.run("mfa_ha.pause", reason="patching the master")
+    assert paused["retcode"] == 0 and paused["left_out"] == [], paused
+    cut_off(net, primary.host)
+    try:
+        time.sleep(OBSERVE)
+        assert role(primary) == "primary" and primary.app_pid() == app_pid and role(standby) == "standby"
+        beat = lease.read_record(os.path.join(primary.lease_dir, "keeper.json"))
+        assert beat["fence_suspended"] is True and beat["paused"]["id"] == paused["record"]["id"], beat
+        kept = salt_lab.run("mfa_ha.unpause", check=False, timeout=120)
+        assert kept["retcode"] == 1 and kept["unpaused"] is False and primary.minion_id in kept["reason"], kept
+    finally:
+        restore(net, primary.host)
+    salt_lab.wait_for_minions(120)
+    ended = salt_lab.run("mfa_ha.unpause")
+    assert ended["unpaused"] is True and ended["was"]["id"] == paused["record"]["id"], ended
+    assert no_failover_since(lab, before)
+    assert any("no failover" in line and "paused" in line for line in alerts(lab)[before:])
+    wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")
+    assert primary.app_pid() == app_pid
+
+
 def test_dc_link_cut_with_the_master_on_a_third_site_only_alerts(lab, salt_lab, net, automatic):
     """The master reaches both nodes: the primary's lease is renewed, so it keeps serving;
     the standby's receiver lost it, which the witness reports, and nothing else happens."""

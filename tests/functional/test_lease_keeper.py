@@ -74,6 +74,31 @@ def test_the_keeper_holds_while_the_standby_streams(lab, keeper):
     assert beat["action"] == "hold" and beat["pid"] == os.getpid()
 
 
+def test_a_paused_keeper_holds_past_its_lease_and_says_so(lab, keeper, prod, dr):
+    """Maintenance: with automatic failover paused on the node, a keeper whose lease ran out
+    keeps its primary and says in its heartbeat that only the pause kept it from fencing."""
+    record = {"id": "a1b2c3", "by": "operator", "at": time.time(), "reason": "patching the master"}
+    assert prod.pgrepl.pause_automation(record) == {"paused": record, "changed": True}
+    assert prod.pgrepl.pause_automation(record)["changed"] is False  # the same pause: nothing to do
+    lab.stop_db(lab.dr)
+    try:
+        actions = ticks(keeper, LEASE_SECONDS + 5)
+        beat = files.read_json(os.path.join(lab.prod.lease_dir, "keeper.json"))
+        assert set(actions) == {"hold"} and lab.prod.is_running()
+        assert beat["fence_suspended"] is True and beat["paused"]["id"] == "a1b2c3"
+        assert prod.pgrepl.paused()["summary"].startswith("automatic failover paused by operator")
+    finally:
+        assert prod.pgrepl.resume_automation()["changed"] is True
+        lab.start_db(lab.dr)
+    wait_for(
+        lambda: keeper.tick()["verdict"]["action"] == "hold" and not keeper.last["fence_suspended"],
+        timeout=60,
+        interval=0.5,
+        what="the standby's proof renewing the lease again",
+    )
+    assert prod.pgrepl.paused() == {"paused": None, "summary": "automatic failover not paused"}
+
+
 def test_the_keeper_fences_its_primary_when_no_one_renews_the_lease(lab, keeper):
     lab.stop_db(lab.dr)  # the standby is gone; no master renews in this tier
     stopped_at = time.monotonic()
@@ -88,5 +113,5 @@ def test_the_keeper_fences_its_primary_when_no_one_renews_the_lease(lab, keeper)
     assert not lab.prod.is_running() and lab.prod.app_pid() is None
     assert os.path.exists(os.path.join(lab.prod.data_dir, "standby.signal"))  # whatever starts it: read-only
     reasons = keeper.last["verdict"]["checks"]
-    assert [c["ok"] for c in reasons] == [False, False]
+    assert [c["ok"] for c in reasons] == [False, False, True]  # no renewal, no stream, not paused
     assert keeper.tick()["action"] == "idle"  # fenced: no longer a primary, nothing more to do

@@ -50,6 +50,14 @@ def test_the_keeper_holds_while_either_the_master_or_the_standby_renews():
     assert "the master proved it heard this node within the lease: no (20.0 s ago" in fence.summary
 
 
+def test_a_paused_keeper_holds_past_its_lease_and_names_the_pause():
+    paused = keeper_verdict(100, armed_at=0, renewed_at=80, streamed_at=85, lease_seconds=10, paused="paused by x")
+    assert paused.action == "hold" and lease.fence_suspended(paused)
+    assert "automatic failover is not paused: no (paused by x)" in paused.summary
+    held = keeper_verdict(100, armed_at=0, renewed_at=95, streamed_at=None, lease_seconds=10, paused="paused by x")
+    assert held.action == "hold" and not lease.fence_suspended(held)  # within the lease: the pause did nothing
+
+
 def test_the_keeper_counts_from_when_it_armed():
     assert keeper_verdict(100, armed_at=95, renewed_at=None, streamed_at=None, lease_seconds=10).action == "hold"
     assert keeper_verdict(106, armed_at=95, renewed_at=None, streamed_at=None, lease_seconds=10).action == "fence"
@@ -171,6 +179,7 @@ def test_the_witness_fails_over_only_when_every_check_holds():
         {"standby_answers": False},
         {"standby_role": "primary"},
         {"receiver_lost_s": 41},
+        {"paused": "automatic failover paused by operator since ...: patching the master"},
     ):
         verdict = witness_verdict(view(**change), ON)
         assert verdict.action == "alert", change
