@@ -1143,8 +1143,10 @@ def lease_renew(seq, acked=None, session=""):
     record = pglease.read_record(settings.renewals_file)
     renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now, str(session or ""))
     keeper = pglease.read_record(settings.keeper_file)
+    paused_here = maintenance.read(settings.pause_file)
     answer = {
         "seq": int(seq),
+        "paused": maintenance.describe(paused_here) if paused_here else None,
         "keeper_alive": pglease.keeper_alive(keeper, now, settings) and keeper.get("action") == "hold",
         "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")},
     }

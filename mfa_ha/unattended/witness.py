@@ -190,8 +190,20 @@ class Witness:
             if not standby_answer or standby_answer.get("running")
             else "stopped",
             receiver_lost_s=now - (self.last_wal_at or now),
-            paused=maintenance.describe(record) if (record := self.paused()) else None,
+            paused=self._pause_seen(),
         )
+
+    def _pause_seen(self) -> str | None:
+        """The master's pause, else one a node last reported (a master that lost its record,
+        or was replaced without it, must not fail over while a keeper holds a pause)."""
+        record = self.paused()
+        if record:
+            return maintenance.describe(record)
+        for node in self.nodes:
+            answer = self.seen[node].answer or {}
+            if answer.get("paused"):
+                return f"{node}: {answer['paused']}"
+        return None
 
     def _act(self, verdict: Verdict, settling: bool) -> None:
         """``settling``: just started and not armed yet (keepers starting, first answers):

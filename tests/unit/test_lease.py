@@ -202,6 +202,7 @@ class Simulated:
         self.now = self.last_wal = self.last_beat = 0.0
         self.reach_primary = self.reach_standby = self.standby_streams = True
         self.standby_hears_beats = False
+        self.primary_paused = None  # what the primary's answer says of a pause on that node
         self.failovers, self.alerts = [], []
         self.witness = Witness(
             settings,
@@ -216,7 +217,13 @@ class Simulated:
     def ask(self, seq, acked, session):
         answers = {}
         if self.reach_primary:
-            answers["server_prod"] = {"seq": seq, "running": True, "role": "primary", "keeper_alive": True}
+            answers["server_prod"] = {
+                "seq": seq,
+                "running": True,
+                "role": "primary",
+                "keeper_alive": True,
+                "paused": self.primary_paused,
+            }
         if self.standby_streams:
             self.last_wal = self.now
         if self.standby_hears_beats:
@@ -240,6 +247,18 @@ class Simulated:
         for _ in range(int(seconds / every)):
             self.now += every
             self.witness.tick()
+
+
+def test_a_pause_the_primary_reported_holds_off_the_failover_when_the_master_has_none():
+    """A master that lost its pause record (or replaced without it) still sees the pause the
+    primary's last answer reported: its keeper does not fence, so the witness must not fail over."""
+    sim = Simulated()
+    sim.primary_paused = "automatic failover paused by operator since ..."
+    sim.run(10)
+    sim.reach_primary, sim.standby_streams = False, False
+    sim.run(60)
+    assert sim.failovers == []
+    assert any("server_prod: automatic failover paused by operator" in summary for _, summary in sim.alerts)
 
 
 def test_the_primary_site_lost_fails_over_once_after_lease_and_margin():
