@@ -32,12 +32,14 @@ import time
 
 import salt.utils.beacons
 
+from mfa_ha import maintenance
 from mfa_ha.adapters.saltface import pillar_value
 from mfa_ha.errors import InvalidInput
 from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import health
 from mfa_ha.postgres import keptaside
 from mfa_ha.postgres.config import postgres_config
+from mfa_ha.unattended.lease import lease_settings
 
 __virtualname__ = "pgrepl"
 
@@ -55,12 +57,22 @@ def validate(config):
     return True, "valid pgrepl beacon configuration"
 
 
+def _paused() -> dict | None:
+    """This node's pause of automatic failover, if any (a bad failover pillar: none here;
+    the pillar's validation names it)."""
+    try:
+        settings = lease_settings(pillar_value(__pillar__, "mfa_ha:failover", {}))
+    except InvalidInput:
+        return None
+    return maintenance.read(settings.pause_file)
+
+
 def beacon(config):
     thresholds = health.thresholds(salt.utils.beacons.list_to_dict(config))
     cfg = postgres_config(pillar_value(__pillar__, "mfa_ha:postgres", {}))
     path = health.state_path(__opts__["cachedir"])
     now = time.time()
-    events, state = health.transitions(read_json(path), health.read(cfg), thresholds, now)
+    events, state = health.transitions(read_json(path), health.read(cfg), thresholds, now, _paused())
     for event in events:
         event["id"] = __opts__["id"]
         if event["tag"] == "heartbeat":

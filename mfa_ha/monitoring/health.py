@@ -30,6 +30,7 @@ class Thresholds:
     receiver_down_after: int = 3  # consecutive polls without streaming
     slot_max_retained_bytes: int = 1024**3
     slot_inactive_seconds: float = 600
+    pause_warn_seconds: float = 4 * 3600  # a pause of automatic failover longer than this is alerted
 
 
 CONFIG_KEYS = {f.name for f in fields(Thresholds)} | {"interval", "disable_during_state_run"}
@@ -136,10 +137,13 @@ def _figures(reading: dict) -> dict:
     return {k: reading.get(k) for k in keep}
 
 
-def transitions(state: dict, reading: dict | None, t: Thresholds, now: float) -> tuple[list[dict], dict]:
-    """``(events, new_state)``: an event only when something changed since ``state``."""
+def transitions(
+    state: dict, reading: dict | None, t: Thresholds, now: float, paused: dict | None = None
+) -> tuple[list[dict], dict]:
+    """``(events, new_state)``: an event only when something changed since ``state``.
+    ``now``: wall-clock seconds; ``paused``: this node's pause record (maintenance mode)."""
     state = dict(state or {})
-    events = []
+    events = _pause_events(state, paused, t, now)
     if reading is None:
         if state.get("server") != "down":
             events.append({"tag": "server/down", "severity": "critical"})
@@ -280,12 +284,36 @@ def state_path(cachedir: str) -> str:
     return os.path.join(cachedir, "mfa_ha", "beacon_pgrepl.json")
 
 
+def _pause_events(state: dict, paused: dict | None, t: Thresholds, now: float) -> list[dict]:
+    """One warning per pause that outlasts ``pause_warn_seconds``, and word when it ends."""
+    alerted = state.get("pause_alerted")
+    if not paused:
+        state.pop("pause_alerted", None)
+        return (
+            [{"tag": "pause/ok", "severity": "info", "summary": "automatic failover no longer paused"}]
+            if alerted
+            else []
+        )
+    age = now - float(paused.get("at") or now)
+    if age < t.pause_warn_seconds or alerted == paused.get("id"):
+        return []
+    state["pause_alerted"] = paused.get("id")
+    why = f": {paused['reason']}" if paused.get("reason") else ""
+    summary = (
+        f"automatic failover paused for {age / 3600:.1f} h (limit {t.pause_warn_seconds / 3600:g} h) by "
+        f"{paused.get('by') or '?'}{why}; while paused no failover happens (salt-run mfa_ha.unpause ends it)"
+    )
+    return [{"tag": "pause/alert", "severity": "warning", "summary": summary}]
+
+
 def record_fired(state: dict, event: dict, now: float) -> str:
     """Give ``event`` an unguessable id and remember it in ``state``: the master acts on an
     event only once the node it names confirms, by this id, that its beacon fired it."""
     event_id = secrets.token_hex(16)
     fired = dict(state.get("fired") or {})
     fired[event_id] = {"tag": event["tag"], "severity": event.get("severity"), "time": now}
+    if event.get("summary"):
+        fired[event_id]["summary"] = event["summary"]
     state["fired"] = dict(sorted(fired.items(), key=lambda item: item[1]["time"])[-FIRED_KEPT:])
     return event_id
 

@@ -85,3 +85,9 @@ def test_request_tokens_are_single_use_and_bound_to_their_target(tmp_path):
     assert alerts.take_nonce(str(tmp_path), nonce, "server_dr") is True
     assert alerts.take_nonce(str(tmp_path), nonce, "server_dr") is False
     assert alerts.take_nonce(str(tmp_path), "../../etc/passwd", "server_dr") is False
+
+
+def test_a_pause_alert_is_told_in_the_nodes_own_words():
+    fired = {"tag": "pause/alert", "severity": "warning", "summary": "automatic failover paused for 5.0 h"}
+    assert alerts.parse_tag("salt/beacon/server_dr/pgrepl/pause/alert") == ("server_dr", "pause", "alert")
+    assert alerts.confirm("pause", "alert", fired, {"running": True}) == (True, "automatic failover paused for 5.0 h")

@@ -114,3 +114,19 @@ def test_slot_alert_once_while_it_retains_too_much():
 def test_bad_config_is_named(config, named):
     with pytest.raises(InvalidInput, match=named.replace("(", r"\(").replace(")", r"\)")):
         health.thresholds(config)
+
+
+def test_a_pause_longer_than_its_limit_is_alerted_once_and_its_end_once():
+    t = health.Thresholds(pause_warn_seconds=3600)
+    paused = {"id": "a1", "by": "operator", "at": 1000.0, "reason": "patching the master"}
+    state = {"role": "standby", "last_report": 10**9}
+    tags = []
+    for now, record in ((2000.0, paused), (4700.0, paused), (4800.0, paused), (4900.0, None), (5000.0, None)):
+        events, state = health.transitions(state, standby(), t, now, paused=record)
+        tags.append([e["tag"] for e in events if e["tag"].startswith("pause/")])
+    assert tags == [[], ["pause/alert"], [], ["pause/ok"], []]
+    events, _ = health.transitions({}, standby(), t, 4700.0, paused=paused)
+    assert "paused for 1.0 h (limit 1 h) by operator: patching the master" in events[0]["summary"]
+    again = {**paused, "id": "b2", "at": 5000.0}  # a new pause is alerted in its turn
+    events, _ = health.transitions(state, standby(), t, 8700.0, paused=again)
+    assert [e["tag"] for e in events if e["tag"].startswith("pause/")] == ["pause/alert"]
