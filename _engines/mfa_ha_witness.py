@@ -77,7 +77,11 @@ def _witness_failover(opts, target, lost) -> dict:
         opts, "mfa_ha.orch.failover", {"mfa_ha": {"target": target, "confirm_primary_lost": True, "lost": list(lost)}}
     )
     ok = isinstance(ran, dict) and ran.get("retcode") == 0
-    return {"ok": ok, "output": None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])}
+    output = None if ok else (cluster.precheck_lines(ran) or str(ran)[-2000:])
+    master.remember(
+        opts, "failover", "done by the witness" if ok else "failed (witness)", str(output or "done"), target=target
+    )
+    return {"ok": ok, "output": output}
 
 
 def _witness_alert(opts, runners, severity, summary, details=None) -> dict:

@@ -1237,6 +1237,38 @@ def pause_automation(record):
     return {"paused": maintenance.read(path), "changed": changed}
 
 
+@translate_errors
+def timeline_history(**kwargs):
+    """
+    This node's newest timeline history file (``pg_wal/<timeline>.history``, written by
+    PostgreSQL at every promotion): ``timeline`` and the file's text, or timeline 1 and no
+    history when this cluster was never promoted. ``salt-run mfa_ha.history`` reads it when
+    the master's records are gone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.timeline_history
+    """
+    server = _server(kwargs)
+    server.require_cluster()
+    wal = os.path.join(server.data_dir, "pg_wal")
+    found = sorted(n for n in os.listdir(wal) if len(n) == 16 and n.endswith(".history") and _is_hex(n[:8]))
+    if not found:
+        return {"timeline": 1, "history": None}
+    with open(os.path.join(wal, found[-1]), encoding="utf-8", errors="replace") as fh:
+        return {"timeline": int(found[-1][:8], 16), "history": fh.read()}
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
 def paused():
     """
     The pause of automatic failover recorded on this node (``paused``: who, when, why; None

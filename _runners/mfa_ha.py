@@ -38,6 +38,7 @@ from mfa_ha.adapters.saltface import call_args
 from mfa_ha.errors import InvalidInput, MfaHaError
 from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts as pgalerts
+from mfa_ha.monitoring import history as pghistory
 from mfa_ha.monitoring import status as cluster
 from mfa_ha.pair import divergence as pgdivergence
 from mfa_ha.pair import failover as pgfailover
@@ -267,6 +268,7 @@ def resume(target, nodes=None):
     _progress(decision.summary)
     done = _cmd([decision.primary], "pgrepl.resume_primary", [], timing.SWITCH_PART_SECONDS)[decision.primary]
     resumed = isinstance(done, dict)
+    _remember({}, "resume", "done" if resumed else "failed", decision.summary, node=decision.primary)
     return _with_retcode(
         {"resumed": resumed, "node": decision.primary, "reason": decision.summary, "result": done},
         _failed_unless(resumed),
@@ -306,13 +308,18 @@ def switchover(target, timeout=None):
     result = cluster.switch_report(ran, started)
     for line in result["phases"]:
         _progress(line)
+    switch = result["old_primary"].get("timeline_switch")
     if result["ok"]:
+        result = _remember(result, "switchover", "done", result["phases"][-1], target=target, switch=switch)
         return _with_retcode(result, master.EXIT_DONE)
     answers = cluster.switch_answers(ran)
     nodes = validate_nodes(_pillar().get("nodes"))
     result["after"] = cluster.after_failure(nodes, answers, _gather(nodes))
     for line in result["after"]:
         _progress(line)
+    outcome = "refused" if answers is None else "failed"
+    why = "; ".join(cluster.precheck_lines(ran)[-3:]) if answers is None else "; ".join(result["after"])
+    result = _remember(result, "switchover", outcome, why or result["phases"][-1], target=target, switch=switch)
     return _with_retcode(result, master.EXIT_REFUSED if answers is None else master.EXIT_FAILED)
 
 
@@ -431,6 +438,11 @@ def rejoin_decision(keep=None, node=None, nodes=None):
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes).items()}
     decision = pgfailover.rejoin_decision(statuses, nodes, keep or None, node or None)
     _progress(decision["reason"])
+    event = "split brain" if len(decision.get("primaries") or {}) > 1 else "rejoin"
+    outcome = "decided" if decision["action"] == "rejoin" else "refused"
+    decision = _remember(
+        decision, event, outcome, decision["reason"], primary=decision.get("primary"), nodes=decision.get("rejoining")
+    )
     return _with_retcode(decision, _refused_unless(decision["action"] == "rejoin"))
 
 
@@ -453,8 +465,13 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes, target)).items()}
     decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
-    _progress(decision.summary.replace("switchover", "failover"))
-    return _with_retcode(decision.as_dict(), _refused_unless(decision.action in GO_ACTIONS))
+    summary = decision.summary.replace("switchover", "failover")
+    _progress(summary)
+    go = decision.action in GO_ACTIONS
+    answer = _remember(
+        decision.as_dict(), "failover", "decided" if go else "refused", summary, target=target, lost=lost
+    )
+    return _with_retcode(answer, _refused_unless(go))
 
 
 @_gate
@@ -487,7 +504,11 @@ def fence_others(target, nodes=None, lost=None):
             )
         elif isinstance(done, str):
             __context__["retcode"] = 1
-        _progress(f"{node}: {result[node] if isinstance(result[node], str) else 'fenced'}")
+        told = result[node] if isinstance(result[node], str) else "fenced"
+        _progress(f"{node}: {told}")
+        _remember(
+            {}, "fence", "fenced" if told == "fenced" else told.split(":")[0], f"{node}: {told}", node=node, by=target
+        )
     return result
 
 
@@ -545,6 +566,9 @@ def fence_if_stale(
     if answered:
         log.warning("mfa_ha: fence check of %s (attempt %s): %s", node, attempt, answer.get("reason"))
         _alert_fence_answer(node, answer, alerts_pillar)
+        if answer.get("action") in ("fenced", "refuse"):
+            event = "fence" if answer["action"] == "fenced" else "split brain"
+            _remember({}, event, answer["action"], f"{node}: {answer.get('reason')}", node=node)
         if answer.get("action") == "fenced" or answer.get("reason") == "not a primary":
             _forget_replaced([node])
         return {**answer, "attempts": attempt}
@@ -552,6 +576,7 @@ def fence_if_stale(
         f"{node}: could not prove it is not a stale primary after {attempts} attempts "
         f"(last: {answer}); check it by hand: salt {node} pgrepl.fence_if_stale"
     )
+    _remember({}, "fence", "unproven", summary, node=node)
     return {
         "action": "unproven",
         "reason": summary,
@@ -624,12 +649,47 @@ def alert(tag, data=None):
     severity = pgalerts.severity_of(kind, what, fired)
     summary = f"{node}: {kind} {what} — {measured}"
     result["sent"] = _deliver(severity, summary, {"node": node, "event": f"{kind}/{what}"}, alerts_pillar)
+    if (kind, what) == ("role", "changed"):
+        now = live if isinstance(live, dict) else {}
+        _remember({}, "role change", f"now {now.get('role')}", summary, node=node, timeline=now.get("timeline"))
     if (kind, what) in (("role", "changed"), ("server", "up")):
         found = pgalerts.split_brain({n: v.get("pgrepl.status") for n, v in _gather(nodes).items()})
         if len(found) > 1:
             text = f"SPLIT BRAIN: {', '.join(found)} all accept writes; no automatic action taken"
             result["split_brain"] = _deliver("critical", text, {"nodes": found, "event": "split_brain"}, alerts_pillar)
+            _remember({}, "split brain", "detected", text, nodes=found)
     return result
+
+
+@_gate
+def history(limit=50):
+    """
+    Who was primary when, and why, oldest first: every switchover (done, refused or failed,
+    with its duration and the timeline switch), failover (decided or refused, by an operator
+    or the witness), fence (and why), rejoin decision, split brain, role change (as the
+    node's own beacon reported it), pause and unpause, each with its time, nodes, timelines
+    and outcome, from the master's records (``source: master``). When those are gone, each
+    node's timeline history files say which timeline began at which LSN (``source:
+    timelines``). ``limit``: the newest that many.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.history
+        salt-run mfa_ha.history limit=10 --out=json | jq -r '.entries[] | .at + " " + .summary'
+    """
+    records, unreadable = pghistory.read(master.history_path(__opts__), int(limit))
+    found = {"source": "master", "entries": records, "unreadable_lines": unreadable, "retcode": 0}
+    if not records:
+        nodes = sorted(validate_nodes(_pillar().get("nodes")))
+        answers = _cmd(nodes, "pgrepl.timeline_history", [], timing.STATUS_TIMEOUT_SECONDS)
+        found.update(
+            source="timelines",
+            entries=pghistory.from_timelines(answers)[-int(limit) :],
+            silent={n: a for n, a in answers.items() if not isinstance(a, dict)},
+        )
+    return {"outputter": "mfa_ha_history", "data": found}
 
 
 # -- maintenance: automatic failover paused ------------------------------------------------------
@@ -674,6 +734,7 @@ def pause(reason="", force=False):
         "left_out": left_out,
     }
     _progress(maintenance.describe(record))
+    result = _remember(result, "pause", "paused", maintenance.describe(record), left_out=left_out)
     if left_out:
         result["warning"] = f"{', '.join(left_out)} not paused: its lease keeper still fences its node"
         _progress(result["warning"])
@@ -709,7 +770,15 @@ def unpause():
         return _with_retcode(result, master.EXIT_FAILED)
     maintenance.clear(master.pause_path(__opts__))
     _progress("automatic failover resumed" if was else "automatic failover was not paused")
+    if was:
+        result = _remember(result, "unpause", "resumed", f"automatic failover resumed ({maintenance.describe(was)})")
     return _with_retcode({**result, "unpaused": True}, master.EXIT_DONE)
+
+
+def _remember(result: dict, event: str, outcome: str, summary: str, **details) -> dict:
+    """``result``, once the event is in the master's history (or saying that it could not be)."""
+    failed = master.remember(__opts__, event, outcome, summary, **details)
+    return {**result, "history": failed} if failed else result
 
 
 def _operator() -> str:

@@ -23,7 +23,7 @@ import salt.utils.event
 import salt.utils.minions
 
 from mfa_ha import maintenance, timing
-from mfa_ha.monitoring import alerts
+from mfa_ha.monitoring import alerts, history
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,21 @@ def pillar(opts) -> dict:
 def pause_path(opts) -> str:
     """The master's pause record (``mfa_ha.maintenance``): the witness reads it every round."""
     return os.path.join(opts["cachedir"], "mfa_ha", maintenance.FILE_NAME)
+
+
+def history_path(opts) -> str:
+    return os.path.join(opts["cachedir"], "mfa_ha", "history.jsonl")
+
+
+def remember(opts, event: str, outcome: str, summary: str, **details) -> str | None:
+    """Appends to the master's history (``mfa_ha.monitoring.history``); returns why it could
+    not, also logged as CRITICAL, or None once recorded."""
+    try:
+        history.append(history_path(opts), history.entry(event, outcome, summary, **details))
+    except OSError as err:
+        log.critical("mfa_ha history NOT recorded (%s): %s %s: %s", err, event, outcome, summary)
+        return f"not recorded: {err}"
+    return None
 
 
 def silent(answer) -> bool:
