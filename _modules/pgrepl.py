@@ -812,6 +812,45 @@ def wait_streaming(primary, timeout=60, **kwargs):
 
 
 @translate_errors
+def restart_standby(primary, command=None, timeout=timing.RESTART_STEP_SECONDS, **kwargs):
+    """
+    This standby's turn in a rolling restart (``salt-run mfa_ha.rolling_restart``): stopped
+    (fast), ``command`` run while it is stopped (a list, no shell: a package upgrade for a
+    PostgreSQL minor release), started, and streaming from ``primary`` again within
+    ``timeout`` seconds. Refused on a primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.restart_standby server_prod
+        salt server_dr pgrepl.restart_standby server_prod command='["apt-get", "install", "-y", "postgresql-15"]'
+    """
+    if command is not None and (
+        not isinstance(command, list) or not command or not all(isinstance(a, str) and a for a in command)
+    ):
+        raise InvalidInput(f"command: a list of strings (no shell), not {command!r}")
+    return pgstandby.restart_standby(
+        _server(kwargs), _upstream(primary, kwargs), command or None, float(timeout), repl.log_progress
+    )
+
+
+@translate_errors
+def pending_restart(**kwargs):
+    """
+    The settings whose new value waits for a restart (``pg_settings.pending_restart``); empty
+    when none does.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.pending_restart
+    """
+    return pgsettings.restart_pending(_server(kwargs))
+
+
+@translate_errors
 def cluster_view(**kwargs):
     """
     The cluster as this node sees it: its own role (live, or the one a stopped server would

@@ -464,7 +464,7 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None)
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes, target)).items()}
-    decision = pgfailover.decide(statuses, nodes, target, str(confirm_primary_lost).lower() in ("true", "1", "yes"))
+    decision = pgfailover.decide(statuses, nodes, target, _flag(confirm_primary_lost))
     summary = decision.summary.replace("switchover", "failover")
     _progress(summary)
     go = decision.action in GO_ACTIONS
@@ -662,6 +662,106 @@ def alert(tag, data=None):
 
 
 @_gate
+def rolling_restart(pending_only=False, switch_back=False, command=None):
+    """
+    Restart both nodes with one switchover's outage: the standby first (stopped, ``command``
+    run while it is stopped, started, streaming again), then a switchover to it, then the old
+    primary in its turn as a standby, and with ``switch_back=True`` a switchover back.
+    ``pending_only=True`` restarts only the nodes with a setting pending restart
+    (``pgrepl.pending_restart``), and switches over only when the primary is one of them.
+    ``command`` (a list, no shell) is what each node runs while stopped: a package upgrade
+    for a PostgreSQL minor release. Refused up front, changing nothing, unless the switchover
+    prechecks to the standby pass (the pair healthy); it stops at the first step that fails,
+    saying where each node is.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.rolling_restart pending_only=True
+        salt-run mfa_ha.rolling_restart switch_back=True command='["apt-get", "install", "-y", "postgresql-15"]'
+    """
+    pillar = _pillar()
+    nodes = validate_pillar(pillar)
+    limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))
+    statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
+    found = primaries(statuses)
+    standby = next((n for n in sorted(nodes) if found and n != found[0]), None)
+    decision = sw.decide(statuses, nodes, standby or "", limit)
+    if len(nodes) != 2 or len(found) != 1 or decision.action != "switch":
+        why = f"not restarted, nothing changed: the pair must pass the switchover prechecks first. {decision.summary}"
+        _progress(why)
+        return _with_retcode(
+            _remember({"restarted": [], "reason": why}, "restart", "refused", why), master.EXIT_REFUSED
+        )
+    primary = found[0]
+    wanted = _restart_wanted(sorted(nodes), _flag(pending_only))
+    if isinstance(wanted, str):
+        return _with_retcode({"restarted": [], "reason": wanted}, master.EXIT_REFUSED)
+    steps = _restart_steps(primary, standby, wanted, _flag(switch_back))
+    done = []
+    for what, node, other in steps:
+        _progress(f"{what}: {node}")
+        ok, detail = (_restart_turn if what == "restart" else _switch_turn)(node, other, command)
+        done.append({"step": what, "node": node, "ok": ok, "detail": detail})
+        if not ok:
+            after = cluster.after_failure(nodes, None, _gather(nodes))
+            summary = f"{what} of {node} failed: {detail}"
+            result = {"restarted": [s["node"] for s in done if s["step"] == "restart" and s["ok"]], "steps": done}
+            result = _remember({**result, "after": after, "reason": summary}, "restart", "failed", summary)
+            return _with_retcode(result, master.EXIT_FAILED)
+    restarted = [s["node"] for s in done if s["step"] == "restart"]
+    summary = f"restarted {', '.join(restarted) or 'nothing (no restart pending)'}" + "".join(
+        f"; switched to {s['node']}" for s in done if s["step"] == "switch"
+    )
+    _progress(summary)
+    result = _remember({"restarted": restarted, "steps": done, "summary": summary}, "restart", "done", summary)
+    return _with_retcode(result, master.EXIT_DONE)
+
+
+def _flag(value) -> bool:
+    return str(value).lower() in ("true", "1", "yes")
+
+
+def _restart_wanted(nodes: list, pending_only: bool):
+    """The nodes to restart, or why none can be chosen."""
+    if not pending_only:
+        return set(nodes)
+    pending = _cmd(nodes, "pgrepl.pending_restart", [], timing.STATUS_TIMEOUT_SECONDS)
+    silent = [n for n in nodes if not isinstance(pending[n], list)]
+    if silent:
+        return f"cannot tell what waits for a restart on {', '.join(silent)}: {pending[silent[0]]}"
+    return {n for n in nodes if pending[n]}
+
+
+def _restart_steps(primary: str, standby: str, wanted: set, switch_back: bool) -> list[tuple]:
+    """``(step, node, the node it follows or switches from)``: the standby first, the primary
+    only as a standby after a switchover, and back if asked."""
+    steps = [("restart", standby, primary)] if standby in wanted else []
+    if primary in wanted:
+        steps += [("switch", standby, primary), ("restart", primary, standby)]
+        if switch_back:
+            steps.append(("switch", primary, standby))
+    return steps
+
+
+def _restart_turn(node, upstream, command):
+    args = [upstream, {"command": command, "__kwarg__": True}] if command else [upstream]
+    bound = timing.RESTART_STEP_SECONDS + (timing.RESTART_COMMAND_SECONDS if command else 0)
+    answer = _cmd([node], "pgrepl.restart_standby", args, bound)[node]
+    return isinstance(answer, dict), answer if isinstance(answer, dict) else str(answer)
+
+
+def _switch_turn(target, _old_primary, _command):
+    started = time.monotonic()
+    ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
+    report = cluster.switch_report(ran, started)
+    return report["ok"], report["phases"][-1] if report["ok"] else "; ".join(cluster.precheck_lines(ran)) or report[
+        "phases"
+    ][-1]
+
+
+@_gate
 def history(limit=50):
     """
     Who was primary when, and why, oldest first: every switchover (done, refused or failed,
@@ -714,7 +814,7 @@ def pause(reason="", force=False):
     record = maintenance.new_record(_operator(), reason)
     reached = _returns_within(nodes, "test.ping", [], timing.STATUS_TIMEOUT_SECONDS)
     silent = [node for node in nodes if reached[node] is not True]
-    if silent and str(force).lower() not in ("true", "1", "yes"):
+    if silent and not _flag(force):
         reason_text = (
             f"{', '.join(silent)} does not answer ({'; '.join(str(reached[n]) for n in silent)}): its lease keeper "
             "would never hear of the pause and would still fence its node when the lease runs out. Nothing was "

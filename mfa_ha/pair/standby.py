@@ -7,10 +7,11 @@ and ends only when the WAL receiver streams from the wanted upstream (bounded wa
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mfa_ha import lsn as lsnlib
-from mfa_ha import timing
+from mfa_ha import proc, timing
 from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
 from mfa_ha.pair import divergence
 from mfa_ha.pair.peer import Upstream, peer_connect, timeline_switch_point
@@ -18,7 +19,7 @@ from mfa_ha.postgres import replication as repl
 from mfa_ha.postgres.naming import parse_conninfo
 from mfa_ha.postgres.replication import Progress, log_progress
 from mfa_ha.postgres.server import Server
-from mfa_ha.roles import ServerState
+from mfa_ha.roles import Role, ServerState
 from mfa_ha.waiting import poll
 
 CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
@@ -354,3 +355,34 @@ def wait_streaming(server: Server, up: Upstream, timeout: float = 60, progress: 
             f"waiting for the WAL receiver to stream from {up.label}: {receiver.get('status') or 'not running'}"
         ),
     )
+
+
+def restart_standby(
+    server: Server, up: Upstream, command: list[str] | None, timeout: float, progress: Progress = log_progress
+) -> dict:
+    """One node's turn in a rolling restart: this standby stopped (fast), ``command`` run
+    while it is stopped (a package upgrade for a minor release; no shell, bounded by
+    ``timing.RESTART_COMMAND_SECONDS``), started, and streaming from ``up`` again within
+    ``timeout``. Refused on a node that accepts writes: only a standby is restarted so."""
+    if server.is_running() and repl.role(server) is Role.PRIMARY:
+        raise MfaHaError(
+            f"{server.data_dir} is a primary: a rolling restart restarts a node only while it is a standby"
+        )
+    started = time.monotonic()
+    progress("stopping the standby")
+    server.stop(mode="fast", timeout=int(timeout))
+    ran = None
+    if command:
+        progress(f"running {command[0]} while PostgreSQL is stopped")
+        done = proc.run(command, timeout=timing.RESTART_COMMAND_SECONDS, check=False)
+        ran = {"command": command, "exit": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
+        if done.returncode != 0:
+            server.start(timeout=int(timeout))  # the old binaries, as it was: the standby serves on
+            raise MfaHaError(
+                f"{command[0]} failed (exit {done.returncode}) while the standby was stopped: "
+                f"{ran['output'].strip()[-300:]}; PostgreSQL started again as it was"
+            )
+    progress("starting the standby")
+    server.start(timeout=int(timeout))
+    receiver = wait_streaming(server, up, timeout, progress)
+    return {"restarted": True, "ran": ran, "receiver": receiver, "seconds": round(time.monotonic() - started, 3)}

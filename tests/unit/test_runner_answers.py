@@ -73,3 +73,21 @@ def test_only_nodes_without_an_accepted_key_are_named_so(monkeypatch):
     monkeypatch.setattr(master.salt.utils.minions, "CkMinions", Keys)
     named = master._named_unaccepted({}, {"server_prod": "no answer", "server_dr": "no answer", "x": {"ok": 1}})
     assert named == {"server_prod": "no answer", "server_dr": master.NO_KEY, "x": {"ok": 1}}
+
+
+@pytest.mark.parametrize(
+    "wanted, switch_back, steps",
+    [
+        ({"a", "b"}, False, [("restart", "b", "a"), ("switch", "b", "a"), ("restart", "a", "b")]),
+        (
+            {"a", "b"},
+            True,
+            [("restart", "b", "a"), ("switch", "b", "a"), ("restart", "a", "b"), ("switch", "a", "b")],
+        ),
+        ({"b"}, True, [("restart", "b", "a")]),  # only the standby waits: no switchover at all
+        ({"a"}, False, [("switch", "b", "a"), ("restart", "a", "b")]),
+        (set(), True, []),
+    ],
+)
+def test_a_rolling_restart_restarts_only_standbys_and_switches_only_for_the_primary(runner, wanted, switch_back, steps):
+    assert runner._restart_steps("a", "b", wanted, switch_back) == steps
