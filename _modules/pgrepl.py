@@ -826,10 +826,6 @@ def restart_standby(primary, command=None, timeout=timing.RESTART_STEP_SECONDS, 
         salt server_dr pgrepl.restart_standby server_prod
         salt server_dr pgrepl.restart_standby server_prod command='["apt-get", "install", "-y", "postgresql-15"]'
     """
-    if command is not None and (
-        not isinstance(command, list) or not command or not all(isinstance(a, str) and a for a in command)
-    ):
-        raise InvalidInput(f"command: a list of strings (no shell), not {command!r}")
     return pgstandby.restart_standby(
         _server(kwargs), _upstream(primary, kwargs), command or None, float(timeout), repl.log_progress
     )
@@ -1308,6 +1304,7 @@ def _is_hex(text: str) -> bool:
     return True
 
 
+@translate_errors
 def paused():
     """
     The pause of automatic failover recorded on this node (``paused``: who, when, why; None

@@ -43,6 +43,7 @@ from mfa_ha.monitoring import status as cluster
 from mfa_ha.pair import divergence as pgdivergence
 from mfa_ha.pair import failover as pgfailover
 from mfa_ha.pair import switchover as sw
+from mfa_ha.pair.standby import check_command
 from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
 from mfa_ha.roles import primaries
 from mfa_ha.waiting import retry
@@ -74,10 +75,13 @@ def _gate(func):
             return _error(f"{err}; see: salt-run doc.runner mfa_ha.{func.__name__}", master.EXIT_BAD_INPUT)
         try:
             return func(*args, **kwargs)
-        except (SaltInvocationError, InvalidInput) as err:
+        except (SaltInvocationError, InvalidInput, TypeError, ValueError) as err:  # an argument's shape
             return _error(str(err), master.EXIT_BAD_INPUT)
         except (CommandExecutionError, MfaHaError) as err:
             return _error(str(err), master.EXIT_FAILED)
+        except Exception as err:  # a step that failed must fail its orchestration, never pass
+            log.exception("mfa_ha.%s failed", func.__name__)
+            return _error(f"{type(err).__name__}: {err} (the master log has the details)", master.EXIT_FAILED)
 
     return wrapper
 
@@ -495,6 +499,7 @@ def fence_others(target, nodes=None, lost=None):
         raise SaltInvocationError(f"target: unknown node id {target!r} (mfa_ha:nodes: {', '.join(sorted(nodes))})")
     others = sorted(set(nodes) - {target})
     result = _ask(others, "pgrepl.fence", [target], timing.FENCE_JOB_SECONDS, _lost(lost, nodes, target))
+    failed = False
     for node, done in result.items():
         if master.silent(done):
             _remember_replaced(node, target)
@@ -503,13 +508,13 @@ def fence_others(target, nodes=None, lost=None):
                 "(minion start or its heartbeat as a primary)"
             )
         elif isinstance(done, str):
-            __context__["retcode"] = 1
+            failed = True
         told = result[node] if isinstance(result[node], str) else "fenced"
         _progress(f"{node}: {told}")
         _remember(
             {}, "fence", "fenced" if told == "fenced" else told.split(":")[0], f"{node}: {told}", node=node, by=target
         )
-    return result
+    return _with_retcode({"nodes": result}, master.EXIT_FAILED if failed else master.EXIT_DONE)
 
 
 def _replaced_path():
@@ -681,6 +686,7 @@ def rolling_restart(pending_only=False, switch_back=False, command=None):
         salt-run mfa_ha.rolling_restart pending_only=True
         salt-run mfa_ha.rolling_restart switch_back=True command='["apt-get", "install", "-y", "postgresql-15"]'
     """
+    check_command(command)
     pillar = _pillar()
     nodes = validate_pillar(pillar)
     limit = int((pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))

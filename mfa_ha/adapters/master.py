@@ -188,7 +188,10 @@ def orchestrate_as_operator(opts, mods: str, pillar_override: dict, timeout: flo
         mods,
         f"pillar={json.dumps(pillar_override)}",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"retcode": EXIT_FAILED, "output": f"{mods} gave no result within {timeout:g} s (salt-run ended)"}
     try:
         return json.loads(done.stdout)
     except ValueError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from mfa_ha import lsn as lsnlib
 from mfa_ha import proc, timing
-from mfa_ha.errors import MfaHaError, NeedsRejoin, ServerRunning
+from mfa_ha.errors import CommandFailed, InvalidInput, MfaHaError, NeedsRejoin, ServerRunning
 from mfa_ha.pair import divergence
 from mfa_ha.pair.peer import Upstream, peer_connect, timeline_switch_point
 from mfa_ha.postgres import replication as repl
@@ -357,32 +357,49 @@ def wait_streaming(server: Server, up: Upstream, timeout: float = 60, progress: 
     )
 
 
+def check_command(command) -> None:
+    """A command to run on a stopped node: a non-empty list of strings, run without a shell."""
+    if command is not None and (
+        not isinstance(command, list) or not command or not all(isinstance(a, str) and a for a in command)
+    ):
+        raise InvalidInput(f"command: a list of strings (no shell), not {command!r}")
+
+
 def restart_standby(
     server: Server, up: Upstream, command: list[str] | None, timeout: float, progress: Progress = log_progress
 ) -> dict:
     """One node's turn in a rolling restart: this standby stopped (fast), ``command`` run
     while it is stopped (a package upgrade for a minor release; no shell, bounded by
     ``timing.RESTART_COMMAND_SECONDS``), started, and streaming from ``up`` again within
-    ``timeout``. Refused on a node that accepts writes: only a standby is restarted so."""
-    if server.is_running() and repl.role(server) is Role.PRIMARY:
+    ``timeout``. Refused on a primary, running or stopped: only a standby is restarted so."""
+    check_command(command)
+    if repl.role(server) is Role.PRIMARY:  # running, or stopped and would start as one
         raise MfaHaError(
             f"{server.data_dir} is a primary: a rolling restart restarts a node only while it is a standby"
         )
     started = time.monotonic()
     progress("stopping the standby")
     server.stop(mode="fast", timeout=int(timeout))
-    ran = None
-    if command:
-        progress(f"running {command[0]} while PostgreSQL is stopped")
-        done = proc.run(command, timeout=timing.RESTART_COMMAND_SECONDS, check=False)
-        ran = {"command": command, "exit": done.returncode, "output": (done.stdout + done.stderr)[-2000:]}
-        if done.returncode != 0:
-            server.start(timeout=int(timeout))  # the old binaries, as it was: the standby serves on
-            raise MfaHaError(
-                f"{command[0]} failed (exit {done.returncode}) while the standby was stopped: "
-                f"{ran['output'].strip()[-300:]}; PostgreSQL started again as it was"
-            )
+    ran = _run_while_stopped(server, command, timeout, progress) if command else None
     progress("starting the standby")
     server.start(timeout=int(timeout))
     receiver = wait_streaming(server, up, timeout, progress)
     return {"restarted": True, "ran": ran, "receiver": receiver, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _run_while_stopped(server: Server, command: list[str], timeout: float, progress: Progress) -> dict:
+    """``command`` run while PostgreSQL is stopped; when it fails (or cannot run at all), the
+    server is started again on what it had, so the standby serves on, and the error raised."""
+    progress(f"running {command[0]} while PostgreSQL is stopped")
+    try:
+        done = proc.run(command, timeout=timing.RESTART_COMMAND_SECONDS, check=False)
+        output = (done.stdout + done.stderr)[-2000:]
+        failure = None if done.returncode == 0 else f"exit {done.returncode}: {output.strip()[-300:]}"
+    except CommandFailed as err:  # not found, or past its bound
+        done, output, failure = None, "", str(err)
+    if failure:
+        server.start(timeout=int(timeout))
+        raise MfaHaError(
+            f"{command[0]} failed while the standby was stopped ({failure}); PostgreSQL started again as it was"
+        )
+    return {"command": command, "exit": done.returncode, "output": output}

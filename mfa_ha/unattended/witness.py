@@ -12,6 +12,7 @@ isolated primary has fenced itself before the witness acts.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from mfa_ha import maintenance
 from mfa_ha.roles import primaries
 from mfa_ha.unattended.lease import LeaseSettings, Verdict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -163,7 +166,7 @@ class Witness:
         primary_answer = answered.get(self.primary) or {}
         if streaming and primary_answer.get("keeper_alive") and not self.armed:
             self.armed = True
-            self.alert(
+            self._tell(
                 "info",
                 f"mfa_ha witness armed: {self.primary} primary with its lease keeper alive, "
                 f"{standby} streaming from it",
@@ -214,16 +217,26 @@ class Witness:
         if verdict.action == "failover":
             target = self.standby
             self.armed = False
-            self.alert("critical", f"mfa_ha witness: failing over to {target}. {verdict.summary}", verdict.as_dict())
-            result = self.do_failover(target, verdict)
+            self._tell("critical", f"mfa_ha witness: failing over to {target}. {verdict.summary}", verdict.as_dict())
+            try:
+                result = self.do_failover(target, verdict)
+            except Exception as err:  # noqa: BLE001 - the outcome is alerted whatever went wrong
+                result = {"ok": False, "output": f"{type(err).__name__}: {err}"}
             failed = "" if result.get("ok") else f"FAILED: {str(result.get('output'))[-1500:]}"
-            self.alert(
+            self._tell(
                 "critical" if failed else "warning",
                 f"mfa_ha witness: failover to {target} {failed or 'done'}",
                 {"result": result},
             )
         elif verdict.action == "alert" and state != self.last_state:
-            self.alert("warning", f"mfa_ha witness: no failover. {verdict.summary}", verdict.as_dict())
+            self._tell("warning", f"mfa_ha witness: no failover. {verdict.summary}", verdict.as_dict())
         elif verdict.action == "none" and self.last_state and self.last_state[0] == "alert":
-            self.alert("info", "mfa_ha witness: the pair is healthy again", {})
+            self._tell("info", "mfa_ha witness: the pair is healthy again", {})
         self.last_state = state
+
+    def _tell(self, severity: str, summary: str, details: dict) -> None:
+        """An alert whose delivery failing never stops the witness's decision or its failover."""
+        try:
+            self.alert(severity, summary, details)
+        except Exception:  # logged with the text: the master log still has it
+            log.exception("mfa_ha witness: alert not delivered: [%s] %s", severity, summary)

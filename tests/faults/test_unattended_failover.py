@@ -117,6 +117,11 @@ def test_paused_the_primary_site_cut_off_is_neither_fenced_nor_failed_over_and_u
     salt_lab.wait_for_minions(120)
     ended = salt_lab.run("mfa_ha.unpause")
     assert ended["unpaused"] is True and ended["was"]["id"] == paused["record"]["id"], ended
+    wait_until(  # automation back: the keeper fences again when its lease runs out
+        lambda: lease.read_record(os.path.join(primary.lease_dir, "keeper.json")).get("paused") is None,
+        10,
+        "the keeper's heartbeat without the pause",
+    )
     assert no_failover_since(lab, before)
     assert any("no failover" in line and "paused" in line for line in alerts(lab)[before:])
     wait_until(lambda: converged(lab, primary, standby), CONVERGE_WITHIN, "the pair streaming again")

@@ -360,3 +360,16 @@ def test_a_longer_fence_step_breaks_the_default_margin(monkeypatch, constant):
     monkeypatch.setattr(timing, constant, getattr(timing, constant) + slack + 1)
     with pytest.raises(InvalidInput, match="margin_seconds: 35 s must exceed"):
         lease_settings({"automatic": True})
+
+
+def test_an_alert_that_cannot_be_delivered_does_not_stop_the_failover():
+    sim = Simulated()
+
+    def broken(severity, summary, details):
+        raise OSError("the master event bus is gone")
+
+    sim.witness.alert = broken
+    sim.run(10)
+    sim.reach_primary, sim.standby_streams = False, False
+    sim.run(60)
+    assert sim.failovers == ["server_dr"]

@@ -91,3 +91,17 @@ def test_only_nodes_without_an_accepted_key_are_named_so(monkeypatch):
 )
 def test_a_rolling_restart_restarts_only_standbys_and_switches_only_for_the_primary(runner, wanted, switch_back, steps):
     assert runner._restart_steps("a", "b", wanted, switch_back) == steps
+
+
+def test_any_failure_inside_a_verb_fails_it_and_a_malformed_argument_is_bad_input(runner, monkeypatch):
+    nodes = {"server_prod": {"address": "127.0.0.1"}, "server_dr": {"address": "127.0.0.2"}}
+    monkeypatch.setattr(runner, "_pillar", lambda: {"nodes": nodes})
+    malformed = runner.fence_others("server_dr", lost=[["server_prod"]])  # unhashable: a TypeError inside
+    assert malformed["retcode"] == master.EXIT_BAD_INPUT, malformed
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(runner, "_gather", crash)
+    failed = runner.primary()
+    assert failed == {"error": "RuntimeError: unexpected (the master log has the details)", "retcode": 1}

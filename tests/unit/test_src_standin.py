@@ -46,6 +46,7 @@ def test_a_pid_now_held_by_another_process_is_not_the_subsystem(root, capsys):
     pid = src.running_pid(root, "sleeper")
     os.kill(pid, 9)
     assert _gone(root, "sleeper")
+    time.sleep(0.05)  # a later clock tick, as a reused PID's process always starts after the first one
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         pid_file = os.path.join(root, "run", "sleeper.pid")
