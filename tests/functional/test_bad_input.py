@@ -134,8 +134,9 @@ def test_validate_pillar_through_the_module(salt_factories, primed, prod):
     pillar = copy.deepcopy(lab.pillar(lab.prod))
     pillar["mfa_ha"]["nodes"]["server_dr"]["address"] = "127.0.0"
     bad = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-badaddr").modules
-    with pytest.raises(SaltInvocationError, match="mfa_ha:nodes:server_dr:address"):
+    with pytest.raises(CommandExecutionError, match="mfa_ha:nodes:server_dr:address") as err:
         bad.pgrepl.validate_pillar()
+    assert not isinstance(err.value, SaltInvocationError)  # an error of the call, not "invalid arguments"
 
 
 def test_a_lease_keeper_config_for_a_minion_that_is_not_a_node_is_refused(salt_factories, primed):
@@ -172,10 +173,13 @@ def test_a_node_address_that_resolves_nowhere_fails_validation_and_writes_nothin
     with open(hba_file, encoding="utf-8") as fh:
         hba_before = fh.read()
     with netns.Network() as net, net.entered("dc1"):
-        for call in (named.pgrepl.validate_pillar, named.pgrepl.apply_hba, named.pgrepl.set_peer_pgpass):
+        for call, error in (
+            (named.pgrepl.validate_pillar, CommandExecutionError),  # the whole pillar: an error of the call
+            (named.pgrepl.apply_hba, SaltInvocationError),
+            (named.pgrepl.set_peer_pgpass, SaltInvocationError),
+        ):
             with pytest.raises(
-                SaltInvocationError,
-                match=f"mfa_ha:nodes:{lab.dr.minion_id}:address: 'serverb' does not resolve on this node",
+                error, match=f"mfa_ha:nodes:{lab.dr.minion_id}:address: 'serverb' does not resolve on this node"
             ):
                 call()
         assert any("does not resolve" in problem for problem in named.pgrepl.pillar_problems())
@@ -207,3 +211,13 @@ def test_a_clone_without_the_space_for_it_is_refused_naming_the_figures(salt_fac
         assert os.listdir(tiny) == []  # nothing created, nothing moved
     finally:
         subprocess.run(["umount", tiny], check=True, timeout=30)
+
+
+def test_a_rolling_restart_turn_refuses_a_primary_and_a_shell_string(primed, prod):
+    lab = primed
+    app_pid = lab.prod.app_pid()
+    with pytest.raises(CommandExecutionError, match="is a primary: a rolling restart restarts a node only while"):
+        prod.pgrepl.restart_standby("server_dr")
+    with pytest.raises(SaltInvocationError, match=r"command: a list of strings \(no shell\)"):
+        prod.pgrepl.restart_standby("server_dr", command="apt-get install -y postgresql-15")
+    assert lab.prod.is_running() and lab.prod.app_pid() == app_pid  # untouched
