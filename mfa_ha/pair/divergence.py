@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import timing
 from mfa_ha.errors import MfaHaError
 from mfa_ha.pair.peer import Upstream, identify_peer, timeline_switch_point
 from mfa_ha.postgres.server import Server
@@ -68,6 +69,32 @@ def _own_switch_point(server: Server, ancestor: int, timeline: int) -> int | Non
     return None
 
 
+NO_RECORD_FROM = ("could not find a valid record after", "could not find file", "could not open file")
+
+
+def holds_wal_from(server: Server, start: int, timeline: int) -> bool:
+    """Whether this stopped node's WAL on ``timeline`` holds a record at ``start`` or after
+    (pg_waldump reads one). False only when pg_waldump says there is none: then its history
+    on that timeline ends at or before ``start``. Any other failure counts as True, so that
+    pg_rewind, not this guess, decides."""
+    done = server.run(
+        "pg_waldump",
+        "--path",
+        os.path.join(server.data_dir, "pg_wal"),
+        "--timeline",
+        str(timeline),
+        "--start",
+        lsnlib.to_str(start),
+        "--limit",
+        "1",
+        check=False,
+        timeout=timing.WAL_READ_SECONDS,
+    )
+    if done.returncode == 0 and done.stdout.strip():
+        return True
+    return not any(reason in done.stderr for reason in NO_RECORD_FROM)
+
+
 def count_commits(server: Server, start: int, timeline: int) -> int | None:
     """COMMIT records in this (stopped) node's WAL from ``start`` on ``timeline`` (pg_waldump)."""
     out = server.run(
@@ -81,6 +108,6 @@ def count_commits(server: Server, start: int, timeline: int) -> int | None:
         "--rmgr",
         "Transaction",
         check=False,
-        timeout=120,
+        timeout=timing.WAL_SCAN_SECONDS,
     ).stdout
     return sum(1 for line in out.splitlines() if "desc: COMMIT" in line)

@@ -312,14 +312,22 @@ def needs_rewind(server: Server, peer: Upstream) -> tuple[bool, int | None, int]
     timeline (then pg_rewind must decide); also that switch point and the local checkpoint
     (None unless it was shut down cleanly as a primary: only then does its WAL end there).
 
-    Only a primary shut down cleanly is known to end at its shutdown checkpoint; a standby
-    or a crashed server may hold more WAL than its control file shows, so pg_rewind (which
-    says "no rewind required" when that is so) looks at it."""
+    A primary shut down cleanly ends at its shutdown checkpoint. A crashed server or a
+    standby may hold more WAL than its control file shows: pg_waldump looks for a record at
+    the switch point on the timeline the peer left. None there means its WAL is a prefix of
+    the peer's history, so it needs no rewind, only its upstream: a standby killed while it
+    re-attached starts as one and fetches the rest (a crash recovery without the peer would
+    wait for WAL only the peer holds)."""
     control = server.controldata()
-    switch = timeline_switch_point(server, peer, int(control["Latest checkpoint's TimeLineID"]))
+    timeline = int(control["Latest checkpoint's TimeLineID"])
+    switch = timeline_switch_point(server, peer, timeline)
     ends_at_checkpoint = control.get("Database cluster state") == CLEAN_PRIMARY_SHUTDOWN
     checkpoint = lsnlib.to_int(control["Latest checkpoint location"]) if ends_at_checkpoint else None
-    return switch is not None and not (checkpoint is not None and checkpoint < switch), switch, checkpoint
+    if switch is None:
+        return False, None, checkpoint
+    if checkpoint is not None:
+        return checkpoint >= switch, switch, checkpoint
+    return divergence.holds_wal_from(server, switch, timeline), switch, checkpoint
 
 
 def wait_streaming(server: Server, up: Upstream, timeout: float = 60, progress: Progress = log_progress) -> dict:

@@ -211,7 +211,7 @@ def last_wal_record(server: Server, end_lsn: str) -> dict | None:
         "--end",
         end_lsn,
         check=False,
-        timeout=30,
+        timeout=timing.WAL_READ_SECONDS,
     ).stdout
     records = [m for m in (RECORD_RE.match(line) for line in out.splitlines()) if m]
     if not records:

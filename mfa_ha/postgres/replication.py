@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -718,8 +719,14 @@ def _recover_unreachable(server: Server, timeout: float) -> None:
     recovering = Server(
         dataclasses.replace(server.cfg, options=" ".join(o for o in options if o), host=private), server.tls
     )
+    logged_from = recovering.log_size()
+
+    def missing_wal() -> str | None:
+        waiting = re.search(r"waiting for WAL to become available at \S+", recovering.log_since(logged_from))
+        return f"could not finish: it needs WAL it does not hold ({waiting.group(0)})" if waiting else None
+
     try:
-        recovering.start(timeout=int(timeout))
+        recovering.start(timeout=int(timeout), give_up=missing_wal)
     finally:
         try:
             if recovering.is_running():

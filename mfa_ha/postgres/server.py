@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Callable
 
 import psycopg2
 import psycopg2.extras
@@ -158,9 +159,10 @@ class Server:
         except (OSError, ValueError):
             return None
 
-    def start(self, timeout: int = 60) -> bool:
+    def start(self, timeout: int = 60, give_up: Callable[[], str | None] | None = None) -> bool:
         """Start and wait until it accepts connections (or, for a standby, read-only
-        connections); False when it already ran."""
+        connections); False when it already ran. ``give_up`` is asked on every look: a reason
+        it returns ends the wait at once, as a failed start (the server is left running)."""
         self.require_cluster()
         if self.is_running():
             return False
@@ -178,6 +180,9 @@ class Server:
             seen_pid_file = seen_pid_file or status is not None
             if status is None and (seen_pid_file or time.monotonic() - started > timing.PID_FILE_GRACE_SECONDS):
                 raise self._start_failed("exited")
+            reason = give_up() if give_up and status not in READY_STATES else None
+            if reason:
+                raise self._start_failed(reason)
             return status in READY_STATES, status
 
         poll(
@@ -272,6 +277,21 @@ class Server:
         try:
             with open(self.cfg.log_path, encoding="utf-8", errors="replace") as fh:
                 return "".join(fh.readlines()[-lines:]).strip()
+        except OSError:
+            return ""
+
+    def log_size(self) -> int:
+        try:
+            return os.path.getsize(self.cfg.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged after ``offset`` (a ``log_size()``)."""
+        try:
+            with open(self.cfg.log_path, encoding="utf-8", errors="replace") as fh:
+                fh.seek(offset)
+                return fh.read()
         except OSError:
             return ""
 

@@ -68,8 +68,10 @@ def test_a_crashed_primary_fenced_by_a_failover_is_rewound_not_cloned(lab, prod,
     database."""
     assert prod.pgrepl.role() == "primary" and dr.pgrepl.role() == "standby"
     kept_aside = set(os.listdir(os.path.dirname(lab.prod.data_dir)))
-    write_rows(lab.prod, 50, "before-crash")
+    lab.stop_db(lab.dr)
+    write_rows(lab.prod, 50, "before-crash")  # WAL past the point dr will promote at: a rewind is needed
     kill_postmaster(lab.prod)
+    lab.start_db(lab.dr)
     dr.pgrepl.promote()
     fenced = prod.pgrepl.fence(lab.dr.minion_id, slot=lab.prod.slot)
     assert fenced["standby_config"] and not fenced["db_stopped"], fenced
