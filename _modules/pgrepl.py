@@ -508,7 +508,9 @@ def set_pgpass(host, port=5432, **kwargs):
 
 
 @translate_errors
-def basebackup(primary_host, primary_port=5432, slot=None, application_name=None, timeout=3600, **kwargs):
+def basebackup(
+    primary_host, primary_port=5432, slot=None, application_name=None, timeout=timing.COPY_SECONDS, **kwargs
+):
     """
     Clone the primary into the (stopped) data directory with ``pg_basebackup`` through a
     slot, and configure it as that primary's standby. An existing data directory is moved
@@ -605,7 +607,15 @@ def promote(timeout=60, **kwargs):
 
 
 @translate_errors
-def rewind(source_host, source_port=5432, slot=None, application_name=None, fallback=None, timeout=3600, **kwargs):
+def rewind(
+    source_host,
+    source_port=5432,
+    slot=None,
+    application_name=None,
+    fallback=None,
+    timeout=timing.COPY_SECONDS,
+    **kwargs,
+):
     """
     ``pg_rewind`` this stopped former primary onto the new primary, then write its standby
     configuration. With ``fallback=basebackup`` a failed rewind is followed by a fresh clone
@@ -778,9 +788,10 @@ def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
     """
     Make this node a streaming standby of ``primary``: clone an empty or foreign data
     directory (the old one moved aside), rewind a diverged one, point a misdirected one at
-    the primary, start it, and wait (up to ``timeout`` seconds) until it streams. A running
-    primary is never demoted; a running primary of another cluster is replaced only with
-    ``replace_running_primary=True``.
+    the primary, start it, and wait until it streams. It ends within ``timeout`` seconds, all
+    steps together, but for a clone or a rewind: that copies the database and has an hour of
+    its own. A running primary is never demoted; a running primary of another cluster is
+    replaced only with ``replace_running_primary=True``.
 
     CLI Example:
 

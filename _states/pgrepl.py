@@ -273,8 +273,8 @@ def _needs_then_apply(name, key, kwargs, as_changes, subject, functions):
 def standby(name, timeout=120, replace_running_primary=False, **kwargs):
     """This node streams from the node ``name`` (an id in ``mfa_ha:nodes``). An empty or
     foreign data directory is cloned (the old one moved aside), a diverged one rewound, a
-    misdirected one reconfigured; the state ends when the WAL receiver streams (bounded by
-    ``timeout``). It never demotes a running primary; a running primary of another cluster
+    misdirected one reconfigured; the state ends when the WAL receiver streams, within
+    ``timeout`` seconds for all steps together (a clone or a rewind has an hour of its own). It never demotes a running primary; a running primary of another cluster
     is replaced only with ``replace_running_primary: True``."""
     ret = _ret(name)
     try:

@@ -30,6 +30,9 @@ LOCK_WAIT_SECONDS = 30  # ... nor on a lock
 PEER_STATEMENT_SECONDS = 30  # a statement on the other node
 REPLICATION_POLL_SECONDS = 0.1  # replication state (a receiver, a replay position) between queries
 PROMOTE_POLL_SECONDS = 0.01  # pg_is_in_recovery() after a promote: this wait is inside the switchover's write gap
+COPY_SECONDS = (
+    3600  # a clone (pg_basebackup) or a rewind copies the database across the DC link: its own bound, not its caller's
+)
 WAL_READ_SECONDS = 30  # pg_waldump reading a few pages of this node's own pg_wal
 WAL_SCAN_SECONDS = 120  # pg_waldump counting the commits of a former primary's WAL after a fork
 SOURCE_CHECKPOINT_SECONDS = (

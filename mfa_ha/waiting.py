@@ -1,12 +1,16 @@
-"""The one bounded wait and the one retry: poll a condition, report progress now and then,
-and when the time is up fail with what was last seen (or hand it back); try an action a
-bounded number of times with a pause between."""
+"""The one bounded wait, the one retry and the one deadline: poll a condition, report
+progress now and then, and when the time is up fail with what was last seen (or hand it
+back); try an action a bounded number of times with a pause between; give each step of a
+long operation what is left of the operation's one bound."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from mfa_ha.errors import MfaHaError
 
 Seen = TypeVar("Seen")
 
@@ -51,3 +55,24 @@ def retry(attempt: Callable[[int], tuple[bool, Seen]], attempts: int, pause: flo
             break
         time.sleep(float(pause))
     return done, seen, n
+
+
+class DeadlinePassed(MfaHaError):
+    """A long operation used up its one bound before its next step."""
+
+
+class Deadline:
+    """One bound for a whole operation: each step waits at most what is left of it, so the
+    operation ends within its bound however many steps it takes."""
+
+    def __init__(self, seconds: float, what: str, clock: Callable[[], float] = time.monotonic):
+        self.seconds, self.what, self._clock = float(seconds), what, clock
+        self._ends = clock() + self.seconds
+
+    def left(self) -> int:
+        """Whole seconds left (at least 1, so a step fails with its own message); raises
+        DeadlinePassed once none are."""
+        remaining = self._ends - self._clock()
+        if remaining <= 0:
+            raise DeadlinePassed(f"{self.what}: its bound of {self.seconds:g} s is used up")
+        return max(1, math.ceil(remaining))

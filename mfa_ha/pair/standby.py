@@ -20,7 +20,7 @@ from mfa_ha.postgres.naming import parse_conninfo
 from mfa_ha.postgres.replication import Progress, log_progress
 from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role, ServerState
-from mfa_ha.waiting import poll
+from mfa_ha.waiting import Deadline, poll
 
 CLEAN_PRIMARY_SHUTDOWN = "shut down"  # pg_controldata's state; a standby's is "shut down in recovery"
 
@@ -168,11 +168,13 @@ def converge(
 ) -> dict:
     """Perform the planned steps, then wait until streaming; a standby that cannot stream
     because its timeline diverged is rewound once. Inactive slots of ``peer_slots`` on it are
-    dropped once it streams."""
+    dropped once it streams. It ends within ``timeout``, but for a clone or a rewind: each has
+    ``mfa_ha.timing.COPY_SECONDS`` of its own (it copies the database)."""
+    deadline = Deadline(timeout, f"making {server.data_dir} a standby of {up.label}")
     done, found = [], {}
     for action in [a for a in steps if a != "drop_slots"]:  # done once it streams
         try:
-            reported = _ACTIONS[action](server, up, timeout, progress)
+            reported = _ACTIONS[action](server, up, _bound(action, deadline), progress)
             found.update(reported if isinstance(reported, dict) else {})
         except MfaHaError as err:
             raise type(err)(f"{err}\n(planned: {', '.join(steps)}; done: {', '.join(done) or 'nothing'})") from None
@@ -181,19 +183,18 @@ def converge(
         progress(f"created the missing slot {up.slot} on {up.label}")
         done.append("slot")
     try:
-        receiver = wait_streaming(
-            server, up, timing.DIVERGENCE_GRACE_SECONDS if "rewind" not in done else timeout, progress
-        )
+        grace = deadline.left() if "rewind" in done else min(timing.DIVERGENCE_GRACE_SECONDS, deadline.left())
+        receiver = wait_streaming(server, up, grace, progress)
     except MfaHaError:
         if "rewind" in done or not _diverged(server, up):
-            receiver = wait_streaming(server, up, timeout, progress)
+            receiver = wait_streaming(server, up, deadline.left(), progress)
         else:
             progress("the standby's timeline diverged from the upstream's: rewinding it")
-            server.stop(timeout=int(timeout))
-            found.update(_rewind(server, up, timeout, progress) or {})
-            server.start(timeout=int(timeout))
+            server.stop(timeout=deadline.left())
+            found.update(_rewind(server, up, timing.COPY_SECONDS, progress) or {})
+            server.start(timeout=deadline.left())
             done += ["rewind", "start"]
-            receiver = wait_streaming(server, up, timeout, progress)
+            receiver = wait_streaming(server, up, deadline.left(), progress)
     dropped = repl.drop_stale_standby_slots(server, peer_slots, progress)
     return {
         "done": done + (["drop_slots"] if dropped else []),
@@ -201,6 +202,11 @@ def converge(
         **found,
         **({"dropped_slots": dropped} if dropped else {}),
     }
+
+
+def _bound(action: str, deadline: Deadline) -> int:
+    """A copy of the database has its own bound; every other step what is left of the deadline."""
+    return timing.COPY_SECONDS if action in ("clone", "rewind") else deadline.left()
 
 
 def follow(
@@ -237,7 +243,7 @@ def _diverged(server: Server, up: Upstream) -> bool:
 def _clone(server, up, timeout, progress):
     if ensure_upstream_slot(server, up):  # pg_basebackup -S needs it
         progress(f"created the missing slot {up.slot} on {up.label}")
-    repl.basebackup(server, up.host, up.port, up.user, up.slot, timeout=max(int(timeout), 3600), progress=progress)
+    repl.basebackup(server, up.host, up.port, up.user, up.slot, timeout=int(timeout), progress=progress)
 
 
 def _rewind(server, up, timeout, progress):
@@ -251,7 +257,7 @@ def _rewind(server, up, timeout, progress):
         up.user,
         up.slot,
         fallback="basebackup",
-        timeout=max(int(timeout), 3600),
+        timeout=int(timeout),
         progress=progress,
     )
     found = {"rewind_method": rewound["method"]}

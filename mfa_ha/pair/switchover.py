@@ -462,7 +462,7 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
             new.user,
             own_slot,
             fallback="basebackup",
-            timeout=max(int(timeout), 3600),
+            timeout=timing.COPY_SECONDS,
             progress=progress,
         )
         method = rewound["method"]

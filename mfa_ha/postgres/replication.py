@@ -384,7 +384,7 @@ def basebackup(
     user: str,
     slot: str | None,
     application_name: str | None = None,
-    timeout: int = 3600,
+    timeout: int = timing.COPY_SECONDS,
     progress: Progress = log_progress,
 ) -> dict:
     """Clone the primary into the data directory and configure it as its standby.
@@ -606,7 +606,7 @@ def rewind(
     slot: str | None,
     application_name: str | None = None,
     fallback: str | None = None,
-    timeout: int = 3600,
+    timeout: int = timing.COPY_SECONDS,
     progress: Progress = log_progress,
 ) -> dict:
     """Rewind this stopped former primary onto the new primary and make it its standby.
