@@ -9,7 +9,7 @@ import os
 
 from mfa_ha import lsn as lsnlib
 from mfa_ha import timing
-from mfa_ha.errors import MfaHaError
+from mfa_ha.errors import ConnectionFailed, MfaHaError
 from mfa_ha.pair.peer import Upstream, identify_peer, timeline_switch_point
 from mfa_ha.postgres.server import Server
 
@@ -51,6 +51,8 @@ def divergence_point(server: Server, keep: Upstream, timeline: int) -> int | Non
         return _own_switch_point(server, keep_tli, timeline)
     try:
         return timeline_switch_point(server, keep, timeline)
+    except ConnectionFailed:
+        raise
     except MfaHaError:
         return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mfa_ha import app as applib
 from mfa_ha import roles, timing
-from mfa_ha.errors import MfaHaError
+from mfa_ha.errors import ConnectionFailed, MfaHaError
 from mfa_ha.pair.divergence import divergent_writes
 from mfa_ha.pair.peer import Upstream, identify_peer, peer_in_recovery
 from mfa_ha.pair.service_address import Hooks
@@ -121,6 +121,8 @@ def stale_peer(server: Server, peers: dict[str, Upstream]) -> str | None:
         if peer_in_recovery(server, peer) is False:
             try:
                 peer_tli = identify_peer(server, peer)["timeline"]
+            except ConnectionFailed:
+                raise  # it answered a moment ago: an error of the check, never "not stale"
             except MfaHaError:
                 continue
             if peer_tli > int(local_tli):

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg2
-import psycopg2.extras
-
 from mfa_ha import lsn as lsnlib
 from mfa_ha import timing
-from mfa_ha.errors import MfaHaError
+from mfa_ha.errors import ConnectionFailed, MfaHaError
 from mfa_ha.postgres import replication as repl
-from mfa_ha.postgres.server import PEER_SESSION_OPTIONS, Server
+from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
 
 
@@ -29,19 +26,16 @@ class Upstream:
 
 
 def peer_connect(server: Server, peer: Upstream, replication: bool = False):
-    """A connection to a peer as the replication user (password from pgpass), database
-    ``postgres`` (or the replication protocol)."""
-    kwargs = {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {}
-    params = {**server.check_params(), "connect_timeout": timing.PEER_CONNECT_SECONDS}
-    return psycopg2.connect(
-        host=peer.host,
-        port=peer.port,
-        user=peer.user,
-        dbname="postgres",
+    """A connection to a peer (``replication.upstream_connection``), given up after
+    ``PEER_CONNECT_SECONDS``: a peer that does not answer within it counts as unreachable."""
+    return repl.upstream_connection(
+        server,
+        peer.host,
+        peer.port,
+        peer.user,
+        replication=replication,
+        connect_timeout=timing.PEER_CONNECT_SECONDS,
         application_name="mfa_ha",
-        options=PEER_SESSION_OPTIONS,
-        **params,
-        **kwargs,
     )
 
 
@@ -81,7 +75,7 @@ def peer_in_recovery(server: Server, peer: Upstream) -> bool | None:
     """True/False from the peer itself; None when it does not accept connections."""
     try:
         conn = peer_connect(server, peer)
-    except psycopg2.OperationalError:
+    except ConnectionFailed:
         return None
     try:
         with conn.cursor() as cur:

@@ -398,10 +398,11 @@ def hand_over(
 
 
 def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, checkpoint: str) -> None:
-    try:
-        return _wait_promoted_or_fail(server, new, timeout)
-    except ConnectionFailed:
-        pass
+    """Until ``new`` accepts writes (bounded). If it does not and still answers as a standby,
+    this node serves again and the switch is aborted; if it does not answer, this node stays
+    stopped (whether it took over is unknown)."""
+    if _promoted_within(server, new, timeout):
+        return
     if peer_in_recovery(server, new) is True:
         server.start(timeout=int(timeout))
         hooks.run("acquire", me)
@@ -530,10 +531,16 @@ def run_part(
 
 
 def _wait_promoted_or_fail(server: Server, new: Upstream, timeout: float) -> None:
-    """Until ``new`` answers as a primary (bounded)."""
-    poll(
-        lambda: (peer_in_recovery(server, new) is False, None),
+    if not _promoted_within(server, new, timeout):
+        raise ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s")
+
+
+def _promoted_within(server: Server, new: Upstream, timeout: float) -> bool:
+    """Whether ``new`` answers as a primary within ``timeout`` (False: a standby or silent)."""
+    last = poll(
+        lambda: ((answer := peer_in_recovery(server, new)) is False, answer),
         timeout,
         timing.SWITCHOVER_POLL_SECONDS,
-        fail=lambda _: ConnectionFailed(f"{new.label} is not a primary after {timeout:g} s"),
+        fail=None,
     )
+    return last is False

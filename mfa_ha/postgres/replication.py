@@ -313,24 +313,34 @@ def upstream_conninfo(server: Server, host: str, port: int, user: str, applicati
     )
 
 
-def upstream_connection(server: Server, host: str, port: int, user: str, replication: bool = False):
-    """A connection to the upstream as the replication user (password from pgpass), database
-    ``postgres`` or the replication protocol. Raises ConnectionFailed naming the cause."""
+def upstream_connection(
+    server: Server,
+    host: str,
+    port: int,
+    user: str,
+    replication: bool = False,
+    connect_timeout: float | None = None,
+    application_name: str = "mfa_ha_check",
+):
+    """The one way this tool connects to another node: as the replication user (password
+    from pgpass), over TLS as configured, database ``postgres`` or the replication protocol,
+    its statements bounded. Raises ConnectionFailed naming the cause."""
     kind = (
         {"connection_factory": psycopg2.extras.PhysicalReplicationConnection} if replication else {"dbname": "postgres"}
     )
+    params = {**server.check_params(), **({"connect_timeout": connect_timeout} if connect_timeout else {})}
     try:
         return psycopg2.connect(
             host=host,
             port=port,
             user=user,
-            application_name="mfa_ha_check",
+            application_name=application_name,
             options=PEER_SESSION_OPTIONS,
             **kind,
-            **server.check_params(),
+            **params,
         )
     except psycopg2.OperationalError as err:
-        raise ConnectionFailed(f"cannot reach the primary {host}:{port} as {user}: {_first_line(err)}") from None
+        raise ConnectionFailed(f"cannot reach {host}:{port} as {user}: {_first_line(err)}") from None
 
 
 def upstream_database_bytes(server: Server, host: str, port: int, user: str) -> int | None:
@@ -567,20 +577,20 @@ def promote(server: Server, timeout: int = 60) -> dict:
     return {"timeline": row["timeline"], "lsn": row["current_lsn"], "seconds": round(time.monotonic() - started, 3)}
 
 
-def _wait_source_checkpoint(source: str, timeline: int, progress: Progress) -> None:
+def _wait_source_checkpoint(server: Server, host: str, port: int, user: str, timeline: int, progress: Progress) -> None:
     """pg_rewind reads the source's timeline from its control file, which a promoted server
     updates only at its next checkpoint: wait (bounded) until that has happened."""
 
     def probe():
         try:
-            conn = psycopg2.connect(source, tcp_user_timeout=timing.PEER_TCP_USER_TIMEOUT_MS)
+            conn = upstream_connection(server, host, port, user, application_name="pg_rewind")
             try:
                 with conn.cursor() as cur:
                     cur.execute("SELECT timeline_id FROM pg_control_checkpoint()")
                     current = cur.fetchone()[0]
             finally:
                 conn.close()
-        except psycopg2.Error as err:
+        except (ConnectionFailed, psycopg2.Error) as err:
             progress(f"cannot read the source's checkpoint timeline ({_first_line(err)}); running pg_rewind anyway")
             return True, None
         return current >= timeline, current
@@ -638,7 +648,7 @@ def rewind(
             **basebackup(server, host, port, user, slot, application_name, timeout, progress),
         }
     source = upstream_conninfo(server, host, port, user, "pg_rewind", dbname="postgres")  # named in the logs
-    _wait_source_checkpoint(source, upstream["timeline"], progress)
+    _wait_source_checkpoint(server, host, port, user, upstream["timeline"], progress)
     started = time.monotonic()
     try:
         recovered = recover_crashed(server, local, timeout, progress)

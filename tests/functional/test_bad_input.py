@@ -54,7 +54,7 @@ def test_unreachable_peer_is_named(primed, dr):
     before = dr_system_id(lab)
     dr.pgrepl.stop()
     try:
-        with pytest.raises(CommandExecutionError, match=r"cannot reach the primary 127\.0\.0\.9:5432"):
+        with pytest.raises(CommandExecutionError, match=r"cannot reach 127\.0\.0\.9:5432"):
             dr.pgrepl.basebackup("127.0.0.9", slot=lab.dr.slot)
     finally:
         dr.pgrepl.start()
