@@ -1,9 +1,13 @@
-"""The deadline a long operation's steps share, and how pg_waldump's answer is read when the
-rejoin asks whether a node holds WAL past the fork (its output as PostgreSQL 15 writes it)."""
+"""The deadline a long operation's steps share, and how pg_waldump's answers are read: the
+switchover's proof of a clean shutdown, the divergence count, and whether a node holds WAL
+past the fork (recorded from each major's pg_waldump in tests/unit/data/pg_waldump)."""
+
+import os
 
 import pytest
 
-from mfa_ha.pair import divergence
+from mfa_ha import lsn as lsnlib
+from mfa_ha.pair import divergence, switchover
 from mfa_ha.proc import Result
 from mfa_ha.waiting import Deadline, DeadlinePassed
 
@@ -75,3 +79,33 @@ def test_only_pg_waldump_saying_there_is_no_record_proves_the_wal_ends_before(re
     server = WalServer(returncode, stdout, stderr)
     assert divergence.holds_wal_from(server, 0x301B9D8, 3) is holds
     assert server.args[-6:] == ("--timeline", "3", "--start", "0/301B9D8", "--limit", "1")
+
+
+RECORDED = os.path.join(os.path.dirname(__file__), "data", "pg_waldump")
+MAJORS = sorted(os.listdir(RECORDED), key=int)  # each major whose pg_waldump the version matrix has
+
+
+def recorded(major: str, name: str) -> str:
+    with open(os.path.join(RECORDED, major, name), encoding="utf-8") as fh:
+        return fh.read()
+
+
+@pytest.mark.parametrize("major", MAJORS)
+def test_the_records_of_each_major_are_read(major):
+    """The end of a cluster's WAL as each major's pg_waldump prints it (after initdb): the
+    switchover's proof reads the last record's kind and position, the divergence count the
+    commits."""
+    lines = recorded(major, "end_of_wal.out").splitlines()
+    records = [switchover.RECORD_RE.match(line) for line in lines]
+    assert all(records), [line for line, m in zip(lines, records, strict=True) if not m]
+    rmgr, total, lsn, desc = records[-1].groups()
+    assert (rmgr, desc) == ("XLOG", "CHECKPOINT_SHUTDOWN") and int(total) > 0
+    assert lsnlib.to_int(lsn) > 0 and f"redo {lsnlib.to_str(lsnlib.to_int(lsn))};" in lines[-1]
+    server = WalServer(0, stdout="\n".join(lines))
+    assert divergence.count_commits(server, 0, 1) == 1
+
+
+@pytest.mark.parametrize("major", MAJORS)
+@pytest.mark.parametrize("answer", ["after_the_end.err", "no_segment.err"])
+def test_each_majors_no_record_answer_proves_the_wal_ends(major, answer):
+    assert divergence.holds_wal_from(WalServer(1, stderr=recorded(major, answer)), 0x1000000, 1) is False
