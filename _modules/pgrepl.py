@@ -9,6 +9,27 @@ user ``replicamfa``). Every function also takes those keys as keyword overrides.
 
 The replication password is read from pillar only, written to a pgpass file (mode 0600,
 owned by the database user) and never returned, logged or put on a command line.
+
+The functions, in this order:
+
+- the node's PostgreSQL, read: ``version``, ``status``, ``role``, ``settings``, ``slots``,
+  ``slot_name``, ``standby_config``, ``shutdown_checkpoint_lsn``, ``pending_restart``,
+  ``timeline_history``, ``kept_aside``;
+- the node's PostgreSQL, acted on: ``start``, ``stop``, ``restart``, ``reload``,
+  ``checkpoint``, ``create_slot``, ``drop_slot``, ``wait_for_lsn``, ``promote``,
+  ``basebackup``, ``configure_standby``, ``rewind``, ``prune_kept_aside``;
+- what the states converge, each a "what is needed" and its change: ``validate_pillar``,
+  ``pillar_problems``, ``apply_settings``, ``replication_user_needs`` /
+  ``set_replication_user``, ``pgpass_needs`` / ``set_pgpass`` / ``set_peer_pgpass``, ``hba`` /
+  ``apply_hba``, ``tls_needs`` / ``apply_tls``, ``standby_plan`` / ``make_standby`` /
+  ``wait_streaming``, ``follow_plan`` / ``follow``;
+- role changes, each node's part of an orchestration: ``switchover``, ``resume_primary``,
+  ``rejoin``, ``failover``, ``fence``, ``discard_divergent``, ``restart_standby``;
+- called by the master, the reactors and the beacon: ``node_status``, ``cluster_view``,
+  ``stale_primary``, ``beacon_fired``, ``fence_if_stale``, ``fence_decision``,
+  ``request_switchover``, ``confirm_switchover_request``;
+- the unattended failover: ``lease_renew``, ``lease_keeper_config``, ``pause_automation``,
+  ``paused``, ``resume_automation``.
 """
 
 import logging
@@ -113,49 +134,7 @@ def _upstream(primary, kwargs) -> pgpeer.Upstream:
     return pgpeer.Upstream(nodes[primary]["address"], nodes[primary]["port"], _repl_cfg(kwargs).user, slot)
 
 
-@translate_errors
-def validate_pillar():
-    """
-    Check the whole ``mfa_ha`` pillar (nodes and their addresses, slot names, data dir,
-    password present, app manager); returns the nodes with their slots, or fails naming
-    every bad key.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.validate_pillar
-    """
-    pillar = dict(_pillar("mfa_ha", {}) or {})
-    nodes = validate_mfa_ha_pillar(pillar, __opts__["id"])
-    problems = unresolvable(nodes)
-    if problems:
-        raise InvalidPillar("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
-    return nodes
-
-
-def pillar_problems():
-    """
-    The problems of the ``mfa_ha`` pillar as a list, empty when it is valid; never raises.
-    The orchestrations render it into a failing first step, so a bad pillar (including one
-    given on the command line) stops them before anything runs.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run state.orchestrate ...   # used by mfa_ha.orch.switchover and failover
-        salt '*' pgrepl.pillar_problems
-    """
-    try:
-        validate_pillar()
-    except FAILURES as err:  # validate_pillar is a Salt function: its errors are Salt's
-        return [
-            line.lstrip("- ") for line in str(err).splitlines() if line.strip(" -") and line != "invalid mfa_ha pillar:"
-        ]
-    return []
-
-
+# -- the node's PostgreSQL, read ---------------------------------------------------------------
 @translate_errors
 def version(**kwargs):
     """
@@ -188,49 +167,142 @@ def status(**kwargs):
     return repl.status(_server(kwargs))
 
 
-def node_status(kept_aside=False, **kwargs):
+@translate_errors
+def role(**kwargs):
     """
-    ``pgrepl.status``, ``pmfad.status`` and each peer's role as this node sees it (``peers``:
-    can this node reach them?) in one function, so the master asks with a single-function
-    job (a compound job breaks every state run on the minion while it runs, Salt issue
-    59141). A part that fails holds its error text instead of a dict. With
-    ``kept_aside=True``, also the copies of the data directory kept aside (``kept_aside``).
-    Jobs that ask at once share one computation (``mfa_ha.monitoring.singleflight``): a busy master
-    costs this node one status at a time.
+    ``primary`` or ``standby`` from the live server (``pg_is_in_recovery()``); for a stopped
+    server the role it would start in; ``unknown`` without a cluster.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' pgrepl.node_status
+        salt '*' pgrepl.role
     """
-    path = os.path.join(__opts__["cachedir"], "mfa_ha", "node_status.json")
-    try:
-        result = dict(singleflight.shared(path, lambda: _node_status(kwargs), timing.NODE_STATUS_TURN_SECONDS))
-    except singleflight.Busy as err:
-        return {name: f"failed: {err}" for name in ("pgrepl.status", "pmfad.status", "peers")}
-    if kept_aside:
-        try:
-            result["kept_aside"] = keptaside.kept(_server(kwargs).data_dir)
-        except Exception as err:  # noqa: BLE001 - each part reports its own failure
-            result["kept_aside"] = f"failed: {err}"
-    return result
+    return repl.role(_server(kwargs)).value
 
 
-def _node_status(kwargs) -> dict:
-    result = {}
-    for name in ("pgrepl.status", "pmfad.status", "pgrepl.cluster_view"):
-        try:
-            result[name] = __salt__[name](**call_args(kwargs)) if name.startswith("pgrepl") else __salt__[name]()
-        except Exception as err:  # noqa: BLE001 - each part reports its own failure
-            result[name] = f"failed: {err}"
-    view = result.pop("pgrepl.cluster_view")
-    result["peers"] = view["peers"] if isinstance(view, dict) else view
+@translate_errors
+def settings(**kwargs):
+    """
+    Replication settings that differ from what this version needs (plus pillar
+    ``mfa_ha:postgres:settings``): ``{name: {old, new}}``, and those waiting for a restart.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.settings
+    """
+    server = _server(kwargs)
+    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
+    return {
+        "differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
+        "restart_pending": pgsettings.restart_pending(server, wanted),
+    }
+
+
+@translate_errors
+def slots(**kwargs):
+    """
+    Replication slots with their active flag, restart LSN and retained WAL in bytes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.slots
+    """
+    return repl.list_slots(_server(kwargs))
+
+
+def slot_name(minion_id):
+    """
+    The replication slot name for a minion id: lower-case, other characters to ``_``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.slot_name ServerA
+    """
+    return _slot_name(minion_id)
+
+
+@translate_errors
+def standby_config(**kwargs):
+    """
+    The standby settings in the data directory (primary_conninfo, slot, timeline).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.standby_config
+    """
+    return repl.standby_config(_server(kwargs))
+
+
+@translate_errors
+def shutdown_checkpoint_lsn(**kwargs):
+    """
+    The shutdown checkpoint LSN of a cleanly stopped server (``pg_controldata``). Errors if
+    the server runs or was not shut down cleanly.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.shutdown_checkpoint_lsn
+    """
+    return repl.shutdown_checkpoint_lsn(_server(kwargs))
+
+
+@translate_errors
+def pending_restart(**kwargs):
+    """
+    The settings whose new value waits for a restart (``pg_settings.pending_restart``); empty
+    when none does.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.pending_restart
+    """
+    return pgsettings.restart_pending(_server(kwargs))
+
+
+@translate_errors
+def timeline_history(**kwargs):
+    """
+    This node's newest timeline history file (``pg_wal/<timeline>.history``, written by
+    PostgreSQL at every promotion): ``timeline`` and the file's text, or timeline 1 and no
+    history when this cluster was never promoted. ``salt-run mfa_ha.history`` reads it when
+    the master's records are gone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.timeline_history
+    """
+    server = _server(kwargs)
+    server.require_cluster()
+    wal = os.path.join(server.data_dir, "pg_wal")
+    found = sorted(n for n in os.listdir(wal) if len(n) == 16 and n.endswith(".history") and _is_hex(n[:8]))
+    if not found:
+        return {"timeline": 1, "history": None}
+    with open(os.path.join(wal, found[-1]), encoding="utf-8", errors="replace") as fh:
+        return {"timeline": int(found[-1][:8], 16), "history": fh.read()}
+
+
+def _is_hex(text: str) -> bool:
     try:
-        result["paused"] = maintenance.read(_lease_settings().pause_file)
-    except Exception as err:  # noqa: BLE001 - each part reports its own failure
-        result["paused"] = f"failed: {err}"
-    return result
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
 
 
 @translate_errors
@@ -251,38 +323,7 @@ def kept_aside(**kwargs):
     return {"kept": copies, "keep": keep, "remove": keptaside.to_remove(copies, keep)}
 
 
-@translate_errors
-def prune_kept_aside(**kwargs):
-    """
-    Remove the copies of this node's data directory kept aside beyond the newest
-    ``mfa_ha:postgres:keep_moved_aside``; returns what was removed (each also logged at
-    WARNING).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_prod pgrepl.prune_kept_aside
-    """
-    server = _server(kwargs)
-    return keptaside.prune(server.data_dir, server.cfg.keep_moved_aside)
-
-
-@translate_errors
-def role(**kwargs):
-    """
-    ``primary`` or ``standby`` from the live server (``pg_is_in_recovery()``); for a stopped
-    server the role it would start in; ``unknown`` without a cluster.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.role
-    """
-    return repl.role(_server(kwargs)).value
-
-
+# -- the node's PostgreSQL, acted on -----------------------------------------------------------
 @translate_errors
 def start(timeout=60, **kwargs):
     """
@@ -360,72 +401,6 @@ def checkpoint(**kwargs):
 
 
 @translate_errors
-def settings(**kwargs):
-    """
-    Replication settings that differ from what this version needs (plus pillar
-    ``mfa_ha:postgres:settings``): ``{name: {old, new}}``, and those waiting for a restart.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.settings
-    """
-    server = _server(kwargs)
-    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
-    return {
-        "differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
-        "restart_pending": pgsettings.restart_pending(server, wanted),
-    }
-
-
-@translate_errors
-def apply_settings(**kwargs):
-    """
-    Set the replication settings with ``ALTER SYSTEM`` and reload; returns what changed and
-    which settings need a restart to take effect (the server is not restarted).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.apply_settings
-    """
-    server = _server(kwargs)
-    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
-    changes = pgsettings.diff(pgsettings.current(server, wanted), wanted)
-    applied = pgsettings.apply(server, {k: v["new"] for k, v in changes.items()}) if changes else {}
-    return {"changes": changes, "restart_pending": applied.get("restart_pending", [])}
-
-
-@translate_errors
-def slots(**kwargs):
-    """
-    Replication slots with their active flag, restart LSN and retained WAL in bytes.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.slots
-    """
-    return repl.list_slots(_server(kwargs))
-
-
-def slot_name(minion_id):
-    """
-    The replication slot name for a minion id: lower-case, other characters to ``_``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.slot_name ServerA
-    """
-    return _slot_name(minion_id)
-
-
-@translate_errors
 def create_slot(name, **kwargs):
     """
     Create a physical replication slot (WAL reserved at once). Returns False if it existed.
@@ -455,56 +430,33 @@ def drop_slot(name, **kwargs):
 
 
 @translate_errors
-def set_replication_user(**kwargs):
+def wait_for_lsn(lsn, timeout=30, beyond=False, **kwargs):
     """
-    Make the replication role (``mfa_ha:replication:user``) exist with REPLICATION, LOGIN,
-    the connection limit and the pillar password (stored as SCRAM-SHA-256), plus the grants
-    pg_rewind needs. Returns the list of what changed (never the password).
+    Wait until this standby has received and replayed ``lsn`` (with ``beyond=True``, the
+    record starting there in full). Bounded by ``timeout`` seconds; the error gives the
+    figures reached.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt server_prod pgrepl.set_replication_user
+        salt server_dr pgrepl.wait_for_lsn 0/3000028 timeout=30 beyond=True
     """
-    return repl.set_replication_user(_server(kwargs), _repl_cfg(kwargs), _password())
+    return repl.wait_for_lsn(_server(kwargs), lsn, float(timeout), bool(beyond))
 
 
 @translate_errors
-def replication_user_needs(**kwargs):
+def promote(timeout=60, **kwargs):
     """
-    What differs between the replication role and the pillar (``create``, ``replication
-    login``, ``connection limit a -> b``, ``password``); empty when it is as wanted. The
-    password is compared against the stored SCRAM verifier, never shown.
+    Promote this standby and wait until it accepts writes; refuses on a primary.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt server_prod pgrepl.replication_user_needs
+        salt server_dr pgrepl.promote
     """
-    server = _server(kwargs)
-    rcfg = _repl_cfg(kwargs)
-    password = _password()
-    if not password:
-        raise InvalidInput("mfa_ha:replication:password is empty or missing")
-    return repl.user_needs(repl.replication_user(server, rcfg.user), rcfg, password)
-
-
-@translate_errors
-def set_pgpass(host, port=5432, **kwargs):
-    """
-    Write the replication user's password for ``host:port`` into the DB user's pgpass file
-    (mode 0600). Returns True when the file changed.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_dr pgrepl.set_pgpass 192.168.1.1
-    """
-    server = _server(kwargs)
-    return repl.set_pgpass(server, host, int(port), _repl_cfg(kwargs).user, _password())
+    return repl.promote(_server(kwargs), int(timeout))
 
 
 @translate_errors
@@ -548,65 +500,6 @@ def configure_standby(primary_host, primary_port=5432, slot=None, application_na
 
 
 @translate_errors
-def standby_config(**kwargs):
-    """
-    The standby settings in the data directory (primary_conninfo, slot, timeline).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_dr pgrepl.standby_config
-    """
-    return repl.standby_config(_server(kwargs))
-
-
-@translate_errors
-def shutdown_checkpoint_lsn(**kwargs):
-    """
-    The shutdown checkpoint LSN of a cleanly stopped server (``pg_controldata``). Errors if
-    the server runs or was not shut down cleanly.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_prod pgrepl.shutdown_checkpoint_lsn
-    """
-    return repl.shutdown_checkpoint_lsn(_server(kwargs))
-
-
-@translate_errors
-def wait_for_lsn(lsn, timeout=30, beyond=False, **kwargs):
-    """
-    Wait until this standby has received and replayed ``lsn`` (with ``beyond=True``, the
-    record starting there in full). Bounded by ``timeout`` seconds; the error gives the
-    figures reached.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_dr pgrepl.wait_for_lsn 0/3000028 timeout=30 beyond=True
-    """
-    return repl.wait_for_lsn(_server(kwargs), lsn, float(timeout), bool(beyond))
-
-
-@translate_errors
-def promote(timeout=60, **kwargs):
-    """
-    Promote this standby and wait until it accepts writes; refuses on a primary.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_dr pgrepl.promote
-    """
-    return repl.promote(_server(kwargs), int(timeout))
-
-
-@translate_errors
 def rewind(
     source_host,
     source_port=5432,
@@ -630,6 +523,181 @@ def rewind(
     server = _server(kwargs)
     return repl.rewind(
         server, source_host, int(source_port), _repl_cfg(kwargs).user, slot, application_name, fallback, int(timeout)
+    )
+
+
+@translate_errors
+def prune_kept_aside(**kwargs):
+    """
+    Remove the copies of this node's data directory kept aside beyond the newest
+    ``mfa_ha:postgres:keep_moved_aside``; returns what was removed (each also logged at
+    WARNING).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.prune_kept_aside
+    """
+    server = _server(kwargs)
+    return keptaside.prune(server.data_dir, server.cfg.keep_moved_aside)
+
+
+# -- what the states converge: what is needed, then the change ---------------------------------
+@translate_errors
+def validate_pillar():
+    """
+    Check the whole ``mfa_ha`` pillar (nodes and their addresses, slot names, data dir,
+    password present, app manager); returns the nodes with their slots, or fails naming
+    every bad key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.validate_pillar
+    """
+    pillar = dict(_pillar("mfa_ha", {}) or {})
+    nodes = validate_mfa_ha_pillar(pillar, __opts__["id"])
+    problems = unresolvable(nodes)
+    if problems:
+        raise InvalidPillar("invalid mfa_ha pillar:\n- " + "\n- ".join(problems))
+    return nodes
+
+
+def pillar_problems():
+    """
+    The problems of the ``mfa_ha`` pillar as a list, empty when it is valid; never raises.
+    The orchestrations render it into a failing first step, so a bad pillar (including one
+    given on the command line) stops them before anything runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run state.orchestrate ...   # used by mfa_ha.orch.switchover and failover
+        salt '*' pgrepl.pillar_problems
+    """
+    try:
+        validate_pillar()
+    except FAILURES as err:  # validate_pillar is a Salt function: its errors are Salt's
+        return [
+            line.lstrip("- ") for line in str(err).splitlines() if line.strip(" -") and line != "invalid mfa_ha pillar:"
+        ]
+    return []
+
+
+@translate_errors
+def apply_settings(**kwargs):
+    """
+    Set the replication settings with ``ALTER SYSTEM`` and reload; returns what changed and
+    which settings need a restart to take effect (the server is not restarted).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.apply_settings
+    """
+    server = _server(kwargs)
+    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
+    changes = pgsettings.diff(pgsettings.current(server, wanted), wanted)
+    applied = pgsettings.apply(server, {k: v["new"] for k, v in changes.items()}) if changes else {}
+    return {"changes": changes, "restart_pending": applied.get("restart_pending", [])}
+
+
+@translate_errors
+def replication_user_needs(**kwargs):
+    """
+    What differs between the replication role and the pillar (``create``, ``replication
+    login``, ``connection limit a -> b``, ``password``); empty when it is as wanted. The
+    password is compared against the stored SCRAM verifier, never shown.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.replication_user_needs
+    """
+    server = _server(kwargs)
+    rcfg = _repl_cfg(kwargs)
+    password = _password()
+    if not password:
+        raise InvalidInput("mfa_ha:replication:password is empty or missing")
+    return repl.user_needs(repl.replication_user(server, rcfg.user), rcfg, password)
+
+
+@translate_errors
+def set_replication_user(**kwargs):
+    """
+    Make the replication role (``mfa_ha:replication:user``) exist with REPLICATION, LOGIN,
+    the connection limit and the pillar password (stored as SCRAM-SHA-256), plus the grants
+    pg_rewind needs. Returns the list of what changed (never the password).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.set_replication_user
+    """
+    return repl.set_replication_user(_server(kwargs), _repl_cfg(kwargs), _password())
+
+
+@translate_errors
+def pgpass_needs(**kwargs):
+    """
+    Peers (``host:port``) whose pgpass entry for the replication user is missing or holds
+    another password than the pillar's. The password itself is never returned.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.pgpass_needs
+    """
+    cfg, user, password = _server(kwargs).cfg, _repl_cfg(kwargs).user, _password()
+    if not password:
+        raise InvalidInput("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
+    return sorted(
+        f"{n['address']}:{n['port']}"
+        for n in _peers(resolved=True).values()
+        if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password)
+    )
+
+
+@translate_errors
+def set_pgpass(host, port=5432, **kwargs):
+    """
+    Write the replication user's password for ``host:port`` into the DB user's pgpass file
+    (mode 0600). Returns True when the file changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.set_pgpass 192.168.1.1
+    """
+    server = _server(kwargs)
+    return repl.set_pgpass(server, host, int(port), _repl_cfg(kwargs).user, _password())
+
+
+@translate_errors
+def set_peer_pgpass(**kwargs):
+    """
+    Write the pgpass entries (mode 0600, owned by the database user) for every peer in
+    ``mfa_ha:nodes``. Returns the peers whose entry changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.set_peer_pgpass
+    """
+    server, user, password = _server(kwargs), _repl_cfg(kwargs).user, _password()
+    return sorted(
+        f"{n['address']}:{n['port']}"
+        for n in _peers(resolved=True).values()
+        if repl.set_pgpass(server, n["address"], n["port"], user, password)
     )
 
 
@@ -725,48 +793,6 @@ def apply_tls(**kwargs):
 
 
 @translate_errors
-def pgpass_needs(**kwargs):
-    """
-    Peers (``host:port``) whose pgpass entry for the replication user is missing or holds
-    another password than the pillar's. The password itself is never returned.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.pgpass_needs
-    """
-    cfg, user, password = _server(kwargs).cfg, _repl_cfg(kwargs).user, _password()
-    if not password:
-        raise InvalidInput("mfa_ha:replication:password: missing (keep it in an encrypted pillar)")
-    return sorted(
-        f"{n['address']}:{n['port']}"
-        for n in _peers(resolved=True).values()
-        if not pgpass_has(cfg.pgpass_path, n["address"], n["port"], user, password)
-    )
-
-
-@translate_errors
-def set_peer_pgpass(**kwargs):
-    """
-    Write the pgpass entries (mode 0600, owned by the database user) for every peer in
-    ``mfa_ha:nodes``. Returns the peers whose entry changed.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.set_peer_pgpass
-    """
-    server, user, password = _server(kwargs), _repl_cfg(kwargs).user, _password()
-    return sorted(
-        f"{n['address']}:{n['port']}"
-        for n in _peers(resolved=True).values()
-        if repl.set_pgpass(server, n["address"], n["port"], user, password)
-    )
-
-
-@translate_errors
 def standby_plan(primary, replace_running_primary=False, **kwargs):
     """
     What it would take for this node to stream from ``primary`` (a node id of
@@ -823,63 +849,6 @@ def wait_streaming(primary, timeout=60, **kwargs):
 
 
 @translate_errors
-def restart_standby(primary, command=None, timeout=timing.RESTART_STEP_SECONDS, **kwargs):
-    """
-    This standby's turn in a rolling restart (``salt-run mfa_ha.rolling_restart``): stopped
-    (fast), ``command`` run while it is stopped (a list, no shell: a package upgrade for a
-    PostgreSQL minor release), started, and streaming from ``primary`` again within
-    ``timeout`` seconds. Refused on a primary.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_dr pgrepl.restart_standby server_prod
-        salt server_dr pgrepl.restart_standby server_prod command='["apt-get", "install", "-y", "postgresql-15"]'
-    """
-    return pgstandby.restart_standby(
-        _server(kwargs), _upstream(primary, kwargs), command or None, float(timeout), repl.log_progress
-    )
-
-
-@translate_errors
-def pending_restart(**kwargs):
-    """
-    The settings whose new value waits for a restart (``pg_settings.pending_restart``); empty
-    when none does.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.pending_restart
-    """
-    return pgsettings.restart_pending(_server(kwargs))
-
-
-@translate_errors
-def cluster_view(**kwargs):
-    """
-    The cluster as this node sees it: its own role (live, or the one a stopped server would
-    start in), each peer's live role as it answers here (``primary``, ``standby``,
-    ``unreachable``) and the ids of every node that accepts writes (two: split brain).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.cluster_view
-    """
-    server = _server(kwargs)
-    me = __opts__["id"]
-    running = server.has_cluster() and server.is_running()
-    role = repl.role(server).value
-    peers = pgpeer.peer_roles(server, pgpeer.peers(_nodes(), me, _repl_cfg(kwargs).user))
-    primaries = [n for n, r in peers.items() if r == "primary"] + ([me] if running and role == "primary" else [])
-    return {"role": role, "running": running, "peers": peers, "primaries": sorted(primaries)}
-
-
-@translate_errors
 def follow_plan(primary, **kwargs):
     """
     What highstate would do so this node follows the live primary ``primary`` without
@@ -915,6 +884,7 @@ def follow(primary, timeout=30, **kwargs):
     }
 
 
+# -- role changes: each node's part of the orchestrations --------------------------------------
 def _switchover_settings():
     value = _pillar("mfa_ha:switchover", {}) or {}
     if not isinstance(value, dict):
@@ -1039,6 +1009,111 @@ def fence(primary, **kwargs):
 
 
 @translate_errors
+def discard_divergent(keep, **kwargs):
+    """
+    This node lost a split brain: the operator keeps the node ``keep``. Counts the
+    transactions this node committed after it left ``keep``'s history (when its timeline
+    history shows where), fences it (app and PostgreSQL stopped) and moves its data
+    directory aside, never deleted, so that ``mfa_ha.orch.rejoin`` clones it from ``keep``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.discard_divergent server_prod
+    """
+    return pgfailover.discard_divergent(_server(kwargs), _app(), _upstream(keep, kwargs))
+
+
+@translate_errors
+def restart_standby(primary, command=None, timeout=timing.RESTART_STEP_SECONDS, **kwargs):
+    """
+    This standby's turn in a rolling restart (``salt-run mfa_ha.rolling_restart``): stopped
+    (fast), ``command`` run while it is stopped (a list, no shell: a package upgrade for a
+    PostgreSQL minor release), started, and streaming from ``primary`` again within
+    ``timeout`` seconds. Refused on a primary.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_dr pgrepl.restart_standby server_prod
+        salt server_dr pgrepl.restart_standby server_prod command='["apt-get", "install", "-y", "postgresql-15"]'
+    """
+    return pgstandby.restart_standby(
+        _server(kwargs), _upstream(primary, kwargs), command or None, float(timeout), repl.log_progress
+    )
+
+
+# -- called by the master, the reactors and the beacon -----------------------------------------
+def node_status(kept_aside=False, **kwargs):
+    """
+    ``pgrepl.status``, ``pmfad.status`` and each peer's role as this node sees it (``peers``:
+    can this node reach them?) in one function, so the master asks with a single-function
+    job (a compound job breaks every state run on the minion while it runs, Salt issue
+    59141). A part that fails holds its error text instead of a dict. With
+    ``kept_aside=True``, also the copies of the data directory kept aside (``kept_aside``).
+    Jobs that ask at once share one computation (``mfa_ha.monitoring.singleflight``): a busy master
+    costs this node one status at a time.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.node_status
+    """
+    path = os.path.join(__opts__["cachedir"], "mfa_ha", "node_status.json")
+    try:
+        result = dict(singleflight.shared(path, lambda: _node_status(kwargs), timing.NODE_STATUS_TURN_SECONDS))
+    except singleflight.Busy as err:
+        return {name: f"failed: {err}" for name in ("pgrepl.status", "pmfad.status", "peers")}
+    if kept_aside:
+        try:
+            result["kept_aside"] = keptaside.kept(_server(kwargs).data_dir)
+        except Exception as err:  # noqa: BLE001 - each part reports its own failure
+            result["kept_aside"] = f"failed: {err}"
+    return result
+
+
+def _node_status(kwargs) -> dict:
+    result = {}
+    for name in ("pgrepl.status", "pmfad.status", "pgrepl.cluster_view"):
+        try:
+            result[name] = __salt__[name](**call_args(kwargs)) if name.startswith("pgrepl") else __salt__[name]()
+        except Exception as err:  # noqa: BLE001 - each part reports its own failure
+            result[name] = f"failed: {err}"
+    view = result.pop("pgrepl.cluster_view")
+    result["peers"] = view["peers"] if isinstance(view, dict) else view
+    try:
+        result["paused"] = maintenance.read(_lease_settings().pause_file)
+    except Exception as err:  # noqa: BLE001 - each part reports its own failure
+        result["paused"] = f"failed: {err}"
+    return result
+
+
+@translate_errors
+def cluster_view(**kwargs):
+    """
+    The cluster as this node sees it: its own role (live, or the one a stopped server would
+    start in), each peer's live role as it answers here (``primary``, ``standby``,
+    ``unreachable``) and the ids of every node that accepts writes (two: split brain).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.cluster_view
+    """
+    server = _server(kwargs)
+    me = __opts__["id"]
+    running = server.has_cluster() and server.is_running()
+    role = repl.role(server).value
+    peers = pgpeer.peer_roles(server, pgpeer.peers(_nodes(), me, _repl_cfg(kwargs).user))
+    primaries = [n for n, r in peers.items() if r == "primary"] + ([me] if running and role == "primary" else [])
+    return {"role": role, "running": running, "peers": peers, "primaries": sorted(primaries)}
+
+
+@translate_errors
 def stale_primary(**kwargs):
     """
     The id of a node that is a primary on a later timeline while this node is (or would
@@ -1086,23 +1161,6 @@ def fence_if_stale(replaced_by=None, **kwargs):
         salt server_prod pgrepl.fence_if_stale replaced_by=server_dr
     """
     return pgfailover.fence_if_stale(*_fence_inputs(kwargs), replaced_by=replaced_by or None)
-
-
-@translate_errors
-def discard_divergent(keep, **kwargs):
-    """
-    This node lost a split brain: the operator keeps the node ``keep``. Counts the
-    transactions this node committed after it left ``keep``'s history (when its timeline
-    history shows where), fences it (app and PostgreSQL stopped) and moves its data
-    directory aside, never deleted, so that ``mfa_ha.orch.rejoin`` clones it from ``keep``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt server_dr pgrepl.discard_divergent server_prod
-    """
-    return pgfailover.discard_divergent(_server(kwargs), _app(), _upstream(keep, kwargs))
 
 
 @translate_errors
@@ -1160,7 +1218,7 @@ def confirm_switchover_request(nonce, target):
     return pgalerts.take_nonce(_request_dir(), str(nonce), str(target))
 
 
-# -- unattended failover (mfa_ha:failover:automatic): the lease and its keeper -----------------
+# -- the unattended failover (mfa_ha:failover:automatic): the lease, its keeper, the pause -----
 def _lease_settings():
     return pglease.lease_settings(_pillar("mfa_ha:failover", {}))
 
@@ -1281,38 +1339,6 @@ def pause_automation(record):
     path = _lease_settings().pause_file
     changed = maintenance.write(path, dict(record))
     return {"paused": maintenance.read(path), "changed": changed}
-
-
-@translate_errors
-def timeline_history(**kwargs):
-    """
-    This node's newest timeline history file (``pg_wal/<timeline>.history``, written by
-    PostgreSQL at every promotion): ``timeline`` and the file's text, or timeline 1 and no
-    history when this cluster was never promoted. ``salt-run mfa_ha.history`` reads it when
-    the master's records are gone.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' pgrepl.timeline_history
-    """
-    server = _server(kwargs)
-    server.require_cluster()
-    wal = os.path.join(server.data_dir, "pg_wal")
-    found = sorted(n for n in os.listdir(wal) if len(n) == 16 and n.endswith(".history") and _is_hex(n[:8]))
-    if not found:
-        return {"timeline": 1, "history": None}
-    with open(os.path.join(wal, found[-1]), encoding="utf-8", errors="replace") as fh:
-        return {"timeline": int(found[-1][:8], 16), "history": fh.read()}
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
 
 
 @translate_errors
