@@ -22,7 +22,7 @@ The functions, in this order:
   ``pillar_problems``, ``apply_settings``, ``replication_user_needs`` /
   ``set_replication_user``, ``pgpass_needs`` / ``set_pgpass`` / ``set_peer_pgpass``, ``hba`` /
   ``apply_hba``, ``tls_needs`` / ``apply_tls``, ``standby_plan`` / ``make_standby`` /
-  ``wait_streaming``, ``follow_plan`` / ``follow``;
+  ``last_rejoin`` / ``wait_streaming``, ``follow_plan`` / ``follow``;
 - role changes, each node's part of an orchestration: ``switchover``, ``resume_primary``,
   ``rejoin``, ``failover``, ``fence``, ``discard_divergent``, ``restart_standby``;
 - called by the master, the reactors and the beacon: ``node_status``, ``cluster_view``,
@@ -42,7 +42,7 @@ from mfa_ha.adapters.pillar import validate as validate_mfa_ha_pillar
 from mfa_ha.adapters.saltface import FAILURES, call_args, pillar_value, translate_errors
 from mfa_ha.app import app_config
 from mfa_ha.errors import InvalidInput, InvalidPillar
-from mfa_ha.files import read_json
+from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts as pgalerts
 from mfa_ha.monitoring import health, singleflight
 from mfa_ha.pair import failover as pgfailover
@@ -830,7 +830,38 @@ def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
     done = pgstandby.converge(
         server, up, steps.actions, float(timeout), progress=repl.log_progress, peer_slots=_peer_slots()
     )
+    _remember_rejoin(primary, done)
     return {**done, "plan": steps.as_dict()["steps"]}
+
+
+def _remember_rejoin(primary, done):
+    """Kept for ``last_rejoin`` (the history's record of a rejoin); never fails the call."""
+    record = {**pgstandby.outcome(done), "primary": primary, "at": time.time()}
+    path = _lease_settings().rejoin_file
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_json(path, record)
+    except OSError as err:
+        log.warning("what this rejoin did is not kept in %s: %s", path, err)
+
+
+@translate_errors
+def last_rejoin():
+    """
+    What this node's last re-attach as a standby did (``make_standby``, the ``pgrepl.standby``
+    state): ``method`` (cloned, rewound, re-attached as it was, already streaming), its
+    steps, why a clone, the divergent transactions discarded, the timeline it streams on,
+    the primary and when (epoch seconds); empty when there was none since the node's boot
+    (it lives in ``mfa_ha:failover:run_dir``). ``mfa_ha.orch.rejoin`` records it in the
+    master's history.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.last_rejoin
+    """
+    return read_json(_lease_settings().rejoin_file)
 
 
 @translate_errors

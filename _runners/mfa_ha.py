@@ -447,7 +447,47 @@ def rejoin_decision(keep=None, node=None, nodes=None):
     decision = _remember(
         decision, event, outcome, decision["reason"], primary=decision.get("primary"), nodes=decision.get("rejoining")
     )
+    decision["decided_at"] = time.time()
     return _with_retcode(decision, _refused_unless(decision["action"] == "rejoin"))
+
+
+@_gate
+def rejoined(node, primary, since):
+    """
+    Record in the history what ``mfa_ha.orch.rejoin`` did to ``node`` once it streams from
+    ``primary``: cloned, rewound, re-attached as it was, or nothing (it already streamed),
+    from the node's ``pgrepl.last_rejoin`` if that is newer than ``since`` (epoch seconds:
+    when the rejoin was decided). The orchestration runs it; a node that does not answer is
+    recorded as unknown.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.rejoined server_prod server_dr 1796250000
+    """
+    nodes = validate_nodes(_pillar().get("nodes"))
+    for name, value in (("node", node), ("primary", primary)):
+        if value not in nodes:
+            raise SaltInvocationError(f"{name}: unknown node id {value!r} (mfa_ha:nodes: {', '.join(nodes)})")
+    try:
+        since = float(since)
+    except (TypeError, ValueError):
+        raise SaltInvocationError(f"since: epoch seconds, not {since!r}") from None
+    answer = _returns_within([node], "pgrepl.last_rejoin", [], timing.GATHER_JOB_SECONDS).get(node)
+    found = pgfailover.rejoin_outcome(answer, since)
+    summary = f"{node} streams from {primary}: {found['method']}" + (
+        f" ({found['cloned_because']})" if found.get("cloned_because") else ""
+    )
+    return _remember(
+        {"node": node, "primary": primary, **found},
+        "rejoin",
+        found["method"],
+        summary,
+        node=node,
+        primary=primary,
+        **{k: v for k, v in found.items() if k != "method"},
+    )
 
 
 @_gate
@@ -772,7 +812,7 @@ def history(limit=50):
     """
     Who was primary when, and why, oldest first: every switchover (done, refused or failed,
     with its duration and the timeline switch), failover (decided or refused, by an operator
-    or the witness), fence (and why), rejoin decision, split brain, role change (as the
+    or the witness), fence (and why), rejoin (decided, then rewound, cloned or re-attached as it was), split brain, role change (as the
     node's own beacon reported it), pause and unpause, each with its time, nodes, timelines
     and outcome, from the master's records (``source: master``). When those are gone, each
     node's timeline history files say which timeline began at which LSN (``source:

@@ -217,6 +217,21 @@ def rejoin_decision(statuses: dict, nodes: dict, keep: str | None = None, node: 
     }
 
 
+def rejoin_outcome(answer, since: float) -> dict:
+    """What a rejoin did to a node, from its ``pgrepl.last_rejoin`` (``answer``: the record,
+    or the text of a node that did not answer): a record older than ``since`` (the rejoin's
+    decision) is an earlier rejoin's, so this one found the node streaming already."""
+    if not isinstance(answer, dict):
+        return {"method": "unknown", "reason": str(answer or "no answer")}
+    if float(answer.get("at") or 0) < since:
+        return {"method": "already streaming"}
+    kept = ("steps", "cloned_because", "divergent_transactions", "timeline")
+    return {
+        "method": str(answer.get("method") or "unknown"),
+        **{k: answer[k] for k in kept if answer.get(k) is not None},
+    }
+
+
 def no_primary_reason(statuses: dict, nodes: dict) -> str:
     """Why nothing can re-attach while no node accepts writes, and the operator's choices. A
     node that did not answer is named as silent (it may be the running primary): no failover

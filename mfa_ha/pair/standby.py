@@ -204,6 +204,29 @@ def converge(
     }
 
 
+def outcome(result: dict) -> dict:
+    """What a ``converge`` did to the node, as the history records it: ``method`` (cloned,
+    rewound, re-attached as it was, already streaming), why a clone, what was discarded,
+    the timeline it streams on."""
+    done = result.get("done") or []
+    if "clone" in done or result.get("rewind_method") == "basebackup":
+        method = "cloned"
+    elif "rewind" in done:
+        method = "rewound"
+    elif done:
+        method = "re-attached as it was"
+    else:
+        method = "already streaming"
+    divergent = result.get("divergent") or {}
+    return {
+        "method": method,
+        "steps": done,
+        "cloned_because": result.get("cloned_because"),
+        "divergent_transactions": divergent.get("transactions_after_fork"),
+        "timeline": (result.get("receiver") or {}).get("received_tli"),
+    }
+
+
 def _bound(action: str, deadline: Deadline) -> int:
     """A copy of the database has its own bound; every other step what is left of the deadline."""
     return timing.COPY_SECONDS if action in ("clone", "rewind") else deadline.left()

@@ -86,6 +86,11 @@ class LeaseSettings:
         return os.path.join(self.run_dir, "pause.json")
 
     @property
+    def rejoin_file(self) -> str:
+        """What this node's last re-attach as a standby did (``pgrepl.last_rejoin``)."""
+        return os.path.join(self.run_dir, "rejoin.json")
+
+    @property
     def peer_file(self) -> str:
         """On a standby: when the primary's keeper's last heartbeat arrived."""
         return os.path.join(self.run_dir, "peer.json")

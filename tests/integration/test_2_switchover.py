@@ -2,6 +2,7 @@
 minions, while two clients keep writing: zero acknowledged writes lost, both ways; and
 refusals that leave everything as it was."""
 
+import json
 import os
 import re
 import threading
@@ -273,6 +274,13 @@ def test_failover_fencing_and_rejoin(pair, salt_run, minions):
     rejoin = salt_run.run("state.orchestrate", "mfa_ha.orch.rejoin", _timeout=600)
     assert rejoin.returncode == 0, rejoin.stdout
     wait_for(lambda: streams_from(lab.prod, lab.dr), what="prod streaming from dr", ignore_errors=True)
+    entries = json.loads(salt_run.run("mfa_ha.history", limit=20).stdout)["entries"]
+    did = [e for e in entries if e["event"] == "rejoin" and e.get("node") == "server_prod"]
+    assert did and did[-1]["outcome"] in ("rewound", "re-attached as it was", "cloned"), entries[-5:]
+    assert (
+        did[-1]["primary"] == "server_dr"
+        and did[-1]["timeline"] == lab.dr.sql("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
+    )
 
     back = switchover(salt_run, "server_prod")
     assert back.returncode == 0, back.stdout

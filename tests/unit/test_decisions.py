@@ -8,6 +8,7 @@ import pytest
 from mfa_ha import roles
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.pair import failover, switchover
+from mfa_ha.pair import standby as pgstandby
 from mfa_ha.pair.service_address import Hooks
 
 NODES = validate_nodes({"server_prod": {"address": "10.0.0.1"}, "server_dr": {"address": "10.0.0.2"}})
@@ -220,3 +221,18 @@ def test_only_a_running_primary_accepts_writes_and_error_texts_say_nothing():
     }
     assert roles.primaries(answers) == ["a", "f"]
     assert not roles.accepts_writes("failed: primary") and roles.accepts_writes(answers["a"])
+
+
+@pytest.mark.parametrize(
+    "result, method",
+    [
+        ({"done": ["stop", "clone", "start"]}, "cloned"),
+        ({"done": ["rewind", "start"], "rewind_method": "basebackup", "cloned_because": "pg_rewind failed"}, "cloned"),
+        ({"done": ["rewind", "start"], "rewind_method": "rewind"}, "rewound"),
+        ({"done": ["configure", "start"]}, "re-attached as it was"),
+        ({"done": []}, "already streaming"),
+    ],
+)
+def test_what_a_re_attach_did_is_named(result, method):
+    found = pgstandby.outcome({**result, "receiver": {"received_tli": 4}})
+    assert found["method"] == method and found["timeline"] == 4 and found["steps"] == result["done"]

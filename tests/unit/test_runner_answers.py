@@ -105,3 +105,51 @@ def test_any_failure_inside_a_verb_fails_it_and_a_malformed_argument_is_bad_inpu
     monkeypatch.setattr(runner, "_gather", crash)
     failed = runner.primary()
     assert failed == {"error": "RuntimeError: unexpected (the master log has the details)", "retcode": 1}
+
+
+NODES = {"server_prod": {"address": "127.0.0.1", "port": 5432}, "server_dr": {"address": "127.0.0.2", "port": 5432}}
+
+
+@pytest.fixture
+def recorded(runner, monkeypatch):
+    """The runner with two nodes, ``server_prod`` answering ``last_rejoin`` with what the test
+    puts in ``node``; the history entries it made land in ``entries``."""
+    node, entries = {}, []
+    monkeypatch.setattr(runner, "_pillar", lambda: {"nodes": NODES})
+    monkeypatch.setattr(
+        runner, "_returns_within", lambda targets, fn, args, s: {t: node.get("answer") for t in targets}
+    )
+    monkeypatch.setattr(
+        master, "remember", lambda opts, event, outcome, summary, **d: entries.append((event, outcome, d))
+    )
+    return node, entries
+
+
+def test_a_rejoin_is_recorded_with_what_the_node_did(runner, recorded):
+    node, entries = recorded
+    node["answer"] = {"method": "rewound", "steps": ["rewind", "start"], "divergent_transactions": 12, "at": 200.0}
+    answer = runner.rejoined("server_prod", "server_dr", 100)
+    assert answer["method"] == "rewound" and answer["divergent_transactions"] == 12
+    assert entries == [
+        (
+            "rejoin",
+            "rewound",
+            {"node": "server_prod", "primary": "server_dr", "steps": ["rewind", "start"], "divergent_transactions": 12},
+        )
+    ]
+
+
+def test_a_record_older_than_the_decision_means_it_already_streamed(runner, recorded):
+    node, entries = recorded
+    node["answer"] = {"method": "cloned", "at": 50.0}
+    assert runner.rejoined("server_prod", "server_dr", 100)["method"] == "already streaming"
+    node["answer"] = "no answer"
+    assert runner.rejoined("server_prod", "server_dr", 100)["method"] == "unknown"
+    assert [outcome for _, outcome, _ in entries] == ["already streaming", "unknown"]
+
+
+def test_a_rejoin_record_for_a_stranger_is_bad_input_and_records_nothing(runner, recorded):
+    _, entries = recorded
+    assert runner.rejoined("server_nobody", "server_dr", 100)["retcode"] == master.EXIT_BAD_INPUT
+    assert runner.rejoined("server_prod", "server_dr", "yesterday")["retcode"] == master.EXIT_BAD_INPUT
+    assert entries == []

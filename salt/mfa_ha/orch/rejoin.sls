@@ -1,6 +1,7 @@
 {#- Re-attach a node (a fenced former primary, a stopped or misdirected standby) as a
     streaming standby of the live primary: pg_rewind when its WAL diverged (fresh clone if
-    that fails, the old directory moved aside), start, verify streaming, then the formula.
+    that fails, the old directory moved aside), start, verify streaming, record what was
+    done in the master's history (salt-run mfa_ha.history), then the formula.
 
       salt-run state.orchestrate mfa_ha.orch.rejoin pillar='{"mfa_ha": {"node": "server_prod"}}'
 
@@ -46,6 +47,15 @@ rejoin refused:
     - require:
       - salt: {{ node }} gives up its divergent data
 {%- endif %}
+
+{{ node }}'s rejoin is in the history:
+  salt.runner:
+    - name: mfa_ha.rejoined
+    - node: {{ node | json }}
+    - primary: {{ primary | json }}
+    - since: {{ decision.get('decided_at', 0) | json }}
+    - require:
+      - salt: {{ node }} streams from {{ primary }}
 
 {{ node }} is configured as a standby:
   salt.state:
