@@ -812,9 +812,9 @@ def history(limit=50):
     """
     Who was primary when, and why, oldest first: every switchover (done, refused or failed,
     with its duration and the timeline switch), failover (decided or refused, by an operator
-    or the witness), fence (and why), rejoin (decided, then rewound, cloned or re-attached as it was), split brain, role change (as the
-    node's own beacon reported it), pause and unpause, each with its time, nodes, timelines
-    and outcome, from the master's records (``source: master``). When those are gone, each
+    or the witness), fence (and why), rejoin (decided, then rewound, cloned or re-attached
+    as it was), split brain, role change (as the node's own beacon reported it), pause and
+    unpause, each with its time, nodes, timelines and outcome, from the master's records (``source: master``). When those are gone, each
     node's timeline history files say which timeline began at which LSN (``source:
     timelines``). ``limit``: the newest that many.
 
