@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import shlex
 import shutil
 import tempfile
@@ -713,9 +712,17 @@ def recover_crashed(server: Server, control: dict, timeout: float, progress: Pro
     return True
 
 
+# What PostgreSQL logs (10 and later) once replay is consistent, and when it runs out of WAL
+# with no upstream (13 and later; before, a recovery that lacks WAL waits out its bound).
+CONSISTENT_LOGGED = "consistent recovery state reached"
+WAITING_LOGGED = "waiting for WAL to become available"
+
+
 def _recover_unreachable(server: Server, timeout: float) -> None:
     """Start the standby with no TCP listener, its socket in a private directory and no
-    upstream, until it is consistent (hot standby), then stop it: "shut down in recovery"."""
+    upstream, until it opens for reads or its log says it is consistent and has replayed
+    every local record, then stop it: "shut down in recovery". Out of WAL before it is
+    consistent, it fails at once: it needs WAL only the primary holds."""
     private = tempfile.mkdtemp(prefix="mfa_ha-recovery-")
     chown_to(private, server.cfg.os_user)
     options = [
@@ -731,12 +738,23 @@ def _recover_unreachable(server: Server, timeout: float) -> None:
     )
     logged_from = recovering.log_size()
 
+    def replay(since_start: str) -> tuple[int, int]:
+        """Where the log says consistency was reached and where it last waited for WAL (-1: not)."""
+        return since_start.find(CONSISTENT_LOGGED), since_start.rfind(WAITING_LOGGED)
+
+    def replayed_all() -> bool:  # consistent, then out of WAL: every local record is replayed
+        consistent, waiting = replay(recovering.log_since(logged_from))
+        return 0 <= consistent < waiting
+
     def missing_wal() -> str | None:
-        waiting = re.search(r"waiting for WAL to become available at \S+", recovering.log_since(logged_from))
-        return f"could not finish: it needs WAL it does not hold ({waiting.group(0)})" if waiting else None
+        text = recovering.log_since(logged_from)
+        consistent, waiting = replay(text)
+        if consistent >= 0 or waiting < 0:
+            return None
+        return f"could not finish: it needs WAL it does not hold ({text[waiting:].splitlines()[0]})"
 
     try:
-        recovering.start(timeout=int(timeout), give_up=missing_wal)
+        recovering.start(timeout=int(timeout), give_up=missing_wal, ready_when=replayed_all)
     finally:
         try:
             if recovering.is_running():

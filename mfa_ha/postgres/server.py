@@ -159,10 +159,16 @@ class Server:
         except (OSError, ValueError):
             return None
 
-    def start(self, timeout: int = 60, give_up: Callable[[], str | None] | None = None) -> bool:
+    def start(
+        self,
+        timeout: int = 60,
+        give_up: Callable[[], str | None] | None = None,
+        ready_when: Callable[[], bool] | None = None,
+    ) -> bool:
         """Start and wait until it accepts connections (or, for a standby, read-only
-        connections); False when it already ran. ``give_up`` is asked on every look: a reason
-        it returns ends the wait at once, as a failed start (the server is left running)."""
+        connections); False when it already ran. ``give_up`` and ``ready_when`` are asked on
+        every look: a reason ``give_up`` returns ends the wait as a failed start (the server is
+        left running); ``ready_when()`` true ends it as started."""
         self.require_cluster()
         if self.is_running():
             return False
@@ -180,10 +186,12 @@ class Server:
             seen_pid_file = seen_pid_file or status is not None
             if status is None and (seen_pid_file or time.monotonic() - started > timing.PID_FILE_GRACE_SECONDS):
                 raise self._start_failed("exited")
-            reason = give_up() if give_up and status not in READY_STATES else None
+            if status in READY_STATES or (ready_when and ready_when()):
+                return True, status
+            reason = give_up() if give_up else None
             if reason:
                 raise self._start_failed(reason)
-            return status in READY_STATES, status
+            return False, status
 
         poll(
             ready,
