@@ -61,6 +61,7 @@ from mfa_ha.postgres.secrets import pgpass_has
 from mfa_ha.postgres.server import Server
 from mfa_ha.unattended import keeper as pgkeeper
 from mfa_ha.unattended import lease as pglease
+from mfa_ha.waiting import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ def kept_aside(**kwargs):
 
 # -- the node's PostgreSQL, acted on -----------------------------------------------------------
 @translate_errors
-def start(timeout=60, **kwargs):
+def start(timeout=timing.SERVER_ACTION_SECONDS, **kwargs):
     """
     Start PostgreSQL and wait until it accepts connections. Returns False if it already ran.
 
@@ -339,7 +340,7 @@ def start(timeout=60, **kwargs):
 
 
 @translate_errors
-def stop(mode="fast", timeout=60, **kwargs):
+def stop(mode="fast", timeout=timing.SERVER_ACTION_SECONDS, **kwargs):
     """
     Stop PostgreSQL (``fast`` by default; ``smart`` or ``immediate``) and wait until it is gone.
     Returns False if it was not running.
@@ -355,7 +356,7 @@ def stop(mode="fast", timeout=60, **kwargs):
 
 
 @translate_errors
-def restart(mode="fast", timeout=60, **kwargs):
+def restart(mode="fast", timeout=timing.SERVER_ACTION_SECONDS, **kwargs):
     """
     Stop (if running) and start PostgreSQL.
 
@@ -430,7 +431,7 @@ def drop_slot(name, **kwargs):
 
 
 @translate_errors
-def wait_for_lsn(lsn, timeout=30, beyond=False, **kwargs):
+def wait_for_lsn(lsn, timeout=timing.LSN_WAIT_SECONDS, beyond=False, **kwargs):
     """
     Wait until this standby has received and replayed ``lsn`` (with ``beyond=True``, the
     record starting there in full). Bounded by ``timeout`` seconds; the error gives the
@@ -446,7 +447,7 @@ def wait_for_lsn(lsn, timeout=30, beyond=False, **kwargs):
 
 
 @translate_errors
-def promote(timeout=60, **kwargs):
+def promote(timeout=timing.SERVER_ACTION_SECONDS, **kwargs):
     """
     Promote this standby and wait until it accepts writes; refuses on a primary.
 
@@ -810,7 +811,7 @@ def standby_plan(primary, replace_running_primary=False, **kwargs):
 
 
 @translate_errors
-def make_standby(primary, timeout=120, replace_running_primary=False, **kwargs):
+def make_standby(primary, timeout=timing.STANDBY_SECONDS, replace_running_primary=False, **kwargs):
     """
     Make this node a streaming standby of ``primary``: clone an empty or foreign data
     directory (the old one moved aside), rewind a diverged one, point a misdirected one at
@@ -865,7 +866,7 @@ def last_rejoin():
 
 
 @translate_errors
-def wait_streaming(primary, timeout=60, **kwargs):
+def wait_streaming(primary, timeout=timing.STREAMING_WAIT_SECONDS, **kwargs):
     """
     Wait (up to ``timeout`` seconds) until this standby's WAL receiver streams from
     ``primary``; returns the receiver's status.
@@ -896,7 +897,7 @@ def follow_plan(primary, **kwargs):
 
 
 @translate_errors
-def follow(primary, timeout=30, **kwargs):
+def follow(primary, timeout=timing.FOLLOW_SECONDS, **kwargs):
     """
     Carry out ``follow_plan``; a running standby must then stream from ``primary`` within
     ``timeout`` seconds. A stopped node is configured, never started.
@@ -919,7 +920,7 @@ def follow(primary, timeout=30, **kwargs):
 def _switchover_settings():
     value = _pillar("mfa_ha:switchover", {}) or {}
     if not isinstance(value, dict):
-        raise InvalidInput("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout)")
+        raise InvalidInput("mfa_ha:switchover: must be a mapping (max_lag_bytes, timeout, job_timeout)")
     return value
 
 
@@ -951,9 +952,32 @@ def switchover(target, timeout=None, **kwargs):
         _nodes(),
         _repl_cfg(kwargs).user,
         Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-        float(timeout or settings.get("timeout", 30)),
+        _switch_step(timeout, settings),
         repl.log_progress,
     )
+
+
+def _switch_step(timeout, settings):
+    return float(timeout or settings.get("timeout") or timing.SWITCH_STEP_SECONDS)
+
+
+@translate_errors
+def switch_job_seconds(timeout=None):
+    """
+    How long the master waits for the switch job of ``mfa_ha.orch.switchover``: the longest
+    node part with each step bounded by ``timeout`` (default ``mfa_ha:switchover:timeout``,
+    else 30 s), pmfad's stop before it (``mfa_ha:pmfad``), and the return's way back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pgrepl.switch_job_seconds
+        salt-call pgrepl.switch_job_seconds timeout=60
+    """
+    app_cfg = _app()
+    app_stop = timing.app_stop_bound(app_cfg.timeout, app_cfg.manager)
+    return int(timing.switch_job_bound(_switch_step(timeout, _switchover_settings()), app_stop))
 
 
 @translate_errors
@@ -984,17 +1008,18 @@ def _primary_part(timeout, kwargs):
         __opts__["id"],
         others,
         Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-        float(timeout or _switchover_settings().get("timeout", 30)),
+        _switch_step(timeout, _switchover_settings()),
     )
 
 
 @translate_errors
-def rejoin(primary, timeout=120, **kwargs):
+def rejoin(primary, timeout=timing.STANDBY_SECONDS, **kwargs):
     """
     Re-attach this node (a stopped or fenced former primary, or a misdirected standby) as a
     streaming standby of the node ``primary``: pg_rewind only when its WAL went past the
     point where ``primary`` left its timeline (fresh clone if pg_rewind fails), standby
-    configuration, start, wait until streaming. Refuses a running primary.
+    configuration, start, wait until streaming, all within ``timeout`` seconds but for a
+    rewind or a clone (an hour of its own). Refuses a running primary.
 
     CLI Example:
 
@@ -1003,7 +1028,8 @@ def rejoin(primary, timeout=120, **kwargs):
         salt server_prod pgrepl.rejoin server_dr
     """
     up = _upstream(primary, kwargs)
-    return sw.rejoin(_server(kwargs), up, up.slot, float(timeout), repl.log_progress, _peer_slots())
+    bound = Deadline(float(timeout), f"re-attaching this node under {primary}")
+    return sw.rejoin(_server(kwargs), up, up.slot, bound, repl.log_progress, _peer_slots())
 
 
 @translate_errors

@@ -270,7 +270,9 @@ def resume(target, nodes=None):
     if decision.action != "resume":
         return {"resumed": False, "reason": "nothing to resume: " + decision.summary, "retcode": 0}
     _progress(decision.summary)
-    done = _cmd([decision.primary], "pgrepl.resume_primary", [], timing.SWITCH_PART_SECONDS)[decision.primary]
+    step = float((pillar.get("switchover") or {}).get("timeout") or timing.SWITCH_STEP_SECONDS)
+    bound = timing.switch_part_bound(step) + timing.SWITCH_JOB_MARGIN_SECONDS
+    done = _cmd([decision.primary], "pgrepl.resume_primary", [step], bound)[decision.primary]
     resumed = isinstance(done, dict)
     _remember({}, "resume", "done" if resumed else "failed", decision.summary, node=decision.primary)
     return _with_retcode(

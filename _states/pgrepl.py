@@ -270,7 +270,7 @@ def _needs_then_apply(name, key, kwargs, as_changes, subject, functions):
 
 
 @_state
-def standby(name, timeout=120, replace_running_primary=False, **kwargs):
+def standby(name, timeout=timing.STANDBY_SECONDS, replace_running_primary=False, **kwargs):
     """This node streams from the node ``name`` (an id in ``mfa_ha:nodes``). An empty or
     foreign data directory is cloned (the old one moved aside), a diverged one rewound, a
     misdirected one reconfigured; the state ends when the WAL receiver streams, within
@@ -314,7 +314,7 @@ def tls(name="TLS files", **kwargs):
 
 
 @_state
-def follows(name, timeout=30, **kwargs):
+def follows(name, timeout=timing.FOLLOW_SECONDS, **kwargs):
     """This node is configured to follow the live primary ``name`` (a node id): a stopped node
     that would start as a primary, or points elsewhere, gets its standby configuration (it is
     not started); a running standby pointing or streaming elsewhere is reconfigured and

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mfa_ha import timing
 from mfa_ha.errors import CommandFailed
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _collect(proc: subprocess.Popen, name: str, timeout: float, progress) -> tup
             if progress and latest:
                 progress(f"{name}: {latest}")
     for reader in readers:
-        reader.join(timeout=5)
+        reader.join(timeout=timing.OUTPUT_DRAIN_SECONDS)
     return "".join(chunks["stdout"]), "".join(chunks["stderr"])
 
 

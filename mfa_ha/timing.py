@@ -67,13 +67,28 @@ GATHER_JOB_SECONDS = 3  # the prechecks' status job: a silent node is named, not
 FENCE_JOB_SECONDS = 10  # one fence check of a returning former primary
 FENCE_ATTEMPTS = 6  # fence checks of a node that just came back, before it is reported unproven
 FENCE_RETRY_SECONDS = 5  # between fence checks: a minion that just started may not answer yet
-SWITCH_PART_SECONDS = 120  # each node's part of a switchover, unless mfa_ha:switchover:timeout says otherwise
+SWITCH_STEP_SECONDS = (
+    30  # each step of a node's switchover part (a stop, a start, a wait), unless mfa_ha:switchover:timeout
+)
+TAKEOVER_MARGIN_SECONDS = (
+    10  # the old primary's wait for the target outlasts the target's own steps by this: the job may reach it later
+)
+SWITCH_JOB_MARGIN_SECONDS = 30  # the switch job's bound beyond the node parts': the return's way back to the master
 RESTART_STEP_SECONDS = 120  # a rolling restart: each standby's stop, start and return to streaming
 RESTART_COMMAND_SECONDS = 900  # the command a rolling restart runs on a stopped node (a package upgrade)
 LOST_PROBE_SECONDS = 3  # a node the witness measured silent for lease + margin is asked once more, this long
 MASTER_CHECK_SECONDS = 1  # how often a long runner call checks that the master still runs
 WITNESS_IDLE_SECONDS = 5  # the witness's pace while automatic failover is off
 TEST_MODE_STREAM_SECONDS = 5  # test=True waits this long to see a configured standby stream
+
+# -- the defaults of the Salt functions' ``timeout`` arguments
+SERVER_ACTION_SECONDS = 60  # pgrepl.start, stop, restart and promote: a server up, gone or promoted
+LSN_WAIT_SECONDS = 30  # pgrepl.wait_for_lsn
+STANDBY_SECONDS = 120  # make_standby, rejoin and the pgrepl.standby state: every step but a copy (COPY_SECONDS)
+STREAMING_WAIT_SECONDS = 60  # pgrepl.wait_streaming
+FOLLOW_SECONDS = 30  # pgrepl.follow and the pgrepl.follows state: a reload or restart, then streaming
+TOOL_VERSION_SECONDS = 30  # a PostgreSQL binary's --version (read once per process, a cold disk allowed)
+OUTPUT_DRAIN_SECONDS = 5  # a finished command's output thread hands over what is left
 
 
 def server_stop_bound(wait_seconds: float) -> float:
@@ -101,3 +116,23 @@ def app_stop_bound(app_timeout: float, manager: str = "src") -> float:
 def fence_bound(app_timeout: float, manager: str = "src") -> float:
     """The whole fence: writes ended, then pmfad stopped."""
     return writes_end_bound() + app_stop_bound(app_timeout, manager)
+
+
+def takeover_wait(step: float) -> float:
+    """How long the old primary waits for the target to accept writes: the target's proof of
+    the shutdown checkpoint and its promotion, each bounded by ``step``, and a margin. A target
+    that has not promoted by then has given up on its own, so this node may serve again."""
+    return 2 * step + TAKEOVER_MARGIN_SECONDS
+
+
+def switch_part_bound(step: float) -> float:
+    """A node's whole switchover part, the longest being the old primary's: its stop, the wait
+    for the target, then the re-attachment's wait for its slot, start and streaming (a rewind or
+    a clone copies the database under COPY_SECONDS of its own). The app's stop comes before."""
+    return step + takeover_wait(step) + 3 * step
+
+
+def switch_job_bound(step: float, app_stop: float) -> float:
+    """The switch job on the master: the longest node part, the app's stop before it
+    (``app_stop_bound``), and the return's way back."""
+    return app_stop + switch_part_bound(step) + SWITCH_JOB_MARGIN_SECONDS

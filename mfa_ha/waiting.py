@@ -65,8 +65,11 @@ class Deadline:
     """One bound for a whole operation: each step waits at most what is left of it, so the
     operation ends within its bound however many steps it takes."""
 
-    def __init__(self, seconds: float, what: str, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, seconds: float, what: str, clock: Callable[[], float] = time.monotonic, step: float | None = None
+    ):
         self.seconds, self.what, self._clock = float(seconds), what, clock
+        self._step = step
         self._ends = clock() + self.seconds
 
     def left(self) -> int:
@@ -76,3 +79,10 @@ class Deadline:
         if remaining <= 0:
             raise DeadlinePassed(f"{self.what}: its bound of {self.seconds:g} s is used up")
         return max(1, math.ceil(remaining))
+
+    def step(self, seconds: float | None = None) -> int:
+        """One step's bound: ``seconds`` (or the deadline's own step bound) while that much is
+        left, otherwise what is left."""
+        cap = self._step if seconds is None else seconds
+        left = self.left()
+        return left if cap is None else min(max(1, math.ceil(cap)), left)

@@ -28,7 +28,7 @@ from mfa_ha.postgres import replication as repl
 from mfa_ha.postgres.naming import parse_conninfo
 from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
-from mfa_ha.waiting import poll
+from mfa_ha.waiting import Deadline, poll
 
 log = logging.getLogger(__name__)
 
@@ -297,18 +297,24 @@ def take_over(
 ) -> dict:
     """The target's part: prove the old primary's shutdown is here, promote, open slots for
     the others, move client routing, start the app and check its health."""
-    clock = Clock()
+    clock, bound = Clock(), part_deadline(timeout, f"{me}'s part as the new primary")
     if repl.role(server) is Role.PRIMARY:
         result = {"part": "new primary", "already_primary": True}
     else:
         old = _upstream_of(server, others)
-        proof = wait_for_shutdown_checkpoint(server, old, timeout, progress)
+        proof = wait_for_shutdown_checkpoint(server, old, bound.step(), progress)
         clock.mark("proof")
         progress(f"holds the old primary's shutdown checkpoint {proof['shutdown_checkpoint']}: promoting")
-        promoted = repl.promote(server, timeout=int(timeout))
+        promoted = repl.promote(server, timeout=bound.step())
         clock.mark("promoted")
         result = {"part": "new primary", "proof": proof, "promoted": promoted}
-    return open_for_business(server, app_cfg, me, others, hooks, timeout, clock, result)
+    return open_for_business(server, app_cfg, me, others, hooks, bound.step(), clock, result)
+
+
+def part_deadline(step: float, what: str) -> Deadline:
+    """A node's switchover part: each step bounded by ``step``, all of them by
+    ``timing.switch_part_bound``."""
+    return Deadline(timing.switch_part_bound(step), what, step=step)
 
 
 def open_for_business(
@@ -380,13 +386,14 @@ def hand_over(
     except CommandFailed:
         backend.start()
         raise
-    server.stop(mode="fast", timeout=int(timeout))
+    bound = part_deadline(timeout, f"{me}'s part as the old primary")
+    server.stop(mode="fast", timeout=bound.step())
     clock.mark("db_stopped")
     checkpoint = repl.shutdown_checkpoint_lsn(server)
     progress(f"stopped cleanly at shutdown checkpoint {checkpoint}; waiting for {new.label} to take over")
-    _wait_promoted(server, app_cfg, me, new, hooks, timeout + 10, checkpoint)
+    _wait_promoted(server, app_cfg, me, new, hooks, bound, checkpoint)
     clock.mark("target_promoted")
-    result = rejoin(server, new, own_slot, timeout, progress, peer_slots)
+    result = rejoin(server, new, own_slot, bound, progress, peer_slots)
     clock.mark("streaming")
     return {
         "part": "old primary",
@@ -397,16 +404,18 @@ def hand_over(
     }
 
 
-def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, timeout: float, checkpoint: str) -> None:
-    """Until ``new`` accepts writes (bounded). If it does not and still answers as a standby,
-    this node serves again and the switch is aborted; if it does not answer, this node stays
-    stopped (whether it took over is unknown)."""
+def _wait_promoted(server, app_cfg, me, new: Upstream, hooks, bound: Deadline, checkpoint: str) -> None:
+    """Until ``new`` accepts writes, for as long as its own steps may take
+    (``timing.takeover_wait``). If it does not and still answers as a standby, this node serves
+    again and the switch is aborted; if it does not answer, this node stays stopped (whether it
+    took over is unknown)."""
+    timeout = bound.step(timing.takeover_wait(bound.step()))
     if _promoted_within(server, new, timeout):
         return
     if peer_in_recovery(server, new) is True:
-        server.start(timeout=int(timeout))
+        server.start(timeout=bound.step())
         hooks.run("acquire", me)
-        _start_app(app_cfg, timeout)
+        _start_app(app_cfg, bound.step())
         raise SwitchoverAborted(
             f"{new.label} did not take over within {timeout:g} s and is still a standby: PostgreSQL and "
             f"the app run here again (this node stopped at {checkpoint})"
@@ -432,28 +441,29 @@ def resume_primary(
     primaries = [n for n, r in peer_roles(server, others).items() if r == Role.PRIMARY.value]
     if primaries:
         raise MfaHaError(f"{', '.join(primaries)} accepts writes: not resuming here (mfa_ha.orch.rejoin)")
-    clock = Clock()
-    server.start(timeout=int(timeout))
+    clock, bound = Clock(), part_deadline(timeout, f"resuming {me} as the primary")
+    server.start(timeout=bound.step())
     hooks.run("acquire", me)
     progress(f"{me} is the primary again; starting the app")
-    app = _start_app(app_cfg, timeout)
+    app = _start_app(app_cfg, bound.step())
     clock.mark("app_healthy")
     return {"part": "resumed primary", "app": app, "marks": clock.marks, "seconds": clock.seconds()}
 
 
-def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progress, peer_slots=()) -> dict:
-    """Make this stopped (or misdirected) node a streaming standby of ``new``: pg_rewind only
-    when its WAL went past the point where ``new`` left its timeline. Inactive slots of
-    ``peer_slots`` left on it from when it was the primary are dropped (they would hold WAL)."""
+def rejoin(server: Server, new: Upstream, own_slot: str, bound: Deadline, progress, peer_slots=()) -> dict:
+    """Make this stopped (or misdirected) node a streaming standby of ``new``, each step within
+    ``bound``: pg_rewind only when its WAL went past the point where ``new`` left its timeline
+    (a rewind has COPY_SECONDS of its own). Inactive slots of ``peer_slots`` left on it from
+    when it was the primary are dropped (they would hold WAL)."""
     me = Upstream(new.host, new.port, new.user, own_slot)
     if server.is_running():
         if _streams_from(server, new):
             return {"rewind": "none needed", "already_streaming": True}
         if repl.role(server) is Role.PRIMARY:
             raise MfaHaError(f"{server.data_dir} runs as a primary: refusing to re-attach it under {new.label}")
-        server.stop(timeout=int(timeout))
+        server.stop(timeout=bound.step())
     rewind_needed, switch, checkpoint = needs_rewind(server, new)
-    _wait_for_slot(server, new, own_slot, timeout)
+    _wait_for_slot(server, new, own_slot, bound.step())
     if rewind_needed:
         progress(f"WAL went past {new.label}'s timeline switch: pg_rewind")
         rewound = repl.rewind(
@@ -471,8 +481,8 @@ def rejoin(server: Server, new: Upstream, own_slot: str, timeout: float, progres
     else:
         repl.configure_standby(server, new.host, new.port, new.user, own_slot)
         method, why = "none needed", {}
-    server.start(timeout=int(timeout))
-    wait_streaming(server, me, timeout, progress)
+    server.start(timeout=bound.step())
+    wait_streaming(server, me, bound.step(), progress)
     dropped = repl.drop_stale_standby_slots(server, peer_slots, progress)
     why.update({"dropped_slots": dropped} if dropped else {})
     return {
@@ -523,10 +533,10 @@ def run_part(
             progress,
             peer_slots=[o.slot for o in others.values()],
         )
-    clock = Clock()
-    _wait_promoted_or_fail(server, others[target], timeout)
+    clock, bound = Clock(), part_deadline(timeout, f"{me}'s part as a standby")
+    _wait_promoted_or_fail(server, others[target], bound.step(timing.takeover_wait(bound.step())))
     applib.backend(app_cfg).stop()
-    result = rejoin(server, others[target], own_slot, timeout, progress, [o.slot for o in others.values()])
+    result = rejoin(server, others[target], own_slot, bound, progress, [o.slot for o in others.values()])
     return {"part": "standby", **result, "marks": clock.marks, "seconds": clock.seconds()}
 
 

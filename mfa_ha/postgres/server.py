@@ -367,7 +367,7 @@ def _binary_major(path: str) -> int | None:
     """The major version a PostgreSQL tool reports (``--version``), cached per file."""
     key = (os.path.realpath(path), os.stat(path).st_mtime)
     if key not in _BINARY_MAJORS:
-        out = proc.run([path, "--version"], check=False, timeout=30).stdout
+        out = proc.run([path, "--version"], check=False, timeout=timing.TOOL_VERSION_SECONDS).stdout
         match = re.search(r"\(PostgreSQL\) (\d+)", out)
         _BINARY_MAJORS[key] = int(match.group(1)) if match else None
     return _BINARY_MAJORS[key]

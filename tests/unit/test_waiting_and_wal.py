@@ -7,6 +7,7 @@ import os
 import pytest
 
 from mfa_ha import lsn as lsnlib
+from mfa_ha import timing
 from mfa_ha.pair import divergence, switchover
 from mfa_ha.proc import Result
 from mfa_ha.waiting import Deadline, DeadlinePassed
@@ -36,6 +37,28 @@ def test_a_step_after_the_bound_is_refused_naming_the_operation():
     clock.now += 30
     with pytest.raises(DeadlinePassed, match="making x a standby: its bound of 30 s is used up"):
         deadline.left()
+
+
+def test_a_step_gets_its_own_bound_until_less_than_that_is_left():
+    clock = Clock()
+    deadline = Deadline(100, "the old primary's part", clock, step=30)
+    assert deadline.step() == 30
+    assert deadline.step(70) == 70  # a step with a bound of its own
+    clock.now += 80
+    assert deadline.step() == 20
+    assert deadline.step(70) == 20
+
+
+def test_the_old_primary_waits_out_every_step_the_target_may_take():
+    for step in (5, 30, 120):
+        # the target: the proof of the shutdown checkpoint, then the promotion, each within a step
+        assert timing.takeover_wait(step) > 2 * step
+        # the old primary's part: its stop, that wait, then the slot, the start and streaming
+        assert timing.switch_part_bound(step) >= step + timing.takeover_wait(step) + 3 * step
+        # the target's part: the proof, the promotion, the app healthy
+        assert timing.switch_part_bound(step) >= 3 * step
+        app_stop = timing.app_stop_bound(step)
+        assert timing.switch_job_bound(step, app_stop) > app_stop + timing.switch_part_bound(step)
 
 
 class WalServer:

@@ -53,7 +53,7 @@ switch:
     - arg:
       - {{ target | json }}
     - expect_minions: True
-    - timeout: {{ settings.get('job_timeout', 3 * (settings.get('timeout', 30) | int) + 30) | int }}
+    - timeout: {{ settings.get('job_timeout') or salt['pgrepl.switch_job_seconds'](settings.get('timeout')) }}
     - failhard: True
     - require:
       - salt: prechecks
