@@ -51,7 +51,7 @@ from mfa_ha.pair import standby as pgstandby
 from mfa_ha.pair import switchover as sw
 from mfa_ha.pair.service_address import Hooks
 from mfa_ha.postgres import hba as pghba
-from mfa_ha.postgres import keptaside
+from mfa_ha.postgres import keptaside, synchronous
 from mfa_ha.postgres import replication as repl
 from mfa_ha.postgres import settings as pgsettings
 from mfa_ha.postgres import tls as pgtls
@@ -82,7 +82,22 @@ def _app():
 
 def _server(kwargs) -> Server:
     cfg = postgres_config(_pillar("mfa_ha:postgres", {}), **call_args(kwargs))
-    return Server(cfg, _tls(cfg.data_dir))
+    return Server(cfg, _tls(cfg.data_dir), _synchronous_settings(kwargs))
+
+
+def _synchronous_settings(kwargs) -> dict:
+    """This node's own synchronous replication settings: it names every other node."""
+    repl_cfg = _repl_cfg(kwargs)
+    if repl_cfg.synchronous == "off":
+        return {}
+    return synchronous.node_settings(repl_cfg, _nodes(), __opts__["id"])
+
+
+def _wanted_settings(server, kwargs) -> dict:
+    """What the settings state holds this node to: replication's needs, its own settings,
+    ``mfa_ha:postgres:settings`` last."""
+    off = synchronous.wanted_when_off(_repl_cfg(kwargs).synchronous)
+    return pgsettings.wanted(server, {**off, **(_pillar("mfa_ha:postgres:settings", {}) or {})})
 
 
 def _tls(data_dir, check_node=False):
@@ -196,7 +211,7 @@ def settings(**kwargs):
         salt '*' pgrepl.settings
     """
     server = _server(kwargs)
-    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
+    wanted = _wanted_settings(server, kwargs)
     return {
         "differ": pgsettings.diff(pgsettings.current(server, wanted), wanted),
         "restart_pending": pgsettings.restart_pending(server, wanted),
@@ -601,7 +616,7 @@ def apply_settings(**kwargs):
         salt '*' pgrepl.apply_settings
     """
     server = _server(kwargs)
-    wanted = pgsettings.wanted(server, _pillar("mfa_ha:postgres:settings", {}))
+    wanted = _wanted_settings(server, kwargs)
     changes = pgsettings.diff(pgsettings.current(server, wanted), wanted)
     applied = pgsettings.apply(server, {k: v["new"] for k, v in changes.items()}) if changes else {}
     return {"changes": changes, "restart_pending": applied.get("restart_pending", [])}

@@ -147,8 +147,8 @@ class LabNode:
             "timeout": 15,
         }
 
-    def pillar(self, peers: list[LabNode], clients: str | None = None) -> dict:
-        return {"mfa_ha": {**shared_pillar(peers, clients)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
+    def pillar(self, peers: list[LabNode], clients: str | None = None, synchronous: str = "off") -> dict:
+        return {"mfa_ha": {**shared_pillar(peers, clients, synchronous)["mfa_ha"], **self.own_pillar()["mfa_ha"]}}
 
     def own_pillar(self) -> dict:
         """What differs per node: the lab's two "hosts" share one machine; each has its own
@@ -189,16 +189,18 @@ class LabNode:
         return running_pid(self.src_root, KEEPER_SERVICE)
 
 
-def shared_pillar(nodes: list[LabNode], clients: str | None = None) -> dict:
+def shared_pillar(nodes: list[LabNode], clients: str | None = None, synchronous: str = "off") -> dict:
     """What every node (and the master's orchestrations) sees. ``clients``: the clients'
-    host address in a namespaced lab (then pg_hba names each peer's real address)."""
+    host address in a namespaced lab (then pg_hba names each peer's real address);
+    ``synchronous``: ``mfa_ha:replication:synchronous``."""
     tls = nodes[0].tls
+    sync = {} if synchronous == "off" else {"synchronous": synchronous}
     return {
         "mfa_ha": {
             "tls": {"enabled": True, "ca": tls["ca"]} if tls else {"enabled": False},
             "nodes": {n.minion_id: {"address": n.address, "port": n.port} for n in nodes},
             "primary": nodes[0].minion_id,
-            "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5},
+            "replication": {"user": REPLICATION_USER, "password": LAB_PASSWORD, "connection_limit": 5, **sync},
             "alerts": {
                 "thresholds": {"lag_warn_bytes": 262144},
                 "targets": [{"command": ["tee", "-a", os.path.join(os.path.dirname(nodes[0].root), "alerts.log")]}],
@@ -235,10 +237,19 @@ def _as_postgres(args, check=True, timeout=60):
 class Lab:
     """Two nodes under one temporary, world-traversable root (``postgres`` must reach it)."""
 
-    def __init__(self, root: str | None = None, major: int = PG_MAJOR, tls: bool | None = None, network=None):
+    def __init__(
+        self,
+        root: str | None = None,
+        major: int = PG_MAJOR,
+        tls: bool | None = None,
+        network=None,
+        synchronous: str = "off",
+    ):
         """``network``: an ``mfa_ha_lab.netns.Network`` whose dc1/dc2 hosts the nodes live on
         (their own addresses from 198.18.0.0/15), or None for 127.0.0.2/127.0.0.3. ``tls``:
-        None for TLS between the nodes whenever the server was built with OpenSSL."""
+        None for TLS between the nodes whenever the server was built with OpenSSL.
+        ``synchronous``: the pillar's ``mfa_ha:replication:synchronous`` (off or strict)."""
+        self.synchronous = synchronous
         self.root = root or tempfile.mkdtemp(prefix="mfa-ha-lab.", dir="/tmp")
         os.chmod(self.root, 0o755)
         bin_dir = pg_bin_dir(major)
@@ -283,7 +294,7 @@ class Lab:
         return next(n for n in self.nodes if minion_id in (n.minion_id, n.name))
 
     def pillar(self, node: LabNode) -> dict:
-        return node.pillar(self.nodes, self.clients)
+        return node.pillar(self.nodes, self.clients, self.synchronous)
 
     def on(self, node: LabNode):
         """The block runs on ``node``'s host (its network namespace), if it has one."""
@@ -332,7 +343,7 @@ class Lab:
         overrides, states_dir = os.path.join(self.root, "pillar-lab"), os.path.join(self.root, "states")
         os.makedirs(overrides, exist_ok=True)
         os.makedirs(states_dir, exist_ok=True)
-        shared = shared_pillar(self.nodes, self.clients)
+        shared = shared_pillar(self.nodes, self.clients, self.synchronous)
         per_id = {MASTER_ID: shared, **{n.minion_id: self.pillar(n) for n in self.nodes}}
         for minion_id, data in per_id.items():
             with open(os.path.join(overrides, f"{minion_id}.json"), "w", encoding="utf-8") as fh:

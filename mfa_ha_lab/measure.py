@@ -21,6 +21,7 @@ from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.monitoring.status import node_parts
 from mfa_ha.pair import switchover as sw
 from mfa_ha.pair.service_address import Hooks
+from mfa_ha.postgres import synchronous
 from mfa_ha.postgres.config import postgres_config, replication_config
 from mfa_ha.postgres.server import Server
 from mfa_ha.postgres.tls import tls_config
@@ -132,7 +133,8 @@ def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
             try:
                 pillar = lab.pillar(node)["mfa_ha"]
                 cfg = postgres_config(pillar["postgres"])
-                server = Server(cfg, tls_config(pillar["tls"], nodes, cfg.data_dir))  # as the module builds it
+                own = synchronous.node_settings(replication_config(pillar["replication"]), nodes, node.minion_id)
+                server = Server(cfg, tls_config(pillar["tls"], nodes, cfg.data_dir), own)  # as the module builds it
                 app_cfg = applib.app_config(node.pmfad_pillar())
                 with lab.on(node):  # the node's own host, when the lab has hosts of its own
                     parts[node.minion_id] = sw.run_part(

@@ -170,7 +170,10 @@ def record(fault: str, **figures) -> None:
     print(f"\n{fault}: {figures}")
 
 
-def node_loaders(salt_factories, lab, node, pillar=None, variant=""):
+def node_loaders(salt_factories, lab, node, pillar=None, variant="", as_node=False):
+    """The node's execution modules through Salt's loader, with ``pillar`` (default: the lab's).
+    ``as_node``: under the node's own minion id, as on a real node (the loader's own id is
+    unique per test module)."""
     pillar_root = os.path.join(lab.root, "pillar", node.name + variant)
     os.makedirs(pillar_root, exist_ok=True)
     with open(os.path.join(pillar_root, "top.sls"), "w", encoding="utf-8") as fh:
@@ -181,7 +184,11 @@ def node_loaders(salt_factories, lab, node, pillar=None, variant=""):
         f"{node.minion_id}{variant}-{os.path.basename(lab.root)}",
         overrides={"file_client": "local", "master_type": "disable", "pillar_roots": {"base": [pillar_root]}},
     )
-    return Loaders(factory.config.copy())
+    opts = factory.config.copy()
+    if not as_node:
+        return Loaders(opts)
+    opts["id"] = node.minion_id  # modules of their own: loaded once, two nodes would share one __opts__
+    return Loaders(opts, loaded_base_name=f"salt.loaded.{node.name}{variant}")
 
 
 def write_rows(node, count, tag):

@@ -7,6 +7,7 @@ import time
 
 from mfa_ha import lsn as lsnlib
 from mfa_ha import maintenance
+from mfa_ha.postgres.naming import slot_name
 from mfa_ha.roles import accepts_writes
 
 # salt.function records a minion that never returned as False (or this text, by Salt release)
@@ -22,6 +23,7 @@ COLUMNS = (
     ("lsn", "lsn"),
     ("lag bytes", "lag_bytes"),
     ("lag s", "lag_seconds"),
+    ("sync", "sync_state"),
     ("slot", "slot"),
     ("pmfad", "pmfad"),
     ("kept aside", "kept_aside"),
@@ -59,6 +61,7 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
     current LSN."""
     statuses = {n: (gathered.get(n) or {}).get("pgrepl.status") for n in nodes}
     primary_lsn = next((s.get("current_lsn") for s in statuses.values() if accepts_writes(s)), None)
+    sync_states = _sync_states(statuses.values())
     result = []
     for node_id, node in sorted(nodes.items()):
         pg, app = statuses[node_id], (gathered.get(node_id) or {}).get("pmfad.status")
@@ -67,6 +70,8 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
             row.update(role=None, running=None, state="no answer", error=str(pg) if pg else None)
         else:
             row.update(_pg_values(pg, primary_lsn))
+            if row["role"] == "standby":
+                row["sync_state"] = sync_states.get(node.get("slot") or slot_name(node_id))
         row["pmfad"] = app.get("state") if isinstance(app, dict) else None
         here = (gathered.get(node_id) or {}).get("paused")
         row["paused"] = (
@@ -77,6 +82,13 @@ def rows(nodes: dict, gathered: dict) -> list[dict]:
             row["kept_aside"] = [{"path": c["path"], "bytes": c["bytes"]} for c in copies]
         result.append(row)
     return result
+
+
+def _sync_states(statuses) -> dict[str, str]:
+    """Each standby's ``sync_state`` as the primary sees it, by application name (its slot):
+    ``sync`` (a commit waits for it), ``async``, ``potential`` or ``quorum``."""
+    primary = next((s for s in statuses if accepts_writes(s)), None) or {}
+    return {r["application_name"]: r.get("sync_state") for r in primary.get("replicas") or []}
 
 
 def _pg_values(pg: dict, primary_lsn: str | None) -> dict:

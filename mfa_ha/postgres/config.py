@@ -10,6 +10,7 @@ import pwd
 from dataclasses import dataclass, fields
 
 from mfa_ha.errors import InvalidInput
+from mfa_ha.postgres import synchronous
 from mfa_ha.postgres.naming import validate_role_name
 
 MFA_DATA_DIR = "/opt/IBM/powersc/MFA/mfadb"
@@ -46,6 +47,8 @@ class PostgresConfig:
 class ReplicationConfig:
     user: str = "replicamfa"
     connection_limit: int = 5
+    synchronous: str = "off"  # off | strict (mfa_ha.postgres.synchronous)
+    synchronous_commit: str = "on"  # on | remote_apply, with synchronous replication
 
 
 def postgres_config(pillar: dict | None, **overrides) -> PostgresConfig:
@@ -78,6 +81,8 @@ def replication_config(pillar: dict | None, **overrides) -> ReplicationConfig:
         values["connection_limit"] = int(limit)
     except (TypeError, ValueError):
         raise InvalidInput(f"mfa_ha:replication:connection_limit: not a number: {limit!r}") from None
+    values["synchronous"] = synchronous.mode(values.get("synchronous"))
+    values["synchronous_commit"] = synchronous.commit_level(values.get("synchronous_commit"))
     return ReplicationConfig(**values)
 
 

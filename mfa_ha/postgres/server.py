@@ -44,9 +44,10 @@ _BINARY_MAJORS: dict[tuple[str, float], int | None] = {}
 
 
 class Server:
-    def __init__(self, cfg: PostgresConfig, tls: TlsConfig | None = None):
+    def __init__(self, cfg: PostgresConfig, tls: TlsConfig | None = None, node_settings: dict | None = None):
         self.cfg = cfg
         self.tls = tls or TlsConfig()
+        self.node_settings = dict(node_settings or {})  # this node's own (synchronous_standby_names names the peer)
 
     def peer_params(self) -> dict:
         """libpq parameters for every connection to a peer: password from pgpass, TLS as
@@ -63,8 +64,9 @@ class Server:
         return {**self.peer_params(), "tcp_user_timeout": timing.PEER_TCP_USER_TIMEOUT_MS}
 
     def local_settings(self) -> dict[str, str]:
-        """Server settings that name this node's own files (re-written after a clone/rewind)."""
-        return self.tls.server_settings()
+        """Server settings of this node's own, re-written after a clone or rewind copied the
+        peer's: its TLS files, and the peer it names as its synchronous standby."""
+        return {**self.node_settings, **self.tls.server_settings()}
 
     # -- files and binaries -------------------------------------------------
     @property

@@ -85,7 +85,7 @@ def _from_files(row: dict) -> str | None:
 
 def apply(server: Server, values: dict[str, str]) -> dict:
     """ALTER SYSTEM each value, reload, and say which ones wait for a restart."""
-    if set(values) & set(server.local_settings()):
+    if set(values) & set(server.tls.server_settings()):
         server.tls.require_files()
     for name, value in values.items():
         if not NAME_RE.match(name):
