@@ -60,12 +60,12 @@ def _witness_config(opts) -> dict:
     return {"settings": lease.settings_dict(settings), "nodes": sorted(nodes), "primary": pillar.get("primary")}
 
 
-def _lease_round(opts, seq, acked, nodes, timeout, session="") -> dict:
+def _lease_round(opts, seq, acked, nodes, timeout, session="", words=None) -> dict:
     """One renewal job (``pgrepl.lease_renew``) to every node; ``{id: answer or error text}``
     with what returned within ``timeout`` seconds: a silent node must not delay the renewal
     of the other (a job that waits for every minion would, and then ask it again with find_job)."""
     return master.returns_within(
-        opts, list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked), str(session)], timeout
+        opts, list(nodes), "pgrepl.lease_renew", [int(seq), dict(acked), str(session), dict(words or {})], timeout
     )
 
 
@@ -114,10 +114,12 @@ def _witness(runners, config):
         settings,
         nodes,
         config.get("primary"),
-        ask=lambda seq, acked, session: _lease_round(
-            __opts__, seq, acked, nodes, max(1, int(settings.witness_every)), session
+        ask=lambda seq, acked, session, words: _lease_round(
+            __opts__, seq, acked, nodes, max(1, int(settings.witness_every)), session, words
         ),
         failover=lambda target, verdict: _witness_failover(__opts__, target, [n for n in nodes if n != target]),
         alert=lambda severity, summary, details: _witness_alert(__opts__, runners, severity, summary, details),
         paused=lambda: maintenance.read(master.pause_path(__opts__)),
+        standbys=lambda: master.standby_records(__opts__),
+        record_standby=lambda node, record: master.record_standby(__opts__, node, record),
     )

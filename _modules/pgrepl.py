@@ -61,6 +61,7 @@ from mfa_ha.postgres.secrets import pgpass_has
 from mfa_ha.postgres.server import Server
 from mfa_ha.unattended import keeper as pgkeeper
 from mfa_ha.unattended import lease as pglease
+from mfa_ha.unattended import syncguard
 from mfa_ha.waiting import Deadline
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,13 @@ def _synchronous_settings(kwargs) -> dict:
 def _wanted_settings(server, kwargs) -> dict:
     """What the settings state holds this node to: replication's needs, its own settings,
     ``mfa_ha:postgres:settings`` last."""
-    off = synchronous.wanted_when_off(_repl_cfg(kwargs).synchronous)
-    return pgsettings.wanted(server, {**off, **(_pillar("mfa_ha:postgres:settings", {}) or {})})
+    mode = _repl_cfg(kwargs).synchronous
+    wanted = pgsettings.wanted(
+        server, {**synchronous.wanted_when_off(mode), **(_pillar("mfa_ha:postgres:settings", {}) or {})}
+    )
+    if mode == "on" and pglease.read_record(_lease_settings().sync_file).get("state") == "degraded":
+        wanted.pop("synchronous_standby_names", None)  # the keeper dropped the standby with the witness's word
+    return wanted
 
 
 def _tls(data_dir, check_node=False):
@@ -1061,7 +1067,13 @@ def failover(timeout=None, **kwargs):
 
         salt server_dr pgrepl.failover
     """
-    return pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), repl.log_progress)
+    drop = _repl_cfg(kwargs).synchronous == "on"
+    done = pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), repl.log_progress, drop_synchronous=drop)
+    if drop:  # the keeper goes on from there: it names the old primary again once that one caught up
+        lsn = repl.status(_server(kwargs)).get("current_lsn")
+        degraded = syncguard.SyncState("degraded", "failover", lsn, time.time())
+        pglease.write_record(_lease_settings().sync_file, degraded.as_dict())
+    return done
 
 
 @translate_errors
@@ -1296,7 +1308,7 @@ def _lease_settings():
 
 
 @translate_errors
-def lease_renew(seq, acked=None, session=""):
+def lease_renew(seq, acked=None, session="", words=None):
     """
     The master's witness renews this node's lease: records when renewal ``seq`` of the
     witness ``session`` arrived (this host's monotonic clock) and which renewal of that
@@ -1306,6 +1318,9 @@ def lease_renew(seq, acked=None, session=""):
     how long no new WAL arrived, measured by the renewals that saw its receive position), the
     last heartbeat its keeper had from the other node's (``heard_from``, ``heard_quiet_s``) and
     whether its keeper is alive. Sent by the ``mfa_ha_witness`` engine every ``witness_every`` seconds.
+    With ``synchronous: on``: ``words`` (``{node id: request}``) carries the witness's word that
+    this node's keeper may drop its standby from synchronous replication, recorded first on the
+    master; the answer's ``sync`` says where the keeper is (``mfa_ha.unattended.syncguard``).
 
     CLI Example:
 
@@ -1318,10 +1333,14 @@ def lease_renew(seq, acked=None, session=""):
     mine = acked.get(__opts__["id"]) if isinstance(acked, dict) else acked
     record = pglease.read_record(settings.renewals_file)
     renewals = pglease.record_renewal(record, int(seq), None if mine is None else int(mine), now, str(session or ""))
+    word = (words or {}).get(__opts__["id"]) if isinstance(words, dict) else None
+    renewals["sync_word"] = str(word) if word else record.get("sync_word")
     keeper = pglease.read_record(settings.keeper_file)
     paused_here = maintenance.read(settings.pause_file)
+    sync = pglease.read_record(settings.sync_file)
     answer = {
         "seq": int(seq),
+        "sync": {k: sync.get(k) for k in ("state", "request", "lsn", "since")} if sync else None,
         "paused": maintenance.describe(paused_here) if paused_here else None,
         "keeper_alive": pglease.keeper_alive(keeper, now, settings) and keeper.get("action") == "hold",
         "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")},
@@ -1389,7 +1408,18 @@ def lease_keeper_config():
         _upstream(peers[0], {}),
         __opts__["id"],
         nodes[__opts__["id"]]["address"],
+        _keeper_synchronous(server, nodes[peers[0]]["slot"]),
     )
+
+
+def _keeper_synchronous(server, standby_name):
+    """With ``synchronous: on`` the keeper drops the standby with the witness's word and names
+    it again (``mfa_ha.unattended.syncguard``): the names this node runs with, and the
+    standby's application name (its slot)."""
+    if _repl_cfg({}).synchronous != "on":
+        return {}
+    names = server.node_settings.get("synchronous_standby_names", "")
+    return {"mode": "on", "names": names, "standby": standby_name}
 
 
 @translate_errors

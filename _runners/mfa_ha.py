@@ -44,8 +44,10 @@ from mfa_ha.pair import divergence as pgdivergence
 from mfa_ha.pair import failover as pgfailover
 from mfa_ha.pair import switchover as sw
 from mfa_ha.pair.standby import check_command
+from mfa_ha.postgres.config import replication_config
 from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
 from mfa_ha.roles import primaries
+from mfa_ha.unattended.witness import describe_behind
 from mfa_ha.waiting import retry
 
 log = logging.getLogger(__name__)
@@ -493,12 +495,15 @@ def rejoined(node, primary, since):
 
 
 @_gate
-def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None):
+def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None, confirm_data_loss=False):
     """
     May ``target`` be promoted because the primary is lost? Refuses while another node still
-    answers as a primary, and while a lost node's minion is silent unless
-    ``confirm_primary_lost=True``. ``lost``: nodes the witness measured silent (asked once
-    more, briefly, instead of waited for).
+    answers as a primary, while a lost node's minion is silent unless
+    ``confirm_primary_lost=True``, and (``synchronous: on``) while the master records
+    ``target`` as behind unless ``confirm_data_loss=True``: the refusal says since when and from
+    which LSN. ``lost``: nodes the witness measured silent (asked once more, briefly, instead of
+    waited for). With ``synchronous: on``, a failover it lets through records the nodes left
+    behind before anything is promoted, so the new primary stops waiting for them.
 
     CLI Example:
 
@@ -510,14 +515,35 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None)
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes, target)).items()}
-    decision = pgfailover.decide(statuses, nodes, target, _flag(confirm_primary_lost))
+    behind = _behind(target)
+    decision = pgfailover.decide(statuses, nodes, target, _flag(confirm_primary_lost), behind, _flag(confirm_data_loss))
     summary = decision.summary.replace("switchover", "failover")
     _progress(summary)
     go = decision.action in GO_ACTIONS
+    if decision.action == "failover" and _synchronous_mode(pillar) == "on":
+        _record_left_behind(nodes, target, statuses.get(target))
     answer = _remember(
         decision.as_dict(), "failover", "decided" if go else "refused", summary, target=target, lost=lost
     )
     return _with_retcode(answer, _refused_unless(go))
+
+
+def _behind(node):
+    record = master.standby_records(__opts__).get(node) or {}
+    return describe_behind(node, record) if record.get("promotable") is False else None
+
+
+def _synchronous_mode(pillar):
+    return replication_config(pillar.get("replication")).synchronous
+
+
+def _record_left_behind(nodes, target, status):
+    """Before the promotion: every other node no longer gets the new primary's commits."""
+    status = status if isinstance(status, dict) else {}
+    lsn = status.get("receive_lsn") or status.get("replay_lsn")
+    for node in sorted(set(nodes) - {target}):
+        record = {"promotable": False, "primary": target, "request": "failover", "lsn": lsn, "since": time.time()}
+        master.record_standby(__opts__, node, record)
 
 
 @_gate

@@ -59,6 +59,7 @@ STATUS_TURN_POLL_SECONDS = 0.02  # a status job waiting for the one under way on
 
 # -- the unattended failover
 HEARTBEAT_RECEIVE_SECONDS = 0.5  # how often the heartbeat's receiving thread looks whether it should end
+SYNC_LOST_SECONDS = 5  # synchronous: on: a standby not acknowledging for this long is lost, the keeper asks the witness
 
 # -- the Salt faces
 NODE_STATUS_TURN_SECONDS = 5  # a status job waits this long for the one under way: within the master's status timeout

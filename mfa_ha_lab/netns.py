@@ -19,10 +19,13 @@ import contextlib
 import ctypes
 import os
 import secrets
+import select
 import selectors
 import socket
 import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass
 
 CLONE_NEWNET = 0x40000000
@@ -31,6 +34,10 @@ SUBNET = "198.18.{index}.0/24"
 LAB_RANGE = "198.18.0.0/15"
 RULE_PRIORITY = 100
 MAX_RULES = 16
+DELAY_PRIORITY = 90  # before a cut's rules: a delayed packet comes back from the line and is cut then
+DELAY_TABLE = "190"
+DELAY_READY_SECONDS = 10  # the delay line's process opens its device and says so
+ECHO_PORT = 7
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -96,6 +103,7 @@ class Network:
         }
         self.created = False
         self.guarded = False
+        self._delay: tuple[subprocess.Popen, list[tuple[str, str]]] | None = None
 
     def address(self, host: str) -> str:
         return self.hosts[host].address
@@ -140,6 +148,7 @@ class Network:
         """Remove every namespace this network made (their processes must be stopped first)."""
         if not self.created:
             return
+        self.undelay()
         for namespace in [h.namespace for h in self.hosts.values()] + [self.wan]:
             _ip("netns", "del", namespace, check=False)
         if self.guarded:
@@ -196,6 +205,84 @@ class Network:
                     != 0
                 ):
                     break
+
+    def delay(self, a: str, b: str, rtt_ms: float, jitter_ms: float = 0.0, loss: float = 0.0) -> None:
+        """Add ``rtt_ms`` to every round trip between ``a`` and ``b`` (± ``jitter_ms``, and a
+        share ``loss`` of the packets dropped each way): their traffic goes through a delay
+        line in the wan namespace (``mfa_ha_lab.delayline``; the netem qdisc where a kernel
+        has it would do the same). Replaces an earlier delay."""
+        self.undelay()
+        device = f"d{self.tag}"
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.wan, sys.executable, "-m", "mfa_ha_lab.delayline", "--device", device]
+            + ["--rtt-ms", str(rtt_ms), "--jitter-ms", str(jitter_ms), "--loss", str(loss)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._delay = (proc, [])
+        ready, _, _ = select.select([proc.stdout], [], [], DELAY_READY_SECONDS)
+        if not ready or proc.stdout.readline().strip() != "ready":
+            self.undelay()
+            raise RuntimeError(f"the delay line did not open its device within {DELAY_READY_SECONDS} s")
+        _ip("-n", self.wan, "link", "set", device, "up")
+        for name in ("all", device):
+            self._sysctl(f"net.ipv4.conf.{name}.rp_filter=0")  # packets come back from the line
+        for src, dst in ((a, b), (b, a)):
+            rule = ["priority", str(DELAY_PRIORITY), "iif", self.hosts[src].veth, "to", self.hosts[dst].subnet]
+            _ip("-n", self.wan, "rule", "add", *rule, "lookup", DELAY_TABLE)
+            self._delay[1].append((src, dst))
+            _ip("-n", self.wan, "route", "replace", self.hosts[dst].subnet, "dev", device, "table", DELAY_TABLE)
+
+    def undelay(self) -> None:
+        """Remove the delay line: the hosts' traffic is routed directly again."""
+        if self._delay is None:
+            return
+        proc, routed = self._delay
+        for src, dst in routed:
+            rule = ["priority", str(DELAY_PRIORITY), "iif", self.hosts[src].veth, "to", self.hosts[dst].subnet]
+            _ip("-n", self.wan, "rule", "del", *rule, "lookup", DELAY_TABLE, check=False)
+        if proc.poll() is None:
+            proc.terminate()  # the line we started, by its PID
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        proc.stdout.close()
+        self._delay = None
+
+    def round_trip_ms(self, a: str, b: str, count: int = 20) -> list[float]:
+        """Round trips measured from ``a`` to ``b``: a TCP echo on ``b``, ``count`` small
+        messages from ``a``, each timed (milliseconds)."""
+        with self.entered(b):
+            server = socket.create_server((self.address(b), ECHO_PORT))
+        server.settimeout(10)
+        echo = threading.Thread(target=_echo_once, args=(server,), daemon=True)
+        echo.start()
+        times = []
+        try:
+            with self.entered(a):
+                client = socket.create_connection((self.address(b), ECHO_PORT), timeout=10)
+            with client:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for _ in range(count):
+                    started = time.perf_counter()
+                    client.sendall(b"x")
+                    if client.recv(1) != b"x":
+                        raise RuntimeError("the echo did not answer")
+                    times.append((time.perf_counter() - started) * 1000)
+        finally:
+            server.close()
+            echo.join(timeout=10)
+        return times
+
+    def _sysctl(self, setting: str) -> None:
+        subprocess.run(
+            ["ip", "netns", "exec", self.wan, "sysctl", "-q", "-w", setting],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def isolate(self, host: str) -> None:
         """Take ``host``'s link down: it reaches no one and no one reaches it."""
@@ -293,6 +380,22 @@ class LoopbackRelay:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def _echo_once(server: socket.socket) -> None:
+    """Echo one connection's bytes back until it closes (bounded by the socket's timeout)."""
+    try:
+        conn, _ = server.accept()
+    except OSError:
+        return
+    with conn:
+        conn.settimeout(10)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+        except OSError:
+            pass
 
 
 def _setns(fd: int) -> None:

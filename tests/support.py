@@ -118,7 +118,7 @@ def switch(lab, old, new, old_node, new_node, writes=20):
 LEASE_SECONDS = 3
 
 
-def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> dict:
+def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None, synchronous=None) -> dict:
     """A node's keeper config (the primary's by default), as the state pgrepl.lease_keeper writes it."""
     node, other = node or lab.prod, other or lab.dr
     pillar = lab.pillar(node)["mfa_ha"]
@@ -134,6 +134,7 @@ def keeper_config(lab, lease_seconds=LEASE_SECONDS, node=None, other=None) -> di
         Upstream(other.address, other.port, "replicamfa", node.slot),
         node.minion_id,
         node.address,
+        synchronous,
     )
 
 

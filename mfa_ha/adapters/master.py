@@ -23,6 +23,7 @@ import salt.utils.event
 import salt.utils.minions
 
 from mfa_ha import maintenance, timing
+from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts, history
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,30 @@ def pillar(opts) -> dict:
 def pause_path(opts) -> str:
     """The master's pause record (``mfa_ha.maintenance``): the witness reads it every round."""
     return os.path.join(opts["cachedir"], "mfa_ha", maintenance.FILE_NAME)
+
+
+def standbys_path(opts) -> str:
+    """Which standby is behind (``synchronous: on``, ``mfa_ha.unattended.syncguard``)."""
+    return os.path.join(opts["cachedir"], "mfa_ha", "standbys.json")
+
+
+def standby_records(opts) -> dict:
+    return read_json(standbys_path(opts))
+
+
+def record_standby(opts, node: str, record: dict) -> None:
+    """Durably, before any node acts on it (raises OSError when it cannot be made)."""
+    records = {**standby_records(opts), node: {**record, "recorded_at": time.time()}}
+    write_json(standbys_path(opts), records)
+    promotable = record.get("promotable")
+    remember(
+        opts,
+        "standby",
+        "promotable" if promotable else "behind",
+        f"{node} {'holds every acknowledged commit again' if promotable else 'dropped from synchronous replication'}",
+        node=node,
+        **{k: v for k, v in record.items() if k != "promotable"},
+    )
 
 
 def history_path(opts) -> str:

@@ -31,6 +31,7 @@ TOP_KEYS = {
     "switchover",
     "service_address",
     "confirm_primary_lost",
+    "confirm_data_loss",
     "alerts",
     "node",
     "tls",
@@ -69,6 +70,7 @@ def validate(pillar, node_id: str | None = None) -> dict:
         lambda: alert_targets(pillar.get("alerts")),
         lambda: alert_thresholds(pillar.get("alerts")),
         lambda: lease_settings(pillar.get("failover")),
+        lambda: _synchronous_needs_the_witness(pillar),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
         lambda: tls_config(pillar.get("tls"), nodes, _data_dir(pillar), node_id if node_id in nodes else None),
     )
@@ -139,6 +141,15 @@ def _switchover(value) -> None:
     for key, number in ((k, v) for k, v in value.items() if k in SWITCHOVER_KEYS):
         if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
             raise InvalidInput(f"mfa_ha:switchover:{key}: must be a positive number, got {number!r}")
+
+
+def _synchronous_needs_the_witness(pillar) -> None:
+    mode = replication_config(pillar.get("replication")).synchronous
+    if mode == "on" and not lease_settings(pillar.get("failover")).automatic:
+        raise InvalidInput(
+            "mfa_ha:replication:synchronous: 'on' needs mfa_ha:failover:automatic: true (the keeper drops the "
+            "standby only once the master, as witness, recorded it as behind); without it use 'strict'"
+        )
 
 
 def _password(replication) -> None:

@@ -15,15 +15,24 @@ from mfa_ha.pair.divergence import divergent_writes
 from mfa_ha.pair.peer import Upstream, identify_peer, peer_in_recovery
 from mfa_ha.pair.service_address import Hooks
 from mfa_ha.pair.switchover import Clock, Decision, describe_unanswered, open_for_business, unanswered
-from mfa_ha.postgres import keptaside
+from mfa_ha.postgres import keptaside, synchronous
 from mfa_ha.postgres import replication as repl
 from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
 from mfa_ha.waiting import poll
 
 
-def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool) -> Decision:
-    """Whether ``target`` may be promoted because the primary is lost."""
+def decide(
+    statuses: dict,
+    nodes: dict,
+    target: str,
+    confirm_primary_lost: bool,
+    behind: str | None = None,
+    confirm_data_loss: bool = False,
+) -> Decision:
+    """Whether ``target`` may be promoted because the primary is lost. ``behind``: why the
+    master recorded ``target`` as not holding every acknowledged commit (``synchronous:
+    on``), which only ``confirm_data_loss`` overrides."""
     d = Decision(target)
     if not d.check("target is a node of mfa_ha:nodes", target in nodes, f"target {target!r}"):
         return d
@@ -47,6 +56,15 @@ def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool)
         status.get("running") and status.get("role") == "standby",
         f"{target}: {status.get('state', 'no answer')}, {status.get('role', '?')}",
     )
+    d.check(
+        "target holds every acknowledged commit, or the loss is confirmed",
+        behind is None or confirm_data_loss,
+        f"{behind}: pass mfa_ha:confirm_data_loss: true to promote it all the same"
+        if behind and not confirm_data_loss
+        else f"loss confirmed: {behind}"
+        if behind
+        else "not recorded as behind",
+    )
     silent = sorted(set(nodes) - set(answered) - {target})
     d.check(
         "every lost node's minion answers, or the loss is confirmed",
@@ -65,11 +83,19 @@ def decide(statuses: dict, nodes: dict, target: str, confirm_primary_lost: bool)
 
 
 def promote_after_loss(
-    server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks, timeout: float, progress
+    server: Server,
+    app_cfg,
+    me: str,
+    others: dict[str, Upstream],
+    hooks: Hooks,
+    timeout: float,
+    progress,
+    drop_synchronous: bool = False,
 ) -> dict:
     """The target's part of a failover: replay what was received, promote, open slots for the
     others, move client routing, start the app. Records the last LSN received from the lost
-    primary."""
+    primary. ``drop_synchronous``: the master recorded the lost nodes as behind, so this node
+    stops waiting for them before it takes its first write."""
     clock = Clock()
     result = {"part": "new primary"}
     if repl.role(server) is not Role.PRIMARY:
@@ -77,6 +103,9 @@ def promote_after_loss(
         progress(f"promoting; last WAL received from the lost primary: {received}")
         result.update(last_received_lsn=received, promoted=repl.promote(server, timeout=int(timeout)))
         clock.mark("promoted")
+    if drop_synchronous:
+        synchronous.drop(server)
+        result["synchronous"] = "dropped: the lost nodes are recorded as behind on the master"
     else:
         result["already_primary"] = True
     return open_for_business(server, app_cfg, me, others, hooks, timeout, clock, result)

@@ -1,5 +1,6 @@
 """Synchronous replication (``mfa_ha:replication:synchronous``): which settings each node runs
-with so that a commit is acknowledged only once the other node holds it.
+with so that a commit is acknowledged only once the other node holds it. ``strict`` never
+drops the standby; ``on`` drops it only with the witness's word (``mfa_ha.unattended.syncguard``).
 
 Each node names the other node's ``application_name`` (its slot) in
 ``synchronous_standby_names``. A standby ignores the setting, so a node that is promoted
@@ -12,12 +13,8 @@ from __future__ import annotations
 
 from mfa_ha.errors import InvalidInput
 
-MODES = ("off", "strict")
+MODES = ("off", "on", "strict")
 COMMIT_LEVELS = ("on", "remote_apply")  # both wait for the standby's flush; remote_apply for its replay too
-NOT_OFFERED = {
-    "on": "'on' (dropping to asynchronous once the master records the standby as not promotable) is not "
-    "offered by this release: use 'strict' (commits wait while no standby streams) or 'off'",
-}
 
 
 def mode(value) -> str:
@@ -25,8 +22,6 @@ def mode(value) -> str:
     if value is None or value is False:
         return "off"
     text = "on" if value is True else str(value).strip().lower()
-    if text in NOT_OFFERED:
-        raise InvalidInput(f"mfa_ha:replication:synchronous: {NOT_OFFERED[text]}")
     if text not in MODES:
         raise InvalidInput(f"mfa_ha:replication:synchronous: {value!r} is not one of {', '.join(MODES)}")
     return text
@@ -58,3 +53,14 @@ def wanted_when_off(sync_mode: str) -> dict[str, str]:
     """What the settings state holds a node to when off: no standby named (PostgreSQL's own
     default, so a node that never had one shows no change)."""
     return {"synchronous_standby_names": ""} if sync_mode == "off" else {}
+
+
+def drop(server) -> None:
+    """No synchronous standby from now on (ALTER SYSTEM and a reload: neither is a transaction,
+    so neither waits for the standby it drops)."""
+    name(server, "")
+
+
+def name(server, names: str) -> None:
+    server.execute("ALTER SYSTEM SET synchronous_standby_names = %s", (names,))
+    server.execute("SELECT pg_reload_conf()")

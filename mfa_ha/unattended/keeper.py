@@ -39,7 +39,7 @@ from mfa_ha.postgres.secrets import pgpass_password
 from mfa_ha.postgres.server import Server
 from mfa_ha.postgres.tls import TlsConfig
 from mfa_ha.roles import Role
-from mfa_ha.unattended import heartbeat, lease
+from mfa_ha.unattended import heartbeat, lease, syncguard
 
 log = logging.getLogger("mfa_ha.keeper")
 MARKER_SQL = "SELECT pg_logical_emit_message(false, 'mfa_ha.lease', '')::text AS lsn"
@@ -60,10 +60,14 @@ def build_config(
     standby: Upstream,
     me: str,
     address: str,
+    synchronous: dict | None = None,
 ) -> dict:
     """What the keeper needs, as the formula writes it: no secret (the TLS files' directory,
     not their contents; the replication password, which keys the heartbeats, stays in pgpass).
-    ``me``/``address``: this node's id and address (its heartbeats' source)."""
+    ``me``/``address``: this node's id and address (its heartbeats' source); ``synchronous``:
+    with ``mfa_ha:replication:synchronous: on``, ``{"mode": "on", "names": ..., "standby": ...}``:
+    the ``synchronous_standby_names`` this node runs with and the standby's application name
+    (``mfa_ha.unattended.syncguard``)."""
     return {
         "settings": lease.settings_dict(settings),
         "postgres": postgres,
@@ -73,6 +77,7 @@ def build_config(
         "standby_id": standby_id,
         "standby": {"host": standby.host, "port": standby.port, "user": standby.user, "slot": standby.slot},
         "heartbeat": {"me": me, "listen": address},
+        "synchronous": synchronous or {},
     }
 
 
@@ -101,6 +106,10 @@ class Keeper:
         self.quiet = lease.QuietSpell()  # how close a held lease came to its end
         self.last: dict = {}
         self.link = self._peer_link(config.get("heartbeat"))
+        sync = config.get("synchronous") or {}
+        self.sync_names = sync.get("names") if sync.get("mode") == "on" else None
+        self.sync_standby = sync.get("standby") or self.standby_id
+        self.sync: syncguard.SyncState | None = None  # read from sync_file once this node is the primary
 
     def _peer_link(self, wanted: dict | None) -> heartbeat.PeerLink | None:
         """Heartbeats to the other node's keeper, keyed by the replication password in pgpass;
@@ -143,6 +152,7 @@ class Keeper:
             self.link.open()  # a standby's keeper answers the primary's beats
         if not self._is_primary():
             self.armed_at, self.proof, self.handover, self.quiet = None, lease.StreamProof(), {}, lease.QuietSpell()
+            self.sync = None
             if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
                 self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
             return self._beat(
@@ -156,7 +166,10 @@ class Keeper:
         self._mark(now)
         if self.link is not None:
             self.proof.heard(self.link.answered())
-        renewed_at = lease.read_record(self.settings.renewals_file).get("renewed_at")
+        renewals = lease.read_record(self.settings.renewals_file)
+        renewed_at = renewals.get("renewed_at")
+        if self.sync_names is not None:
+            self._guard_sync(now, renewals.get("sync_word"))
         paused = maintenance.read(self.settings.pause_file)
         verdict = lease.keeper_verdict(
             now,
@@ -262,6 +275,40 @@ class Keeper:
             self.proof.flushed(to_int(row["flush_lsn"]) if row.get("flush_lsn") else None)
         except Exception as err:  # noqa: BLE001 - a failed poll proves nothing: the lease only ages
             log.warning("mfa_ha lease: poll failed: %s", err)
+
+    def _guard_sync(self, now: float, word: str | None) -> None:
+        """One step of ``syncguard``: drop to asynchronous with the witness's word, name the
+        standby again once it caught up."""
+        if self.sync is None:  # left by the keeper before, or by a failover's promotion
+            self.sync = syncguard.SyncState.from_dict(lease.read_record(self.settings.sync_file))
+        try:
+            seen = syncguard.observe(self.server, self.sync_standby)
+            following, action = syncguard.step(self.sync, seen, word, now, time.time(), timing.SYNC_LOST_SECONDS)
+            if following.state == "asked" and self.sync.state != "asked":
+                log.critical(
+                    "mfa_ha synchronous replication: %s stopped acknowledging for %g s: asking the witness to "
+                    "drop it (commits wait, at most %g s in all while the master answers)",
+                    self.standby_id,
+                    timing.SYNC_LOST_SECONDS,
+                    self.settings.sync_lost_bound,
+                )
+            if action:
+                syncguard.apply(self.server, action, self.sync_names)
+                log.critical(
+                    "mfa_ha synchronous replication: %s",
+                    f"dropped {self.standby_id} with the witness's word (from {following.lsn})"
+                    if action == "degrade"
+                    else f"{self.standby_id} named again as the synchronous standby (from {following.lsn})",
+                )
+        except Exception as err:  # noqa: BLE001 - nothing changes: commits keep waiting, the next poll tries again
+            log.warning("mfa_ha synchronous replication: poll failed: %s", err)
+            return
+        self._keep_sync(following)
+
+    def _keep_sync(self, following: syncguard.SyncState) -> None:
+        if following != self.sync or not os.path.exists(self.settings.sync_file):
+            self.sync = following
+            lease.write_record(self.settings.sync_file, following.as_dict())
 
     def _beat(self, now: float, **state) -> dict:
         lease_state = {"armed_at": self.armed_at, "streamed_at": self.proof.streamed_at} if self.armed_at else {}

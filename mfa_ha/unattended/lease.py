@@ -91,6 +91,12 @@ class LeaseSettings:
         return os.path.join(self.run_dir, "rejoin.json")
 
     @property
+    def sync_file(self) -> str:
+        """On the primary, with ``synchronous: on``: where its keeper is in dropping to
+        asynchronous and back (``mfa_ha.unattended.syncguard``)."""
+        return os.path.join(self.run_dir, "sync.json")
+
+    @property
     def peer_file(self) -> str:
         """On a standby: when the primary's keeper's last heartbeat arrived."""
         return os.path.join(self.run_dir, "peer.json")
@@ -109,6 +115,14 @@ class LeaseSettings:
         """The longest a frozen keeper goes unreplaced: its beat goes stale, the watchdog's next
         poll sees it, the new keeper starts."""
         return self.alive_within + self.poll_seconds + timing.KEEPER_START_SECONDS
+
+    @property
+    def sync_lost_bound(self) -> float:
+        """``synchronous: on``: the longest commits wait once the standby is lost, while the
+        primary reaches the master: the keeper's measure and its next poll, the witness's round
+        that records the standby as behind and the next one that brings the word, the keeper's
+        poll that acts on it."""
+        return timing.SYNC_LOST_SECONDS + 2 * self.poll_seconds + 2 * self.witness_every
 
     @property
     def margin_needed(self) -> float:

@@ -38,6 +38,7 @@ class WitnessView:
     standby_role: str
     receiver_lost_s: float
     paused: str | None = None  # what the master's pause record says, when there is one
+    behind: str | None = None  # synchronous: on: why the master recorded the standby as not promotable
 
 
 def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
@@ -73,6 +74,11 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
         view.standby_role == "standby",
         f"{view.standby or '?'}: {view.standby_role}",
     )
+    v.check(
+        "the standby holds every acknowledged commit (not recorded as behind)",
+        view.behind is None,
+        view.behind or "promotable",
+    )
     lost = v.check(
         f"neither WAL nor a heartbeat from the primary reached the standby for longer than lease + margin "
         f"({after:g} s)",
@@ -91,6 +97,16 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
     return v
 
 
+def describe_behind(standby: str, record: dict) -> str:
+    """The master's record of a standby dropped from synchronous replication, in words."""
+    since = record.get("since")
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if isinstance(since, (int, float)) else "?"
+    return (
+        f"{standby} is behind since {when}: {record.get('primary', 'the primary')} acknowledged commits "
+        f"without it from LSN {record.get('lsn', '?')}"
+    )
+
+
 @dataclass
 class Seen:
     heard_at: float | None = None
@@ -99,9 +115,12 @@ class Seen:
 
 
 class Witness:
-    """``ask(seq, acked, session) -> {node: answer dict, or an error text}``; ``failover(target,
-    verdict)``; ``alert(severity, summary, details)``; ``paused() -> pause record or None``
-    (the master's, read every round). One ``tick()`` per ``witness_every``.
+    """``ask(seq, acked, session, words) -> {node: answer dict, or an error text}``;
+    ``failover(target, verdict)``; ``alert(severity, summary, details)``; ``paused() -> pause
+    record or None`` (the master's, read every round); ``standbys() -> {node: record}`` and
+    ``record_standby(node, record)``: the master's durable record of which standby is behind
+    (``mfa_ha.unattended.syncguard``; the write raises when it cannot be made durable). One
+    ``tick()`` per ``witness_every``.
 
     Its renewals are numbered from 1 under a random ``session`` of its own, so the nodes tell
     them from a previous witness's (a restarted master's, or this engine's before a pillar
@@ -117,9 +136,13 @@ class Witness:
         alert,
         clock=time.monotonic,
         paused=lambda: None,
+        standbys=dict,
+        record_standby=lambda node, record: None,
     ):
         self.settings, self.nodes = settings, sorted(nodes)
         self.ask, self.do_failover, self.alert, self.clock, self.paused = ask, failover, alert, clock, paused
+        self.standbys, self.record_standby = standbys, record_standby
+        self.words: dict[str, str] = {}  # the word each primary may act on: a request recorded first
         self.started_at = clock()
         self.seq = 0
         self.session = "w" + secrets.token_hex(8)  # never all digits: an argument Salt would read as a number
@@ -132,11 +155,12 @@ class Witness:
     def tick(self) -> Verdict:
         now = self.clock()
         self.seq += 1
-        answers = self.ask(self.seq, {n: s.acked for n, s in self.seen.items()}, self.session)
+        answers = self.ask(self.seq, {n: s.acked for n, s in self.seen.items()}, self.session, dict(self.words))
         for node, answer in answers.items():
             if node in self.seen and isinstance(answer, dict) and answer.get("seq") == self.seq:
                 self.seen[node] = Seen(now, self.seq, answer)
         self._follow_roles(now)
+        self._guard_sync()
         verdict = witness_verdict(self.view(now), self.settings)
         self._act(verdict, settling=not self.armed and now - self.started_at < self.settings.failover_after)
         return verdict
@@ -173,6 +197,45 @@ class Witness:
                 {},
             )
 
+    def _guard_sync(self) -> None:
+        """The primary's keeper asks to drop its standby: record the standby as behind, then
+        give the word (in the next renewal). It says the standby caught up: record that."""
+        primary, standby = self.primary, self.standby
+        sync = (self._answered_now(primary) or {}).get("sync") or {}
+        if not primary or not standby or not sync.get("state"):
+            return
+        record = self.standbys().get(standby) or {}
+        if sync["state"] == "asked" and sync.get("request"):
+            if record.get("request") != sync["request"]:
+                behind = {"promotable": False, "primary": primary, "request": sync["request"]}
+                behind.update(lsn=sync.get("lsn"), since=sync.get("since"))
+                try:
+                    self.record_standby(standby, behind)
+                except Exception as err:  # noqa: BLE001 - no record, no word: commits keep waiting
+                    self._tell("critical", f"mfa_ha witness: cannot record {standby} as behind: {err}", {})
+                    return
+                self._tell(
+                    "warning",
+                    f"mfa_ha witness: {standby} stopped acknowledging {primary}'s commits: recorded as not "
+                    f"promotable from {sync.get('lsn')}; {primary} drops it from synchronous replication",
+                    behind,
+                )
+            self.words[primary] = sync["request"]
+        elif sync["state"] == "sync" and record.get("promotable") is False:
+            try:
+                self.record_standby(standby, {"promotable": True, "primary": primary, "since": sync.get("since")})
+            except Exception as err:  # noqa: BLE001 - it stays recorded as behind: the safe side
+                self._tell("critical", f"mfa_ha witness: cannot record {standby} as promotable: {err}", {})
+                return
+            self._tell("info", f"mfa_ha witness: {standby} holds every commit of {primary} again: promotable", {})
+
+    def behind(self, standby: str | None) -> str | None:
+        """Why ``standby`` may not be promoted (the master's record), or None."""
+        record = self.standbys().get(standby) or {} if standby else {}
+        if record.get("promotable") is not False:
+            return None
+        return describe_behind(standby, record)
+
     @property
     def standby(self) -> str | None:
         others = [n for n in self.nodes if n != self.primary]
@@ -194,6 +257,7 @@ class Witness:
             else "stopped",
             receiver_lost_s=now - (self.last_wal_at or now),
             paused=self._pause_seen(),
+            behind=self.behind(self.standby),
         )
 
     def _pause_seen(self) -> str | None:

@@ -90,7 +90,6 @@ def test_a_weaker_commit_level_or_an_unknown_mode_is_refused_naming_the_key(lab,
         (
             ({"synchronous_commit": "local"}, "mfa_ha:replication:synchronous_commit"),
             ({"synchronous": "sometimes"}, "mfa_ha:replication:synchronous"),
-            ({"synchronous": True}, "'on'"),
         )
     ):
         pillar = copy.deepcopy(lab.pillar(lab.prod))
@@ -98,3 +97,11 @@ def test_a_weaker_commit_level_or_an_unknown_mode_is_refused_naming_the_key(lab,
         loaders = node_loaders(salt_factories, lab, lab.prod, pillar, variant=f"-bad-sync{i}").modules
         with pytest.raises(SaltInvocationError, match=named):
             loaders.pgrepl.settings()
+
+
+def test_on_without_the_witness_is_a_pillar_problem(lab, salt_factories):
+    pillar = copy.deepcopy(lab.pillar(lab.prod))
+    pillar["mfa_ha"]["replication"]["synchronous"] = True  # YAML's bare on
+    loaders = node_loaders(salt_factories, lab, lab.prod, pillar, variant="-on-alone").modules
+    problems = loaders.pgrepl.pillar_problems()
+    assert any("synchronous: 'on' needs mfa_ha:failover:automatic: true" in p for p in problems), problems

@@ -95,7 +95,7 @@ def test_each_witness_renews_under_a_session_of_its_own():
             ON,
             ["server_dr", "server_prod"],
             "server_prod",
-            lambda seq, acked, session: sessions.append((seq, session)) or {},
+            lambda seq, acked, session, words: sessions.append((seq, session)) or {},
             lambda target, verdict: {"ok": True},
             lambda *alert: None,
             clock=lambda: 0.0,
@@ -203,7 +203,8 @@ class Simulated:
         self.reach_primary = self.reach_standby = self.standby_streams = True
         self.standby_hears_beats = False
         self.primary_paused = None  # what the primary's answer says of a pause on that node
-        self.failovers, self.alerts = [], []
+        self.primary_sync = None  # what the primary's answer says of its synchronous standby
+        self.failovers, self.alerts, self.words, self.records = [], [], [], {}
         self.witness = Witness(
             settings,
             ["server_dr", "server_prod"],
@@ -212,9 +213,12 @@ class Simulated:
             lambda target, verdict: self.failovers.append(target) or {"ok": True},
             lambda severity, summary, details: self.alerts.append((severity, summary)),
             clock=lambda: self.now,
+            standbys=lambda: dict(self.records),
+            record_standby=self.records.__setitem__,
         )
 
-    def ask(self, seq, acked, session):
+    def ask(self, seq, acked, session, words):
+        self.words.append(dict(words))
         answers = {}
         if self.reach_primary:
             answers["server_prod"] = {
@@ -223,6 +227,7 @@ class Simulated:
                 "role": "primary",
                 "keeper_alive": True,
                 "paused": self.primary_paused,
+                "sync": self.primary_sync,
             }
         if self.standby_streams:
             self.last_wal = self.now
@@ -373,3 +378,39 @@ def test_an_alert_that_cannot_be_delivered_does_not_stop_the_failover():
     sim.reach_primary, sim.standby_streams = False, False
     sim.run(60)
     assert sim.failovers == ["server_dr"]
+
+
+def test_the_witness_records_the_standby_as_behind_before_it_gives_the_word():
+    sim = Simulated()
+    sim.run(10)
+    assert not any(sim.words[-1].values())
+    sim.primary_sync = {"state": "asked", "request": "r7", "lsn": "0/7000000", "since": 1.7e9}
+    sim.run(2)
+    record = sim.records["server_dr"]
+    assert record["promotable"] is False and record["lsn"] == "0/7000000" and record["request"] == "r7"
+    assert sim.words[-1] == {}  # the record was written in that round; the word goes with the next
+    sim.run(2)
+    assert sim.words[-1] == {"server_prod": "r7"}
+    assert any("recorded as not promotable from 0/7000000" in summary for _, summary in sim.alerts)
+
+
+def test_no_word_is_given_when_the_record_cannot_be_written():
+    sim = Simulated()
+
+    def full_disk(node, record):
+        raise OSError(28, "No space left on device")
+
+    sim.witness.record_standby = full_disk
+    sim.run(10)
+    sim.primary_sync = {"state": "asked", "request": "r8", "lsn": "0/8000000", "since": 1.7e9}
+    sim.run(6)
+    assert all("server_prod" not in words for words in sim.words)
+    assert any("cannot record server_dr as behind" in summary for _, summary in sim.alerts)
+
+
+def test_the_standby_is_promotable_again_once_the_keeper_reports_sync():
+    sim = Simulated()
+    sim.records["server_dr"] = {"promotable": False, "primary": "server_prod", "lsn": "0/7000000", "since": 1.7e9}
+    sim.primary_sync = {"state": "sync", "since": 1.8e9}
+    sim.run(4)
+    assert sim.records["server_dr"]["promotable"] is True

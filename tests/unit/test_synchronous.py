@@ -39,9 +39,7 @@ def test_off_manages_nothing_but_keeps_the_server_from_waiting(value):
 @pytest.mark.parametrize(
     ("replication", "message"),
     [
-        ({"synchronous": True}, "synchronous: 'on'"),  # YAML's bare on
-        ({"synchronous": "on"}, "synchronous: 'on'"),
-        ({"synchronous": "always"}, "synchronous: 'always' is not one of off, strict"),
+        ({"synchronous": "always"}, "synchronous: 'always' is not one of off, on, strict"),
         ({"synchronous": "strict", "synchronous_commit": "local"}, "synchronous_commit: 'local' is not one of"),
         ({"synchronous": "strict", "synchronous_commit": "remote_write"}, "synchronous_commit: 'remote_write'"),
     ],

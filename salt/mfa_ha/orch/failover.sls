@@ -31,6 +31,7 @@ prechecks:
     - target: {{ target | json }}
     - nodes: {{ nodes | json }}
     - confirm_primary_lost: {{ mfa.get('confirm_primary_lost', False) | json }}
+    - confirm_data_loss: {{ mfa.get('confirm_data_loss', False) | json }}
     - lost: {{ mfa.get('lost', []) | json }}
     - failhard: True
 

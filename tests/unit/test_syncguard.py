@@ -1,0 +1,79 @@
+"""Synchronous replication dropped only with the witness's word (``synchronous: on``): the
+keeper's steps (``syncguard.step``) and the witness's record, as pure logic."""
+
+from mfa_ha import timing
+from mfa_ha.lsn import to_int
+from mfa_ha.unattended.lease import LeaseSettings
+from mfa_ha.unattended.syncguard import CATCH_UP_BYTES, Observed, SyncState, step
+from mfa_ha.unattended.witness import WitnessView, witness_verdict
+
+LOST = timing.SYNC_LOST_SECONDS
+ON = LeaseSettings(automatic=True)
+
+
+def seen(sync=True, waiting=0.0, flush="0/5000000", current="0/5000000", state="streaming"):
+    return Observed(to_int(current), state, sync, to_int(flush) if flush else None, waiting)
+
+
+def test_a_standby_that_acknowledges_keeps_the_state():
+    state, action = step(SyncState(), seen(), None, 100.0, 1e9, LOST)
+    assert (state.state, action) == ("sync", None)
+
+
+def test_a_lost_standby_is_asked_for_only_after_the_bound_and_never_dropped_without_the_word():
+    state, _ = step(SyncState(), seen(sync=False, state=None, flush=None), None, 100.0, 1e9, LOST)
+    assert state.state == "sync" and state.lost_since == 100.0
+    state, _ = step(state, seen(sync=False, state=None, flush=None), None, 100.0 + LOST - 0.1, 1e9, LOST)
+    assert state.state == "sync"
+    asked, action = step(state, seen(sync=False, state=None, flush=None), None, 100.0 + LOST, 1e9, LOST)
+    assert asked.state == "asked" and asked.request and asked.lsn == "0/5000000" and action is None
+    for word in (None, "another request"):
+        still, action = step(asked, seen(sync=False, state=None, flush=None), word, 200.0, 1e9, LOST)
+        assert (still.state, action) == ("asked", None)
+    dropped, action = step(asked, seen(sync=False, state=None, flush=None), asked.request, 200.0, 1e9, LOST)
+    assert (dropped.state, action) == ("degraded", "degrade") and dropped.lsn == asked.lsn
+
+
+def test_commits_waiting_too_long_count_as_lost_even_while_the_standby_is_listed_as_sync():
+    state, _ = step(SyncState(), seen(waiting=LOST), None, 100.0, 1e9, LOST)
+    state, _ = step(state, seen(waiting=LOST + 5), None, 100.0 + LOST, 1e9, LOST)
+    assert state.state == "asked"
+
+
+def test_a_standby_back_before_the_word_resyncs_rather_than_counting_as_promotable_at_once():
+    asked = SyncState("asked", "r1", "0/5000000", 1e9)
+    state, action = step(asked, seen(current="0/6000000", flush="0/6000000"), None, 200.0, 1e9, LOST)
+    assert (state.state, action, state.lsn) == ("resyncing", None, "0/6000000")
+
+
+def test_a_degraded_primary_names_the_standby_again_once_it_is_close_then_reports_sync_once_it_holds_all():
+    degraded = SyncState("degraded", "r1", "0/5000000", 1e9)
+    far = seen(sync=False, flush="0/5000000", current=f"0/{0x5000000 + CATCH_UP_BYTES + 1:X}")
+    assert step(degraded, far, "r1", 300.0, 1e9, LOST) == (degraded, None)
+    near = seen(sync=False, flush="0/5800000", current="0/5880000")
+    resyncing, action = step(degraded, near, "r1", 300.0, 1e9, LOST)
+    assert (resyncing.state, action, resyncing.lsn) == ("resyncing", "resync", "0/5880000")
+    not_yet = seen(sync=True, flush="0/5870000", current="0/5890000")
+    assert step(resyncing, not_yet, "r1", 301.0, 1e9, LOST)[0].state == "resyncing"
+    holds = seen(sync=True, flush="0/5880000", current="0/5890000")
+    assert step(resyncing, holds, "r1", 302.0, 1e9, LOST)[0].state == "sync"
+
+
+def test_the_witness_never_fails_over_to_a_standby_recorded_as_behind():
+    healthy_loss = dict(
+        automatic=True,
+        armed=True,
+        primary="server_prod",
+        standby="server_dr",
+        primary_silent_s=100,
+        keeper_alive=True,
+        standby_answers=True,
+        standby_role="standby",
+        receiver_lost_s=100,
+    )
+    assert witness_verdict(WitnessView(**healthy_loss), ON).action == "failover"
+    behind = WitnessView(**healthy_loss, behind="server_dr is behind since 2026-12-03 18:00:00 UTC")
+    verdict = witness_verdict(behind, ON)
+    assert verdict.action == "alert"
+    failed = [c for c in verdict.checks if not c.ok]
+    assert [c.name for c in failed] == ["the standby holds every acknowledged commit (not recorded as behind)"]
