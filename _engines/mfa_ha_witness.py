@@ -22,6 +22,7 @@ from mfa_ha.adapters import master
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.errors import InvalidInput
 from mfa_ha.monitoring import status as cluster
+from mfa_ha.postgres.config import replication_config
 from mfa_ha.unattended import lease
 from mfa_ha.unattended.witness import Witness
 
@@ -57,7 +58,13 @@ def _witness_config(opts) -> dict:
     settings = lease.lease_settings(pillar.get("failover"))
     if settings.automatic and len(nodes) != 2:
         raise InvalidInput(f"mfa_ha:nodes: automatic failover needs exactly two nodes, found {len(nodes)}")
-    return {"settings": lease.settings_dict(settings), "nodes": sorted(nodes), "primary": pillar.get("primary")}
+    synchronous = replication_config(pillar.get("replication")).synchronous == "on"
+    return {
+        "settings": lease.settings_dict(settings),
+        "nodes": sorted(nodes),
+        "primary": pillar.get("primary"),
+        "synchronous": synchronous,
+    }
 
 
 def _lease_round(opts, seq, acked, nodes, timeout, session="", words=None) -> dict:
@@ -122,4 +129,5 @@ def _witness(runners, config):
         paused=lambda: maintenance.read(master.pause_path(__opts__)),
         standbys=lambda: master.standby_records(__opts__),
         record_standby=lambda node, record: master.record_standby(__opts__, node, record),
+        synchronous=bool(config.get("synchronous")),
     )

@@ -47,7 +47,7 @@ from mfa_ha.pair.standby import check_command
 from mfa_ha.postgres.config import replication_config
 from mfa_ha.postgres.replication import DEFAULT_LAG_LIMIT_BYTES
 from mfa_ha.roles import primaries
-from mfa_ha.unattended.witness import describe_behind
+from mfa_ha.unattended.witness import behind
 from mfa_ha.waiting import retry
 
 log = logging.getLogger(__name__)
@@ -515,35 +515,44 @@ def failover_precheck(target, nodes=None, confirm_primary_lost=False, lost=None,
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
     statuses = {n: v.get("pgrepl.status") for n, v in _gather(nodes, lost=_lost(lost, nodes, target)).items()}
-    behind = _behind(target)
-    decision = pgfailover.decide(statuses, nodes, target, _flag(confirm_primary_lost), behind, _flag(confirm_data_loss))
+    synchronous = _synchronous_mode(pillar) == "on"
+    decision = pgfailover.decide(
+        statuses, nodes, target, _flag(confirm_primary_lost), _behind(target, synchronous), _flag(confirm_data_loss)
+    )
+    if decision.action == "failover" and synchronous:
+        _record_left_behind(decision, nodes, statuses.get(target), _flag(confirm_data_loss))
     summary = decision.summary.replace("switchover", "failover")
     _progress(summary)
     go = decision.action in GO_ACTIONS
-    if decision.action == "failover" and _synchronous_mode(pillar) == "on":
-        _record_left_behind(nodes, target, statuses.get(target))
     answer = _remember(
         decision.as_dict(), "failover", "decided" if go else "refused", summary, target=target, lost=lost
     )
     return _with_retcode(answer, _refused_unless(go))
 
 
-def _behind(node):
-    record = master.standby_records(__opts__).get(node) or {}
-    return describe_behind(node, record) if record.get("promotable") is False else None
+def _behind(node, synchronous, record=None):
+    record = master.standby_records(__opts__).get(node) or {} if record is None else record
+    return behind(node, record, synchronous)
 
 
 def _synchronous_mode(pillar):
     return replication_config(pillar.get("replication")).synchronous
 
 
-def _record_left_behind(nodes, target, status):
-    """Before the promotion: every other node no longer gets the new primary's commits."""
-    status = status if isinstance(status, dict) else {}
+def _record_left_behind(decision, nodes, status, loss_confirmed):
+    """Before the promotion: every other node no longer gets the new primary's commits. Made
+    one at a time with the witness's records: a target recorded as behind meanwhile refuses."""
+    target, status = decision.target, status if isinstance(status, dict) else {}
     lsn = status.get("receive_lsn") or status.get("replay_lsn")
-    for node in sorted(set(nodes) - {target}):
-        record = {"promotable": False, "primary": target, "request": "failover", "lsn": lsn, "since": time.time()}
-        master.record_standby(__opts__, node, record)
+    record = {"promotable": False, "primary": target, "request": "failover", "lsn": lsn, "since": time.time()}
+    left = {node: record for node in sorted(set(nodes) - {target})}
+    try:
+        master.record_failover(
+            __opts__, target, left, lambda found: None if loss_confirmed else _behind(target, True, found)
+        )
+    except (MfaHaError, OSError) as err:
+        decision.check("the nodes left behind are recorded on the master first", False, str(err))
+        decision.action = "refuse"
 
 
 @_gate

@@ -10,6 +10,7 @@ the JSON a script reads from stdout.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import salt.utils.event
 import salt.utils.minions
 
 from mfa_ha import maintenance, timing
+from mfa_ha.errors import MfaHaError
 from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts, history
 
@@ -58,9 +60,47 @@ def standby_records(opts) -> dict:
     return read_json(standbys_path(opts))
 
 
+@contextlib.contextmanager
+def _standbys_locked(opts):
+    """The witness (engine) and a failover's prechecks (runner) decide on these records one
+    at a time: a standby recorded as behind is never promoted, a failover target never
+    recorded as behind once its promotion is decided."""
+    lock = standbys_path(opts) + ".lock"
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    with open(lock, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield standby_records(opts)
+
+
 def record_standby(opts, node: str, record: dict) -> None:
-    """Durably, before any node acts on it (raises OSError when it cannot be made)."""
-    records = {**standby_records(opts), node: {**record, "recorded_at": time.time()}}
+    """Durably, before any node acts on it (raises OSError when it cannot be made). A standby
+    whose promotion a failover decided is never recorded as behind (the primary it would be
+    dropped by keeps waiting for it): raises ``MfaHaError``."""
+    with _standbys_locked(opts) as records:
+        primary = records.get(record.get("primary")) or {}
+        if record.get("promotable") is False and _failover_decided(primary, node):
+            raise MfaHaError(f"a failover to {node} is decided: {record.get('primary')} keeps waiting for it")
+        _write_standby(opts, records, node, record)
+
+
+def record_failover(opts, target: str, left_behind: dict, behind) -> None:
+    """A failover to ``target`` is decided: the nodes it leaves behind are recorded so, unless
+    ``target`` was recorded as behind meanwhile (``behind(record)``: why, raised as
+    ``MfaHaError``; None when it may be promoted)."""
+    with _standbys_locked(opts) as records:
+        why = behind(records.get(target) or {})
+        if why:
+            raise MfaHaError(why)
+        for node, record in left_behind.items():
+            records = _write_standby(opts, records, node, record)
+
+
+def _failover_decided(record: dict, to: str) -> bool:
+    return record.get("promotable") is False and record.get("request") == "failover" and record.get("primary") == to
+
+
+def _write_standby(opts, records: dict, node: str, record: dict) -> dict:
+    records = {**records, node: {**record, "recorded_at": time.time()}}
     write_json(standbys_path(opts), records)
     promotable = record.get("promotable")
     remember(
@@ -71,6 +111,7 @@ def record_standby(opts, node: str, record: dict) -> None:
         node=node,
         **{k: v for k, v in record.items() if k != "promotable"},
     )
+    return records
 
 
 def history_path(opts) -> str:

@@ -14,8 +14,10 @@ without synchronous replication.
 Back: once the standby streams again and is within ``CATCH_UP_BYTES`` of the primary, the
 keeper names it again (``resyncing``, from the WAL position at that moment); once it is a
 synchronous standby with everything up to that position, the keeper says ``sync`` and the
-witness records it promotable again. At every moment the standby either holds every
-acknowledged commit or the master's record says it is not promotable.
+witness records it promotable. A keeper new to its primary starts ``resyncing`` from the
+position it first sees, and the witness counts a standby it has no record of as not yet
+promotable. At every moment the standby either holds every acknowledged commit or the
+master's record does not say it is promotable.
 
 ``step`` decides (a pure function of what the keeper measured); ``observe`` and ``apply``
 are the SQL.
@@ -58,7 +60,7 @@ class Observed:
 class SyncState:
     """What the keeper keeps between polls (and shows the witness through ``pgrepl.lease_renew``)."""
 
-    state: str = "sync"
+    state: str = "resyncing"  # a keeper new to this primary proves the standby holds all first
     request: str | None = None  # the request the witness's word must name
     lsn: str | None = None  # asked/degraded: the point of degradation; resyncing: the point it must reach
     since: float | None = None  # wall clock of the last change, for the record
@@ -95,10 +97,12 @@ def step(
         if acknowledging(seen, lost_after):  # back before the word: it may be recorded, so it resyncs
             return SyncState("resyncing", lsn=to_str(seen.current_lsn), since=wall), None
         return state, None
+    if state.state == "resyncing" and state.lsn is None:  # from here on every commit waits for it
+        state = SyncState("resyncing", lsn=to_str(seen.current_lsn), since=wall, lost_since=state.lost_since)
     if acknowledging(seen, lost_after):
-        if state.state == "resyncing" and (seen.standby_flush or 0) < to_int(state.lsn or "0/0"):
+        if state.state == "resyncing" and (seen.standby_flush or 0) < to_int(state.lsn):
             return state, None
-        return (SyncState("sync", since=wall) if state.state != "sync" else SyncState("sync", since=state.since)), None
+        return SyncState("sync", since=wall if state.state != "sync" else state.since), None
     lost_since = state.lost_since if state.lost_since is not None else now
     if now - lost_since < lost_after:
         return SyncState(state.state, lsn=state.lsn, since=state.since, lost_since=lost_since), None

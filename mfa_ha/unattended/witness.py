@@ -97,6 +97,17 @@ def witness_verdict(view: WitnessView, settings: LeaseSettings) -> Verdict:
     return v
 
 
+def behind(standby: str | None, record: dict, synchronous: bool) -> str | None:
+    """Why the master's record (``synchronous: on``) rules ``standby`` out as a failover
+    target, or None: recorded as behind, or (with ``synchronous``) never recorded as holding
+    every commit."""
+    if record.get("promotable") is True or not (synchronous or record):
+        return None
+    if record.get("promotable") is False:
+        return describe_behind(standby, record)
+    return f"{standby} was never recorded as holding every acknowledged commit (its primary's keeper reports it)"
+
+
 def describe_behind(standby: str, record: dict) -> str:
     """The master's record of a standby dropped from synchronous replication, in words."""
     since = record.get("since")
@@ -138,10 +149,11 @@ class Witness:
         paused=lambda: None,
         standbys=dict,
         record_standby=lambda node, record: None,
+        synchronous: bool = False,
     ):
         self.settings, self.nodes = settings, sorted(nodes)
         self.ask, self.do_failover, self.alert, self.clock, self.paused = ask, failover, alert, clock, paused
-        self.standbys, self.record_standby = standbys, record_standby
+        self.standbys, self.record_standby, self.synchronous = standbys, record_standby, synchronous
         self.words: dict[str, str] = {}  # the word each primary may act on: a request recorded first
         self.started_at = clock()
         self.seq = 0
@@ -221,7 +233,7 @@ class Witness:
                     behind,
                 )
             self.words[primary] = sync["request"]
-        elif sync["state"] == "sync" and record.get("promotable") is False:
+        elif sync["state"] == "sync" and record.get("promotable") is not True:
             try:
                 self.record_standby(standby, {"promotable": True, "primary": primary, "since": sync.get("since")})
             except Exception as err:  # noqa: BLE001 - it stays recorded as behind: the safe side
@@ -232,9 +244,7 @@ class Witness:
     def behind(self, standby: str | None) -> str | None:
         """Why ``standby`` may not be promoted (the master's record), or None."""
         record = self.standbys().get(standby) or {} if standby else {}
-        if record.get("promotable") is not False:
-            return None
-        return describe_behind(standby, record)
+        return behind(standby, record, self.synchronous)
 
     @property
     def standby(self) -> str | None:

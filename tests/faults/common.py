@@ -1,9 +1,16 @@
-"""What the fault cases check the lab's pair with, and the operator's documented rejoin."""
+"""What the fault cases check the lab's pair with, the operator's documented rejoin, and the
+unattended failover's pillar, alerts and site cuts."""
 
-from mfa_ha_lab.checker import wait_until
+import os
+import time
+
+from mfa_ha_lab.checker import Checker, wait_until
+from mfa_ha_lab.lab import MASTER_ID
 from tests.support import find_with_key
 
 CONVERGE_WITHIN = 180  # s
+AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 32}  # fails over 42 s after the loss
+OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout
 
 
 def role(node) -> str:
@@ -44,3 +51,91 @@ def divergent_named(rejoin: dict) -> int:
     named = find_with_key(rejoin, "divergent")
     assert named, str(rejoin)[-3000:]
     return named["divergent"]["transactions_after_fork"]
+
+
+def no_failover_since(lab, before: int) -> bool:
+    """No failover decided since alert line ``before`` (a decision is alerted before it runs)."""
+    return not [line for line in alerts(lab)[before:] if "failing over to" in line]
+
+
+def alerts(lab) -> list[str]:
+    path = os.path.join(lab.root, "alerts.log")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().splitlines()
+
+
+def witness_armed(lab) -> bool:
+    """Armed since its last failover (it re-arms once it sees a healthy pair)."""
+    lines = alerts(lab)
+    last = {
+        what: max((i for i, line in enumerate(lines) if what in line), default=-1)
+        for what in ("witness armed", "failing over to")
+    }
+    return last["witness armed"] > last["failing over to"]
+
+
+def apply_failover_pillar(lab, salt_lab, failover: dict) -> None:
+    lab.edit_overrides(
+        [MASTER_ID, *(n.minion_id for n in lab.nodes)], lambda mfa: mfa.setdefault("failover", {}).update(failover)
+    )
+    salt_lab.salt("*", "saltutil.refresh_pillar", wait=True)
+    applied = salt_lab.salt("*", "state.apply", "mfa_ha", timeout=300, check=False)
+    for minion, states in applied.items():
+        assert isinstance(states, dict) and all(s["result"] for s in states.values()), (minion, str(states)[-3000:])
+
+
+def cut_off(net, host):
+    """``host`` loses the other data centre and the master's site; its clients still reach it."""
+    net.cut(host, "dc2" if host == "dc1" else "dc1")
+    net.cut(host, "master")
+
+
+def restore(net, host):
+    net.restore(host, "master")
+    net.restore(host, "dc2" if host == "dc1" else "dc1")
+
+
+def site_cut_off_fails_over(lab, salt_lab, net, automatic, before_cut=None) -> dict:
+    primary, standby = roles(lab)
+    wait_until(lambda: witness_armed(lab), 60, "the witness armed")
+    with Checker(lab) as checker:
+        wait_until(
+            lambda: checker.direct[primary.minion_id].acked and checker.app.acked,
+            30,
+            "the checker's first acknowledgements",
+        )
+        if before_cut:
+            before_cut()
+        cut_off(net, primary.host)
+        cut_at = time.monotonic()
+        try:
+            fenced_after = wait_until(lambda: not primary.is_running(), 60, "the isolated primary fencing itself")
+            assert os.path.exists(os.path.join(primary.data_dir, "standby.signal"))
+            failover_after = (
+                wait_until(lambda: checker.direct[standby.minion_id].acked, 180, "the new primary accepting writes")
+                + fenced_after
+            )
+            wait_until(lambda: standby.app_pid(), 60, "pmfad on the new primary")
+            writes_ended_after = checker.last_acked_at(primary.minion_id) - cut_at
+        finally:
+            restore(net, primary.host)
+        salt_lab.wait_for_minions(120)  # as an operator would: salt '*' test.ping
+        rejoin_converges(lab, salt_lab, standby, primary)
+        converge_s = time.monotonic() - cut_at
+    figures = checker.report(standby)
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+    assert figures["lost_direct_by_node"][standby.minion_id] == 0
+    # Gone before the witness may act (lease + margin), so before the new primary took a write.
+    assert fenced_after < automatic["lease_seconds"] + automatic["margin_seconds"] and fenced_after < failover_after
+    assert any("failover to" in line and "done" in line for line in alerts(lab))
+    assert writes_ended_after < fenced_after
+    return {
+        "old_primary_last_write_after_s": round(writes_ended_after, 1),
+        "fenced_after_s": round(fenced_after, 1),
+        "new_primary_writes_after_s": round(failover_after, 1),
+        "rpo_writes": figures["lost_direct_by_node"][primary.minion_id] + figures["lost_app"],
+        "converge_s": round(converge_s, 1),
+        **figures,
+    }

@@ -5,7 +5,7 @@ alone under ``--out=json``, and a node no accepted key matches is named as such.
 import pytest
 
 from mfa_ha.adapters import master
-from mfa_ha.errors import CommandFailed, InvalidPillar
+from mfa_ha.errors import CommandFailed, InvalidPillar, MfaHaError
 from tests.support import load_face
 
 
@@ -153,3 +153,57 @@ def test_a_rejoin_record_for_a_stranger_is_bad_input_and_records_nothing(runner,
     assert runner.rejoined("server_nobody", "server_dr", 100)["retcode"] == master.EXIT_BAD_INPUT
     assert runner.rejoined("server_prod", "server_dr", "yesterday")["retcode"] == master.EXIT_BAD_INPUT
     assert entries == []
+
+
+@pytest.fixture
+def on_pair(runner, monkeypatch, tmp_path):
+    """Two nodes with ``synchronous: on``; dr a running standby, prod's minion silent; the
+    master's records in a cachedir of the test's own."""
+    nodes = {"server_prod": {"address": "127.0.0.1"}, "server_dr": {"address": "127.0.0.2"}}
+    pillar = {"nodes": nodes, "replication": {"synchronous": "on"}}
+    runner.__opts__ = {"output": "json", "cachedir": str(tmp_path)}
+    monkeypatch.setattr(runner, "_pillar", lambda: pillar)
+    monkeypatch.setattr(runner, "validate_pillar", lambda pillar: nodes)
+    standby = {"running": True, "role": "standby", "state": "running", "receive_lsn": "0/9000000"}
+    monkeypatch.setattr(
+        runner,
+        "_gather",
+        lambda nodes, lost=None: {
+            "server_dr": {"pgrepl.status": standby},
+            "server_prod": {"pgrepl.status": master.NO_ANSWER},
+        },
+    )
+    return runner
+
+
+def test_a_failover_to_a_standby_recorded_as_behind_is_refused_saying_since_when_and_from_where(on_pair):
+    master.record_standby(
+        on_pair.__opts__,
+        "server_dr",
+        {"promotable": False, "primary": "server_prod", "lsn": "0/7000000", "since": 1796320000, "request": "r1"},
+    )
+    refused = on_pair.failover_precheck("server_dr", confirm_primary_lost=True)
+    assert refused["action"] == "refuse" and refused["retcode"] == master.EXIT_REFUSED
+    assert "server_dr is behind since 2026-12-03" in refused["summary"]
+    assert "from LSN 0/7000000" in refused["summary"] and "confirm_data_loss" in refused["summary"]
+    assert master.standby_records(on_pair.__opts__)["server_dr"]["promotable"] is False  # nothing changed
+    assert "server_prod" not in master.standby_records(on_pair.__opts__)
+    confirmed = on_pair.failover_precheck("server_dr", confirm_primary_lost=True, confirm_data_loss=True)
+    assert confirmed["action"] == "failover" and confirmed["retcode"] == 0
+
+
+def test_a_standby_never_recorded_as_holding_every_commit_is_not_promoted(on_pair):
+    refused = on_pair.failover_precheck("server_dr", confirm_primary_lost=True)
+    assert refused["action"] == "refuse" and "never recorded as holding every acknowledged commit" in refused["summary"]
+
+
+def test_a_decided_failover_records_the_old_primary_behind_and_keeps_the_witness_from_dropping_the_target(on_pair):
+    master.record_standby(on_pair.__opts__, "server_dr", {"promotable": True, "primary": "server_prod"})
+    decided = on_pair.failover_precheck("server_dr", confirm_primary_lost=True)
+    assert decided["action"] == "failover" and decided["retcode"] == 0
+    left = master.standby_records(on_pair.__opts__)["server_prod"]
+    assert left["promotable"] is False and left["primary"] == "server_dr" and left["lsn"] == "0/9000000"
+    # the witness, asked by server_prod's keeper to drop server_dr now, may not record it
+    with pytest.raises(MfaHaError, match="a failover to server_dr is decided"):
+        master.record_standby(on_pair.__opts__, "server_dr", {"promotable": False, "primary": "server_prod"})
+    assert master.standby_records(on_pair.__opts__)["server_dr"]["promotable"] is True

@@ -16,12 +16,19 @@ def seen(sync=True, waiting=0.0, flush="0/5000000", current="0/5000000", state="
 
 
 def test_a_standby_that_acknowledges_keeps_the_state():
-    state, action = step(SyncState(), seen(), None, 100.0, 1e9, LOST)
-    assert (state.state, action) == ("sync", None)
+    state, action = step(SyncState("sync", since=5.0), seen(), None, 100.0, 1e9, LOST)
+    assert (state.state, action, state.since) == ("sync", None, 5.0)
+
+
+def test_a_keeper_new_to_its_primary_says_sync_only_once_the_standby_flushed_what_it_first_saw():
+    first, _ = step(SyncState(), seen(flush="0/4000000", current="0/5000000"), None, 100.0, 1e9, LOST)
+    assert (first.state, first.lsn) == ("resyncing", "0/5000000")
+    later, _ = step(first, seen(flush="0/5000000", current="0/5100000"), None, 101.0, 1e9, LOST)
+    assert later.state == "sync"
 
 
 def test_a_lost_standby_is_asked_for_only_after_the_bound_and_never_dropped_without_the_word():
-    state, _ = step(SyncState(), seen(sync=False, state=None, flush=None), None, 100.0, 1e9, LOST)
+    state, _ = step(SyncState("sync"), seen(sync=False, state=None, flush=None), None, 100.0, 1e9, LOST)
     assert state.state == "sync" and state.lost_since == 100.0
     state, _ = step(state, seen(sync=False, state=None, flush=None), None, 100.0 + LOST - 0.1, 1e9, LOST)
     assert state.state == "sync"
