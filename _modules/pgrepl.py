@@ -103,6 +103,8 @@ def _wanted_settings(server, kwargs) -> dict:
     )
     if mode == "on" and pglease.read_record(_lease_settings().sync_file).get("state") == "degraded":
         wanted.pop("synchronous_standby_names", None)  # the keeper dropped the standby with the witness's word
+    elif mode != "off" and synchronous.not_yet(server, _peer_slots()):
+        wanted.pop("synchronous_standby_names", None)
     return wanted
 
 

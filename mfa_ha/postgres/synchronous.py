@@ -64,3 +64,17 @@ def drop(server) -> None:
 def name(server, names: str) -> None:
     server.execute("ALTER SYSTEM SET synchronous_standby_names = %s", (names,))
     server.execute("SELECT pg_reload_conf()")
+
+
+NAMING_SQL = """
+SELECT pg_is_in_recovery() AS standby, current_setting('synchronous_standby_names') AS names,
+       (SELECT count(*) FROM pg_stat_replication WHERE application_name = ANY(%s) AND state = 'streaming') AS streaming
+"""
+
+
+def not_yet(server, peer_names: list[str]) -> bool:
+    """A primary names its peers only once one streams from it, or once it already names them:
+    until then (setup, the standby not cloned yet) naming them would stop every commit, the
+    setup's own included. A standby always names them, for when it is promoted."""
+    row = server.query_one(NAMING_SQL, (list(peer_names),))
+    return not row["standby"] and not (row["names"] or "").strip() and not row["streaming"]

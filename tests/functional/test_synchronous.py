@@ -42,6 +42,10 @@ def sync_states(node) -> dict:
 
 def test_strict_names_the_other_node_on_each_and_a_clone_keeps_its_own(lab, pair):
     prod, dr = pair
+    # set up before dr existed, prod named no one (every commit of the setup would have waited)
+    assert setting(lab.prod, "synchronous_standby_names") == ""
+    assert prod.pgrepl.settings()["differ"]["synchronous_standby_names"]["new"] == '"server_dr"'  # dr streams now
+    prod.pgrepl.apply_settings()
     for loaders in (prod, dr):
         assert loaders.pgrepl.settings()["differ"] == {}
     assert setting(lab.prod, "synchronous_standby_names") == '"server_dr"'

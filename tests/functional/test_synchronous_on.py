@@ -31,6 +31,8 @@ def pair(salt_factories, lab):
     setup_replication(lab, prod, dr)
     dr.pgrepl.start()
     wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
+    prod.pgrepl.apply_settings()  # as the setup's last step: dr streams, so prod names it
+    assert lab.prod.sql("SHOW synchronous_standby_names")[0][0] == '"server_dr"'
     return prod, dr
 
 

@@ -50,4 +50,16 @@ pillar is valid on every node:
     - require:
       - salt: {{ node }} streams from {{ primary }}
 {%- endfor %}
+{%- if (mfa.get('replication') or {}).get('synchronous') not in (None, False, 'off') %}
+
+{#- A primary names its standbys only once they stream (before, every commit would wait). #}
+{{ primary }} waits for its standbys' commits:
+  salt.state:
+    - tgt: {{ primary | json }}
+    - sls: mfa_ha
+    - require:
+{%- for node in standbys %}
+      - salt: {{ node }} is configured as a standby
+{%- endfor %}
+{%- endif %}
 {%- endif %}
