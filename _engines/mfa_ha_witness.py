@@ -122,7 +122,7 @@ def _witness(runners, config):
         nodes,
         config.get("primary"),
         ask=lambda seq, acked, session, words: _lease_round(
-            __opts__, seq, acked, nodes, max(1, int(settings.witness_every)), session, words
+            __opts__, seq, acked, nodes, settings.witness_job_seconds, session, words
         ),
         failover=lambda target, verdict: _witness_failover(__opts__, target, [n for n in nodes if n != target]),
         alert=lambda severity, summary, details: _witness_alert(__opts__, runners, severity, summary, details),

@@ -8,6 +8,7 @@ a ratio. Writes ``bench/results/switchover.json`` and ``switchover.md``.
     bash bench/switchover            # installs what it needs, then runs this
     bash bench/switchover -n 20
     bash bench/switchover --loopback   # no network namespaces (otherwise: hosts of their own when root)
+    bash bench/switchover --synchronous strict   # each commit waits for the standby (switchover-strict.*)
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ def summary(values: list[float]) -> dict:
     return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
-def run(count: int, loopback: bool = False) -> dict:
+def run(count: int, loopback: bool = False, synchronous: str = "off") -> dict:
     runs = []
     with (
         netns.hosts_if_possible(loopback) as (network, unavailable),
-        Lab(network=network) as lab,
+        Lab(network=network, synchronous=synchronous) as lab,
         SaltLab(lab) as salt_lab,
     ):
         where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
@@ -75,6 +76,7 @@ def run(count: int, loopback: bool = False) -> dict:
         "count": count,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "hosts": where,
+        "synchronous": synchronous,
         "runs": runs,
         "stats": stats,
         "failed": sum(not r["ok"] for r in runs),
@@ -86,7 +88,7 @@ def run(count: int, loopback: bool = False) -> dict:
 def markdown(result: dict) -> str:
     lines = [
         f"{result['count']} switchovers each way of running them, alternating direction, writers every 20 ms "
-        f"from the clients' host; the lab on {result['hosts']} ({result['machine']}).",
+        f"from the clients' host; synchronous replication {result['synchronous']}; the lab on {result['hosts']} ({result['machine']}).",
         "",
         "| metric | Salt min / median / max | no Salt min / median / max | ratio of medians | target |",
         "|---|---|---|---|---|",
@@ -110,8 +112,9 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     args = bench_arguments(__doc__, 10, __file__)
-    result = run(args.count, args.loopback)
-    write_results(args.out, "switchover", result, markdown(result))
+    result = run(args.count, args.loopback, args.synchronous)
+    name = "switchover" if args.synchronous == "off" else f"switchover-{args.synchronous}"
+    write_results(args.out, name, result, markdown(result))
     if result["failed"] or any(result["lost"].values()):
         raise SystemExit(1)
 

@@ -154,10 +154,14 @@ def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
 
 
 def bench_arguments(doc: str, default_count: int, script: str) -> argparse.Namespace:
-    """A benchmark's command line: ``-n``, ``--loopback``, ``--out`` (default: results/ beside it)."""
+    """A benchmark's command line: ``-n``, ``--loopback``, ``--synchronous``, ``--out`` (default:
+    results/ beside it)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=default_count)
     parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
+    parser.add_argument(
+        "--synchronous", choices=("off", "strict"), default="off", help="mfa_ha:replication:synchronous"
+    )
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(script)), "results"))
     return parser.parse_args()
 

@@ -117,12 +117,18 @@ class LeaseSettings:
         return self.alive_within + self.poll_seconds + timing.KEEPER_START_SECONDS
 
     @property
+    def witness_job_seconds(self) -> float:
+        """How long a renewal job waits for the nodes' answers: a silent node delays no round more."""
+        return max(1, int(self.witness_every))
+
+    @property
     def sync_lost_bound(self) -> float:
         """``synchronous: on``: the longest commits wait once the standby is lost, while the
         primary reaches the master: the keeper's measure and its next poll, the witness's round
-        that records the standby as behind and the next one that brings the word, the keeper's
-        poll that acts on it."""
-        return timing.SYNC_LOST_SECONDS + 2 * self.poll_seconds + 2 * self.witness_every
+        that carries the request (it may have just begun) and the next one that brings the word
+        back (each a pace and a job that waits out the silent standby), the keeper's poll that
+        acts on it."""
+        return timing.SYNC_LOST_SECONDS + 2 * self.poll_seconds + 2 * (self.witness_every + self.witness_job_seconds)
 
     @property
     def margin_needed(self) -> float:
