@@ -1,6 +1,7 @@
 """``synchronous: "on"`` with the unattended failover, on hosts of their own with the real
-master (and its witness), a minion and a lease keeper on each node's host, while the checker
-writes from the clients' host: the primary's site cut off, its clients still reaching it,
+master (and its witness), a minion and a lease keeper on each node's host, the data centres
+WAN_RTT_MS apart (the lab's delay line; the other fault modules run on the plain link), while
+the checker writes from the clients' host: the primary's site cut off, its clients still reaching it,
 fails over with no acknowledged write lost; the standby's site lost alone makes commits wait
 for a bounded time, until the master recorded the standby as behind, and loses nothing; the
 standby is promotable again once it caught up."""
@@ -29,12 +30,18 @@ from tests.faults.common import (
 from tests.support import record
 
 SETTINGS = lease.LeaseSettings(**AUTOMATIC)
+WAN_RTT_MS, WAN_JITTER_MS = 10, 1  # a realistic round trip between two data centres
 
 
 @pytest.fixture(scope="module")
 def lab(net):
+    net.delay("dc1", "dc2", WAN_RTT_MS, WAN_JITTER_MS)
+    measured = sorted(net.round_trip_ms("dc1", "dc2", 20))
+    assert measured[0] >= WAN_RTT_MS - WAN_JITTER_MS, measured  # the delay is really there
     with Lab(network=net, synchronous="strict") as lab:  # "on" needs the witness: turned on with it below
+        lab.wan_rtt_ms = round(measured[len(measured) // 2], 2)
         yield lab
+    net.undelay()
 
 
 def promotable_since(lab, before: int) -> bool:
@@ -71,6 +78,7 @@ def test_the_primary_site_cut_off_with_its_clients_fails_over_losing_no_acknowle
         "still reaching it",
         outcome="commits on the isolated primary waited (no word from the master); it fenced itself; the witness "
         "failed over; the rejoin re-attached the old one",
+        wan_rtt_ms=lab.wan_rtt_ms,
         **figures,
     )
     assert figures["rpo_writes"] == 0 and figures["lost_direct"] == figures["lost_app"] == 0
@@ -108,6 +116,7 @@ def test_the_standby_site_lost_alone_commits_wait_a_bounded_time_and_nothing_is_
         outcome="commits waited until the master recorded the standby as behind, then went on; no failover; "
         "back, the standby caught up and was recorded promotable",
         commits_waited_s=round(waited, 1),
+        wan_rtt_ms=lab.wan_rtt_ms,
         **figures,
     )
     assert waited < SETTINGS.sync_lost_bound + 5  # the bound, and the witness's job round trips
