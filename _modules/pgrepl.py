@@ -61,7 +61,6 @@ from mfa_ha.postgres.secrets import pgpass_has
 from mfa_ha.postgres.server import Server
 from mfa_ha.unattended import keeper as pgkeeper
 from mfa_ha.unattended import lease as pglease
-from mfa_ha.unattended import syncguard
 from mfa_ha.waiting import Deadline
 
 log = logging.getLogger(__name__)
@@ -98,9 +97,14 @@ def _wanted_settings(server, kwargs) -> dict:
     """What the settings state holds this node to: replication's needs, its own settings,
     ``mfa_ha:postgres:settings`` last."""
     mode = _repl_cfg(kwargs).synchronous
-    wanted = pgsettings.wanted(
-        server, {**synchronous.wanted_when_off(mode), **(_pillar("mfa_ha:postgres:settings", {}) or {})}
-    )
+    overrides = _pillar("mfa_ha:postgres:settings", {}) or {}
+    for key in synchronous.OWN_SETTINGS:
+        if mode != "off" and key in overrides:
+            raise InvalidInput(
+                f"mfa_ha:postgres:settings:{key}: mfa_ha:replication:synchronous ({mode}) decides it; "
+                "set mfa_ha:replication:synchronous_commit instead, or synchronous: off"
+            )
+    wanted = pgsettings.wanted(server, {**synchronous.wanted_when_off(mode), **overrides})
     if mode == "on" and pglease.read_record(_lease_settings().sync_file).get("state") == "degraded":
         wanted.pop("synchronous_standby_names", None)  # the keeper dropped the standby with the witness's word
     elif mode != "off" and synchronous.not_yet(server, _peer_slots()):
@@ -1069,13 +1073,8 @@ def failover(timeout=None, **kwargs):
 
         salt server_dr pgrepl.failover
     """
-    drop = _repl_cfg(kwargs).synchronous == "on"
-    done = pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), repl.log_progress, drop_synchronous=drop)
-    if drop:  # the keeper goes on from there: it names the old primary again once that one caught up
-        lsn = repl.status(_server(kwargs)).get("current_lsn")
-        degraded = syncguard.SyncState("degraded", "failover", lsn, time.time())
-        pglease.write_record(_lease_settings().sync_file, degraded.as_dict())
-    return done
+    drop = _repl_cfg(kwargs).synchronous == "on"  # its keeper names the old primary again once that one caught up
+    return pgfailover.promote_after_loss(*_primary_part(timeout, kwargs), repl.log_progress, drop_synchronous=drop)
 
 
 @translate_errors
@@ -1339,10 +1338,8 @@ def lease_renew(seq, acked=None, session="", words=None):
     renewals["sync_word"] = str(word) if word else record.get("sync_word")
     keeper = pglease.read_record(settings.keeper_file)
     paused_here = maintenance.read(settings.pause_file)
-    sync = pglease.read_record(settings.sync_file)
     answer = {
         "seq": int(seq),
-        "sync": {k: sync.get(k) for k in ("state", "request", "lsn", "since")} if sync else None,
         "paused": maintenance.describe(paused_here) if paused_here else None,
         "keeper_alive": pglease.keeper_alive(keeper, now, settings) and keeper.get("action") == "hold",
         "keeper": {k: keeper.get(k) for k in ("action", "pid", "role")},
@@ -1359,8 +1356,10 @@ def lease_renew(seq, acked=None, session="", words=None):
     received = pglease.received(record.get("received"), live.get("receive_lsn"), now)
     pglease.write_record(settings.renewals_file, {**renewals, "received": received})
     beat = pglease.read_record(settings.peer_file)
+    sync = pglease.read_record(settings.sync_file) if live.get("role") == "primary" else {}
     return {
         **answer,
+        "sync": {k: sync.get(k) for k in ("state", "request", "lsn", "since")} if sync else None,
         "running": live.get("running"),
         "role": live.get("role"),
         "receiver": {

@@ -77,6 +77,9 @@ TAKEOVER_MARGIN_SECONDS = (
 SWITCH_JOB_MARGIN_SECONDS = 30  # the switch job's bound beyond the node parts': the return's way back to the master
 RESTART_STEP_SECONDS = 120  # a rolling restart: each standby's stop, start and return to streaming
 RESTART_COMMAND_SECONDS = 900  # the command a rolling restart runs on a stopped node (a package upgrade)
+FAILOVER_DECIDED_SECONDS = (
+    900  # a decided failover's prechecks to its end: the witness may not drop its target meanwhile
+)
 LOST_PROBE_SECONDS = 3  # a node the witness measured silent for lease + margin is asked once more, this long
 MASTER_CHECK_SECONDS = 1  # how often a long runner call checks that the master still runs
 WITNESS_IDLE_SECONDS = 5  # the witness's pace while automatic failover is off

@@ -5,6 +5,7 @@ long operation what is left of the operation's one bound."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -86,3 +87,13 @@ class Deadline:
         cap = self._step if seconds is None else seconds
         left = self.left()
         return left if cap is None else min(max(1, math.ceil(cap)), left)
+
+    @contextlib.contextmanager
+    def excluding(self):
+        """A step with a bound of its own (a copy of the database): its time is not the
+        operation's, so the steps after it keep what was left before it."""
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self._ends += self._clock() - started

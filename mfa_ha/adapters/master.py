@@ -96,7 +96,11 @@ def record_failover(opts, target: str, left_behind: dict, behind) -> None:
 
 
 def _failover_decided(record: dict, to: str) -> bool:
-    return record.get("promotable") is False and record.get("request") == "failover" and record.get("primary") == to
+    """A failover to ``to`` was decided and may still be under way (past its bound it either
+    promoted ``to`` or failed: then it must not keep the old primary waiting for ever)."""
+    recent = time.time() - (record.get("recorded_at") or 0) < timing.FAILOVER_DECIDED_SECONDS
+    decided = record.get("promotable") is False and record.get("request") == "failover"
+    return decided and record.get("primary") == to and recent
 
 
 def _write_standby(opts, records: dict, node: str, record: dict) -> dict:

@@ -103,9 +103,9 @@ def promote_after_loss(
         progress(f"promoting; last WAL received from the lost primary: {received}")
         result.update(last_received_lsn=received, promoted=repl.promote(server, timeout=int(timeout)))
         clock.mark("promoted")
-    if drop_synchronous:
-        synchronous.drop(server)
-        result["synchronous"] = "dropped: the lost nodes are recorded as behind on the master"
+        if drop_synchronous:  # only a promotion this call made: a primary already is its keeper's
+            synchronous.drop(server)
+            result["synchronous"] = "dropped: the lost nodes are recorded as behind on the master"
     else:
         result["already_primary"] = True
     return open_for_business(server, app_cfg, me, others, hooks, timeout, clock, result)

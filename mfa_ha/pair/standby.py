@@ -7,6 +7,7 @@ and ends only when the WAL receiver streams from the wanted upstream (bounded wa
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -174,7 +175,8 @@ def converge(
     done, found = [], {}
     for action in [a for a in steps if a != "drop_slots"]:  # done once it streams
         try:
-            reported = _ACTIONS[action](server, up, _bound(action, deadline), progress)
+            with deadline.excluding() if action in COPIES else contextlib.nullcontext():
+                reported = _ACTIONS[action](server, up, _bound(action, deadline), progress)
             found.update(reported if isinstance(reported, dict) else {})
         except MfaHaError as err:
             raise type(err)(f"{err}\n(planned: {', '.join(steps)}; done: {', '.join(done) or 'nothing'})") from None
@@ -227,9 +229,12 @@ def outcome(result: dict) -> dict:
     }
 
 
+COPIES = ("clone", "rewind")  # they copy the database: a bound of their own, outside the deadline's
+
+
 def _bound(action: str, deadline: Deadline) -> int:
     """A copy of the database has its own bound; every other step what is left of the deadline."""
-    return timing.COPY_SECONDS if action in ("clone", "rewind") else deadline.left()
+    return timing.COPY_SECONDS if action in COPIES else deadline.left()
 
 
 def follow(

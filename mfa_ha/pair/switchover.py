@@ -466,16 +466,17 @@ def rejoin(server: Server, new: Upstream, own_slot: str, bound: Deadline, progre
     _wait_for_slot(server, new, own_slot, bound.step())
     if rewind_needed:
         progress(f"WAL went past {new.label}'s timeline switch: pg_rewind")
-        rewound = repl.rewind(
-            server,
-            new.host,
-            new.port,
-            new.user,
-            own_slot,
-            fallback="basebackup",
-            timeout=timing.COPY_SECONDS,
-            progress=progress,
-        )
+        with bound.excluding():
+            rewound = repl.rewind(
+                server,
+                new.host,
+                new.port,
+                new.user,
+                own_slot,
+                fallback="basebackup",
+                timeout=timing.COPY_SECONDS,
+                progress=progress,
+            )
         method = rewound["method"]
         why = {"cloned_because": rewound["rewind_error"]} if "rewind_error" in rewound else {}
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from mfa_ha.errors import InvalidInput
 
 MODES = ("off", "on", "strict")
+OWN_SETTINGS = ("synchronous_standby_names", "synchronous_commit")  # decided here while not off
 COMMIT_LEVELS = ("on", "remote_apply")  # both wait for the standby's flush; remote_apply for its replay too
 
 

@@ -19,6 +19,7 @@ stopped on request hands over nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -152,7 +153,7 @@ class Keeper:
             self.link.open()  # a standby's keeper answers the primary's beats
         if not self._is_primary():
             self.armed_at, self.proof, self.handover, self.quiet = None, lease.StreamProof(), {}, lease.QuietSpell()
-            self.sync = None
+            self._forget_sync()
             if self.fenced_at is not None and now - self.fenced_at <= APP_WATCH_AFTER_FENCE:
                 self._step("pmfad stopped", self._stop_app)  # a stop that failed during the fence
             return self._beat(
@@ -168,8 +169,6 @@ class Keeper:
             self.proof.heard(self.link.answered())
         renewals = lease.read_record(self.settings.renewals_file)
         renewed_at = renewals.get("renewed_at")
-        if self.sync_names is not None:
-            self._guard_sync(now, renewals.get("sync_word"))
         paused = maintenance.read(self.settings.pause_file)
         verdict = lease.keeper_verdict(
             now,
@@ -202,6 +201,8 @@ class Keeper:
                 )
             )
             return self._beat(self.clock(), role="primary", action="fenced", verdict=verdict.as_dict(), fenced=fenced)
+        if self.sync_names is not None:  # after the fence decision: nothing here may hold it up
+            self._guard_sync(now, renewals.get("sync_word"))
         suspended = lease.fence_suspended(verdict)
         if suspended and not self.last.get("fence_suspended"):
             log.critical("mfa_ha lease expired, not fencing while paused. %s", verdict.summary)
@@ -279,9 +280,9 @@ class Keeper:
     def _guard_sync(self, now: float, word: str | None) -> None:
         """One step of ``syncguard``: drop to asynchronous with the witness's word, name the
         standby again once it caught up."""
-        if self.sync is None:  # left by the keeper before, or by a failover's promotion
-            self.sync = syncguard.SyncState.from_dict(lease.read_record(self.settings.sync_file))
         try:
+            if self.sync is None:  # a keeper before this one, on this primary and boot: go on from its state
+                self.sync = syncguard.SyncState.from_dict(lease.read_record(self.settings.sync_file))
             seen = syncguard.observe(self.server, self.sync_standby)
             following, action = syncguard.step(self.sync, seen, word, now, time.time(), timing.SYNC_LOST_SECONDS)
             if following.state == "asked" and self.sync.state != "asked":
@@ -292,23 +293,29 @@ class Keeper:
                     timing.SYNC_LOST_SECONDS,
                     self.settings.sync_lost_bound,
                 )
+            self._keep_sync(following)  # first: what reads it (highstate) must see a drop before it happens
             if action:
                 syncguard.apply(self.server, action, self.sync_names)
                 log.critical(
                     "mfa_ha synchronous replication: %s",
                     f"dropped {self.standby_id} with the witness's word (from {following.lsn})"
                     if action == "degrade"
-                    else f"{self.standby_id} named again as the synchronous standby (from {following.lsn})",
+                    else f"{self.standby_id} named again as the synchronous standby",
                 )
-        except Exception as err:  # noqa: BLE001 - nothing changes: commits keep waiting, the next poll tries again
+        except Exception as err:  # noqa: BLE001 - commits keep waiting; the next poll tries again from the state kept
             log.warning("mfa_ha synchronous replication: poll failed: %s", err)
-            return
-        self._keep_sync(following)
 
     def _keep_sync(self, following: syncguard.SyncState) -> None:
         if following != self.sync or not os.path.exists(self.settings.sync_file):
-            self.sync = following
             lease.write_record(self.settings.sync_file, following.as_dict())
+        self.sync = following
+
+    def _forget_sync(self) -> None:
+        """Not the primary: its state belongs to the primary it was (a later promotion starts anew)."""
+        self.sync = None
+        if self.sync_names is not None:
+            with contextlib.suppress(OSError):  # missing, mostly
+                os.unlink(self.settings.sync_file)
 
     def _beat(self, now: float, **state) -> dict:
         lease_state = {"armed_at": self.armed_at, "streamed_at": self.proof.streamed_at} if self.armed_at else {}

@@ -37,6 +37,7 @@ STATES = ("sync", "asked", "degraded", "resyncing")
 
 OBSERVE_SQL = """
 SELECT pg_current_wal_lsn()::text AS current_lsn,
+       current_setting('synchronous_standby_names') AS names,
        (SELECT row_to_json(r) FROM (SELECT sync_state, state, flush_lsn::text AS flush_lsn
                                     FROM pg_stat_replication WHERE application_name = %s
                                     ORDER BY flush_lsn DESC NULLS LAST LIMIT 1) r) AS standby,
@@ -54,6 +55,7 @@ class Observed:
     standby_sync: bool  # sync_state 'sync': a commit waits for it
     standby_flush: int | None
     waiting_s: float  # the oldest commit waiting for a synchronous standby
+    names_set: bool = True  # synchronous_standby_names names a standby now
 
 
 @dataclass
@@ -89,18 +91,19 @@ def step(
     if state.state == "degraded":
         streaming = seen.standby_state == "streaming" and seen.standby_flush is not None
         if streaming and seen.current_lsn - seen.standby_flush <= CATCH_UP_BYTES:
-            return SyncState("resyncing", lsn=to_str(seen.current_lsn), since=wall), "resync"
-        return state, None
+            return SyncState("resyncing", since=wall), "resync"
+        return state, "degrade" if seen.names_set else None  # named again meanwhile: dropped again
     if state.state == "asked":
         if word == state.request:
             return SyncState("degraded", state.request, state.lsn, wall), "degrade"
         if acknowledging(seen, lost_after):  # back before the word: it may be recorded, so it resyncs
-            return SyncState("resyncing", lsn=to_str(seen.current_lsn), since=wall), None
+            return SyncState("resyncing", since=wall), None
         return state, None
-    if state.state == "resyncing" and state.lsn is None:  # from here on every commit waits for it
+    if state.state == "resyncing" and state.lsn is None and seen.standby_sync:
+        # the first poll that sees the standby acknowledging: every commit from here waits for it
         state = SyncState("resyncing", lsn=to_str(seen.current_lsn), since=wall, lost_since=state.lost_since)
     if acknowledging(seen, lost_after):
-        if state.state == "resyncing" and (seen.standby_flush or 0) < to_int(state.lsn):
+        if state.state == "resyncing" and (state.lsn is None or (seen.standby_flush or 0) < to_int(state.lsn)):
             return state, None
         return SyncState("sync", since=wall if state.state != "sync" else state.since), None
     lost_since = state.lost_since if state.lost_since is not None else now
@@ -119,6 +122,7 @@ def observe(server: Server, standby_name: str) -> Observed:
         standby_sync=standby.get("sync_state") == "sync",
         standby_flush=to_int(standby["flush_lsn"]) if standby.get("flush_lsn") else None,
         waiting_s=float(row.get("waiting_s") or 0),
+        names_set=bool((row.get("names") or "").strip()),
     )
 
 

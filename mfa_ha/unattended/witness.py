@@ -108,6 +108,12 @@ def behind(standby: str | None, record: dict, synchronous: bool) -> str | None:
     return f"{standby} was never recorded as holding every acknowledged commit (its primary's keeper reports it)"
 
 
+def _after(sync: dict, record: dict) -> bool:
+    """The keeper's ``sync`` began after the record it would clear (not a state from before)."""
+    began, recorded = sync.get("since"), record.get("since")
+    return not isinstance(recorded, (int, float)) or (isinstance(began, (int, float)) and began > recorded)
+
+
 def describe_behind(standby: str, record: dict) -> str:
     """The master's record of a standby dropped from synchronous replication, in words."""
     since = record.get("since")
@@ -233,7 +239,7 @@ class Witness:
                     behind,
                 )
             self.words[primary] = sync["request"]
-        elif sync["state"] == "sync" and record.get("promotable") is not True:
+        elif sync["state"] == "sync" and record.get("promotable") is not True and _after(sync, record):
             try:
                 self.record_standby(standby, {"promotable": True, "primary": primary, "since": sync.get("since")})
             except Exception as err:  # noqa: BLE001 - it stays recorded as behind: the safe side

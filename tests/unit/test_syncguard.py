@@ -11,8 +11,8 @@ LOST = timing.SYNC_LOST_SECONDS
 ON = LeaseSettings(automatic=True)
 
 
-def seen(sync=True, waiting=0.0, flush="0/5000000", current="0/5000000", state="streaming"):
-    return Observed(to_int(current), state, sync, to_int(flush) if flush else None, waiting)
+def seen(sync=True, waiting=0.0, flush="0/5000000", current="0/5000000", state="streaming", names=True):
+    return Observed(to_int(current), state, sync, to_int(flush) if flush else None, waiting, names)
 
 
 def test_a_standby_that_acknowledges_keeps_the_state():
@@ -50,20 +50,30 @@ def test_commits_waiting_too_long_count_as_lost_even_while_the_standby_is_listed
 def test_a_standby_back_before_the_word_resyncs_rather_than_counting_as_promotable_at_once():
     asked = SyncState("asked", "r1", "0/5000000", 1e9)
     state, action = step(asked, seen(current="0/6000000", flush="0/6000000"), None, 200.0, 1e9, LOST)
-    assert (state.state, action, state.lsn) == ("resyncing", None, "0/6000000")
+    assert (state.state, action, state.lsn) == ("resyncing", None, None)
+    later, _ = step(state, seen(current="0/6100000", flush="0/6000000"), None, 201.0, 1e9, LOST)
+    assert (later.state, later.lsn) == ("resyncing", "0/6100000")  # from the first poll it acknowledges in
 
 
 def test_a_degraded_primary_names_the_standby_again_once_it_is_close_then_reports_sync_once_it_holds_all():
     degraded = SyncState("degraded", "r1", "0/5000000", 1e9)
-    far = seen(sync=False, flush="0/5000000", current=f"0/{0x5000000 + CATCH_UP_BYTES + 1:X}")
+    far = seen(sync=False, flush="0/5000000", current=f"0/{0x5000000 + CATCH_UP_BYTES + 1:X}", names=False)
     assert step(degraded, far, "r1", 300.0, 1e9, LOST) == (degraded, None)
-    near = seen(sync=False, flush="0/5800000", current="0/5880000")
+    near = seen(sync=False, flush="0/5800000", current="0/5880000", names=False)
     resyncing, action = step(degraded, near, "r1", 300.0, 1e9, LOST)
-    assert (resyncing.state, action, resyncing.lsn) == ("resyncing", "resync", "0/5880000")
-    not_yet = seen(sync=True, flush="0/5870000", current="0/5890000")
-    assert step(resyncing, not_yet, "r1", 301.0, 1e9, LOST)[0].state == "resyncing"
-    holds = seen(sync=True, flush="0/5880000", current="0/5890000")
+    assert (resyncing.state, action, resyncing.lsn) == ("resyncing", "resync", None)
+    # the names take effect: the point to reach is the WAL position the first time it acknowledges
+    named = seen(sync=True, flush="0/5870000", current="0/5890000")
+    resyncing, _ = step(resyncing, named, "r1", 301.0, 1e9, LOST)
+    assert (resyncing.state, resyncing.lsn) == ("resyncing", "0/5890000")
+    holds = seen(sync=True, flush="0/5890000", current="0/5900000")
     assert step(resyncing, holds, "r1", 302.0, 1e9, LOST)[0].state == "sync"
+
+
+def test_a_degraded_primary_named_again_by_someone_else_drops_the_standby_again():
+    degraded = SyncState("degraded", "r1", "0/5000000", 1e9)
+    named = seen(sync=False, state=None, flush=None, names=True)
+    assert step(degraded, named, "r1", 300.0, 1e9, LOST) == (degraded, "degrade")
 
 
 def test_the_witness_never_fails_over_to_a_standby_recorded_as_behind():
