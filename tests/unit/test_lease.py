@@ -414,3 +414,14 @@ def test_the_standby_is_promotable_again_once_the_keeper_reports_sync():
     sim.primary_sync = {"state": "sync", "since": 1.8e9}
     sim.run(4)
     assert sim.records["server_dr"]["promotable"] is True
+
+
+def test_a_sync_state_from_before_the_record_does_not_make_the_standby_promotable():
+    sim = Simulated()
+    sim.records["server_dr"] = {"promotable": False, "primary": "server_prod", "lsn": "0/7000000", "since": 2000.0}
+    sim.primary_sync = {"state": "sync", "since": 1000.0}  # the keeper's state began before the record
+    sim.run(6)
+    assert sim.records["server_dr"]["promotable"] is False
+    sim.primary_sync = {"state": "sync", "since": 3000.0}
+    sim.run(2)
+    assert sim.records["server_dr"]["promotable"] is True

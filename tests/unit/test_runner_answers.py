@@ -2,8 +2,11 @@
 missing argument or a bad input is a one-line error (no traceback), progress leaves stdout
 alone under ``--out=json``, and a node no accepted key matches is named as such."""
 
+import time
+
 import pytest
 
+from mfa_ha import timing
 from mfa_ha.adapters import master
 from mfa_ha.errors import CommandFailed, InvalidPillar, MfaHaError
 from tests.support import load_face
@@ -207,3 +210,12 @@ def test_a_decided_failover_records_the_old_primary_behind_and_keeps_the_witness
     with pytest.raises(MfaHaError, match="a failover to server_dr is decided"):
         master.record_standby(on_pair.__opts__, "server_dr", {"promotable": False, "primary": "server_prod"})
     assert master.standby_records(on_pair.__opts__)["server_dr"]["promotable"] is True
+
+
+def test_a_decided_failover_holds_off_the_witness_for_its_bound_only(on_pair, monkeypatch):
+    master.record_standby(on_pair.__opts__, "server_dr", {"promotable": True, "primary": "server_prod"})
+    assert on_pair.failover_precheck("server_dr", confirm_primary_lost=True)["action"] == "failover"
+    later = time.time() + timing.FAILOVER_DECIDED_SECONDS + 1  # the failover failed: the old primary serves on
+    monkeypatch.setattr(master.time, "time", lambda: later)
+    master.record_standby(on_pair.__opts__, "server_dr", {"promotable": False, "primary": "server_prod"})
+    assert master.standby_records(on_pair.__opts__)["server_dr"]["promotable"] is False

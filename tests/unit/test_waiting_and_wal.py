@@ -49,6 +49,15 @@ def test_a_step_gets_its_own_bound_until_less_than_that_is_left():
     assert deadline.step(70) == 20
 
 
+def test_a_copy_with_a_bound_of_its_own_leaves_the_steps_after_it_what_was_left():
+    clock = Clock()
+    deadline = Deadline(60, "making x a standby", clock)
+    clock.now += 20
+    with deadline.excluding():
+        clock.now += 3000  # pg_basebackup under COPY_SECONDS
+    assert deadline.left() == 40
+
+
 def test_the_old_primary_waits_out_every_step_the_target_may_take():
     for step in (5, 30, 120):
         # the target: the proof of the shutdown checkpoint, then the promotion, each within a step
