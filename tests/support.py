@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import salt.utils.yaml
 from saltfactories.utils.functional import Loaders
 
@@ -19,7 +20,7 @@ from mfa_ha.postgres.secrets import scram_matches
 from mfa_ha.postgres.tls import TlsConfig
 from mfa_ha.unattended import lease
 from mfa_ha.unattended.keeper import build_config
-from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER
+from mfa_ha_lab.lab import APP_DB, LAB_PASSWORD, REPLICATION_USER, Lab
 
 
 def wait_for(predicate, timeout=30, what="condition", interval=0.2, ignore_errors=False):
@@ -209,3 +210,30 @@ def load_face(kind: str, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def synchronous_lab(mode: str):
+    """A module's lab with ``mfa_ha:replication:synchronous: mode`` (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab runs PostgreSQL as 'postgres' and needs root to switch to it")
+    return Lab(synchronous=mode)
+
+
+def streaming_pair_as_nodes(salt_factories, lab):
+    """Both nodes' modules under their own minion ids, set up, the standby streaming, and the
+    primary naming it (as the setup's last step does once it streams)."""
+    prod, dr = (node_loaders(salt_factories, lab, node, as_node=True).modules for node in lab.nodes)
+    setup_replication(lab, prod, dr)
+    dr.pgrepl.start()
+    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
+    return prod, dr
+
+
+class Clock:
+    """A clock the test moves by hand (``clock.now += seconds``)."""
+
+    def __init__(self, now: float = 10.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

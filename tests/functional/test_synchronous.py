@@ -4,32 +4,25 @@ returns only once the standby holds it, waits while the standby is down, and a s
 leaves the new primary waiting for the old one, with no step of its own."""
 
 import copy
-import os
 import threading
 
 import pytest
 from salt.exceptions import SaltInvocationError
 
-from mfa_ha_lab.lab import APP_DB, Lab
+from mfa_ha_lab.lab import APP_DB
 from mfa_ha_lab.measure import direct_switchover
-from tests.support import node_loaders, setup_replication, wait_for
+from tests.support import node_loaders, streaming_pair_as_nodes, synchronous_lab, wait_for
 
 
 @pytest.fixture(scope="module")
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab runs PostgreSQL as 'postgres' and needs root to switch to it")
-    with Lab(synchronous="strict") as lab:
+    with synchronous_lab("strict") as lab:
         yield lab
 
 
 @pytest.fixture(scope="module")
 def pair(salt_factories, lab):
-    prod, dr = (node_loaders(salt_factories, lab, node, as_node=True).modules for node in lab.nodes)
-    setup_replication(lab, prod, dr)
-    dr.pgrepl.start()
-    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
-    return prod, dr
+    return streaming_pair_as_nodes(salt_factories, lab)
 
 
 def setting(node, name):

@@ -3,7 +3,6 @@ and the witness's renewals sent by hand: with the standby down, commits wait; th
 drops the standby only once the renewal brings the witness's word, and names it again once it
 is back and has caught up. The keeper's own polls never wait for the standby."""
 
-import os
 import threading
 import time
 
@@ -11,26 +10,21 @@ import pytest
 
 from mfa_ha import timing
 from mfa_ha.unattended.keeper import Keeper
-from mfa_ha_lab.lab import APP_DB, Lab
-from tests.support import keeper_config, node_loaders, setup_replication, wait_for
+from mfa_ha_lab.lab import APP_DB
+from tests.support import keeper_config, streaming_pair_as_nodes, synchronous_lab, wait_for
 
 WAITING_SQL = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
 
 
 @pytest.fixture(scope="module")
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("the lab runs PostgreSQL as 'postgres' and needs root to switch to it")
-    with Lab(synchronous="on") as lab:
+    with synchronous_lab("on") as lab:
         yield lab
 
 
 @pytest.fixture(scope="module")
 def pair(salt_factories, lab):
-    prod, dr = (node_loaders(salt_factories, lab, node, as_node=True).modules for node in lab.nodes)
-    setup_replication(lab, prod, dr)
-    dr.pgrepl.start()
-    wait_for(lambda: (dr.pgrepl.status().get("receiver") or {}).get("status") == "streaming", what="dr streaming")
+    prod, dr = streaming_pair_as_nodes(salt_factories, lab)
     prod.pgrepl.apply_settings()  # as the setup's last step: dr streams, so prod names it
     assert lab.prod.sql("SHOW synchronous_standby_names")[0][0] == '"server_dr"'
     return prod, dr

@@ -5,18 +5,11 @@ test's own)."""
 import random
 
 from mfa_ha_lab.delayline import IDLE_SECONDS, Line
-
-
-class Clock:
-    def __init__(self):
-        self.now = 10.0
-
-    def __call__(self):
-        return self.now
+from tests.support import Clock
 
 
 def test_a_packet_is_due_after_the_one_way_delay():
-    clock = Clock()
+    clock = Clock(10.0)
     line = Line(0.005, 0.0, 0.0, clock)
     assert line.wait() == IDLE_SECONDS
     line.take(b"a")
@@ -26,7 +19,7 @@ def test_a_packet_is_due_after_the_one_way_delay():
 
 
 def test_jitter_never_lets_a_later_packet_overtake_an_earlier_one():
-    clock, rng = Clock(), random.Random(7)
+    clock, rng = Clock(10.0), random.Random(7)
     line = Line(0.005, 0.004, 0.0, clock, rng)
     for i in range(200):
         line.take(bytes([i]))
@@ -37,7 +30,7 @@ def test_jitter_never_lets_a_later_packet_overtake_an_earlier_one():
 
 
 def test_jitter_spreads_the_delays_around_the_one_way_delay():
-    clock, rng = Clock(), random.Random(3)
+    clock, rng = Clock(10.0), random.Random(3)
     releases = []
     for _ in range(200):
         line = Line(0.005, 0.001, 0.0, clock, rng)
@@ -47,7 +40,7 @@ def test_jitter_spreads_the_delays_around_the_one_way_delay():
 
 
 def test_a_loss_rate_drops_about_that_share():
-    line = Line(0.0, 0.0, 0.25, Clock(), random.Random(11))
+    line = Line(0.0, 0.0, 0.25, Clock(10.0), random.Random(11))
     for _ in range(4000):
         line.take(b"x")
     assert 0.2 < 1 - len(line.queue) / 4000 < 0.3

@@ -425,3 +425,12 @@ def test_a_sync_state_from_before_the_record_does_not_make_the_standby_promotabl
     sim.primary_sync = {"state": "sync", "since": 3000.0}
     sim.run(2)
     assert sim.records["server_dr"]["promotable"] is True
+
+
+def test_the_witness_never_fails_over_to_a_standby_recorded_as_behind():
+    assert witness_verdict(view(), ON).action == "failover"
+    verdict = witness_verdict(view(behind="server_dr is behind since 2026-12-03 18:00:00 UTC"), ON)
+    assert verdict.action == "alert"
+    assert [c.name for c in verdict.checks if not c.ok] == [
+        "the standby holds every acknowledged commit (not recorded as behind)"
+    ]

@@ -3,12 +3,9 @@ keeper's steps (``syncguard.step``) and the witness's record, as pure logic."""
 
 from mfa_ha import timing
 from mfa_ha.lsn import to_int
-from mfa_ha.unattended.lease import LeaseSettings
 from mfa_ha.unattended.syncguard import CATCH_UP_BYTES, Observed, SyncState, step
-from mfa_ha.unattended.witness import WitnessView, witness_verdict
 
 LOST = timing.SYNC_LOST_SECONDS
-ON = LeaseSettings(automatic=True)
 
 
 def seen(sync=True, waiting=0.0, flush="0/5000000", current="0/5000000", state="streaming", names=True):
@@ -74,23 +71,3 @@ def test_a_degraded_primary_named_again_by_someone_else_drops_the_standby_again(
     degraded = SyncState("degraded", "r1", "0/5000000", 1e9)
     named = seen(sync=False, state=None, flush=None, names=True)
     assert step(degraded, named, "r1", 300.0, 1e9, LOST) == (degraded, "degrade")
-
-
-def test_the_witness_never_fails_over_to_a_standby_recorded_as_behind():
-    healthy_loss = dict(
-        automatic=True,
-        armed=True,
-        primary="server_prod",
-        standby="server_dr",
-        primary_silent_s=100,
-        keeper_alive=True,
-        standby_answers=True,
-        standby_role="standby",
-        receiver_lost_s=100,
-    )
-    assert witness_verdict(WitnessView(**healthy_loss), ON).action == "failover"
-    behind = WitnessView(**healthy_loss, behind="server_dr is behind since 2026-12-03 18:00:00 UTC")
-    verdict = witness_verdict(behind, ON)
-    assert verdict.action == "alert"
-    failed = [c for c in verdict.checks if not c.ok]
-    assert [c.name for c in failed] == ["the standby holds every acknowledged commit (not recorded as behind)"]

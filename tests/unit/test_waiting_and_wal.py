@@ -11,18 +11,11 @@ from mfa_ha import timing
 from mfa_ha.pair import divergence, switchover
 from mfa_ha.proc import Result
 from mfa_ha.waiting import Deadline, DeadlinePassed
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
+from tests.support import Clock
 
 
 def test_each_step_gets_what_is_left_of_the_bound():
-    clock = Clock()
+    clock = Clock(100.0)
     deadline = Deadline(60, "making x a standby", clock)
     assert deadline.left() == 60
     clock.now += 45.5
@@ -32,7 +25,7 @@ def test_each_step_gets_what_is_left_of_the_bound():
 
 
 def test_a_step_after_the_bound_is_refused_naming_the_operation():
-    clock = Clock()
+    clock = Clock(100.0)
     deadline = Deadline(30, "making x a standby", clock)
     clock.now += 30
     with pytest.raises(DeadlinePassed, match="making x a standby: its bound of 30 s is used up"):
@@ -40,7 +33,7 @@ def test_a_step_after_the_bound_is_refused_naming_the_operation():
 
 
 def test_a_step_gets_its_own_bound_until_less_than_that_is_left():
-    clock = Clock()
+    clock = Clock(100.0)
     deadline = Deadline(100, "the old primary's part", clock, step=30)
     assert deadline.step() == 30
     assert deadline.step(70) == 70  # a step with a bound of its own
@@ -50,7 +43,7 @@ def test_a_step_gets_its_own_bound_until_less_than_that_is_left():
 
 
 def test_a_copy_with_a_bound_of_its_own_leaves_the_steps_after_it_what_was_left():
-    clock = Clock()
+    clock = Clock(100.0)
     deadline = Deadline(60, "making x a standby", clock)
     clock.now += 20
     with deadline.excluding():
