@@ -44,6 +44,7 @@ from mfa_ha.app import app_config
 from mfa_ha.errors import InvalidInput, InvalidPillar
 from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts as pgalerts
+from mfa_ha.monitoring import endpoint as pgendpoint
 from mfa_ha.monitoring import health, singleflight
 from mfa_ha.pair import failover as pgfailover
 from mfa_ha.pair import peer as pgpeer
@@ -1411,6 +1412,49 @@ def lease_keeper_config():
         nodes[__opts__["id"]]["address"],
         _keeper_synchronous(server, nodes[peers[0]]["slot"]),
     )
+
+
+def health_endpoint_config():
+    """
+    What this node's health endpoint (``mfa_ha:endpoint``) runs with: its address and port,
+    this node's PostgreSQL, TLS and the other node to ask for its role, the lease keeper's
+    files to read. The state ``pgrepl.health_endpoint`` writes it to
+    ``<mfa_ha:failover:run_dir>/endpoint.json``. ``{"enabled": false}`` when it is off.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt server_prod pgrepl.health_endpoint_config
+    """
+    wanted = pgendpoint.endpoint_settings(_pillar("mfa_ha:endpoint", None))
+    if not wanted.enabled:
+        return {"enabled": False}
+    nodes, settings = _nodes(), _lease_settings()
+    if __opts__["id"] not in nodes:
+        raise InvalidInput(f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes ({', '.join(nodes)})")
+    peers = sorted(_peers())
+    if len(peers) != 1:
+        raise InvalidInput(f"mfa_ha:nodes: the health endpoint needs exactly two nodes, found {len(peers) + 1}")
+    peer = _upstream(peers[0], {})
+    return {
+        "enabled": True,
+        "service": wanted.service,
+        **pgendpoint.build_config(
+            __opts__["id"],
+            nodes[__opts__["id"]]["address"],
+            wanted.port,
+            _pillar("mfa_ha:postgres", {}) or {},
+            _server({}).tls,
+            {"host": peer.host, "port": peer.port, "user": peer.user},
+            settings.run_dir,
+            {
+                "automatic": settings.automatic,
+                "lease_seconds": settings.lease_seconds,
+                "alive_within": settings.alive_within,
+            },
+        ),
+    }
 
 
 def _keeper_synchronous(server, standby_name):

@@ -400,6 +400,43 @@ def lease_keeper(name="lease keeper config"):
 
 
 @_state
+def health_endpoint(name="health endpoint config"):
+    """
+    The health endpoint's config file (``<mfa_ha:failover:run_dir>/endpoint.json``, mode
+    0600) is what ``mfa_ha:endpoint`` says; the service re-binds within a second of a change.
+    Off (the default) and no file: nothing to do; off with a file: the file is removed (the
+    formula stops the service first).
+    """
+    ret = _ret(name)
+    try:
+        wanted = __salt__["pgrepl.health_endpoint_config"]()
+        path = os.path.join(__salt__["pgrepl.lease_keeper_config"]()["settings"]["run_dir"], "endpoint.json")
+        current = files.read_json(path)
+        if not wanted["enabled"]:
+            if not current:
+                ret["comment"] = "the health endpoint is off (mfa_ha:endpoint:enabled)"
+                return ret
+            if _pending(ret, {"config": {"old": path, "new": "removed"}}, f"remove {path}"):
+                return ret
+            os.unlink(path)
+            ret.update(changes={"config": {"old": path, "new": "removed"}}, comment=f"removed {path}")
+            return ret
+        if current == wanted:
+            ret["comment"] = f"{path} is as wanted ({wanted['listen']}:{wanted['port']})"
+            return ret
+        changes = {"config": {"old": "missing" if not current else "differs", "new": path}}
+        if _pending(ret, changes, f"write {path} ({wanted['listen']}:{wanted['port']})"):
+            return ret
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        files.write_json(path, wanted)
+        os.chmod(path, 0o600)
+        ret.update(changes=changes, comment=f"wrote {path} ({wanted['listen']}:{wanted['port']})")
+    except FAILURES as err:
+        return _failed(ret, err)
+    return ret
+
+
+@_state
 def kept_aside(name="copies kept aside", **kwargs):
     """At most ``mfa_ha:postgres:keep_moved_aside`` copies of the data directory that clones
     moved aside are kept (the newest); the older ones are removed, each named in the changes

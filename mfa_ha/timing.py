@@ -56,6 +56,11 @@ APP_POLL_SECONDS = 0.05  # the service manager's status and the app's health end
 # -- monitoring
 BEACON_CONNECT_SECONDS = 2  # the beacon's one read of the local server: it runs every few seconds
 STATUS_TURN_POLL_SECONDS = 0.02  # a status job waiting for the one under way on its node
+ENDPOINT_CACHE_SECONDS = 0.5  # the health endpoint's requests share one reading of the node this long
+ENDPOINT_PEER_SECONDS = 1  # the endpoint asks the other node its role this often, beside the requests
+ENDPOINT_PEER_CONNECT_SECONDS = 2  # libpq's shortest connect timeout
+ENDPOINT_REQUEST_SECONDS = 5  # a client that sends nothing (or stalls its TLS handshake) holds a thread this long
+ENDPOINT_RELOAD_SECONDS = 1  # the endpoint reads its config this often; a changed one re-binds it
 
 # -- the unattended failover
 HEARTBEAT_RECEIVE_SECONDS = 0.5  # how often the heartbeat's receiving thread looks whether it should end

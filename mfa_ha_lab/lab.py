@@ -58,6 +58,7 @@ PG_MAJOR = int(os.environ.get("MFA_HA_PG_MAJOR") or pgversions.SYSTEM_MAJOR)
 PORT = 5432
 APP_PORT = 6793
 KEEPER_SERVICE = "mfahalease"
+ENDPOINT_SERVICE = "mfahahealth"
 OS_USER = "postgres"
 REPLICATION_USER = "replicamfa"
 # A lab-only secret: real deployments keep theirs in an encrypted pillar.
@@ -475,6 +476,15 @@ class Lab:
         ]
         with open(os.path.join(node.src_root, "subsystems", KEEPER_SERVICE + ".json"), "w", encoding="utf-8") as fh:
             json.dump({"command": keeper, "group": "", "env": env}, fh)
+        endpoint = [
+            sys.executable,
+            "-m",
+            "mfa_ha.monitoring.endpoint",
+            "--config",
+            os.path.join(node.lease_dir, "endpoint.json"),
+        ]
+        with open(os.path.join(node.src_root, "subsystems", ENDPOINT_SERVICE + ".json"), "w", encoding="utf-8") as fh:
+            json.dump({"command": endpoint, "group": "", "env": env}, fh)
         for name in ("startsrc", "stopsrc", "lssrc"):
             path = os.path.join(node.src_bin_dir, name)
             with open(path, "w", encoding="utf-8") as fh:
@@ -535,6 +545,7 @@ class Lab:
         for node in self.nodes:
             self.stop_app(node)
             self.stop_keeper(node)
+            _stop_subsystem(node, ENDPOINT_SERVICE, 15)
             for data_dir in _data_dirs(node.root):
                 if (
                     _as_postgres(

@@ -9,6 +9,7 @@ from mfa_ha.app import app_config
 from mfa_ha.errors import InvalidInput, InvalidPillar
 from mfa_ha.monitoring.alerts import alert_thresholds
 from mfa_ha.monitoring.alerts import targets as alert_targets
+from mfa_ha.monitoring.endpoint import endpoint_settings
 from mfa_ha.pair.service_address import Hooks
 from mfa_ha.postgres.config import MFA_DATA_DIR, check_port, postgres_config, replication_config
 from mfa_ha.postgres.hba import wanted_entries as hba_entries
@@ -37,6 +38,7 @@ TOP_KEYS = {
     "tls",
     "failover",
     "lost",
+    "endpoint",
 }
 SWITCHOVER_KEYS = {"max_lag_bytes", "timeout", "job_timeout"}
 
@@ -70,6 +72,7 @@ def validate(pillar, node_id: str | None = None) -> dict:
         lambda: alert_targets(pillar.get("alerts")),
         lambda: alert_thresholds(pillar.get("alerts")),
         lambda: lease_settings(pillar.get("failover")),
+        lambda: endpoint_settings(pillar.get("endpoint")),
         lambda: _synchronous_needs_the_witness(pillar),
         lambda: hba_entries(nodes, replication_config(pillar.get("replication")).user, pillar.get("hba")),
         lambda: tls_config(pillar.get("tls"), nodes, _data_dir(pillar), node_id if node_id in nodes else None),

@@ -112,3 +112,15 @@ lease keeper:
     - require:
       - pgrepl: lease keeper config
 {%- endif %}
+{%- set endpoint = mfa_ha.get('endpoint') or {} %}
+
+health endpoint config:
+  pgrepl.health_endpoint
+{%- if endpoint.get('enabled') %}
+
+health endpoint:
+  pmfad.running:
+    - name: {{ endpoint.get('service', 'mfahahealth') | json }}
+    - require:
+      - pgrepl: health endpoint config
+{%- endif %}

@@ -22,6 +22,9 @@ USED_FROM_OUTSIDE = {
     "acquire",
     "release",  # mfa_ha:service_address keys, read with getattr
     "fence_bound",  # the whole fence's budget, which the keeper's watchdog tests wait on
+    "do_GET",
+    "log_message",
+    "daemon_threads",  # http.server's hooks and settings (the health endpoint)
 }
 
 

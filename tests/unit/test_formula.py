@@ -6,6 +6,7 @@ import yaml
 
 from mfa_ha.app import AppConfig
 from mfa_ha.loader import formula_root
+from mfa_ha.monitoring.endpoint import EndpointSettings
 from mfa_ha.postgres.config import PostgresConfig, ReplicationConfig
 from mfa_ha.postgres.hba import DEFAULT_METHOD
 from mfa_ha.unattended.lease import LeaseSettings
@@ -23,3 +24,5 @@ def test_formula_defaults_equal_the_core_defaults():
     assert AppConfig.__dataclass_fields__["service"].default == defaults["pmfad"]["service"]
     assert defaults["hba"]["method"] == DEFAULT_METHOD
     assert defaults["failover"]["automatic"] is LeaseSettings.automatic is False
+    for key, value in defaults["endpoint"].items():
+        assert getattr(EndpointSettings, key) == value, key

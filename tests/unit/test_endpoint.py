@@ -1,0 +1,137 @@
+"""The health endpoint's answers, decided from one reading of the node (pure)."""
+
+import pytest
+
+from mfa_ha.errors import InvalidInput
+from mfa_ha.monitoring import endpoint
+
+PRIMARY = {"role": "primary", "timeline": 3, "slots": [{"name": "server_dr", "active": True, "retained_bytes": 512}]}
+STANDBY = {"role": "standby", "timeline": 3, "lag_bytes": 4096, "lag_seconds": 0.2, "receiver": {"status": "streaming"}}
+
+
+def reading(pg=PRIMARY, peer=None, keeper=None, automatic=False, renewed_at=None, paused=None, now=100.0):
+    return {
+        "node": "server_prod",
+        "now": now,
+        "pg": pg,
+        "keeper": keeper or {},
+        "renewals": {"renewed_at": renewed_at} if renewed_at is not None else {},
+        "paused": paused,
+        "peer": {"reachable": False, "error": "cut", "at": now} if peer is None else {**peer, "at": now},
+        "automatic": automatic,
+        "lease_seconds": 30.0,
+        "alive_within": 4.0,
+    }
+
+
+def failed(answer):
+    return [c.name for c in answer.failed]
+
+
+def test_a_primary_with_a_standby_peer_is_the_primary():
+    answer = endpoint.primary_answer(reading(peer={"reachable": True, "primary": False, "timeline": None}))
+    assert answer.status == 200, answer.checks
+
+
+def test_a_primary_whose_peer_is_unreachable_is_the_primary_without_automatic_failover():
+    assert endpoint.primary_answer(reading()).status == 200
+
+
+def test_a_primary_beside_a_primary_on_the_same_or_a_newer_timeline_is_not():
+    for timeline in (3, 4):
+        answer = endpoint.primary_answer(reading(peer={"reachable": True, "primary": True, "timeline": timeline}))
+        assert answer.status == 503 and failed(answer) == ["no other primary"], timeline
+    newer = endpoint.primary_answer(reading(peer={"reachable": True, "primary": True, "timeline": 2}))
+    assert newer.status == 200  # the other one is the stale former primary
+
+
+def test_a_peer_answer_too_old_counts_as_unreachable():
+    old = reading(peer={"reachable": True, "primary": True, "timeline": 9})
+    old["peer"]["at"] = old["now"] - endpoint.PEER_ANSWER_VALID_SECONDS - 1
+    assert endpoint.primary_answer(old).status == 200
+
+
+def test_a_standby_or_a_stopped_server_is_not_the_primary():
+    assert failed(endpoint.primary_answer(reading(pg=STANDBY))) == ["this node is a primary"]
+    assert failed(endpoint.primary_answer(reading(pg=None))) == ["PostgreSQL answers"]
+
+
+@pytest.mark.parametrize(
+    "keeper, renewed_at, why",
+    [
+        ({}, None, "its lease keeper beats"),
+        ({"at": 99.0, "action": "fencing", "armed_at": 10.0}, 99.0, "its lease keeper is not fencing it"),
+        ({"at": 99.0, "action": "fenced", "armed_at": 10.0}, 99.0, "its lease keeper is not fencing it"),
+        ({"at": 90.0, "action": "hold", "armed_at": 10.0}, 99.0, "its lease keeper beats"),  # stale beat
+        (
+            {"at": 99.0, "action": "hold", "armed_at": 10.0, "streamed_at": 60.0, "fence_suspended": True},
+            65.0,
+            "its lease has not run out",
+        ),
+    ],
+)
+def test_with_automatic_failover_a_primary_needs_its_lease(keeper, renewed_at, why):
+    answer = endpoint.primary_answer(reading(keeper=keeper, renewed_at=renewed_at, automatic=True))
+    assert answer.status == 503 and failed(answer) == [why]
+
+
+def test_with_automatic_failover_a_held_lease_is_the_primary():
+    keeper = {"at": 99.5, "action": "hold", "armed_at": 10.0, "streamed_at": 99.0}
+    answer = endpoint.primary_answer(reading(keeper=keeper, renewed_at=98.0, automatic=True))
+    assert answer.status == 200, answer.checks
+    assert endpoint.lease_left(reading(keeper=keeper, renewed_at=98.0, automatic=True)) == 29.0
+
+
+def test_a_replica_answers_by_its_stream_and_lag():
+    assert endpoint.replica_answer(reading(pg=STANDBY), None).status == 200
+    assert endpoint.replica_answer(reading(pg=STANDBY), 8192).status == 200
+    assert failed(endpoint.replica_answer(reading(pg=STANDBY), 1024)) == ["it replays within the lag asked"]
+    stopped = {**STANDBY, "receiver": None}
+    assert failed(endpoint.replica_answer(reading(pg=stopped), None)) == ["it streams from a primary"]
+    assert failed(endpoint.replica_answer(reading(), None)) == ["this node is a standby"]
+
+
+def test_health_is_a_server_that_answers_and_is_not_being_fenced():
+    assert endpoint.health_answer(reading(pg=STANDBY)).status == 200
+    assert endpoint.health_answer(reading(pg=None)).status == 503
+    fencing = reading(keeper={"at": 99.0, "action": "fencing"})
+    assert failed(endpoint.health_answer(fencing)) == ["its lease keeper is not fencing it"]
+
+
+def test_routes_and_bad_queries():
+    status, _, body = endpoint.respond("/replica?lag=lots", lambda: reading(pg=STANDBY))
+    assert status == 400 and "lag" in body
+    assert endpoint.respond("/nope", reading)[0] == 404
+    status, kind, body = endpoint.respond("/primary", lambda: reading(pg=STANDBY))
+    assert status == 503 and kind == "application/json" and '"role": "standby"' in body
+
+
+def test_metrics_in_the_prometheus_text_format():
+    keeper = {"at": 99.5, "action": "hold", "armed_at": 10.0, "streamed_at": 99.0, "last_fence": {"at": 50.0}}
+    text = endpoint.metrics(reading(keeper=keeper, renewed_at=98.0, automatic=True, paused={"at": 1.0, "id": "x"}))
+    lines = text.splitlines()
+    assert 'mfa_ha_primary{node="server_prod"} 1' in lines
+    assert 'mfa_ha_primary_agreed{node="server_prod"} 1' in lines
+    assert 'mfa_ha_slot_retained_bytes{node="server_prod",slot="server_dr"} 512' in lines
+    assert 'mfa_ha_lease_seconds_left{node="server_prod"} 29' in lines
+    assert 'mfa_ha_paused{node="server_prod"} 1' in lines
+    assert any(line.startswith("mfa_ha_last_fence_timestamp_seconds{") for line in lines)
+    assert lines.count("# TYPE mfa_ha_slot_active gauge") == 1
+    standby = endpoint.metrics(reading(pg=STANDBY)).splitlines()
+    assert 'mfa_ha_lag_bytes{node="server_prod"} 4096' in standby and 'mfa_ha_primary{node="server_prod"} 0' in standby
+    assert 'mfa_ha_up{node="server_prod"} 0' in endpoint.metrics(reading(pg=None)).splitlines()
+
+
+@pytest.mark.parametrize(
+    "raw, named",
+    [
+        ("yes", "mfa_ha:endpoint: must be a mapping"),
+        ({"enabled": "yes"}, "mfa_ha:endpoint:enabled"),
+        ({"port": 70000}, "mfa_ha:endpoint:port"),
+        ({"service": "a b"}, "mfa_ha:endpoint:service"),
+        ({"prot": 1}, "unknown key(s) prot"),
+    ],
+)
+def test_bad_pillar_is_named(raw, named):
+    with pytest.raises(InvalidInput, match=named.replace("(", r"\(").replace(")", r"\)")):
+        endpoint.endpoint_settings(raw)
