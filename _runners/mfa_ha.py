@@ -30,7 +30,7 @@ import salt.output
 import salt.utils.user
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from mfa_ha import loader, maintenance, timing
+from mfa_ha import loader, maintenance, scheduled, timing
 from mfa_ha.adapters import master
 from mfa_ha.adapters.pillar import validate as validate_pillar
 from mfa_ha.adapters.pillar import validate_nodes
@@ -290,7 +290,7 @@ def _with_peers(gathered: dict):
 
 
 @_gate
-def switchover(target, timeout=None):
+def switchover(target, timeout=None, at=None):
     """
     Switch the primary role to ``target`` through ``state.orchestrate mfa_ha.orch.switchover``
     (whose first step is the prechecks); prints each precheck with what it measured, then
@@ -301,12 +301,21 @@ def switchover(target, timeout=None):
     which it also gives up waiting (none by default: a rewind that falls back to a clone may
     legitimately take long).
 
+    ``at``: schedule it instead (ISO 8601; without a UTC offset, the master's local time):
+    Salt's scheduler on the master runs it then through ``mfa_ha.run_scheduled``, the
+    prechecks at that time. Refused unless the master's ``schedule`` config has that job
+    (the refusal shows it). ``mfa_ha.scheduled`` lists what is scheduled,
+    ``mfa_ha.unschedule`` cancels.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt-run mfa_ha.switchover server_dr
+        salt-run mfa_ha.switchover server_dr at=2026-12-24T03:00 --out=json
     """
+    if at is not None:
+        return _schedule_switchover(target, at)
     started = time.monotonic()
     _progress(f"prechecks, then the switch to {target} (mfa_ha.orch.switchover)")
     with _ended_if_unfinished(target, started, float(timeout) if timeout else None):
@@ -873,6 +882,109 @@ def history(limit=50):
             silent={n: a for n, a in answers.items() if not isinstance(a, dict)},
         )
     return {"outputter": "mfa_ha_history", "data": found}
+
+
+# -- switchovers scheduled for later ---------------------------------------------------------------
+def _scheduled_path():
+    return os.path.join(__opts__["cachedir"], "mfa_ha", "scheduled.json")
+
+
+def _schedule_switchover(target, at):
+    nodes = validate_nodes(_pillar().get("nodes"))
+    if target not in nodes:
+        raise InvalidInput(f"target: {target!r} is not a node of mfa_ha:nodes ({', '.join(nodes)})")
+    when = scheduled.parse_at(at, time.time())
+    if not scheduled.scheduler_runs_it(__opts__.get("schedule")):
+        why = (
+            "no job of the master's schedule runs mfa_ha.run_scheduled, so nothing would run it; add to the "
+            f"master config (then restart the master):\n{scheduled.SCHEDULE_RECIPE}"
+        )
+        return _with_retcode({"scheduled": False, "reason": why}, master.EXIT_REFUSED)
+    entry = scheduled.add(_scheduled_path(), target, when, _operator())
+    summary = f"switchover to {target} scheduled for {entry['when']} (id {entry['id']})"
+    _progress(summary + "; the prechecks run then")
+    return _with_retcode(
+        _remember({"scheduled": True, **entry}, "switchover", "scheduled", summary, target=target),
+        master.EXIT_DONE,
+    )
+
+
+@_gate
+def scheduled_switchovers():
+    """
+    The switchovers scheduled with ``mfa_ha.switchover <target> at=...``, soonest first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.scheduled_switchovers --out=json
+    """
+    return {"entries": scheduled.listed(_scheduled_path()), "retcode": master.EXIT_DONE}
+
+
+@_gate
+def unschedule(ids="all"):
+    """
+    Cancel scheduled switchovers: ``ids``, a comma-separated list of their ids, or ``all``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.unschedule 1a2b3c4d
+        salt-run mfa_ha.unschedule all
+    """
+    wanted = "all" if ids == "all" else [i.strip() for i in str(ids).split(",") if i.strip()]
+    gone = scheduled.remove(_scheduled_path(), wanted)
+    for entry in gone:
+        _remember(
+            {},
+            "switchover",
+            "unscheduled",
+            f"switchover to {entry['target']} at {entry['at']} cancelled",
+            target=entry["target"],
+        )
+    code = master.EXIT_DONE if gone or ids == "all" else master.EXIT_REFUSED
+    return _with_retcode({"cancelled": gone, **({} if gone else {"reason": f"no scheduled switchover {ids}"})}, code)
+
+
+@_gate
+def run_scheduled():
+    """
+    Run the scheduled switchovers whose time has come (Salt's scheduler on the master calls
+    this; each runs at most once, its prechecks now). One more than 15 minutes late (the
+    master was down) is not run: it is recorded as missed and alerted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run mfa_ha.run_scheduled
+    """
+    due, missed = scheduled.take_due(_scheduled_path(), time.time())
+    alerts_pillar = (_pillar().get("alerts") or {}) if missed else {}
+    for entry in missed:
+        summary = (
+            f"scheduled switchover to {entry['target']} ({scheduled.describe_time(entry['at'])}, id {entry['id']}) "
+            f"missed: not run more than {scheduled.LATE_LIMIT_SECONDS // 60} min late; schedule it again"
+        )
+        _remember({}, "switchover", "missed", summary, target=entry["target"])
+        _deliver("warning", summary, {"event": "switchover_missed", "target": entry["target"]}, alerts_pillar)
+    ran = []
+    for entry in due:
+        log.warning("mfa_ha: scheduled switchover to %s (id %s) starting", entry["target"], entry["id"])
+        done = master.orchestrate_as_operator(
+            __opts__, "mfa_ha.orch.switchover", {"mfa_ha": {"target": entry["target"]}}
+        )
+        ok = isinstance(done, dict) and done.get("retcode") == 0
+        why = "done" if ok else "; ".join(cluster.precheck_lines(done)) or str(done)[-500:]
+        _remember(
+            {}, "switchover", "done" if ok else "failed", f"scheduled (id {entry['id']}): {why}", target=entry["target"]
+        )
+        ran.append({**entry, "ok": ok, **({} if ok else {"failed": why})})
+    failed = any(not r["ok"] for r in ran)
+    return _with_retcode({"ran": ran, "missed": missed}, master.EXIT_FAILED if failed else master.EXIT_DONE)
 
 
 # -- maintenance: automatic failover paused ------------------------------------------------------

@@ -15,6 +15,12 @@ from mfa_ha_lab.lab import BEACON, Lab
 
 # loop_interval 1: beacons tick once a second (salt-factories' default 0.05 s stretches intervals).
 MINION_OVERRIDES = {"loop_interval": 1, "beacons": {"pgrepl": BEACON}}
+# The master's scheduler runs scheduled switchovers (docs/runbook.md's recipe); its loop_interval
+# is how often the scheduler looks (60 s by default).
+SCHEDULER = {
+    "loop_interval": 1,
+    "schedule": {"mfa_ha_scheduled_switchovers": {"function": "mfa_ha.run_scheduled", "seconds": 5}},
+}
 
 
 def _hosted(daemon_class):
@@ -70,7 +76,7 @@ def master(salt_factories, lab):
     tree = lab.write_salt_tree()  # the example pillar as shipped, the lab's differences laid over it
     factory = salt_factories.salt_master_daemon(
         tree.pop("id"),
-        overrides={**tree, "interface": lab.master_address},
+        overrides={**tree, "interface": lab.master_address, **SCHEDULER},
         factory_class=HostedMaster,
         enter=lambda: lab.on_host("master"),
     )
