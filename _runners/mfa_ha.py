@@ -942,7 +942,7 @@ def unschedule(ids="all"):
             {},
             "switchover",
             "unscheduled",
-            f"switchover to {entry['target']} at {entry['at']} cancelled",
+            f"switchover to {entry['target']} at {scheduled.describe_time(entry['at'])} cancelled",
             target=entry["target"],
         )
     code = master.EXIT_DONE if gone or ids == "all" else master.EXIT_REFUSED

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what mfa-ha's tests and lab need on a fresh Debian machine; safe to re-run.
 #  - PostgreSQL 15 server binaries (Debian's postgresql-15) and the 'postgres' user
+#  - HAProxy (Debian's haproxy), in front of the pair in the integration tier
 #  - a virtualenv outside /root (default /opt/mfa-ha/venv), made from /usr/bin/python3
 #  - this checkout installed into it with its test extras (editable: Salt's loader finds
 #    _modules/_states/... through the 'salt.loader' entry point)
@@ -12,6 +13,7 @@ PG_MAJOR=15
 need_apt=()
 [ -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ] || need_apt+=("postgresql-$PG_MAJOR")
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v haproxy >/dev/null || need_apt+=(haproxy)  # the integration tier's load balancer, routed by the health endpoint
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} from Debian's packages"
