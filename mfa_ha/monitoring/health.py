@@ -22,6 +22,9 @@ from mfa_ha.postgres.versions import LAG_SECONDS, RECEIVER_SENDER_HOST, RECEIVER
 @dataclass(frozen=True)
 class Thresholds:
     report_interval: float = 60
+    # a primary with no standby streaming from it: a primary cut off during a failover is
+    # fenced by its first heartbeat once its links return, so it beats this often
+    alone_report_interval: float = 5
     lag_warn_bytes: int = DEFAULT_LAG_LIMIT_BYTES
     lag_crit_bytes: int = 256 * 1024 * 1024
     lag_warn_seconds: float = 30
@@ -169,7 +172,7 @@ def transitions(
     else:
         state.update(lag="ok", receiver_misses=0, receiver="up")
     events += _slot_events(state, reading, t, now)
-    if now - float(state.get("last_report") or 0) >= t.report_interval:
+    if now - float(state.get("last_report") or 0) >= _report_every(reading, t):
         events.append(
             {
                 "tag": "heartbeat",
@@ -181,6 +184,13 @@ def transitions(
         )
         state["last_report"] = now
     return events, state
+
+
+def _report_every(reading: dict, t: Thresholds) -> float:
+    alone = reading.get("role") == "primary" and not any(
+        r.get("state") == "streaming" for r in reading.get("replicas") or []
+    )
+    return min(t.report_interval, t.alone_report_interval) if alone else t.report_interval
 
 
 def _standby_events(state: dict, reading: dict, t: Thresholds) -> list[dict]:

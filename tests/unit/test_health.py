@@ -91,6 +91,20 @@ def test_heartbeat_every_report_interval_with_figures():
     assert beats == [100, 161, 222]
 
 
+def test_a_primary_with_no_standby_streaming_beats_every_few_seconds():
+    """A primary cut off during a confirmed failover is fenced by its first heartbeat once its
+    links return: alone, it beats every ``alone_report_interval``; with its standby, as usual."""
+    alone = {"role": "primary", "timeline": 2, "replicas": [], "slots": []}
+    paired = {**alone, "replicas": [{"name": "server_dr", "state": "streaming"}]}
+    catching_up = {**alone, "replicas": [{"name": "server_dr", "state": "catchup"}]}
+    for reading, expected in ((alone, [100, 105, 110]), (catching_up, [100, 105, 110]), (paired, [100])):
+        state, beats = {"role": "primary", "last_report": 0}, []
+        for now in (100, 103, 105, 108, 110):
+            events, state = health.transitions(state, reading, T, now)
+            beats += [now for e in events if e["tag"] == "heartbeat"]
+        assert beats == expected, reading["replicas"]
+
+
 def test_slot_alert_once_while_it_retains_too_much():
     primary = {
         "role": "primary",
