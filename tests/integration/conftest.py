@@ -16,10 +16,12 @@ from mfa_ha_lab.lab import BEACON, Lab
 # loop_interval 1: beacons tick once a second (salt-factories' default 0.05 s stretches intervals).
 MINION_OVERRIDES = {"loop_interval": 1, "beacons": {"pgrepl": BEACON}}
 # The master's scheduler runs scheduled switchovers (docs/runbook.md's recipe); its loop_interval
-# is how often the scheduler looks (60 s by default).
-SCHEDULER = {
+# is how often the scheduler looks (60 s by default). The witness engine idles while
+# mfa_ha:failover:automatic is off (every module but the one that turns it on).
+MASTER_OVERRIDES = {
     "loop_interval": 1,
     "schedule": {"mfa_ha_scheduled_switchovers": {"function": "mfa_ha.run_scheduled", "seconds": 5}},
+    "engines": [{"mfa_ha_witness": {"pillar_every": 5}}],
 }
 
 
@@ -76,7 +78,7 @@ def master(salt_factories, lab):
     tree = lab.write_salt_tree()  # the example pillar as shipped, the lab's differences laid over it
     factory = salt_factories.salt_master_daemon(
         tree.pop("id"),
-        overrides={**tree, "interface": lab.master_address, **SCHEDULER},
+        overrides={**tree, "interface": lab.master_address, **MASTER_OVERRIDES},
         factory_class=HostedMaster,
         enter=lambda: lab.on_host("master"),
     )
