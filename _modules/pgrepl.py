@@ -1414,12 +1414,13 @@ def lease_keeper_config():
     )
 
 
+@translate_errors
 def health_endpoint_config():
     """
     What this node's health endpoint (``mfa_ha:endpoint``) runs with: its address and port,
     this node's PostgreSQL, TLS and the other node to ask for its role, the lease keeper's
     files to read. The state ``pgrepl.health_endpoint`` writes it to
-    ``<mfa_ha:failover:run_dir>/endpoint.json``. ``{"enabled": false}`` when it is off.
+    ``<mfa_ha:failover:run_dir>/endpoint.json``. ``{"enabled": false, "run_dir": ...}`` when it is off.
 
     CLI Example:
 
@@ -1427,10 +1428,10 @@ def health_endpoint_config():
 
         salt server_prod pgrepl.health_endpoint_config
     """
-    wanted = pgendpoint.endpoint_settings(_pillar("mfa_ha:endpoint", None))
+    wanted, settings = pgendpoint.endpoint_settings(_pillar("mfa_ha:endpoint", None)), _lease_settings()
     if not wanted.enabled:
-        return {"enabled": False}
-    nodes, settings = _nodes(), _lease_settings()
+        return {"enabled": False, "run_dir": settings.run_dir}
+    nodes = _nodes()
     if __opts__["id"] not in nodes:
         raise InvalidInput(f"mfa_ha:nodes: this minion ({__opts__['id']}) is not one of the nodes ({', '.join(nodes)})")
     peers = sorted(_peers())

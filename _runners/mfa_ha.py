@@ -304,7 +304,7 @@ def switchover(target, timeout=None, at=None):
     ``at``: schedule it instead (ISO 8601; without a UTC offset, the master's local time):
     Salt's scheduler on the master runs it then through ``mfa_ha.run_scheduled``, the
     prechecks at that time. Refused unless the master's ``schedule`` config has that job
-    (the refusal shows it). ``mfa_ha.scheduled`` lists what is scheduled,
+    (the refusal shows it). ``mfa_ha.scheduled_switchovers`` lists what is scheduled,
     ``mfa_ha.unschedule`` cancels.
 
     CLI Example:
@@ -974,8 +974,9 @@ def run_scheduled():
     ran = []
     for entry in due:
         log.warning("mfa_ha: scheduled switchover to %s (id %s) starting", entry["target"], entry["id"])
+        # no bound of its own, as an operator's switchover: its steps are bounded, a clone may take long
         done = master.orchestrate_as_operator(
-            __opts__, "mfa_ha.orch.switchover", {"mfa_ha": {"target": entry["target"]}}
+            __opts__, "mfa_ha.orch.switchover", {"mfa_ha": {"target": entry["target"]}}, timeout=None
         )
         ok = isinstance(done, dict) and done.get("retcode") == 0
         why = "done" if ok else "; ".join(cluster.precheck_lines(done)) or str(done)[-500:]

@@ -405,12 +405,12 @@ def health_endpoint(name="health endpoint config"):
     The health endpoint's config file (``<mfa_ha:failover:run_dir>/endpoint.json``, mode
     0600) is what ``mfa_ha:endpoint`` says; the service re-binds within a second of a change.
     Off (the default) and no file: nothing to do; off with a file: the file is removed (the
-    formula stops the service first).
+    formula stops the service first; a service left running ends by itself once it is gone).
     """
     ret = _ret(name)
     try:
         wanted = __salt__["pgrepl.health_endpoint_config"]()
-        path = os.path.join(__salt__["pgrepl.lease_keeper_config"]()["settings"]["run_dir"], "endpoint.json")
+        path = os.path.join(wanted["run_dir"], "endpoint.json")
         current = files.read_json(path)
         if not wanted["enabled"]:
             if not current:
@@ -431,7 +431,7 @@ def health_endpoint(name="health endpoint config"):
         files.write_json(path, wanted)
         os.chmod(path, 0o600)
         ret.update(changes=changes, comment=f"wrote {path} ({wanted['listen']}:{wanted['port']})")
-    except FAILURES as err:
+    except (*FAILURES, OSError) as err:
         return _failed(ret, err)
     return ret
 

@@ -27,11 +27,14 @@ SCHEDULE_RECIPE = "schedule:\n  mfa_ha_scheduled_switchovers:\n    function: mfa
 
 def parse_at(text, now: float) -> float:
     """``at`` as a Unix time: ISO 8601 (``2026-12-24T03:00``, seconds and a UTC offset or
-    ``Z`` optional; without an offset, the master's local time). Refused when in the past."""
+    ``Z`` optional; without an offset, the local time of the process that asks, its ``TZ``).
+    Refused when in the past, or when a clock change makes a local time happen twice or never."""
     try:
         when = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"at: an ISO 8601 date and time (2026-12-24T03:00), not {text!r}") from None
+    if when.tzinfo is None and when.replace(fold=0).timestamp() != when.replace(fold=1).timestamp():
+        raise InvalidInput(f"at: {text} happens twice or never in this time zone (a clock change): give a UTC offset")
     stamp = when.timestamp()  # a naive time is the local time
     if stamp <= now:
         raise InvalidInput(f"at: {text} is in the past (now {describe_time(now)})")
@@ -58,7 +61,7 @@ def _locked(path: str):
 
 
 def add(path: str, target: str, at: float, by: str, clock=time.time) -> dict:
-    entry = {"id": secrets.token_hex(4), "target": target, "at": at, "by": by, "asked_at": round(clock(), 3)}
+    entry = {"id": "s" + secrets.token_hex(4), "target": target, "at": at, "by": by, "asked_at": round(clock(), 3)}
     with _locked(path):
         entries = read_json(path).get("entries") or []
         write_json(path, {"entries": [*entries, entry]}, durable=True)

@@ -245,7 +245,7 @@ def deliver(opts, severity: str, summary: str, details: dict, alerts_pillar, run
     return sent
 
 
-def orchestrate_as_operator(opts, mods: str, pillar_override: dict, timeout: float = 900) -> dict:
+def orchestrate_as_operator(opts, mods: str, pillar_override: dict, timeout: float | None = 900) -> dict:
     """``salt-run state.orchestrate`` as its own process, exactly as an operator runs it: a
     runner started by the reactor or the engine cannot publish jobs from inside a nested
     orchestration (Salt refuses that identity there with an authentication error)."""

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from mfa_ha import maintenance, timing
+from mfa_ha.boot import boot_id
 from mfa_ha.checks import Checked
 from mfa_ha.errors import InvalidInput, MfaHaError
 from mfa_ha.files import read_json
@@ -46,7 +47,8 @@ PEER_SQL = (
     "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline"
 )
 FENCING = ("fencing", "fenced")
-# the other node's last answer counts this long: its asks, each bounded by its connect timeout
+# the other node's last answer counts this long (an ask that takes longer, a peer that hangs
+# on its query, leaves it older: then the peer counts as unreachable)
 PEER_ANSWER_VALID_SECONDS = 2 * (timing.ENDPOINT_PEER_SECONDS + timing.ENDPOINT_PEER_CONNECT_SECONDS)
 
 
@@ -144,8 +146,8 @@ class Observer:
             "node": self.config["node"],
             "now": now,
             "pg": pg,
-            "keeper": read_json(os.path.join(run_dir, "keeper.json")),
-            "renewals": read_json(os.path.join(run_dir, "lease.json")),
+            "keeper": this_boots(os.path.join(run_dir, "keeper.json")),
+            "renewals": this_boots(os.path.join(run_dir, "lease.json")),
             "paused": maintenance.read(os.path.join(run_dir, maintenance.FILE_NAME)),
             "peer": self._peer,
             **self.config["lease"],
@@ -181,6 +183,13 @@ class Observer:
             conn.close()
 
 
+def this_boots(path: str) -> dict:
+    """A record of the keeper's (monotonic times), empty when written before the last reboot:
+    its times would look recent, or in the future."""
+    data = read_json(path)
+    return data if data.get("boot") == boot_id() else {}
+
+
 # -- the answers (pure) --------------------------------------------------------------------
 class Answer(Checked):
     """An HTTP status and the checks behind it."""
@@ -214,7 +223,7 @@ def keeper_fresh(reading: dict) -> dict | None:
     """The keeper's last heartbeat, when it is alive (it beat within ``alive_within``)."""
     keeper = reading.get("keeper") or {}
     at = keeper.get("at")
-    fresh = isinstance(at, (int, float)) and reading["now"] - at <= reading.get("alive_within", 0)
+    fresh = isinstance(at, (int, float)) and 0 <= reading["now"] - at <= reading.get("alive_within", 0)
     return keeper if fresh else None
 
 
@@ -225,31 +234,41 @@ def primary_answer(reading: dict) -> Answer:
         return a
     if not a.check("this node is a primary", pg["role"] == "primary", pg["role"]):
         return a
-    if reading.get("automatic"):
-        keeper = keeper_fresh(reading)
-        action = (keeper or {}).get("action")
-        if not a.check("its lease keeper beats", keeper is not None, "silent" if keeper is None else "yes"):
-            return a
-        if not a.check("its lease keeper is not fencing it", action not in FENCING, action):
-            return a
-        left = lease_left(reading)
-        a.check("its lease has not run out", left is None or left > 0, f"{left} s left")
+    if reading.get("automatic") and not _lease_checks(a, reading):
+        return a
     peer = reading.get("peer") or {}
-    recent = isinstance(peer.get("at"), (int, float)) and reading["now"] - peer["at"] <= PEER_ANSWER_VALID_SECONDS
+    if peer.get("at") is None:
+        a.check("no other primary", False, "the other node not asked yet")
+        return a
+    recent = reading["now"] - peer["at"] <= PEER_ANSWER_VALID_SECONDS
     if not (recent and peer.get("reachable")):
-        a.check("no other primary", True, f"the other node is unreachable ({peer.get('error', 'not asked')})")
-    else:
-        stale = peer.get("primary") and (peer.get("timeline") or 0) >= (pg.get("timeline") or 0)
-        a.check(
-            "no other primary",
-            not stale,
-            f"the other node is a primary on timeline {peer.get('timeline')} (split brain)"
-            if stale
-            else (
-                "the other node is a primary on an older timeline" if peer.get("primary") else "the other is a standby"
-            ),
-        )
+        a.check("no other primary", True, f"the other node is unreachable ({peer.get('error', 'no recent answer')})")
+        return a
+    stale = peer.get("primary") and (peer.get("timeline") or 0) >= (pg.get("timeline") or 0)
+    a.check(
+        "no other primary",
+        not stale,
+        f"the other node is a primary on timeline {peer.get('timeline')} (split brain)"
+        if stale
+        else ("the other node is a primary on an older timeline" if peer.get("primary") else "the other is a standby"),
+    )
     return a
+
+
+def _lease_checks(a: Answer, reading: dict) -> bool:
+    """With automatic failover: the keeper beats, holds this primary's lease (armed, not
+    fencing), and the lease has not run out."""
+    keeper = keeper_fresh(reading)
+    if not a.check("its lease keeper beats", keeper is not None, "silent" if keeper is None else "yes"):
+        return False
+    action = keeper.get("action")
+    if not a.check("its lease keeper is not fencing it", action not in FENCING, action):
+        return False
+    holds = keeper.get("role") == "primary" and action == "hold" and isinstance(keeper.get("armed_at"), (int, float))
+    if not a.check("its lease keeper holds its lease", holds, f"{keeper.get('role')}, {action}"):
+        return False
+    left = lease_left(reading)
+    return a.check("its lease has not run out", left is not None and left > 0, f"{left} s left")
 
 
 def replica_answer(reading: dict, max_lag: int | None) -> Answer:
@@ -371,43 +390,48 @@ class _Handler(BaseHTTPRequestHandler):
 def server(config: dict) -> ThreadingHTTPServer:
     """The service bound to the node's address and port, over TLS with the node's certificate
     when TLS is on."""
-    handler = type("Handler", (_Handler,), {"observer": Observer(config).start()})
-    httpd = ThreadingHTTPServer((config["listen"], config["port"]), handler)
-    httpd.daemon_threads = True
     tls = TlsConfig(**config["tls"])
+    context = None
     if tls.enabled:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls.cert_path, tls.key_path)
+    httpd = _Server((config["listen"], config["port"]), type("Handler", (_Handler,), {"observer": Observer(config)}))
+    if context is not None:
         # the handshake in the request's thread (its first read, under the handler's timeout)
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+    httpd.RequestHandlerClass.observer.start()
     return httpd
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # noqa: ARG002 - a port scan or a plain-HTTP probe of the TLS port
+        log.debug("mfa_ha endpoint: request from %s failed", client_address, exc_info=True)
+
+
 def serve(config_path: str, stop: threading.Event) -> None:
-    """Serve until ``stop``; a changed config (read every ``timing.ENDPOINT_RELOAD_SECONDS``)
-    re-binds the service."""
-    config, httpd, thread = None, None, None
+    """Serve until ``stop``. A changed config or TLS certificate (looked at every
+    ``timing.ENDPOINT_RELOAD_SECONDS``) re-binds the service; one that cannot bind is logged
+    and tried again. Ends when the config is removed (the endpoint turned off)."""
+    serving, running = None, None  # (config, certificate stamp), (server, thread)
     try:
         while not stop.is_set():
-            latest = read_json(config_path)
-            if not latest:
-                if config is None:
-                    raise SystemExit(
-                        f"mfa_ha endpoint: no config at {config_path} (written by the state pgrepl.health_endpoint)"
-                    )
-                log.warning("mfa_ha endpoint: %s removed (mfa_ha:endpoint:enabled off): ending", config_path)
+            config = read_json(config_path)
+            if not config:
+                log.warning("mfa_ha endpoint: no config at %s (mfa_ha:endpoint:enabled off): ending", config_path)
                 return
-            if latest and latest != config:
-                if httpd is not None:
-                    _shut(httpd, thread)
-                config, httpd = latest, server(latest)
-                thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True)
-                thread.start()
-                log.warning("mfa_ha endpoint serving on %s:%s (pid %s)", config["listen"], config["port"], os.getpid())
+            wanted = (config, _certificate_stamp(config))
+            if wanted != serving:
+                if running is not None:
+                    _shut(*running)
+                    running = None
+                running = _start(config)
+                serving = wanted if running is not None else None
             stop.wait(timing.ENDPOINT_RELOAD_SECONDS)
     finally:
-        if httpd is not None:
-            _shut(httpd, thread)
+        if running is not None:
+            _shut(*running)
 
 
 def _shut(httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
@@ -415,6 +439,27 @@ def _shut(httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=timing.ENDPOINT_REQUEST_SECONDS)
+
+
+def _certificate_stamp(config: dict) -> tuple:
+    tls = TlsConfig(**config["tls"])
+    if not tls.enabled:
+        return ()
+    return tuple(os.stat(p).st_mtime_ns if os.path.exists(p) else None for p in (tls.cert_path, tls.key_path))
+
+
+def _start(config: dict) -> tuple[ThreadingHTTPServer, threading.Thread] | None:
+    try:
+        httpd = server(config)
+    except (OSError, ssl.SSLError, ValueError, MfaHaError) as err:
+        log.error(
+            "mfa_ha endpoint: cannot serve on %s:%s (%s); trying again", config.get("listen"), config.get("port"), err
+        )
+        return None
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True)
+    thread.start()
+    log.warning("mfa_ha endpoint serving on %s:%s (pid %s)", config["listen"], config["port"], os.getpid())
+    return httpd, thread
 
 
 def main(argv=None) -> None:
@@ -427,6 +472,8 @@ def main(argv=None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if not read_json(args.config):
+        raise SystemExit(f"mfa_ha endpoint: no config at {args.config} (written by the state pgrepl.health_endpoint)")
     serve(args.config, stop)
 
 

@@ -113,14 +113,25 @@ lease keeper:
       - pgrepl: lease keeper config
 {%- endif %}
 {%- set endpoint = mfa_ha.get('endpoint') or {} %}
+{%- set endpoint_config = failover.get('run_dir', '/var/run/mfa_ha') ~ '/endpoint.json' %}
+{%- if endpoint.get('enabled') %}
 
 health endpoint config:
   pgrepl.health_endpoint
-{%- if endpoint.get('enabled') %}
 
 health endpoint:
   pmfad.running:
     - name: {{ endpoint.get('service', 'mfahahealth') | json }}
     - require:
       - pgrepl: health endpoint config
+{%- elif salt['file.file_exists'](endpoint_config) %}
+
+health endpoint:
+  pmfad.dead:
+    - name: {{ endpoint.get('service', 'mfahahealth') | json }}
+
+health endpoint config:
+  pgrepl.health_endpoint:
+    - require:
+      - pmfad: health endpoint
 {%- endif %}

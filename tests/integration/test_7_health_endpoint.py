@@ -76,6 +76,7 @@ def test_primary_replica_health_and_metrics_answer_by_role(endpoint):
     lab = endpoint
     primary, standby = primary_and_standby(lab)
     wait_for(lambda: answers(lab, primary, "/primary") == 200, what="the primary's endpoint to answer 200")
+    wait_for(lambda: answers(lab, standby, "/replica") == 200, what="the standby's endpoint to answer 200")
     status, body = get(lab, standby, "/primary")
     assert status == 503 and json.loads(body)["role"] == "standby"
     assert get(lab, standby, "/replica")[0] == 200 and get(lab, primary, "/replica")[0] == 503

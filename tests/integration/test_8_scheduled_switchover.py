@@ -14,6 +14,7 @@ from tests.integration.test_4_script_answers import answer
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
+LEAD_SECONDS = 25  # room for the salt-run calls between scheduling it and its time, on a busy machine
 
 
 def local_iso(seconds_from_now):
@@ -41,13 +42,13 @@ def test_a_scheduled_switchover_runs_at_its_time_and_is_in_the_history(pair, sal
     code, again = answer(salt_run, "mfa_ha.unschedule", later["id"])
     assert code == EXIT_REFUSED, again
 
-    asked = time.monotonic()
-    code, soon = answer(salt_run, "mfa_ha.switchover", "server_dr", f"at={local_iso(6)}")
+    due = time.time() + LEAD_SECONDS
+    code, soon = answer(salt_run, "mfa_ha.switchover", "server_dr", f"at={local_iso(LEAD_SECONDS)}")
     assert code == EXIT_DONE and soon["scheduled"] is True, soon
     assert [e["id"] for e in listed(salt_run)] == [soon["id"]]
     assert role(lab.prod) == "primary"  # nothing happens before its time
-    wait_for(lambda: role(lab.dr) == "primary", timeout=120, what="the scheduled switchover", ignore_errors=True)
-    assert time.monotonic() - asked >= 5
+    wait_for(lambda: role(lab.dr) == "primary", timeout=180, what="the scheduled switchover", ignore_errors=True)
+    assert time.time() >= due - 1  # not before its time (to the second it was given in)
     wait_for(lambda: streams_from(lab.prod, lab.dr), timeout=60, what="prod streaming from dr", ignore_errors=True)
     assert listed(salt_run) == []
 

@@ -24,7 +24,8 @@ USED_FROM_OUTSIDE = {
     "fence_bound",  # the whole fence's budget, which the keeper's watchdog tests wait on
     "do_GET",
     "log_message",
-    "daemon_threads",  # http.server's hooks and settings (the health endpoint)
+    "daemon_threads",
+    "handle_error",  # http.server's hooks and settings (the health endpoint)
 }
 
 

@@ -1,5 +1,7 @@
 """The health endpoint's answers, decided from one reading of the node (pure)."""
 
+import os
+
 import pytest
 
 from mfa_ha.errors import InvalidInput
@@ -56,18 +58,20 @@ def test_a_standby_or_a_stopped_server_is_not_the_primary():
     assert failed(endpoint.primary_answer(reading(pg=None))) == ["PostgreSQL answers"]
 
 
+HOLD = {"role": "primary", "action": "hold", "armed_at": 10.0}
+
+
 @pytest.mark.parametrize(
     "keeper, renewed_at, why",
     [
         ({}, None, "its lease keeper beats"),
-        ({"at": 99.0, "action": "fencing", "armed_at": 10.0}, 99.0, "its lease keeper is not fencing it"),
-        ({"at": 99.0, "action": "fenced", "armed_at": 10.0}, 99.0, "its lease keeper is not fencing it"),
-        ({"at": 90.0, "action": "hold", "armed_at": 10.0}, 99.0, "its lease keeper beats"),  # stale beat
-        (
-            {"at": 99.0, "action": "hold", "armed_at": 10.0, "streamed_at": 60.0, "fence_suspended": True},
-            65.0,
-            "its lease has not run out",
-        ),
+        ({**HOLD, "at": 99.0, "action": "fencing"}, 99.0, "its lease keeper is not fencing it"),
+        ({**HOLD, "at": 99.0, "action": "fenced"}, 99.0, "its lease keeper is not fencing it"),
+        ({**HOLD, "at": 90.0}, 99.0, "its lease keeper beats"),  # a stale beat
+        ({**HOLD, "at": 120.0}, 99.0, "its lease keeper beats"),  # a beat from the future: another boot's
+        ({"at": 99.0, "role": "not a primary", "action": "idle"}, 99.0, "its lease keeper holds its lease"),
+        ({**HOLD, "at": 99.0, "armed_at": None}, 99.0, "its lease keeper holds its lease"),
+        ({**HOLD, "at": 99.0, "streamed_at": 60.0, "fence_suspended": True}, 65.0, "its lease has not run out"),
     ],
 )
 def test_with_automatic_failover_a_primary_needs_its_lease(keeper, renewed_at, why):
@@ -76,10 +80,24 @@ def test_with_automatic_failover_a_primary_needs_its_lease(keeper, renewed_at, w
 
 
 def test_with_automatic_failover_a_held_lease_is_the_primary():
-    keeper = {"at": 99.5, "action": "hold", "armed_at": 10.0, "streamed_at": 99.0}
+    keeper = {**HOLD, "at": 99.5, "streamed_at": 99.0}
     answer = endpoint.primary_answer(reading(keeper=keeper, renewed_at=98.0, automatic=True))
     assert answer.status == 200, answer.checks
     assert endpoint.lease_left(reading(keeper=keeper, renewed_at=98.0, automatic=True)) == 29.0
+
+
+def test_no_200_before_the_other_node_was_asked():
+    fresh = reading()
+    fresh["peer"] = {"reachable": False, "error": "not asked yet", "at": None}
+    assert failed(endpoint.primary_answer(fresh)) == ["no other primary"]
+
+
+def test_the_keepers_records_of_another_boot_are_not_read(tmp_path, monkeypatch):
+    path = tmp_path / "keeper.json"
+    path.write_text('{"at": 5.0, "action": "hold", "boot": "another"}')
+    assert endpoint.this_boots(str(path)) == {}
+    monkeypatch.setattr(endpoint, "boot_id", lambda: "another")
+    assert endpoint.this_boots(str(path))["action"] == "hold"
 
 
 def test_a_replica_answers_by_its_stream_and_lag():
@@ -107,7 +125,7 @@ def test_routes_and_bad_queries():
 
 
 def test_metrics_in_the_prometheus_text_format():
-    keeper = {"at": 99.5, "action": "hold", "armed_at": 10.0, "streamed_at": 99.0, "last_fence": {"at": 50.0}}
+    keeper = {**HOLD, "at": 99.5, "streamed_at": 99.0, "last_fence": {"at": 50.0}}
     text = endpoint.metrics(reading(keeper=keeper, renewed_at=98.0, automatic=True, paused={"at": 1.0, "id": "x"}))
     lines = text.splitlines()
     assert 'mfa_ha_primary{node="server_prod"} 1' in lines
@@ -135,3 +153,76 @@ def test_metrics_in_the_prometheus_text_format():
 def test_bad_pillar_is_named(raw, named):
     with pytest.raises(InvalidInput, match=named.replace("(", r"\(").replace(")", r"\)")):
         endpoint.endpoint_settings(raw)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_service_rebinds_on_a_new_config_and_ends_when_it_is_removed(tmp_path):
+    """The service itself, on loopback with no PostgreSQL behind it: it answers 503, moves to
+    a new port when its config changes, keeps trying a port it cannot bind, and ends once
+    the endpoint is turned off (its config removed)."""
+    import http.client
+    import json
+    import socket
+    import threading
+    import time
+
+    from mfa_ha import timing
+    from mfa_ha.files import write_json
+    from mfa_ha.postgres.tls import TlsConfig
+
+    def config(port):
+        return endpoint.build_config(
+            "server_prod",
+            "127.0.0.1",
+            port,
+            {"data_dir": str(tmp_path / "nodb"), "port": _free_port()},
+            TlsConfig(enabled=False),
+            {"host": "127.0.0.1", "port": _free_port(), "user": "replicamfa"},
+            str(tmp_path),
+            {"automatic": False, "lease_seconds": 30.0, "alive_within": 4.0},
+        )
+
+    def status(port, path="/health"):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                return response.status, json.loads(response.read() or b"{}")
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    path = str(tmp_path / "endpoint.json")
+    first, second = _free_port(), _free_port()
+    write_json(path, config(first))
+    stop = threading.Event()
+    service = threading.Thread(target=endpoint.serve, args=(path, stop), daemon=True)
+    service.start()
+    try:
+        code, body = status(first)
+        assert code == 503 and body["checks"][0] == {
+            "check": "PostgreSQL answers",
+            "ok": False,
+            "measured": "no connection",
+        }
+        with socket.socket() as taken:  # a port another process holds: logged and tried again
+            taken.bind(("127.0.0.1", second))
+            taken.listen()
+            write_json(path, config(second))
+            time.sleep(3 * timing.ENDPOINT_RELOAD_SECONDS)
+        assert status(second, "/nope")[0] == 404
+        os.unlink(path)
+        service.join(timeout=10)
+        assert not service.is_alive()
+    finally:
+        stop.set()

@@ -17,6 +17,28 @@ def test_at_is_iso_8601_in_the_future():
         scheduled.parse_at("christmas", NOW)
 
 
+def test_a_local_time_a_clock_change_skips_or_repeats_is_refused(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        march = 1_900_000_000.0  # 2030-03-17: before both clock changes of 2030
+        with pytest.raises(InvalidInput, match="twice or never"):
+            scheduled.parse_at("2030-03-31T02:30", march)  # skipped
+        with pytest.raises(InvalidInput, match="twice or never"):
+            scheduled.parse_at("2030-10-27T02:30", march)  # repeated
+        assert scheduled.parse_at("2030-10-27T02:30+01:00", march) == scheduled.parse_at("2030-10-27T01:30Z", march)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_ids_are_never_numbers(tmp_path):
+    ids = [scheduled.add(str(tmp_path / "s.json"), "server_dr", NOW + 60, "ops")["id"] for _ in range(20)]
+    assert all(not i.isdigit() and i.startswith("s") for i in ids)
+
+
 def test_the_master_schedule_must_run_it():
     assert not scheduled.scheduler_runs_it(None)
     assert not scheduled.scheduler_runs_it({"other": {"function": "test.ping"}})
