@@ -10,5 +10,5 @@ installed_from() { (cd / && "$VENV/bin/python" -c 'import mfa_ha, os; print(os.p
 [ -x "$VENV/bin/pytest" ] && [ "$(installed_from)" = "$(realpath "$REPO")" ] || bash "$REPO/scripts/bootstrap.sh"
 cd "$REPO"
 # With no arguments: every tier, without the fault cases marked slow (docs/testing.md: what runs where).
-[ $# -gt 0 ] || set -- tests -m "not slow"
+[ $# -gt 0 ] || set -- tests -m "not slow" --durations=25  # the slowest 25 listed: where CI's time goes
 exec "$VENV/bin/python" -m pytest "$@"
