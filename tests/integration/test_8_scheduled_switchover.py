@@ -11,6 +11,7 @@ import pytest
 from mfa_ha.adapters.master import EXIT_BAD_INPUT, EXIT_DONE, EXIT_REFUSED
 from tests.integration.test_2_switchover import role, streams_from, switchover
 from tests.integration.test_4_script_answers import answer
+from tests.integration.test_7_health_endpoint import primary_and_standby
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,13 +30,14 @@ def listed(salt_run):
 
 def test_a_scheduled_switchover_runs_at_its_time_and_is_in_the_history(pair, salt_run):
     lab = pair
-    code, bad = answer(salt_run, "mfa_ha.switchover", "server_dr", f"at={local_iso(-60)}")
+    primary, standby = primary_and_standby(lab)  # as the modules before left them
+    code, bad = answer(salt_run, "mfa_ha.switchover", standby.minion_id, f"at={local_iso(-60)}")
     assert code == EXIT_BAD_INPUT and "in the past" in bad["error"], bad
     code, typo = answer(salt_run, "mfa_ha.switchover", "server_x", f"at={local_iso(60)}")
     assert code == EXIT_BAD_INPUT and "server_x" in typo["error"], typo
     assert listed(salt_run) == []
 
-    code, later = answer(salt_run, "mfa_ha.switchover", "server_dr", f"at={local_iso(3600)}")
+    code, later = answer(salt_run, "mfa_ha.switchover", standby.minion_id, f"at={local_iso(3600)}")
     assert code == EXIT_DONE and later["scheduled"] is True, later
     code, cancelled = answer(salt_run, "mfa_ha.unschedule", later["id"])
     assert code == EXIT_DONE and [e["id"] for e in cancelled["cancelled"]] == [later["id"]]
@@ -43,13 +45,13 @@ def test_a_scheduled_switchover_runs_at_its_time_and_is_in_the_history(pair, sal
     assert code == EXIT_REFUSED, again
 
     due = time.time() + LEAD_SECONDS
-    code, soon = answer(salt_run, "mfa_ha.switchover", "server_dr", f"at={local_iso(LEAD_SECONDS)}")
+    code, soon = answer(salt_run, "mfa_ha.switchover", standby.minion_id, f"at={local_iso(LEAD_SECONDS)}")
     assert code == EXIT_DONE and soon["scheduled"] is True, soon
     assert [e["id"] for e in listed(salt_run)] == [soon["id"]]
-    assert role(lab.prod) == "primary"  # nothing happens before its time
-    wait_for(lambda: role(lab.dr) == "primary", timeout=180, what="the scheduled switchover", ignore_errors=True)
+    assert role(primary) == "primary"  # nothing happens before its time
+    wait_for(lambda: role(standby) == "primary", timeout=180, what="the scheduled switchover", ignore_errors=True)
     assert time.time() >= due - 1  # not before its time (to the second it was given in)
-    wait_for(lambda: streams_from(lab.prod, lab.dr), timeout=60, what="prod streaming from dr", ignore_errors=True)
+    wait_for(lambda: streams_from(primary, standby), timeout=60, what="the old primary streaming", ignore_errors=True)
     assert listed(salt_run) == []
 
     def recorded(outcome, text=""):
@@ -62,5 +64,5 @@ def test_a_scheduled_switchover_runs_at_its_time_and_is_in_the_history(pair, sal
     assert recorded("scheduled", soon["id"]) and recorded("unscheduled")
     wait_for(lambda: recorded("done", f"scheduled (id {soon['id']})"), timeout=60, what="the run in the history")
 
-    back = switchover(salt_run, "server_prod")
+    back = switchover(salt_run, primary.minion_id)  # the pair as the module found it
     assert back.returncode == 0, back.stdout
