@@ -464,27 +464,10 @@ class Lab:
             self.key,
         ]
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
-        with open(os.path.join(node.src_root, "subsystems", "pmfad.json"), "w", encoding="utf-8") as fh:
-            json.dump({"command": command, "group": "", "env": env}, fh)
-        # mfa-ha's own lease keeper (not a stand-in): registered as docs/runbook.md tells an AIX admin to.
-        keeper = [
-            sys.executable,
-            "-m",
-            "mfa_ha.unattended.keeper",
-            "--config",
-            os.path.join(node.lease_dir, "config.json"),
-        ]
-        with open(os.path.join(node.src_root, "subsystems", KEEPER_SERVICE + ".json"), "w", encoding="utf-8") as fh:
-            json.dump({"command": keeper, "group": "", "env": env}, fh)
-        endpoint = [
-            sys.executable,
-            "-m",
-            "mfa_ha.monitoring.endpoint",
-            "--config",
-            os.path.join(node.lease_dir, "endpoint.json"),
-        ]
-        with open(os.path.join(node.src_root, "subsystems", ENDPOINT_SERVICE + ".json"), "w", encoding="utf-8") as fh:
-            json.dump({"command": endpoint, "group": "", "env": env}, fh)
+        _register(node, "pmfad", command, env)
+        # mfa-ha's own services (not stand-ins): registered as docs/runbook.md tells an AIX admin to.
+        _register(node, KEEPER_SERVICE, _own_service("mfa_ha.unattended.keeper", node, "config.json"), env)
+        _register(node, ENDPOINT_SERVICE, _own_service("mfa_ha.monitoring.endpoint", node, "endpoint.json"), env)
         for name in ("startsrc", "stopsrc", "lssrc"):
             path = os.path.join(node.src_bin_dir, name)
             with open(path, "w", encoding="utf-8") as fh:
@@ -580,6 +563,16 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.destroy(keep=bool(os.environ.get("MFA_HA_KEEP_LAB")))  # servers stopped either way
+
+
+def _own_service(module: str, node: LabNode, config: str) -> list[str]:
+    return [sys.executable, "-m", module, "--config", os.path.join(node.lease_dir, config)]
+
+
+def _register(node: LabNode, subsystem: str, command: list[str], env: dict) -> None:
+    """The SRC stand-in's registration of ``subsystem`` (what ``mkssys`` records)."""
+    with open(os.path.join(node.src_root, "subsystems", subsystem + ".json"), "w", encoding="utf-8") as fh:
+        json.dump({"command": command, "group": "", "env": env}, fh)
 
 
 def _stop_subsystem(node: LabNode, name: str, timeout: float) -> None:

@@ -227,12 +227,17 @@ def keeper_fresh(reading: dict) -> dict | None:
     return keeper if fresh else None
 
 
+def _in_role(a: Answer, pg: dict | None, role: str) -> bool:
+    """PostgreSQL answers, in ``role``."""
+    if not a.check("PostgreSQL answers", pg is not None, "yes" if pg else "no connection"):
+        return False
+    return a.check(f"this node is a {role}", pg["role"] == role, pg["role"])
+
+
 def primary_answer(reading: dict) -> Answer:
     a = Answer()
     pg = reading["pg"]
-    if not a.check("PostgreSQL answers", pg is not None, "yes" if pg else "no connection"):
-        return a
-    if not a.check("this node is a primary", pg["role"] == "primary", pg["role"]):
+    if not _in_role(a, pg, "primary"):
         return a
     if reading.get("automatic") and not _lease_checks(a, reading):
         return a
@@ -274,9 +279,7 @@ def _lease_checks(a: Answer, reading: dict) -> bool:
 def replica_answer(reading: dict, max_lag: int | None) -> Answer:
     a = Answer()
     pg = reading["pg"]
-    if not a.check("PostgreSQL answers", pg is not None, "yes" if pg else "no connection"):
-        return a
-    if not a.check("this node is a standby", pg["role"] == "standby", pg["role"]):
+    if not _in_role(a, pg, "standby"):
         return a
     receiver = (pg.get("receiver") or {}).get("status")
     a.check("it streams from a primary", receiver == "streaming", receiver or "no WAL receiver")

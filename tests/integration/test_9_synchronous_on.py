@@ -6,16 +6,15 @@ commits wait only until the master has recorded it as behind, and ``mfa_ha.orch.
 makes it synchronous, and promotable, again."""
 
 import json
-import os
 import threading
 import time
 
 import pytest
 
 from mfa_ha.unattended import lease
-from mfa_ha_lab.lab import APP_DB, APP_PORT, APP_USER, LAB_PASSWORD, MASTER_ID
-from mfa_ha_lab.writer import AppWriter, DbWriter, lost
-from tests.integration.test_6_synchronous import by_role, names, sync_column
+from mfa_ha_lab.lab import APP_DB, MASTER_ID
+from tests.faults.common import alerts, witness_armed
+from tests.integration.test_6_synchronous import by_role, names, switch_there_and_back_under_writers, sync_column
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,25 +23,8 @@ NODES = "server_prod,server_dr"
 AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 32}
 
 
-def alerts(lab) -> list[str]:
-    path = os.path.join(lab.root, "alerts.log")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return fh.read().splitlines()
-
-
 def recorded_since(lab, before: int, *words) -> bool:
     return any(all(w in line for w in words) for line in alerts(lab)[before:])
-
-
-def witness_armed(lab) -> bool:
-    lines = alerts(lab)
-    last = {
-        w: max((i for i, line in enumerate(lines) if w in line), default=-1)
-        for w in ("witness armed", "failing over to")
-    }
-    return last["witness armed"] > last["failing over to"]
 
 
 def highstate(salt_cli):
@@ -83,27 +65,7 @@ def test_each_node_names_its_peer_and_status_shows_the_standby_sync(synchronous_
 
 
 def test_a_switchover_there_and_back_keeps_it_and_loses_nothing(synchronous_on, salt_run):
-    lab = synchronous_on
-    primary, standby = by_role(lab)
-    app = AppWriter([n.address for n in lab.nodes], APP_PORT, enter=lab.on_clients)
-    direct = DbWriter([n.address for n in lab.nodes], 5432, APP_USER, LAB_PASSWORD, APP_DB, enter=lab.on_clients)
-    app.start()
-    direct.start()
-    try:
-        for target, other in ((standby, primary), (primary, standby)):
-            ret = salt_run.run(
-                "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target.minion_id}}
-            )
-            assert ret.returncode == 0, ret.stdout
-            wait_for(lambda other=other: sync_column(salt_run)[other.minion_id] == "sync", what="the new standby sync")
-            assert names(target) == f'"{other.minion_id}"'
-    finally:
-        app.stop()
-        direct.stop()
-    assert by_role(lab) == (primary, standby)
-    assert len(app.acked) > 20 and len(direct.acked) > 20
-    assert lost(lambda q, p: primary.sql(q, p, dbname=APP_DB), app) == []
-    assert lost(lambda q, p: primary.sql(q, p, dbname=APP_DB), direct) == []
+    switch_there_and_back_under_writers(synchronous_on, salt_run)
 
 
 def test_a_stopped_standby_holds_commits_until_recorded_behind_and_the_rejoin_makes_it_promotable(
