@@ -9,6 +9,7 @@ a ratio. Writes ``bench/results/switchover.json`` and ``switchover.md``.
     bash bench/switchover -n 20
     bash bench/switchover --loopback   # no network namespaces (otherwise: hosts of their own when root)
     bash bench/switchover --synchronous strict   # each commit waits for the standby (switchover-strict.*)
+    bash bench/switchover --synchronous on       # the same, the witness guarding it (switchover-on.*)
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ def run(count: int, loopback: bool = False, synchronous: str = "off") -> dict:
     runs = []
     with (
         netns.hosts_if_possible(loopback) as (network, unavailable),
-        Lab(network=network, synchronous=synchronous) as lab,
+        Lab(network=network, synchronous="strict" if synchronous == "on" else synchronous) as lab,
         SaltLab(lab) as salt_lab,
     ):
         where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
         print(f"lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
         salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
+        if synchronous == "on":  # needs the witness, which needs a pair set up
+            salt_lab.synchronous_on({"automatic": True})
         targets = [lab.dr.minion_id, lab.prod.minion_id]
         with Writers(lab) as writers:
             for how in ("salt", "direct"):

@@ -72,6 +72,13 @@ class Checker:
         acked = self.direct[node_id].acked
         return acked[-1][1] if acked else None
 
+    def write_gap(self, since: float, until: float) -> dict:
+        """The longest time between acknowledged writes from ``since`` to ``until`` (monotonic):
+        straight to the servers (either address) and through the app."""
+        times = sorted(t for w in self.direct.values() for _, t in list(w.acked) if since <= t <= until)
+        direct = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        return {"direct_gap_s": round(direct, 3), "app_gap_s": self.app.longest_gap(since, until)}
+
     def report(self, primary) -> dict:
         """What the fault cost, counted against the final primary (a lab node)."""
 

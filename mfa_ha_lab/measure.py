@@ -160,7 +160,10 @@ def bench_arguments(doc: str, default_count: int, script: str) -> argparse.Names
     parser.add_argument("-n", "--count", type=int, default=default_count)
     parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
     parser.add_argument(
-        "--synchronous", choices=("off", "strict"), default="off", help="mfa_ha:replication:synchronous"
+        "--synchronous",
+        choices=("off", "on", "strict"),
+        default="off",
+        help='mfa_ha:replication:synchronous ("on" with the unattended failover it needs: the master as witness)',
     )
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(script)), "results"))
     return parser.parse_args()

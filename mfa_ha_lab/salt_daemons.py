@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from mfa_ha_lab.lab import Lab
+from mfa_ha_lab.lab import MASTER_ID, Lab
 
 BIN_DIR = os.path.dirname(sys.executable)
 MINION_KEEPALIVE = {"tcp_keepalive": True, "tcp_keepalive_idle": 5, "tcp_keepalive_cnt": 3, "tcp_keepalive_intvl": 2}
@@ -199,6 +199,58 @@ class SaltLab:
     def run(self, function: str, *args, timeout: float = 600, check: bool = True, output: str = "json", **kwargs):
         extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in kwargs.items()]
         return self._cli("salt-run", [function, *args, *extra], timeout, check, output)
+
+    # -- pillar changes the way an operator makes them ---------------------------------------
+    def apply_pillar(self, edit) -> None:
+        """``edit(mfa_ha)`` laid over the master's and every node's pillar, then the formula
+        applied on each node; every state must succeed."""
+        self.lab.edit_overrides([MASTER_ID, *(n.minion_id for n in self.lab.nodes)], edit)
+        self.salt("*", "saltutil.refresh_pillar", wait=True)
+        applied = self.salt("*", "state.apply", "mfa_ha", timeout=300, check=False)
+        for minion, states in applied.items():
+            if not (isinstance(states, dict) and all(s["result"] for s in states.values())):
+                raise RuntimeError(f"state.apply mfa_ha on {minion} failed: {str(states)[-3000:]}")
+
+    def synchronous_on(self, automatic: dict, timeout: float = 90) -> None:
+        """``synchronous: "on"`` with the unattended failover it needs (``automatic``: the
+        ``mfa_ha:failover`` keys): applied, the witness armed and the standby recorded as
+        holding every commit."""
+        before = len(alert_lines(self.lab))
+
+        def edit(mfa):
+            mfa.setdefault("failover", {}).update(automatic)
+            mfa.setdefault("replication", {})["synchronous"] = "on"
+
+        self.apply_pillar(edit)
+        deadline = time.monotonic() + timeout
+        while not (witness_armed(self.lab) and promotable_since(self.lab, before)):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the witness did not arm and record the standby promotable within {timeout:g} s")
+            time.sleep(0.5)
+
+
+def alert_lines(lab: Lab) -> list[str]:
+    """The alerts the lab's nodes and master have sent, oldest first."""
+    path = os.path.join(lab.root, "alerts.log")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().splitlines()
+
+
+def witness_armed(lab: Lab) -> bool:
+    """Armed since its last failover (it re-arms once it sees a healthy pair)."""
+    lines = alert_lines(lab)
+    last = {
+        what: max((i for i, line in enumerate(lines) if what in line), default=-1)
+        for what in ("witness armed", "failing over to")
+    }
+    return last["witness armed"] > last["failing over to"]
+
+
+def promotable_since(lab: Lab, before: int) -> bool:
+    """The master recorded the standby as holding every commit since alert line ``before``."""
+    return any("promotable" in line and "holds every commit" in line for line in alert_lines(lab)[before:])
 
 
 def _last_json(text: str):

@@ -2,15 +2,44 @@
 unattended failover's pillar, alerts and site cuts."""
 
 import os
+import signal
+import threading
 import time
 
 from mfa_ha_lab.checker import Checker, wait_until
-from mfa_ha_lab.lab import MASTER_ID
+from mfa_ha_lab.salt_daemons import alert_lines as alerts
+from mfa_ha_lab.salt_daemons import witness_armed
 from tests.support import find_with_key
 
 CONVERGE_WITHIN = 180  # s
 AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 32}  # fails over 42 s after the loss
 OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout
+
+
+def switchover(salt_lab, target):
+    return salt_lab.run(
+        "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}, timeout=300, check=False
+    )
+
+
+def in_background(function, *args):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=function(*args)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def kill_postmaster(node) -> None:
+    with open(os.path.join(node.data_dir, "postmaster.pid"), encoding="ascii") as fh:
+        os.kill(int(fh.readline()), signal.SIGKILL)
+    wait_until(lambda: not node.is_running(), 30, "the killed postmaster to be gone")
+
+
+def hold_before_promotion(target) -> None:
+    """The target's replay paused: it cannot replay the old primary's shutdown checkpoint, so
+    it cannot prove it and does not promote; a fault then strikes at a known phase (the old
+    primary stopped, the target not yet promoted) instead of racing a 50 ms window."""
+    target.sql("SELECT pg_wal_replay_pause()")
 
 
 def role(node) -> str:
@@ -32,6 +61,27 @@ def converged(lab, primary, standby) -> bool:
         and standby.app_pid() is None
         and receiver == [("streaming", primary.address)]
     )
+
+
+def switch_there_and_back(lab, salt_lab, checker, settled=lambda primary, standby: True) -> list[dict]:
+    """A switchover to the standby and back under the checker's writers: each succeeds and
+    converges (and is ``settled``); per switch, the command's wall and the longest write gaps."""
+    primary, standby = roles(lab)
+    switches = []
+    for target, other in ((standby, primary), (primary, standby)):
+        started = time.monotonic()
+        done = switchover(salt_lab, target.minion_id)
+        ended = time.monotonic()
+        assert done.get("retcode") == 0, str(done)[-3000:]
+        wait_until(
+            lambda target=target, other=other: converged(lab, target, other) and settled(target, other),
+            CONVERGE_WITHIN,
+            f"{target.minion_id} primary, {other.minion_id} streaming from it",
+        )
+        switches.append(
+            {"to": target.minion_id, "wall_s": round(ended - started, 2), **checker.write_gap(started, ended)}
+        )
+    return switches
 
 
 def rejoin_converges(lab, salt_lab, primary, standby) -> dict:
@@ -58,32 +108,8 @@ def no_failover_since(lab, before: int) -> bool:
     return not [line for line in alerts(lab)[before:] if "failing over to" in line]
 
 
-def alerts(lab) -> list[str]:
-    path = os.path.join(lab.root, "alerts.log")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return fh.read().splitlines()
-
-
-def witness_armed(lab) -> bool:
-    """Armed since its last failover (it re-arms once it sees a healthy pair)."""
-    lines = alerts(lab)
-    last = {
-        what: max((i for i, line in enumerate(lines) if what in line), default=-1)
-        for what in ("witness armed", "failing over to")
-    }
-    return last["witness armed"] > last["failing over to"]
-
-
-def apply_failover_pillar(lab, salt_lab, failover: dict) -> None:
-    lab.edit_overrides(
-        [MASTER_ID, *(n.minion_id for n in lab.nodes)], lambda mfa: mfa.setdefault("failover", {}).update(failover)
-    )
-    salt_lab.salt("*", "saltutil.refresh_pillar", wait=True)
-    applied = salt_lab.salt("*", "state.apply", "mfa_ha", timeout=300, check=False)
-    for minion, states in applied.items():
-        assert isinstance(states, dict) and all(s["result"] for s in states.values()), (minion, str(states)[-3000:])
+def apply_failover_pillar(salt_lab, failover: dict) -> None:
+    salt_lab.apply_pillar(lambda mfa: mfa.setdefault("failover", {}).update(failover))
 
 
 def cut_off(net, host):

@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import os
 import re
-import signal
 import threading
 import time
 
@@ -16,27 +15,20 @@ import pytest
 
 from mfa_ha.postgres import keptaside
 from mfa_ha_lab.checker import Checker, wait_until
-from tests.faults.common import CONVERGE_WITHIN, converged, divergent_named, rejoin_converges, role, roles
+from tests.faults.common import (
+    CONVERGE_WITHIN,
+    converged,
+    divergent_named,
+    hold_before_promotion,
+    in_background,
+    kill_postmaster,
+    rejoin_converges,
+    role,
+    roles,
+    switch_there_and_back,
+    switchover,
+)
 from tests.support import find_with_key, record
-
-
-def switchover(salt_lab, target):
-    return salt_lab.run(
-        "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}, timeout=300, check=False
-    )
-
-
-def in_background(function, *args):
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(value=function(*args)), daemon=True)
-    thread.start()
-    return thread, result
-
-
-def kill_postmaster(node) -> None:
-    with open(os.path.join(node.data_dir, "postmaster.pid"), encoding="ascii") as fh:
-        os.kill(int(fh.readline()), signal.SIGKILL)
-    wait_until(lambda: not node.is_running(), 30, "the killed postmaster to be gone")
 
 
 def test_planned_switchover_under_load(lab, salt_lab):
@@ -46,23 +38,11 @@ def test_planned_switchover_under_load(lab, salt_lab):
             30,
             "the checker's first acknowledgements",
         )
-        done = switchover(salt_lab, "server_dr")
-        assert done.get("retcode") == 0, str(done)[-3000:]
-        wait_until(lambda: converged(lab, lab.dr, lab.prod), CONVERGE_WITHIN, "dr primary, prod streaming")
-        back = switchover(salt_lab, "server_prod")
-        assert back.get("retcode") == 0, str(back)[-3000:]
-        wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary, dr streaming")
+        switches = switch_there_and_back(lab, salt_lab, checker)
     figures = checker.report(lab.prod)
-    record("planned switchover there and back under load", outcome="switched, both ways", **figures)
+    record("planned switchover there and back under load", outcome="switched, both ways", switches=switches, **figures)
     assert figures["lost_direct"] == figures["lost_app"] == 0
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
-
-
-def hold_the_target_before_promotion(lab):
-    """The target's replay paused: it cannot replay the old primary's shutdown checkpoint, so
-    it cannot prove it and does not promote; the fault then strikes at a known phase (the
-    old primary stopped, the target not yet promoted) instead of racing a 50 ms window."""
-    lab.dr.sql("SELECT pg_wal_replay_pause()")
 
 
 def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
@@ -70,7 +50,7 @@ def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
     stays stopped (the target's fate is unknown to it); the re-run brings it back."""
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
-        hold_the_target_before_promotion(lab)
+        hold_before_promotion(lab.dr)
         thread, result = in_background(switchover, salt_lab, "server_dr")
         wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
@@ -100,7 +80,7 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
     prove the shutdown checkpoint and stays a standby. Link back, the re-run resumes."""
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
-        hold_the_target_before_promotion(lab)
+        hold_before_promotion(lab.dr)
         thread, result = in_background(switchover, salt_lab, "server_dr")
         wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
         net.cut("dc1", "dc2")
@@ -201,7 +181,7 @@ def test_target_minion_killed_mid_switch(lab, salt_lab):
     each node's state; the old primary serves again; the minion back, a re-run switches."""
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
-        hold_the_target_before_promotion(lab)
+        hold_before_promotion(lab.dr)
         thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", "server_dr", timeout=300, check=False))
         wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()

@@ -51,7 +51,7 @@ def test_with_the_option_off_nothing_automatic_happens(lab, salt_lab, net):
 @pytest.fixture(scope="module")
 def automatic(lab, salt_lab):
     before = len(alerts(lab))
-    apply_failover_pillar(lab, salt_lab, AUTOMATIC)
+    apply_failover_pillar(salt_lab, AUTOMATIC)
     wait_until(lambda: any("witness armed" in line for line in alerts(lab)[before:]), 60, "the witness armed")
     assert witness_armed(lab)
     primary, _ = roles(lab)
