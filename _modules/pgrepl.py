@@ -953,7 +953,7 @@ def _switchover_settings():
 
 
 @translate_errors
-def switchover(target, timeout=None, **kwargs):
+def switchover(target, timeout=None, drop_synchronous=False, **kwargs):
     """
     This node's part of a switchover to the node ``target``, chosen by its live role; run it
     on every node in one job (``mfa_ha.orch.switchover`` does). On the target: wait (bounded)
@@ -963,6 +963,12 @@ def switchover(target, timeout=None, **kwargs):
     accepts writes (if it does not and is still a standby: start again here and fail), then
     re-attach as its standby (pg_rewind only if needed) and wait until streaming. Returns
     each step's wall-clock time.
+
+    ``drop_synchronous=True`` (the orchestration passes it with ``synchronous: on``, once
+    its prechecks recorded the old primary on the master as not promotable): the target
+    takes writes without waiting for the old primary, whose re-attach would otherwise hold
+    every commit; its lease keeper names the old primary again once that one streams. With
+    ``strict`` it is ignored.
 
     CLI Example:
 
@@ -982,11 +988,27 @@ def switchover(target, timeout=None, **kwargs):
         Hooks.from_pillar(_pillar("mfa_ha:service_address")),
         _switch_step(timeout, settings),
         repl.log_progress,
+        drop_synchronous=str(drop_synchronous).lower() == "true" and _repl_cfg(kwargs).synchronous == "on",
     )
 
 
 def _switch_step(timeout, settings):
     return float(timeout or settings.get("timeout") or timing.SWITCH_STEP_SECONDS)
+
+
+@translate_errors
+def synchronous_mode():
+    """
+    ``mfa_ha:replication:synchronous`` as this node (or the master, in an orchestration)
+    reads it: ``off``, ``on`` or ``strict``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' pgrepl.synchronous_mode
+    """
+    return _repl_cfg({}).synchronous
 
 
 @translate_errors

@@ -223,11 +223,14 @@ def formula_root():
 
 
 @_gate
-def precheck(target, nodes=None, max_lag_bytes=None):
+def precheck(target, nodes=None, max_lag_bytes=None, record_old_primary=False):
     """
     Run the switchover prechecks for ``target`` against the live servers and say which
     passed, with what was measured. Sets a failing exit code when the switchover must not
-    start (what ``mfa_ha.orch.switchover`` relies on).
+    start (what ``mfa_ha.orch.switchover`` relies on). ``record_old_primary`` (the
+    orchestration passes it): with ``synchronous: on``, a switch it lets through first
+    records the primary on the master as not promotable, so the target may take writes at
+    once and name it once it streams again; refused when that record cannot be made.
 
     CLI Example:
 
@@ -245,6 +248,8 @@ def precheck(target, nodes=None, max_lag_bytes=None):
     )
     statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
+    if decision.action == "switch" and _flag(record_old_primary) and _synchronous_mode(pillar) == "on":
+        _record_old_primary(decision, statuses.get(decision.primary), pillar.get("alerts"))
     _progress(decision.summary)
     if decision.action in GO_ACTIONS:
         _forget_replaced(list(nodes))  # every node answers and one is the primary: the pair is whole again
@@ -562,6 +567,25 @@ def _record_left_behind(decision, nodes, status, loss_confirmed):
     except (MfaHaError, OSError) as err:
         decision.check("the nodes left behind are recorded on the master first", False, str(err))
         decision.action = "refuse"
+
+
+def _record_old_primary(decision, status, alerts_pillar):
+    """Before the switch: the new primary's first commits do not wait for the old one, which
+    the master records as not promotable until the new primary's keeper proves it holds them."""
+    lsn = status.get("current_lsn") if isinstance(status, dict) else None
+    record = {"promotable": False, "primary": decision.target, "request": "switchover", "lsn": lsn}
+    try:
+        master.record_standby(__opts__, decision.primary, {**record, "since": time.time()})
+    except (MfaHaError, OSError) as err:
+        decision.check("the old primary is recorded on the master as not promotable first", False, str(err))
+        decision.action = "refuse"
+        return
+    summary = (
+        f"mfa_ha switchover to {decision.target}: {decision.primary} recorded as not promotable from {lsn} "
+        "until it streams in sync again"
+    )
+    decision.check("the old primary is recorded on the master as not promotable first", True, summary)
+    _deliver("info", summary, record, alerts_pillar)
 
 
 @_gate

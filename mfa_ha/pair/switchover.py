@@ -25,6 +25,7 @@ from mfa_ha.pair.peer import Upstream, peer_has_slot, peer_in_recovery, peer_rol
 from mfa_ha.pair.service_address import Hooks
 from mfa_ha.pair.standby import needs_rewind, wait_streaming
 from mfa_ha.postgres import replication as repl
+from mfa_ha.postgres import synchronous
 from mfa_ha.postgres.naming import parse_conninfo
 from mfa_ha.postgres.server import Server
 from mfa_ha.roles import Role
@@ -293,10 +294,19 @@ class Clock:
 
 
 def take_over(
-    server: Server, app_cfg, me: str, others: dict[str, Upstream], hooks: Hooks, timeout: float, progress
+    server: Server,
+    app_cfg,
+    me: str,
+    others: dict[str, Upstream],
+    hooks: Hooks,
+    timeout: float,
+    progress,
+    drop_synchronous: bool = False,
 ) -> dict:
     """The target's part: prove the old primary's shutdown is here, promote, open slots for
-    the others, move client routing, start the app and check its health."""
+    the others, move client routing, start the app and check its health.
+    ``drop_synchronous``: the master recorded the old primary as not promotable, so this node
+    takes writes without waiting for it (its keeper names it again once it streams)."""
     clock, bound = Clock(), part_deadline(timeout, f"{me}'s part as the new primary")
     if repl.role(server) is Role.PRIMARY:
         result = {"part": "new primary", "already_primary": True}
@@ -308,6 +318,9 @@ def take_over(
         promoted = repl.promote(server, timeout=bound.step())
         clock.mark("promoted")
         result = {"part": "new primary", "proof": proof, "promoted": promoted}
+        if drop_synchronous:  # only a promotion this call made: a primary already is its keeper's
+            synchronous.drop(server)
+            result["synchronous"] = "dropped until the old primary streams: it is recorded as behind on the master"
     return open_for_business(server, app_cfg, me, others, hooks, bound.step(), clock, result)
 
 
@@ -513,14 +526,23 @@ def _wait_for_slot(server: Server, new: Upstream, slot: str, timeout: float) -> 
 
 
 def run_part(
-    server: Server, app_cfg, me: str, target: str, nodes: dict, user: str, hooks: Hooks, timeout: float, progress
+    server: Server,
+    app_cfg,
+    me: str,
+    target: str,
+    nodes: dict,
+    user: str,
+    hooks: Hooks,
+    timeout: float,
+    progress,
+    drop_synchronous: bool = False,
 ) -> dict:
     """This node's part of a switchover to ``target``, chosen from its live role."""
     if target not in nodes:
         raise InvalidInput(f"target: unknown node id {target!r} (mfa_ha:nodes: {', '.join(nodes)})")
     others = peers(nodes, me, user)
     if me == target:
-        return take_over(server, app_cfg, me, others, hooks, timeout, progress)
+        return take_over(server, app_cfg, me, others, hooks, timeout, progress, drop_synchronous)
     own_slot = nodes[me]["slot"]
     if server.is_running() and repl.role(server) is Role.PRIMARY:
         return hand_over(

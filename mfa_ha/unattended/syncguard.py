@@ -15,8 +15,9 @@ Back: once the standby streams again and is within ``CATCH_UP_BYTES`` of the pri
 keeper names it again (``resyncing``, from the WAL position at that moment); once it is a
 synchronous standby with everything up to that position, the keeper says ``sync`` and the
 witness records it promotable. A keeper new to its primary starts ``resyncing`` from the
-position it first sees, and the witness counts a standby it has no record of as not yet
-promotable. At every moment the standby either holds every acknowledged commit or the
+position it first sees (naming the standby as soon as it is close by when the promotion
+cleared the names: a switchover or a failover that recorded the old primary as behind
+first), and the witness counts a standby it has no record of as not yet promotable. At every moment the standby either holds every acknowledged commit or the
 master's record does not say it is promotable.
 
 ``step`` decides (a pure function of what the keeper measured); ``observe`` and ``apply``
@@ -83,16 +84,24 @@ def acknowledging(seen: Observed, lost_after: float) -> bool:
     return seen.standby_sync and seen.waiting_s < lost_after
 
 
+def close_by(seen: Observed) -> bool:
+    """The standby streams within ``CATCH_UP_BYTES`` of the primary: naming it costs little wait."""
+    streaming = seen.standby_state == "streaming" and seen.standby_flush is not None
+    return streaming and seen.current_lsn - seen.standby_flush <= CATCH_UP_BYTES
+
+
 def step(
     state: SyncState, seen: Observed, word: str | None, now: float, wall: float, lost_after: float
 ) -> tuple[SyncState, str | None]:
     """The next state and the action it takes (``degrade``: clear the names; ``resync``:
     name the standby again; None). ``word``: the request id the witness last allowed."""
     if state.state == "degraded":
-        streaming = seen.standby_state == "streaming" and seen.standby_flush is not None
-        if streaming and seen.current_lsn - seen.standby_flush <= CATCH_UP_BYTES:
+        if close_by(seen):
             return SyncState("resyncing", since=wall), "resync"
         return state, "degrade" if seen.names_set else None  # named again meanwhile: dropped again
+    if state.state == "resyncing" and not seen.names_set and close_by(seen):
+        # a new primary whose promotion cleared the names (the master recorded the old one behind first)
+        return SyncState("resyncing", since=wall, lost_since=state.lost_since), "resync"
     if state.state == "asked":
         if word == state.request:
             return SyncState("degraded", state.request, state.lsn, wall), "degrade"

@@ -64,8 +64,28 @@ def test_each_node_names_its_peer_and_status_shows_the_standby_sync(synchronous_
     wait_for(lambda: sync_column(salt_run)[standby.minion_id] == "sync", what="the standby sync in mfa_ha.status")
 
 
+def last_line(lab, *words) -> int:
+    return max((i for i, line in enumerate(alerts(lab)) if all(w in line for w in words)), default=-1)
+
+
 def test_a_switchover_there_and_back_keeps_it_and_loses_nothing(synchronous_on, salt_run):
-    switch_there_and_back_under_writers(synchronous_on, salt_run)
+    """Each switch records the old primary as not promotable before the new primary takes
+    writes without waiting for it; the new primary's keeper names it again, and the master
+    records it promotable once it holds every commit."""
+    lab = synchronous_on
+    before = len(alerts(lab))
+    switch_there_and_back_under_writers(lab, salt_run)
+    for node in lab.nodes:
+        assert recorded_since(lab, before, f"{node.minion_id} recorded as not promotable"), node.minion_id
+    _, standby = by_role(lab)
+    wait_for(
+        lambda: (
+            last_line(lab, standby.minion_id, "holds every commit")
+            > last_line(lab, standby.minion_id, "recorded as not promotable")
+        ),
+        timeout=60,
+        what="the old primary recorded as promotable again",
+    )
 
 
 def test_a_stopped_standby_holds_commits_until_recorded_behind_and_the_rejoin_makes_it_promotable(

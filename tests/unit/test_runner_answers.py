@@ -9,6 +9,7 @@ import pytest
 from mfa_ha import timing
 from mfa_ha.adapters import master
 from mfa_ha.errors import CommandFailed, InvalidPillar, MfaHaError
+from mfa_ha.pair import switchover as sw
 from tests.support import load_face
 
 
@@ -219,3 +220,50 @@ def test_a_decided_failover_holds_off_the_witness_for_its_bound_only(on_pair, mo
     monkeypatch.setattr(master.time, "time", lambda: later)
     master.record_standby(on_pair.__opts__, "server_dr", {"promotable": False, "primary": "server_prod"})
     assert master.standby_records(on_pair.__opts__)["server_dr"]["promotable"] is False
+
+
+@pytest.fixture
+def switch_on(runner, monkeypatch, tmp_path):
+    """Prechecks that pass for a switch from prod to dr (``synchronous: on``), the master's
+    records in a cachedir of the test's own."""
+    nodes = {"server_prod": {"address": "127.0.0.1"}, "server_dr": {"address": "127.0.0.2"}}
+    pillar = {"nodes": nodes, "replication": {"synchronous": "on"}}
+    runner.__opts__ = {"output": "json", "cachedir": str(tmp_path / "cache")}
+    monkeypatch.setattr(runner, "_pillar", lambda: pillar)
+    monkeypatch.setattr(runner, "validate_pillar", lambda pillar: nodes)
+    primary = {"role": "primary", "current_lsn": "0/9000000"}
+    monkeypatch.setattr(
+        runner, "_gather", lambda nodes: {"server_prod": {"pgrepl.status": primary}, "server_dr": {"pgrepl.status": {}}}
+    )
+
+    def decide(statuses, nodes, target, limit):
+        return sw.Decision(target, action="switch", primary="server_prod")
+
+    monkeypatch.setattr(runner.sw, "decide", decide)
+    pillar["sent"] = []
+    monkeypatch.setattr(runner, "_deliver", lambda severity, summary, *_: pillar["sent"].append((severity, summary)))
+    return pillar
+
+
+def test_a_switch_with_synchronous_on_records_the_old_primary_as_not_promotable_first(runner, switch_on):
+    assert runner.precheck("server_dr")["retcode"] == 0
+    assert master.standby_records(runner.__opts__) == {}  # a precheck alone records nothing
+    decided = runner.precheck("server_dr", record_old_primary=True)
+    assert decided["action"] == "switch" and decided["retcode"] == 0
+    record = master.standby_records(runner.__opts__)["server_prod"]
+    assert record["promotable"] is False and record["primary"] == "server_dr" and record["lsn"] == "0/9000000"
+    assert any("recorded as not promotable" in c["measured"] for c in decided["checks"])
+    assert [severity for severity, summary in switch_on["sent"] if "server_prod recorded as not" in summary] == ["info"]
+
+
+def test_a_switch_whose_old_primary_cannot_be_recorded_is_refused(runner, switch_on, tmp_path):
+    (tmp_path / "cache").write_text("a file where the master's cachedir should be")
+    refused = runner.precheck("server_dr", record_old_primary=True)
+    assert refused["action"] == "refuse" and refused["retcode"] == master.EXIT_REFUSED
+    assert "recorded on the master as not promotable first" in refused["summary"]
+
+
+def test_a_switch_with_synchronous_strict_records_nothing(runner, switch_on):
+    switch_on["replication"]["synchronous"] = "strict"  # never drops: the new primary waits for the old one
+    assert runner.precheck("server_dr", record_old_primary=True)["retcode"] == 0
+    assert master.standby_records(runner.__opts__) == {}

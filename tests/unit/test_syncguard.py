@@ -71,3 +71,17 @@ def test_a_degraded_primary_named_again_by_someone_else_drops_the_standby_again(
     degraded = SyncState("degraded", "r1", "0/5000000", 1e9)
     named = seen(sync=False, state=None, flush=None, names=True)
     assert step(degraded, named, "r1", 300.0, 1e9, LOST) == (degraded, "degrade")
+
+
+def test_a_new_primary_whose_names_were_cleared_names_its_standby_once_it_is_close():
+    """After a switchover or a failover that recorded the old primary as behind first, the new
+    primary runs with no standby named: its keeper names it as soon as it streams close by,
+    not after a lost-standby round with the witness."""
+    new = SyncState()
+    far = seen(sync=False, flush="0/5000000", current=f"0/{0x5000000 + CATCH_UP_BYTES + 1:X}", names=False)
+    assert step(new, far, None, 100.0, 1e9, LOST)[1] is None
+    near = seen(sync=False, flush="0/5800000", current="0/5880000", names=False)
+    resyncing, action = step(new, near, None, 100.0, 1e9, LOST)
+    assert (resyncing.state, action, resyncing.lsn) == ("resyncing", "resync", None)
+    not_streaming = seen(sync=False, state=None, flush=None, names=False)
+    assert step(new, not_streaming, None, 100.0, 1e9, LOST)[1] is None

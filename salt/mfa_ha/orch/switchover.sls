@@ -4,7 +4,9 @@
 
     1. prechecks (master side, one job to every node): every node answers, exactly one
        primary, the target streams from it through its slot with lag under
-       mfa_ha:switchover:max_lag_bytes, pg_rewind possible on the old primary.
+       mfa_ha:switchover:max_lag_bytes, pg_rewind possible on the old primary. With
+       synchronous "on", the old primary is then recorded on the master as not promotable
+       (refused if it cannot be), so the new primary's commits need not wait for its re-attach.
     2. the switch: ONE job to every node, each running its own part at once
        (pgrepl.switchover): the old primary stops pmfad and PostgreSQL cleanly and waits; the
        target proves it holds the old primary's shutdown checkpoint, promotes, creates the
@@ -27,6 +29,7 @@ mfa_ha pillar is valid:
     - name: {{ ("invalid mfa_ha pillar, nothing done: " ~ problems | join("; ")) | json }}
     - failhard: True
 {%- else %}
+{%- set sync_on = salt['pgrepl.synchronous_mode']() == 'on' %}
 
 prechecks:
   salt.runner:
@@ -34,6 +37,7 @@ prechecks:
     - target: {{ target | json }}
     - nodes: {{ nodes | json }}
     - max_lag_bytes: {{ settings.get('max_lag_bytes') | json }}  {#- null: the runner's default #}
+    - record_old_primary: True
 
 {#- Only when the prechecks refuse: a switch whose target failed after the old primary had
     stopped cleanly left no primary; the old primary comes back (the runner re-checks). #}
@@ -52,6 +56,8 @@ switch:
     - tgt_type: list
     - arg:
       - {{ target | json }}
+    - kwarg:
+        drop_synchronous: {{ sync_on | json }}  {#- the prechecks recorded the old primary first #}
     - expect_minions: True
     - timeout: {{ settings.get('job_timeout') or salt['pgrepl.switch_job_seconds'](settings.get('timeout')) }}
     - failhard: True
