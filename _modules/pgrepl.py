@@ -986,14 +986,10 @@ def switchover(target, timeout=None, drop_synchronous=False, **kwargs):
         _nodes(),
         _repl_cfg(kwargs).user,
         Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-        _switch_step(timeout, settings),
+        sw.switch_step(settings, timeout),
         repl.log_progress,
         drop_synchronous=str(drop_synchronous).lower() == "true" and _repl_cfg(kwargs).synchronous == "on",
     )
-
-
-def _switch_step(timeout, settings):
-    return float(timeout or settings.get("timeout") or timing.SWITCH_STEP_SECONDS)
 
 
 @translate_errors
@@ -1025,9 +1021,7 @@ def switch_job_seconds(timeout=None):
         salt-call pgrepl.switch_job_seconds
         salt-call pgrepl.switch_job_seconds timeout=60
     """
-    app_cfg = _app()
-    app_stop = timing.app_stop_bound(app_cfg.timeout, app_cfg.manager)
-    return int(timing.switch_job_bound(_switch_step(timeout, _switchover_settings()), app_stop))
+    return sw.switch_job_seconds({**_switchover_settings(), "job_timeout": None}, _app(), timeout)
 
 
 @translate_errors
@@ -1058,7 +1052,7 @@ def _primary_part(timeout, kwargs):
         __opts__["id"],
         others,
         Hooks.from_pillar(_pillar("mfa_ha:service_address")),
-        _switch_step(timeout, _switchover_settings()),
+        sw.switch_step(_switchover_settings(), timeout),
     )
 
 

@@ -35,6 +35,7 @@ from mfa_ha.adapters import master
 from mfa_ha.adapters.pillar import validate as validate_pillar
 from mfa_ha.adapters.pillar import validate_nodes
 from mfa_ha.adapters.saltface import call_args
+from mfa_ha.app import app_config
 from mfa_ha.errors import InvalidInput, MfaHaError
 from mfa_ha.files import read_json, write_json
 from mfa_ha.monitoring import alerts as pgalerts
@@ -241,19 +242,22 @@ def precheck(target, nodes=None, max_lag_bytes=None, record_old_primary=False):
     pillar = _pillar()
     validate_pillar(pillar)
     nodes = validate_nodes(nodes if nodes is not None else pillar.get("nodes"))
-    limit = int(
-        max_lag_bytes
-        if max_lag_bytes is not None
-        else (pillar.get("switchover") or {}).get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES)
-    )
+    decision = _prechecks(pillar, nodes, target, max_lag_bytes, _flag(record_old_primary))
+    _progress(decision.summary)
+    return _with_retcode(decision.as_dict(), _refused_unless(decision.action in GO_ACTIONS))
+
+
+def _prechecks(pillar, nodes, target, max_lag_bytes, record_old_primary):
+    """The switchover's decision from every node's status (one job)."""
+    settings = pillar.get("switchover") or {}
+    limit = int(max_lag_bytes if max_lag_bytes is not None else settings.get("max_lag_bytes", DEFAULT_LAG_LIMIT_BYTES))
     statuses = {n: _with_peers(v) for n, v in _gather(nodes).items()}
     decision = sw.decide(statuses, nodes, target, limit)
-    if decision.action == "switch" and _flag(record_old_primary) and _synchronous_mode(pillar) == "on":
+    if decision.action == "switch" and record_old_primary and _synchronous_mode(pillar) == "on":
         _record_old_primary(decision, statuses.get(decision.primary), pillar.get("alerts"))
-    _progress(decision.summary)
     if decision.action in GO_ACTIONS:
         _forget_replaced(list(nodes))  # every node answers and one is the primary: the pair is whole again
-    return _with_retcode(decision.as_dict(), _refused_unless(decision.action in GO_ACTIONS))
+    return decision
 
 
 @_gate
@@ -297,14 +301,16 @@ def _with_peers(gathered: dict):
 @_gate
 def switchover(target, timeout=None, at=None):
     """
-    Switch the primary role to ``target`` through ``state.orchestrate mfa_ha.orch.switchover``
-    (whose first step is the prechecks); prints each precheck with what it measured, then
-    each phase of the switch with its duration. The orchestration is bounded by its own
-    steps' timeouts (``mfa_ha:switchover:job_timeout`` for the switch); when the master goes
-    away meanwhile, whose jobs' returns can then never arrive, it ends within a second or
-    two, failing, each node ``unknown: the master went away``. ``timeout``: seconds after
-    which it also gives up waiting (none by default: a rewind that falls back to a clone may
-    legitimately take long).
+    Switch the primary role to ``target``: the steps of ``mfa_ha.orch.switchover``, run from
+    here without the orchestration's own machinery. The prechecks (one job to every node)
+    decide before anything changes, each printed with what it measured; when they refuse
+    after a switch that failed once the old primary stopped, that node comes back
+    (``mfa_ha.resume``); otherwise one job runs every node's part (``pgrepl.switchover``),
+    bounded by ``mfa_ha:switchover:job_timeout`` (or the parts' own bound), and each phase is
+    printed with its duration. When the master goes away meanwhile, whose jobs' returns can
+    then never arrive, it ends within a second or two, failing, each node ``unknown: the
+    master went away``. ``timeout``: seconds after which it also gives up waiting (none by
+    default: a rewind that falls back to a clone may legitimately take long).
 
     ``at``: schedule it instead (ISO 8601; without a UTC offset, the master's local time):
     Salt's scheduler on the master runs it then through ``mfa_ha.run_scheduled``, the
@@ -322,27 +328,45 @@ def switchover(target, timeout=None, at=None):
     if at is not None:
         return _schedule_switchover(target, at)
     started = time.monotonic()
-    _progress(f"prechecks, then the switch to {target} (mfa_ha.orch.switchover)")
+    _progress(f"prechecks, then the switch to {target}")
+    pillar = _pillar()
+    validate_pillar(pillar)
+    nodes = validate_nodes(pillar.get("nodes"))
     with _ended_if_unfinished(target, started, float(timeout) if timeout else None):
-        ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
-    for check in cluster.precheck_lines(ran):
-        _progress(check)
-    result = cluster.switch_report(ran, started)
+        decision, answers = _switch(pillar, nodes, target)
+    parts = {n: a for n, a in (answers or {}).items() if isinstance(a, dict)}
+    result = cluster.switch_report(parts, answers is not None and set(parts) == set(nodes), started)
+    result["prechecks"] = cluster.check_lines(decision.as_dict())
     for line in result["phases"]:
         _progress(line)
     switch = result["old_primary"].get("timeline_switch")
     if result["ok"]:
         result = _remember(result, "switchover", "done", result["phases"][-1], target=target, switch=switch)
         return _with_retcode(result, master.EXIT_DONE)
-    answers = cluster.switch_answers(ran)
-    nodes = validate_nodes(_pillar().get("nodes"))
-    result["after"] = cluster.after_failure(nodes, answers, _gather(nodes))
+    answered = None if answers is None else {n: a for n, a in answers.items() if not master.silent(a)}
+    result["after"] = cluster.after_failure(nodes, answered, _gather(nodes))
     for line in result["after"]:
         _progress(line)
     outcome = "refused" if answers is None else "failed"
-    why = "; ".join(cluster.precheck_lines(ran)[-3:]) if answers is None else "; ".join(result["after"])
+    why = "; ".join(result["prechecks"][-3:]) if answers is None else "; ".join(result["after"])
     result = _remember(result, "switchover", outcome, why or result["phases"][-1], target=target, switch=switch)
     return _with_retcode(result, master.EXIT_REFUSED if answers is None else master.EXIT_FAILED)
+
+
+def _switch(pillar, nodes, target):
+    """The prechecks, then (when they let it through) every node's part in one job:
+    ``(decision, {node: part or its error})``, the answers None when refused."""
+    decision = _prechecks(pillar, nodes, target, None, record_old_primary=True)
+    for line in cluster.check_lines(decision.as_dict()):
+        _progress(line)
+    _progress(decision.summary)
+    if decision.action not in GO_ACTIONS:
+        resume(target, nodes)  # only after a switch that failed once the old primary stopped
+        return decision, None
+    settings = pillar.get("switchover") or {}
+    seconds = sw.switch_job_seconds(settings, app_config(pillar.get("pmfad")))
+    drop = f"drop_synchronous={_synchronous_mode(pillar) == 'on'}"  # the prechecks recorded the old primary
+    return decision, _cmd(sorted(nodes), "pgrepl.switchover", [target, drop], seconds)
 
 
 @contextlib.contextmanager
@@ -869,12 +893,11 @@ def _restart_turn(node, upstream, command):
 
 
 def _switch_turn(target, _old_primary, _command):
-    started = time.monotonic()
-    ran = __salt__["state.orchestrate"]("mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}})
-    report = cluster.switch_report(ran, started)
-    return report["ok"], report["phases"][-1] if report["ok"] else "; ".join(cluster.precheck_lines(ran)) or report[
-        "phases"
-    ][-1]
+    done = switchover(target)
+    if done.get("retcode") == 0:
+        return True, done["phases"][-1]
+    refused = [line for line in done.get("prechecks") or [] if line.startswith("FAILED")]
+    return False, "; ".join(refused or done.get("after") or [done.get("error") or done["phases"][-1]])
 
 
 @_gate

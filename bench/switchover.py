@@ -1,124 +1,199 @@
 """Benchmark: switchovers in the lab while two clients write every 20 ms (not a timed test).
 
-N switchovers (default 10, alternating direction) through Salt (``salt-run state.orchestrate
-mfa_ha.orch.switchover`` with a real master and minions), then N with the same two parts
-called directly in-process with no Salt (the physical floor), so Salt's overhead reads as
-a ratio. Writes ``bench/results/switchover.json`` and ``switchover.md``.
+N switchovers (default 10, alternating direction) each way of running one: the operator's
+verb (``salt-run mfa_ha.switchover``), the orchestration (``salt-run state.orchestrate
+mfa_ha.orch.switchover``), both with a real master and minions, and the same two node parts
+called in-process with no Salt at all (the physical floor). For each: the command's wall,
+the CPU seconds of every Salt process (the CLI, the master, the minions and what they run;
+the idle rate measured before subtracted), where the wall went (launch to the first node
+part, the nodes' own phases, the last part's end to the command's exit), the longest gap
+between acknowledged writes and the app's outage. With ``--vs REF`` the same lab runs the
+product at git revision REF too (the daemons and CLIs import it; the lab is this one), and
+the table puts both side by side. Writes ``bench/results/switchover.json`` and ``.md``.
 
-    bash bench/switchover            # installs what it needs, then runs this
-    bash bench/switchover -n 20
-    bash bench/switchover --loopback   # no network namespaces (otherwise: hosts of their own when root)
+    bash bench/switchover                        # installs what it needs, then runs this
+    bash bench/switchover -n 20 --vs v0.1.0      # against a previous release, side by side
+    bash bench/switchover --loopback             # no network namespaces (otherwise: hosts of their own when root)
     bash bench/switchover --synchronous strict   # each commit waits for the standby (switchover-strict.*)
     bash bench/switchover --synchronous on       # the same, the witness guarding it (switchover-on.*)
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
 
 from mfa_ha_lab import netns
 from mfa_ha_lab.lab import Lab
-from mfa_ha_lab.measure import Writers, bench_arguments, direct_switchover, measure, salt_switchover, write_results
+from mfa_ha_lab.measure import (
+    Writers,
+    bench_arguments,
+    direct_switchover,
+    measure,
+    runner_switchover,
+    salt_switchover,
+    write_results,
+)
 from mfa_ha_lab.salt_daemons import SaltLab
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE_DIRS = ("mfa_ha", "_modules", "_states", "_runners", "_beacons", "_engines", "_output")
+IDLE_SECONDS = 10  # the Salt processes' background CPU is measured this long before the first switchover
+WAYS = {"runner": runner_switchover, "orchestrate": salt_switchover}
+NODE_PHASES = (
+    "app stopped on the old primary",
+    "PostgreSQL stopped, shutdown checkpoint proven on the target",
+    "promoted",
+    "app healthy on the new primary",
+    "old primary streaming again",
+)
 METRICS = (
-    ("db_gap", "longest gap between acknowledged writes, direct to PostgreSQL (s)", 0.5),
-    ("app_gap", "longest gap between acknowledged writes, through the app (s)", None),
-    ("app_outage", "app outage: pmfad stopping on the old primary until healthy on the new (s)", 1.0),
-    ("restream", "old primary streaming again, from the launch of salt-run (s)", 3.0),
-    ("restream_from_stop", "old primary streaming again, from its app being stopped (s)", 3.0),
-    ("wall", "whole switchover wall time, prechecks included (s)", 4.0),
+    ("wall", "whole switchover: the command's wall (s)"),
+    ("cpu_net", "CPU seconds of the Salt processes, their idle rate subtracted"),
+    ("launch_to_first_part", "launch until the first node part began (s)"),
+    *((f"phase:{name}", f"node phase: {name} (s)") for name in NODE_PHASES),
+    ("last_part_to_exit", "the last node part's end until the command returned (s)"),
+    ("db_gap", "longest gap between acknowledged writes, direct to PostgreSQL (s)"),
+    ("app_gap", "longest gap between acknowledged writes, through the app (s)"),
+    ("app_outage", "app outage: pmfad stopping on the old primary until healthy on the new (s)"),
 )
 
 
-def summary(values: list[float]) -> dict:
+def summary(values: list) -> dict:
     values = [v for v in values if v is not None]
     if not values:
         return {"min": None, "median": None, "max": None}
     return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
-def run(count: int, loopback: bool = False, synchronous: str = "off") -> dict:
+def compiled(root: str) -> None:
+    """Bytecode for the product's modules, as pip writes it for an installed wheel."""
+    for name in CODE_DIRS:
+        compileall.compile_dir(os.path.join(root, name), quiet=1)
+
+
+def checkout(ref: str) -> tuple[str, str]:
+    """The product at git revision ``ref``, unpacked into a directory of its own."""
+    sha = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref], check=True, capture_output=True, text=True)
+    where = tempfile.mkdtemp(prefix=f"mfa-ha-{sha.stdout.strip()}-")
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", where], input=archive.stdout, check=True)
+    compiled(where)
+    return where, sha.stdout.strip()
+
+
+def idle_cpu_rate(salt_lab) -> float:
+    """CPU seconds per second the Salt processes spend with no switchover running."""
+    before, started = salt_lab.cpu_seconds(), time.monotonic()
+    time.sleep(IDLE_SECONDS)
+    return (salt_lab.cpu_seconds() - before) / (time.monotonic() - started)
+
+
+def run_version(count: int, loopback: bool, synchronous: str, label: str, code: str | None) -> tuple[list, dict]:
     runs = []
     with (
         netns.hosts_if_possible(loopback) as (network, unavailable),
         Lab(network=network, synchronous="strict" if synchronous == "on" else synchronous) as lab,
-        SaltLab(lab) as salt_lab,
+        SaltLab(lab, code=code) as salt_lab,
     ):
         where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
-        print(f"lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
+        print(f"{label}: lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
         salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
         if synchronous == "on":  # needs the witness, which needs a pair set up
             salt_lab.synchronous_on({"automatic": True})
         targets = [lab.dr.minion_id, lab.prod.minion_id]
         with Writers(lab) as writers:
-            for how in ("salt", "direct"):
+            idle = idle_cpu_rate(salt_lab)
+            print(f"{label}: Salt processes idle at {idle:.3f} CPU-s/s", flush=True)
+            ways = {**WAYS, **({} if code else {"direct": lambda _salt_lab, target: direct_switchover(lab, target)})}
+            for how, switchover in ways.items():
                 for i in range(count):
                     target = targets[i % 2]
-                    switch = salt_switchover(salt_lab, target) if how == "salt" else direct_switchover(lab, target)
-                    result, _ = measure(writers, how, target, switch)
-                    runs.append(result.as_dict())
+                    cpu = salt_lab.cpu_seconds if how != "direct" else None
+                    result, _ = measure(writers, f"{label} {how}", target, switchover(salt_lab, target), cpu)
+                    run = result.as_dict()
+                    run["cpu_net"] = round(run["cpu_s"] - idle * run["wall"], 3) if run["cpu_s"] is not None else None
+                    runs.append(run)
                     print(
-                        f"{how:6} #{i + 1:2} -> {target:11} wall {result.wall:6.3f} s  db gap {result.db_gap:5.3f} s  "
-                        f"app gap {result.app_gap:5.3f} s  outage {result.app_outage} s  restream {result.restream} s"
+                        f"{label} {how:11} #{i + 1:2} -> {target:11} wall {result.wall:6.3f} s  cpu {run['cpu_net']} s  "
+                        f"launch->part {result.launch_to_first_part} s  part->exit {result.last_part_to_exit} s  "
+                        f"db gap {result.db_gap:5.3f} s  outage {result.app_outage} s"
                         f"{'' if result.ok else '  FAILED: ' + result.error[-300:]}",
                         flush=True,
                     )
                     time.sleep(1)
         primary = next(n for n in lab.nodes if n.sql("SELECT NOT pg_is_in_recovery()")[0][0])
-        lost = writers.lost(primary)
-        acked = writers.acked()
-    stats = {
-        how: {key: summary([r[key] for r in runs if r["how"] == how]) for key, _, _ in METRICS}
-        for how in ("salt", "direct")
-    }
+        meta = {"hosts": where, "idle_cpu_per_s": round(idle, 3), "acked": writers.acked()}
+        meta["lost"] = {k: len(v) for k, v in writers.lost(primary).items()}
+    return runs, meta
+
+
+def value(run: dict, key: str):
+    if key.startswith("phase:"):
+        return (run.get("node_phases") or {}).get(key.split(":", 1)[1])
+    return run.get(key)
+
+
+def run(count: int, loopback: bool = False, synchronous: str = "off", vs: str | None = None) -> dict:
+    versions = {"this": None}  # its bytecode written by the bootstrap
+    if vs:
+        code, sha = checkout(vs)
+        versions[f"{vs} ({sha})"] = code
+    runs, meta = [], {}
+    for label, code in versions.items():
+        done, meta[label] = run_version(count, loopback, synchronous, label, code)
+        runs += done
+    columns = list(dict.fromkeys(r["how"] for r in runs))
     return {
         "count": count,
+        "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "hosts": where,
         "synchronous": synchronous,
+        "versions": meta,
         "runs": runs,
-        "stats": stats,
+        "stats": {c: {k: summary([value(r, k) for r in runs if r["how"] == c]) for k, _ in METRICS} for c in columns},
         "failed": sum(not r["ok"] for r in runs),
-        "acknowledged": acked,
-        "lost": {k: len(v) for k, v in lost.items()},
     }
 
 
 def markdown(result: dict) -> str:
+    columns = list(result["stats"])
     lines = [
         f"{result['count']} switchovers each way of running them, alternating direction, writers every 20 ms "
-        f"from the clients' host; synchronous replication {result['synchronous']}; the lab on {result['hosts']} ({result['machine']}).",
+        f"from the clients' host; synchronous replication {result['synchronous']}; {result['date']}, "
+        f"{result['machine']}. Medians, with min-max below.",
         "",
-        "| metric | Salt min / median / max | no Salt min / median / max | ratio of medians | target |",
-        "|---|---|---|---|---|",
+        "| metric | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
-    for key, title, target in METRICS:
-        salt, direct = result["stats"]["salt"][key], result["stats"]["direct"][key]
-        ratio = f"{salt['median'] / direct['median']:.1f}x" if salt["median"] and direct["median"] else "-"
+    for key, title in METRICS:
+        cells = []
+        for column in columns:
+            s = result["stats"][column][key]
+            cells.append("-" if s["median"] is None else f"{s['median']} ({s['min']}-{s['max']})")
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for label, meta in result["versions"].items():
         lines.append(
-            f"| {title} | {salt['min']} / {salt['median']} / {salt['max']} | "
-            f"{direct['min']} / {direct['median']} / {direct['max']} | {ratio} | "
-            f"{'<= ' + str(target) if target else '-'} |"
+            f"- {label}: lab on {meta['hosts']}; Salt processes idle at {meta['idle_cpu_per_s']} CPU-s/s; "
+            f"acknowledged writes {meta['acked']['app']} through the app, {meta['acked']['direct']} direct; "
+            f"lost {meta['lost']['app']} and {meta['lost']['direct']}."
         )
-    lines += [
-        "",
-        f"Acknowledged writes: {result['acknowledged']['app']} through the app, "
-        f"{result['acknowledged']['direct']} direct; lost: {result['lost']['app']} and "
-        f"{result['lost']['direct']}. Failed switchovers: {result['failed']}.",
-    ]
+    lines.append(f"- failed switchovers: {result['failed']}.")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     args = bench_arguments(__doc__, 10, __file__)
-    result = run(args.count, args.loopback, args.synchronous)
+    result = run(args.count, args.loopback, args.synchronous, args.vs)
     name = "switchover" if args.synchronous == "off" else f"switchover-{args.synchronous}"
     write_results(args.out, name, result, markdown(result))
-    if result["failed"] or any(result["lost"].values()):
+    if result["failed"] or any(any(m["lost"].values()) for m in result["versions"].values()):
         raise SystemExit(1)
 
 

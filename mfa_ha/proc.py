@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import select
 import subprocess
 import threading
 import time
@@ -79,7 +80,7 @@ def _collect(proc: subprocess.Popen, name: str, timeout: float, progress) -> tup
     deadline = time.monotonic() + timeout
     while True:
         try:
-            proc.wait(timeout=min(REPORT_EVERY, max(deadline - time.monotonic(), 0.01)))
+            _wait(proc, min(REPORT_EVERY, max(deadline - time.monotonic(), 0.01)))
             break
         except subprocess.TimeoutExpired:
             if time.monotonic() >= deadline:
@@ -92,6 +93,24 @@ def _collect(proc: subprocess.Popen, name: str, timeout: float, progress) -> tup
     for reader in readers:
         reader.join(timeout=timing.OUTPUT_DRAIN_SECONDS)
     return "".join(chunks["stdout"]), "".join(chunks["stderr"])
+
+
+def _wait(proc: subprocess.Popen, seconds: float) -> None:
+    """Until ``proc`` ends, or ``subprocess.TimeoutExpired`` after ``seconds``: woken by its
+    end itself where the kernel can tell (a pidfd, Linux 5.3+), not by ``Popen.wait``'s sleeps
+    of up to 50 ms between looks."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # AIX, an older kernel: Popen's own wait
+        proc.wait(timeout=seconds)
+        return
+    try:
+        ended = select.select([pidfd], [], [], seconds)[0]
+    finally:
+        os.close(pidfd)
+    if not ended:
+        raise subprocess.TimeoutExpired(proc.args, seconds)
+    proc.wait()
 
 
 def _drain(stream, into: list[str]) -> None:

@@ -335,12 +335,13 @@ class Lab:
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
 
-    def write_salt_tree(self) -> dict:
+    def write_salt_tree(self, formula: str | None = None) -> dict:
         """The master's ``file_roots``, ``pillar_roots``, ``ext_pillar`` and ``reactor`` for this
         lab. The pillar is the repository's example (``pillar/``, as shipped: its top file and
         ``mfa_ha.sls``), with only what this lab must have differently laid over it per minion
         id by an external pillar: the nodes' addresses and paths, the lab's TLS files and
-        password, the SRC stand-in, the alert file. The formula comes from the package."""
+        password, the SRC stand-in, the alert file. The formula comes from the package
+        (or from ``formula``, another version's)."""
         overrides, states_dir = os.path.join(self.root, "pillar-lab"), os.path.join(self.root, "states")
         os.makedirs(overrides, exist_ok=True)
         os.makedirs(states_dir, exist_ok=True)
@@ -356,7 +357,7 @@ class Lab:
             fh.write("base:\n" + "".join(f"  {n.minion_id}:\n    - mfa_ha\n" for n in self.nodes))
         return {
             "id": MASTER_ID,
-            "file_roots": {"base": [states_dir, FORMULA_ROOT]},
+            "file_roots": {"base": [states_dir, formula or FORMULA_ROOT]},
             "pillar_roots": {"base": [EXAMPLE_PILLAR]},
             "ext_pillar": [{"stack": stack}],
             "reactor": REACTORS,

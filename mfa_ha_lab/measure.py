@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from mfa_ha import app as applib
 from mfa_ha.adapters.pillar import validate_nodes
-from mfa_ha.monitoring.status import node_parts
+from mfa_ha.monitoring.status import phases
 from mfa_ha.pair import switchover as sw
 from mfa_ha.pair.service_address import Hooks
 from mfa_ha.postgres import synchronous
@@ -32,7 +32,7 @@ from mfa_ha_lab.writer import AppWriter, DbWriter, lost
 
 @dataclass
 class Measurement:
-    how: str  # "salt" | "direct"
+    how: str  # "runner" | "orchestrate" | "direct" (what ran it), with the code's version when compared
     target: str
     wall: float
     app_gap: float
@@ -42,6 +42,10 @@ class Measurement:
     restream_from_stop: float | None
     ok: bool
     error: str = ""
+    cpu_s: float | None = None  # CPU seconds of the Salt processes (SaltLab.cpu_seconds), background not subtracted
+    launch_to_first_part: float | None = None  # the command's launch until the first node part began (s)
+    last_part_to_exit: float | None = None  # the last node part's end until the command returned (s)
+    node_phases: dict | None = None  # the nodes' own phases (mfa_ha.monitoring.status.phases)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,11 +87,14 @@ class Writers:
         return {"app": len(self.app.acked), "direct": len(self.db.acked)}
 
 
-def measure(writers: Writers, how: str, target: str, run) -> tuple[Measurement, dict]:
-    """Time ``run()`` (which returns ``(ok, parts, error)``) inside the writers' stream."""
+def measure(writers: Writers, how: str, target: str, run, cpu=None) -> tuple[Measurement, dict]:
+    """Time ``run()`` (which returns ``(ok, parts, error)``) inside the writers' stream;
+    ``cpu()``: CPU seconds so far of what runs it (its difference is the switchover's)."""
+    cpu_before = cpu() if cpu else None
     started_mono, started_wall = time.monotonic(), time.time()
     ok, parts, error = run()
-    wall = time.monotonic() - started_mono
+    wall, ended_wall = time.monotonic() - started_mono, time.time()
+    cpu_s = round(cpu() - cpu_before, 3) if cpu else None
     writers.wait_acked_after(time.monotonic())  # the window closes on a write after the switch
     until = time.monotonic()
     marks = {p.get("part"): p.get("marks", {}) for p in parts.values() if isinstance(p, dict)}
@@ -103,8 +110,46 @@ def measure(writers: Writers, how: str, target: str, run) -> tuple[Measurement, 
         restream_from_stop=round(old["streaming"] - old["start"], 3) if old.get("streaming") else None,
         ok=ok,
         error=error,
+        cpu_s=cpu_s,
+        **part_spans(parts, started_wall, ended_wall),
     )
     return result, parts
+
+
+def part_spans(parts: dict, launched: float, returned: float) -> dict:
+    """Where a switchover's wall went: the launch until the first node part began, the nodes'
+    own phases, and the end of the last part until the command returned (wall clock)."""
+    marked = [p for p in parts.values() if isinstance(p, dict) and p.get("marks")]
+    if not marked:
+        return {}
+    begun = min(p["marks"]["start"] for p in marked if "start" in p["marks"])
+    ended = max(_part_end(p) for p in marked)
+    return {
+        "launch_to_first_part": round(begun - launched, 3),
+        "last_part_to_exit": round(returned - ended, 3),
+        "node_phases": phases(parts),
+    }
+
+
+def _part_end(part: dict) -> float:
+    marks = part["marks"]
+    end = max(v for v in marks.values() if isinstance(v, (int, float)))
+    if isinstance(part.get("seconds"), (int, float)) and "start" in marks:
+        end = max(end, marks["start"] + part["seconds"])
+    return end
+
+
+def node_parts(orchestrate_result: dict) -> dict:
+    """``{minion: part}`` from the switch step of a ``state.orchestrate`` return."""
+    data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
+    for steps in data.values():
+        if not isinstance(steps, dict):
+            continue
+        for step in steps.values():
+            ret = (step.get("changes") or {}).get("ret") if isinstance(step, dict) else None
+            if isinstance(ret, dict) and any(isinstance(v, dict) and "part" in v for v in ret.values()):
+                return ret
+    return {}
 
 
 def salt_switchover(salt_lab, target: str):
@@ -116,6 +161,18 @@ def salt_switchover(salt_lab, target: str):
         )
         ok = isinstance(ret, dict) and ret.get("retcode") == 0
         return ok, node_parts(ret or {}), "" if ok else str(ret)[-2000:]
+
+    return run
+
+
+def runner_switchover(salt_lab, target: str):
+    """``salt-run mfa_ha.switchover <target>`` (the operator's verb) through the real CLI."""
+
+    def run():
+        ret = salt_lab.run("mfa_ha.switchover", target, check=False)
+        ok = isinstance(ret, dict) and ret.get("retcode", 1) == 0 and salt_lab.last_returncode == 0
+        parts = (ret or {}).get("parts") if isinstance(ret, dict) else None
+        return ok, parts or {}, "" if ok else str(ret)[-2000:]
 
     return run
 
@@ -154,8 +211,8 @@ def direct_switchover(lab: Lab, target: str, hooks: Hooks | None = None):
 
 
 def bench_arguments(doc: str, default_count: int, script: str) -> argparse.Namespace:
-    """A benchmark's command line: ``-n``, ``--loopback``, ``--synchronous``, ``--out`` (default:
-    results/ beside it)."""
+    """A benchmark's command line: ``-n``, ``--loopback``, ``--synchronous``, ``--vs``, ``--out``
+    (default: results/ beside it)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=default_count)
     parser.add_argument("--loopback", action="store_true", help="all on this machine's loopback, no namespaces")
@@ -165,6 +222,7 @@ def bench_arguments(doc: str, default_count: int, script: str) -> argparse.Names
         default="off",
         help='mfa_ha:replication:synchronous ("on" with the unattended failover it needs: the master as witness)',
     )
+    parser.add_argument("--vs", metavar="REF", help="also run the product at this git revision, side by side")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(script)), "results"))
     return parser.parse_args()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -31,13 +32,17 @@ def _free_port() -> int:
 
 
 class SaltLab:
-    def __init__(self, lab: Lab, log_level: str = "warning"):
+    def __init__(self, lab: Lab, log_level: str = "warning", code: str | None = None):
+        """``code``: a checkout of mfa-ha whose product the daemons and the CLIs run instead of
+        the installed one (the benchmark's previous version); the lab itself stays this one."""
         self.lab = lab
         self.root = os.path.join(lab.root, "salt")
         self.master_dir = os.path.join(self.root, "master")
         self.log_level = log_level
         self.ports = {"publish_port": _free_port(), "ret_port": _free_port()}
         self.processes: dict[str, subprocess.Popen] = {}
+        self.code = code
+        self.env = {**os.environ, "PYTHONPATH": code} if code else None
 
     # -- configuration ----------------------------------------------------------------
     def _write_config(self, directory: str, name: str, config: dict) -> None:
@@ -46,7 +51,7 @@ class SaltLab:
             json.dump(config, fh, indent=2)  # JSON is YAML
 
     def configure(self, extra_master: dict | None = None) -> None:
-        trees = self.lab.write_salt_tree()
+        trees = self.lab.write_salt_tree(os.path.join(self.code, "salt") if self.code else None)
         # A silent link is noticed within ~11 s and the connection made again once it is back
         # (Salt's default keepalive idle is 300 s: a minion cut off for a minute stays deaf for minutes).
         common = {"user": "root", "log_level_logfile": "info", **MINION_KEEPALIVE}
@@ -114,6 +119,7 @@ class SaltLab:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=self.env,
         )
 
     def kill(self, name: str) -> None:
@@ -180,7 +186,7 @@ class SaltLab:
         command = [os.path.join(BIN_DIR, program), "-c", self.master_dir, f"--out={output}", *args]
         started = time.monotonic()
         with self.lab.on_host("master"):  # the operator works on the master's host
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30, env=self.env)
         self.last_seconds, self.last_returncode = time.monotonic() - started, done.returncode
         if output != "json":
             return done.stdout
@@ -199,6 +205,15 @@ class SaltLab:
     def run(self, function: str, *args, timeout: float = 600, check: bool = True, output: str = "json", **kwargs):
         extra = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in kwargs.items()]
         return self._cli("salt-run", [function, *args, *extra], timeout, check, output)
+
+    def cpu_seconds(self) -> float:
+        """CPU time so far of the daemons started here and every process of their sessions
+        (with what they reaped: their jobs and the commands those ran), and of the commands
+        this process ran and reaped (the CLIs). PostgreSQL, the app and the lab's services run
+        in sessions of their own and are not counted."""
+        sessions = {process.pid for process in self.processes.values()}
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return _session_ticks(sessions) / os.sysconf("SC_CLK_TCK") + reaped.ru_utime + reaped.ru_stime
 
     # -- pillar changes the way an operator makes them ---------------------------------------
     def apply_pillar(self, edit) -> None:
@@ -229,6 +244,21 @@ class SaltLab:
             time.sleep(0.5)
 
 
+def _session_ticks(sessions: set[int]) -> int:
+    """utime + stime + cutime + cstime of every live process in ``sessions`` (/proc/PID/stat)."""
+    ticks = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # gone meanwhile: its time is in its parent's cutime once reaped
+        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+        if int(fields[3]) in sessions:  # field 6: the session
+            ticks += sum(int(f) for f in fields[11:15])  # fields 14-17
+    return ticks
+
+
 def alert_lines(lab: Lab) -> list[str]:
     """The alerts the lab's nodes and master have sent, oldest first."""
     path = os.path.join(lab.root, "alerts.log")
@@ -251,6 +281,18 @@ def witness_armed(lab: Lab) -> bool:
 def promotable_since(lab: Lab, before: int) -> bool:
     """The master recorded the standby as holding every commit since alert line ``before``."""
     return any("promotable" in line and "holds every commit" in line for line in alert_lines(lab)[before:])
+
+
+def recorded_promotable(lab: Lab, node: str) -> bool:
+    """The master's last word on ``node`` (as alerted) is that it holds every commit: after
+    the last time it was recorded as behind (by the witness, or by a switchover's prechecks)."""
+    lines = alert_lines(lab)
+
+    def last(*patterns) -> int:
+        return max((i for i, line in enumerate(lines) if any(p in line for p in patterns)), default=-1)
+
+    behind = last(f"{node} stopped acknowledging", f"{node} recorded as not promotable")
+    return last(f"{node} holds every commit") > behind
 
 
 def _last_json(text: str):

@@ -31,3 +31,7 @@ chmod 755 "$(dirname "$VENV")" "$VENV"
 # scripts/constraints.txt holds this machine's quirks (the registry's newest certifi is older than Salt 3008.5 needs).
 "$VENV/bin/pip" install -q --disable-pip-version-check -c "$REPO/scripts/constraints.txt" -e "$REPO[test,docs]" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/python" -c 'import salt.version, mfa_ha; print("bootstrap: salt", salt.version.__version__, "in", "'"$VENV"'")'
+# Bytecode for the product's modules, as pip writes it for an installed wheel (an editable
+# install has none, and PYTHONDONTWRITEBYTECODE keeps each process compiling them again).
+"$VENV/bin/python" -m compileall -q -j 0 "$REPO/mfa_ha" "$REPO/_modules" "$REPO/_states" "$REPO/_runners" \
+  "$REPO/_beacons" "$REPO/_engines" "$REPO/_output" >/dev/null

@@ -11,7 +11,6 @@ from mfa_ha.postgres.naming import slot_name
 from mfa_ha.roles import accepts_writes
 
 # salt.function records a minion that never returned as False (or this text, by Salt release)
-NO_RETURN = "Minion did not return"
 
 COLUMNS = (
     ("node", "node"),
@@ -209,19 +208,6 @@ def table(data) -> str:
 
 
 # -- switchover report ------------------------------------------------------------------------
-def node_parts(orchestrate_result: dict) -> dict:
-    """``{minion: part}`` from the switch step of a ``state.orchestrate`` return."""
-    data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
-    for steps in data.values():
-        if not isinstance(steps, dict):
-            continue
-        for step in steps.values():
-            ret = (step.get("changes") or {}).get("ret") if isinstance(step, dict) else None
-            if isinstance(ret, dict) and any(isinstance(v, dict) and "part" in v for v in ret.values()):
-                return ret
-    return {}
-
-
 def phases(parts: dict) -> dict[str, float]:
     """Seconds per phase from the nodes' wall-clock marks."""
     old = next((p["marks"] for p in parts.values() if isinstance(p, dict) and p.get("part") == "old primary"), {})
@@ -238,43 +224,36 @@ def phases(parts: dict) -> dict[str, float]:
 
 
 def precheck_lines(orchestrate_result: dict) -> list[str]:
-    """Each precheck of the orchestration's first step, with what it measured."""
+    """Each precheck of an orchestration's first step, with what it measured."""
     data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
     for steps in data.values():
         for step in steps.values() if isinstance(steps, dict) else []:
             decision = ((step or {}).get("changes") or {}).get("return") if isinstance(step, dict) else None
             if isinstance(decision, dict) and "checks" in decision:
-                return [f"{'ok ' if c['ok'] else 'FAILED '} {c['check']}: {c['measured']}" for c in decision["checks"]]
+                return check_lines(decision)
     return []
 
 
-def switch_report(orchestrate_result: dict, started: float) -> dict:
-    parts = node_parts(orchestrate_result)
+def check_lines(decision: dict) -> list[str]:
+    """Each check of a decision (``as_dict``), with what it measured."""
+    return [f"{'ok ' if c['ok'] else 'FAILED '} {c['check']}: {c['measured']}" for c in decision.get("checks") or []]
+
+
+def switch_report(parts: dict, ok: bool, started: float) -> dict:
+    """The switch as the nodes' parts tell it (``{minion: part}``, the parts that returned;
+    ``ok``: every node's did): each phase's seconds, the whole, and the old primary's
+    zero-loss proof."""
     timings = phases(parts)
-    ok = (orchestrate_result or {}).get("retcode", 1) == 0
     lines = [f"{name}: {seconds:.3f} s" for name, seconds in timings.items()]
     lines.append(f"whole switchover: {time.monotonic() - started:.3f} s ({'done' if ok else 'FAILED'})")
     old = next((p for p in parts.values() if isinstance(p, dict) and p.get("part") == "old primary"), {})
     proof = {k: old.get(k) for k in ("shutdown_checkpoint", "timeline_switch", "zero_loss_proof", "rewind")}
-    marks = {m: {"part": p.get("part"), "marks": p.get("marks")} for m, p in parts.items() if isinstance(p, dict)}
+    marks = {
+        m: {"part": p.get("part"), "marks": p.get("marks"), "seconds": p.get("seconds")}
+        for m, p in parts.items()
+        if isinstance(p, dict)
+    }
     return {"ok": ok, "phases": lines, "timings": timings, "old_primary": proof, "parts": marks}
-
-
-REQUISITE_FAILED = "One or more requisite failed"  # Salt's comment on a step it did not run
-
-
-def switch_answers(orchestrate_result: dict) -> dict | None:
-    """``{minion: return}`` of every node that answered the switch step (a part, or its
-    error); None when the switch step did not run (refused prechecks)."""
-    data = orchestrate_result.get("data", orchestrate_result) if isinstance(orchestrate_result, dict) else {}
-    for steps in data.values():
-        for step in steps.values() if isinstance(steps, dict) else []:
-            if isinstance(step, dict) and step.get("__id__") == "switch":
-                if str(step.get("comment", "")).startswith(REQUISITE_FAILED):  # the prechecks refused
-                    return None
-                returns = (step.get("changes") or {}).get("ret") or {}
-                return {m: r for m, r in returns.items() if r is not False and not str(r).startswith(NO_RETURN)}
-    return None
 
 
 def after_failure(nodes: dict, answers: dict, gathered: dict) -> list[str]:

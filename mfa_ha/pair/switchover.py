@@ -324,6 +324,22 @@ def take_over(
     return open_for_business(server, app_cfg, me, others, hooks, bound.step(), clock, result)
 
 
+def switch_step(settings: dict, timeout=None) -> float:
+    """Each step of a node's part: ``timeout``, else ``mfa_ha:switchover:timeout``, else
+    ``timing.SWITCH_STEP_SECONDS``."""
+    return float(timeout or settings.get("timeout") or timing.SWITCH_STEP_SECONDS)
+
+
+def switch_job_seconds(settings: dict, app_cfg, timeout=None) -> int:
+    """How long the master waits for the switch job: ``mfa_ha:switchover:job_timeout`` when
+    set, else the longest node part (``switch_step``), pmfad's stop before it and the
+    return's way back."""
+    if settings.get("job_timeout"):
+        return int(settings["job_timeout"])
+    app_stop = timing.app_stop_bound(app_cfg.timeout, app_cfg.manager)
+    return int(timing.switch_job_bound(switch_step(settings, timeout), app_stop))
+
+
 def part_deadline(step: float, what: str) -> Deadline:
     """A node's switchover part: each step bounded by ``step``, all of them by
     ``timing.switch_part_bound``."""

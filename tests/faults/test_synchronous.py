@@ -15,7 +15,7 @@ import pytest
 from mfa_ha.unattended import lease
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.lab import Lab
-from mfa_ha_lab.salt_daemons import promotable_since
+from mfa_ha_lab.salt_daemons import promotable_since, recorded_promotable
 from tests.faults.common import (
     AUTOMATIC,
     CONVERGE_WITHIN,
@@ -51,23 +51,13 @@ def lab(net):
     net.undelay()
 
 
-def recorded_promotable(lab) -> bool:
-    """The master's last word on the standby (as alerted) is that it holds every commit."""
-    lines = alerts(lab)
-    last = {
-        word: max((i for i, line in enumerate(lines) if word in line), default=-1)
-        for word in ("holds every commit", "recorded as not promotable")
-    }
-    return last["holds every commit"] > last["recorded as not promotable"]
-
-
 def sync_standby(primary) -> bool:
     return primary.sql("SELECT sync_state FROM pg_stat_replication") == [("sync",)]
 
 
 def settled(lab, primary, standby) -> None:
     wait_until(lambda: converged(lab, primary, standby) and sync_standby(primary), CONVERGE_WITHIN, "the pair in sync")
-    wait_until(lambda: recorded_promotable(lab), 120, "the standby recorded as holding every commit")
+    wait_until(lambda: recorded_promotable(lab, standby.minion_id), 120, "the standby recorded as holding every commit")
 
 
 @pytest.fixture(scope="module")

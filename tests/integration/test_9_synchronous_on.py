@@ -13,6 +13,7 @@ import pytest
 
 from mfa_ha.unattended import lease
 from mfa_ha_lab.lab import APP_DB, MASTER_ID
+from mfa_ha_lab.salt_daemons import recorded_promotable
 from tests.faults.common import alerts, witness_armed
 from tests.integration.test_6_synchronous import by_role, names, switch_there_and_back_under_writers, sync_column
 from tests.support import wait_for
@@ -64,10 +65,6 @@ def test_each_node_names_its_peer_and_status_shows_the_standby_sync(synchronous_
     wait_for(lambda: sync_column(salt_run)[standby.minion_id] == "sync", what="the standby sync in mfa_ha.status")
 
 
-def last_line(lab, *words) -> int:
-    return max((i for i, line in enumerate(alerts(lab)) if all(w in line for w in words)), default=-1)
-
-
 def test_a_switchover_there_and_back_keeps_it_and_loses_nothing(synchronous_on, salt_run):
     """Each switch records the old primary as not promotable before the new primary takes
     writes without waiting for it; the new primary's keeper names it again, and the master
@@ -79,12 +76,9 @@ def test_a_switchover_there_and_back_keeps_it_and_loses_nothing(synchronous_on, 
         assert recorded_since(lab, before, f"{node.minion_id} recorded as not promotable"), node.minion_id
     _, standby = by_role(lab)
     wait_for(
-        lambda: (
-            last_line(lab, standby.minion_id, "holds every commit")
-            > last_line(lab, standby.minion_id, "recorded as not promotable")
-        ),
+        lambda: recorded_promotable(lab, standby.minion_id),
         timeout=60,
-        what="the old primary recorded as promotable again",
+        what="the old primary recorded promotable again",
     )
 
 
