@@ -327,16 +327,19 @@ def switchover(target, timeout=None, at=None):
     """
     if at is not None:
         return _schedule_switchover(target, at)
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     _progress(f"prechecks, then the switch to {target}")
     pillar = _pillar()
     validate_pillar(pillar)
     nodes = validate_nodes(pillar.get("nodes"))
     with _ended_if_unfinished(target, started, float(timeout) if timeout else None):
-        decision, answers = _switch(pillar, nodes, target)
+        decision = _prechecks(pillar, nodes, target, None, record_old_primary=True)
+        prechecked = time.time()
+        answers = _switch(pillar, nodes, target, decision)
     parts = {n: a for n, a in (answers or {}).items() if isinstance(a, dict)}
     result = cluster.switch_report(parts, answers is not None and set(parts) == set(nodes), started)
     result["prechecks"] = cluster.check_lines(decision.as_dict())
+    result["runner"] = {"began": round(began, 3), "prechecks_s": round(prechecked - began, 3)}  # wall clock
     for line in result["phases"]:
         _progress(line)
     switch = result["old_primary"].get("timeline_switch")
@@ -353,20 +356,20 @@ def switchover(target, timeout=None, at=None):
     return _with_retcode(result, master.EXIT_REFUSED if answers is None else master.EXIT_FAILED)
 
 
-def _switch(pillar, nodes, target):
-    """The prechecks, then (when they let it through) every node's part in one job:
-    ``(decision, {node: part or its error})``, the answers None when refused."""
-    decision = _prechecks(pillar, nodes, target, None, record_old_primary=True)
+def _switch(pillar, nodes, target, decision):
+    """After the prechecks' ``decision``: every node's part in one job (``{node: part or its
+    error}``), or None when they refused (then the old primary of a switch that failed once it
+    stopped comes back)."""
     for line in cluster.check_lines(decision.as_dict()):
         _progress(line)
     _progress(decision.summary)
     if decision.action not in GO_ACTIONS:
-        resume(target, nodes)  # only after a switch that failed once the old primary stopped
-        return decision, None
+        resume(target, nodes)
+        return None
     settings = pillar.get("switchover") or {}
     seconds = sw.switch_job_seconds(settings, app_config(pillar.get("pmfad")))
     drop = f"drop_synchronous={_synchronous_mode(pillar) == 'on'}"  # the prechecks recorded the old primary
-    return decision, _cmd(sorted(nodes), "pgrepl.switchover", [target, drop], seconds)
+    return _cmd(sorted(nodes), "pgrepl.switchover", [target, drop], seconds)
 
 
 @contextlib.contextmanager

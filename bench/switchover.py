@@ -7,9 +7,12 @@ called in-process with no Salt at all (the physical floor). For each: the comman
 the CPU seconds of every Salt process (the CLI, the master, the minions and what they run;
 the idle rate measured before subtracted), where the wall went (launch to the first node
 part, the nodes' own phases, the last part's end to the command's exit), the longest gap
-between acknowledged writes and the app's outage. With ``--vs REF`` the same lab runs the
-product at git revision REF too (the daemons and CLIs import it; the lab is this one), and
-the table puts both side by side. Writes ``bench/results/switchover.json`` and ``.md``.
+between acknowledged writes and the app's outage. With ``--vs REF`` the product at git
+revision REF runs too, side by side: N rounds, in each of which every version in turn starts
+its own master and minions on the same lab (the daemons and CLIs import that version; the
+lab, its servers and the writers are this one's) and runs one switchover each way, so a
+machine that gets slower or faster meanwhile weighs on both alike. Writes
+``bench/results/switchover.json`` and ``.md``.
 
     bash bench/switchover                        # installs what it needs, then runs this
     bash bench/switchover -n 20 --vs v0.1.0      # against a previous release, side by side
@@ -43,7 +46,8 @@ from mfa_ha_lab.salt_daemons import SaltLab
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_DIRS = ("mfa_ha", "_modules", "_states", "_runners", "_beacons", "_engines", "_output")
-IDLE_SECONDS = 10  # the Salt processes' background CPU is measured this long before the first switchover
+IDLE_SECONDS = 10  # the Salt processes' background CPU is measured this long before each round's switchovers
+SETTLE_SECONDS = 5  # after the daemons start
 WAYS = {"runner": runner_switchover, "orchestrate": salt_switchover}
 NODE_PHASES = (
     "app stopped on the old primary",
@@ -55,7 +59,12 @@ NODE_PHASES = (
 METRICS = (
     ("wall", "whole switchover: the command's wall (s)"),
     ("cpu_net", "CPU seconds of the Salt processes, their idle rate subtracted"),
+    ("cpu:cli", "of which salt-run (and what it ran)"),
+    ("cpu:master", "of which the master (idle rate not subtracted)"),
+    ("cpu:minions", "of which the two minions (idle rate not subtracted)"),
     ("launch_to_first_part", "launch until the first node part began (s)"),
+    ("runner_start", "of which: salt-run starting, until the runner function began (s)"),
+    ("prechecks", "of which: the runner's prechecks: pillar, status job, decision (s)"),
     *((f"phase:{name}", f"node phase: {name} (s)") for name in NODE_PHASES),
     ("last_part_to_exit", "the last node part's end until the command returned (s)"),
     ("db_gap", "longest gap between acknowledged writes, direct to PostgreSQL (s)"),
@@ -94,48 +103,57 @@ def idle_cpu_rate(salt_lab) -> float:
     return (salt_lab.cpu_seconds() - before) / (time.monotonic() - started)
 
 
-def run_version(count: int, loopback: bool, synchronous: str, label: str, code: str | None) -> tuple[list, dict]:
-    runs = []
-    with (
-        netns.hosts_if_possible(loopback) as (network, unavailable),
-        Lab(network=network, synchronous="strict" if synchronous == "on" else synchronous) as lab,
-        SaltLab(lab, code=code) as salt_lab,
-    ):
-        where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
-        print(f"{label}: lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
-        salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
-        if synchronous == "on":  # needs the witness, which needs a pair set up
-            salt_lab.synchronous_on({"automatic": True})
-        targets = [lab.dr.minion_id, lab.prod.minion_id]
-        with Writers(lab) as writers:
-            idle = idle_cpu_rate(salt_lab)
-            print(f"{label}: Salt processes idle at {idle:.3f} CPU-s/s", flush=True)
-            ways = {**WAYS, **({} if code else {"direct": lambda _salt_lab, target: direct_switchover(lab, target)})}
-            for how, switchover in ways.items():
-                for i in range(count):
-                    target = targets[i % 2]
-                    cpu = salt_lab.cpu_seconds if how != "direct" else None
-                    result, _ = measure(writers, f"{label} {how}", target, switchover(salt_lab, target), cpu)
-                    run = result.as_dict()
-                    run["cpu_net"] = round(run["cpu_s"] - idle * run["wall"], 3) if run["cpu_s"] is not None else None
-                    runs.append(run)
-                    print(
-                        f"{label} {how:11} #{i + 1:2} -> {target:11} wall {result.wall:6.3f} s  cpu {run['cpu_net']} s  "
-                        f"launch->part {result.launch_to_first_part} s  part->exit {result.last_part_to_exit} s  "
-                        f"db gap {result.db_gap:5.3f} s  outage {result.app_outage} s"
-                        f"{'' if result.ok else '  FAILED: ' + result.error[-300:]}",
-                        flush=True,
-                    )
-                    time.sleep(1)
-        primary = next(n for n in lab.nodes if n.sql("SELECT NOT pg_is_in_recovery()")[0][0])
-        meta = {"hosts": where, "idle_cpu_per_s": round(idle, 3), "acked": writers.acked()}
-        meta["lost"] = {k: len(v) for k, v in writers.lost(primary).items()}
-    return runs, meta
+def switch_to_standby(lab, writers, salt_lab, label: str, how: str, idle: float) -> dict:
+    """One switchover to whichever node is the standby now, measured."""
+    target = next(n.minion_id for n in lab.nodes if n.sql("SELECT pg_is_in_recovery()")[0][0])
+    if how == "direct":
+        switchover, cpu = direct_switchover(lab, target), None
+    else:
+        switchover, cpu = WAYS[how](salt_lab, target), salt_lab.cpu_seconds
+    before = salt_lab.cpu_by_process() if salt_lab else {}
+    result, _ = measure(writers, f"{label} {how}", target, switchover, cpu)
+    after = salt_lab.cpu_by_process() if salt_lab else {}
+    run = result.as_dict()
+    run["cpu_net"] = round(run["cpu_s"] - idle * run["wall"], 3) if run["cpu_s"] is not None else None
+    run["cpu_by_process"] = {name: round(after[name] - before.get(name, 0.0), 3) for name in after}
+    print(
+        f"{label} {how:11} -> {target:11} wall {result.wall:6.3f} s  cpu {run['cpu_net']} s  "
+        f"launch->part {result.launch_to_first_part} s  part->exit {result.last_part_to_exit} s  "
+        f"db gap {result.db_gap:5.3f} s  outage {result.app_outage} s"
+        f"{'' if result.ok else '  FAILED: ' + result.error[-300:]}",
+        flush=True,
+    )
+    time.sleep(1)
+    return run
+
+
+def rounds(lab, writers, versions: dict, count: int, synchronous: str) -> tuple[list, dict]:
+    """``count`` rounds; in each, every version in turn runs one switchover each way, its
+    daemons started anew on the same lab (PostgreSQL, the app and the writers keep running),
+    so a machine that grows slower or faster meanwhile weighs on every version alike."""
+    runs, idle = [], {}
+    for i in range(count):
+        for label, code in versions.items():
+            with SaltLab(lab, code=code) as salt_lab:
+                if not runs and synchronous == "on":  # needs the witness, which needs a pair set up
+                    salt_lab.synchronous_on({"automatic": True})
+                time.sleep(SETTLE_SECONDS)  # the daemons' own start-up work done
+                idle.setdefault(label, []).append(idle_cpu_rate(salt_lab))
+                print(f"round {i + 1}: {label}: Salt processes idle at {idle[label][-1]:.3f} CPU-s/s", flush=True)
+                runs += [switch_to_standby(lab, writers, salt_lab, label, how, idle[label][-1]) for how in WAYS]
+    return runs, {label: round(statistics.median(rates), 3) for label, rates in idle.items()}
 
 
 def value(run: dict, key: str):
     if key.startswith("phase:"):
         return (run.get("node_phases") or {}).get(key.split(":", 1)[1])
+    if key.startswith("cpu:"):
+        spent = run.get("cpu_by_process") or {}
+        if not spent:
+            return None
+        if key == "cpu:minions":
+            return round(sum(v for name, v in spent.items() if name not in ("cli", "master")), 3)
+        return spent.get(key.split(":", 1)[1])
     return run.get(key)
 
 
@@ -144,17 +162,30 @@ def run(count: int, loopback: bool = False, synchronous: str = "off", vs: str | 
     if vs:
         code, sha = checkout(vs)
         versions[f"{vs} ({sha})"] = code
-    runs, meta = [], {}
-    for label, code in versions.items():
-        done, meta[label] = run_version(count, loopback, synchronous, label, code)
-        runs += done
+    with (
+        netns.hosts_if_possible(loopback) as (network, unavailable),
+        Lab(network=network, synchronous="strict" if synchronous == "on" else synchronous) as lab,
+    ):
+        where = "hosts of their own (network namespaces)" if network else f"loopback ({unavailable})"
+        print(f"lab on {where}: prod {lab.prod.address}, dr {lab.dr.address}", flush=True)
+        with SaltLab(lab) as salt_lab:
+            salt_lab.run("state.orchestrate", "mfa_ha.orch.setup")
+        with Writers(lab) as writers:
+            runs, idle = rounds(lab, writers, versions, count, synchronous)
+            runs += [switch_to_standby(lab, writers, None, "this", "direct", 0.0) for _ in range(count)]
+        primary = next(n for n in lab.nodes if n.sql("SELECT NOT pg_is_in_recovery()")[0][0])
+        lost = {k: len(v) for k, v in writers.lost(primary).items()}
+        acked = writers.acked()
     columns = list(dict.fromkeys(r["how"] for r in runs))
     return {
         "count": count,
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "hosts": where,
         "synchronous": synchronous,
-        "versions": meta,
+        "idle_cpu_per_s": idle,
+        "acknowledged": acked,
+        "lost": lost,
         "runs": runs,
         "stats": {c: {k: summary([value(r, k) for r in runs if r["how"] == c]) for k, _ in METRICS} for c in columns},
         "failed": sum(not r["ok"] for r in runs),
@@ -177,14 +208,14 @@ def markdown(result: dict) -> str:
             s = result["stats"][column][key]
             cells.append("-" if s["median"] is None else f"{s['median']} ({s['min']}-{s['max']})")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for label, meta in result["versions"].items():
-        lines.append(
-            f"- {label}: lab on {meta['hosts']}; Salt processes idle at {meta['idle_cpu_per_s']} CPU-s/s; "
-            f"acknowledged writes {meta['acked']['app']} through the app, {meta['acked']['direct']} direct; "
-            f"lost {meta['lost']['app']} and {meta['lost']['direct']}."
-        )
-    lines.append(f"- failed switchovers: {result['failed']}.")
+    lines += [
+        "",
+        f"- lab on {result['hosts']}; the Salt processes idle at "
+        + ", ".join(f"{label} {rate}" for label, rate in result["idle_cpu_per_s"].items())
+        + " CPU-s/s (median of each round's 10 s).",
+        f"- acknowledged writes {result['acknowledged']['app']} through the app, {result['acknowledged']['direct']} "
+        f"direct; lost {result['lost']['app']} and {result['lost']['direct']}; failed switchovers {result['failed']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -193,7 +224,7 @@ def main() -> None:
     result = run(args.count, args.loopback, args.synchronous, args.vs)
     name = "switchover" if args.synchronous == "off" else f"switchover-{args.synchronous}"
     write_results(args.out, name, result, markdown(result))
-    if result["failed"] or any(any(m["lost"].values()) for m in result["versions"].values()):
+    if result["failed"] or any(result["lost"].values()):
         raise SystemExit(1)
 
 

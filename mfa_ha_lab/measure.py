@@ -44,6 +44,8 @@ class Measurement:
     error: str = ""
     cpu_s: float | None = None  # CPU seconds of the Salt processes (SaltLab.cpu_seconds), background not subtracted
     launch_to_first_part: float | None = None  # the command's launch until the first node part began (s)
+    runner_start: float | None = None  # of which: the launch until the runner function began (s)
+    prechecks: float | None = None  # of which: the runner's prechecks (pillar, status job, decision) (s)
     last_part_to_exit: float | None = None  # the last node part's end until the command returned (s)
     node_phases: dict | None = None  # the nodes' own phases (mfa_ha.monitoring.status.phases)
 
@@ -119,15 +121,20 @@ def measure(writers: Writers, how: str, target: str, run, cpu=None) -> tuple[Mea
 def part_spans(parts: dict, launched: float, returned: float) -> dict:
     """Where a switchover's wall went: the launch until the first node part began, the nodes'
     own phases, and the end of the last part until the command returned (wall clock)."""
+    runner = parts.get("runner") or {}
+    spans = {}
+    if runner.get("began"):
+        spans = {"runner_start": round(runner["began"] - launched, 3), "prechecks": runner.get("prechecks_s")}
     marked = [p for p in parts.values() if isinstance(p, dict) and p.get("marks")]
     if not marked:
-        return {}
+        return spans
     begun = min(p["marks"]["start"] for p in marked if "start" in p["marks"])
     ended = max(_part_end(p) for p in marked)
     return {
+        **spans,
         "launch_to_first_part": round(begun - launched, 3),
         "last_part_to_exit": round(returned - ended, 3),
-        "node_phases": phases(parts),
+        "node_phases": phases({n: p for n, p in parts.items() if n != "runner"}),
     }
 
 
@@ -171,8 +178,10 @@ def runner_switchover(salt_lab, target: str):
     def run():
         ret = salt_lab.run("mfa_ha.switchover", target, check=False)
         ok = isinstance(ret, dict) and ret.get("retcode", 1) == 0 and salt_lab.last_returncode == 0
-        parts = (ret or {}).get("parts") if isinstance(ret, dict) else None
-        return ok, parts or {}, "" if ok else str(ret)[-2000:]
+        parts = dict((ret or {}).get("parts") or {}) if isinstance(ret, dict) else {}
+        if isinstance(ret, dict) and ret.get("runner"):
+            parts["runner"] = ret["runner"]  # not a node: how long the runner took to start and to precheck
+        return ok, parts, "" if ok else str(ret)[-2000:]
 
     return run
 

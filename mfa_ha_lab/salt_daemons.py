@@ -211,9 +211,14 @@ class SaltLab:
         (with what they reaped: their jobs and the commands those ran), and of the commands
         this process ran and reaped (the CLIs). PostgreSQL, the app and the lab's services run
         in sessions of their own and are not counted."""
-        sessions = {process.pid for process in self.processes.values()}
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """``cpu_seconds`` split: ``cli`` (what this process reaped), then each daemon's session."""
         reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return _session_ticks(sessions) / os.sysconf("SC_CLK_TCK") + reaped.ru_utime + reaped.ru_stime
+        ticks = _session_ticks({process.pid: name for name, process in self.processes.items()})
+        per_tick = 1 / os.sysconf("SC_CLK_TCK")
+        return {"cli": reaped.ru_utime + reaped.ru_stime, **{name: t * per_tick for name, t in ticks.items()}}
 
     # -- pillar changes the way an operator makes them ---------------------------------------
     def apply_pillar(self, edit) -> None:
@@ -244,9 +249,10 @@ class SaltLab:
             time.sleep(0.5)
 
 
-def _session_ticks(sessions: set[int]) -> int:
-    """utime + stime + cutime + cstime of every live process in ``sessions`` (/proc/PID/stat)."""
-    ticks = 0
+def _session_ticks(sessions: dict[int, str]) -> dict[str, int]:
+    """utime + stime + cutime + cstime of every live process in each session (/proc/PID/stat),
+    by the session's name."""
+    ticks = dict.fromkeys(sessions.values(), 0)
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
@@ -254,8 +260,9 @@ def _session_ticks(sessions: set[int]) -> int:
         except OSError:
             continue  # gone meanwhile: its time is in its parent's cutime once reaped
         fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
-        if int(fields[3]) in sessions:  # field 6: the session
-            ticks += sum(int(f) for f in fields[11:15])  # fields 14-17
+        session = int(fields[3])  # field 6
+        if session in sessions:
+            ticks[sessions[session]] += sum(int(f) for f in fields[11:15])  # fields 14-17
     return ticks
 
 
