@@ -441,10 +441,11 @@ def _end_unfinished(report: dict) -> None:
     """Print ``report`` as salt-run would (its ``--out``) and end the process: the thread that
     waits on the master cannot be interrupted."""
     log.error("mfa_ha.switchover: %s", report["unfinished"])
-    try:
-        salt.output.display_output(report, __opts__.get("output") or "nested", __opts__)
+    try:  # to the real stdout: the waiting thread may have sent sys.stdout to stderr meanwhile (master.cmd)
+        with contextlib.redirect_stdout(sys.__stdout__):
+            salt.output.display_output(report, __opts__.get("output") or "nested", __opts__)
     finally:
-        sys.stdout.flush()
+        sys.__stdout__.flush()
         os._exit(1)
 
 

@@ -6,6 +6,8 @@ import signal
 import threading
 import time
 
+from mfa_ha.app import app_config
+from mfa_ha.pair import switchover as sw
 from mfa_ha_lab.checker import Checker, wait_until
 from mfa_ha_lab.salt_daemons import alert_lines as alerts
 from mfa_ha_lab.salt_daemons import witness_armed
@@ -16,10 +18,25 @@ AUTOMATIC = {"automatic": True, "lease_seconds": 10, "margin_seconds": 32}  # fa
 OBSERVE = 45  # s a fault is held where nothing may happen: past lease + margin, and the receiver's 30 s timeout
 
 
+# How long a switch may take before the master gives up on a node that does not answer: the
+# switch job's own bound as the lab's master computes it (its pillar has no mfa_ha:pmfad), and
+# the status of every node after it.
+SWITCH_WAIT = sw.switch_job_seconds({}, app_config({})) + 60
+
+
 def switchover(salt_lab, target):
     return salt_lab.run(
-        "state.orchestrate", "mfa_ha.orch.switchover", pillar={"mfa_ha": {"target": target}}, timeout=300, check=False
+        "state.orchestrate",
+        "mfa_ha.orch.switchover",
+        pillar={"mfa_ha": {"target": target}},
+        timeout=SWITCH_WAIT,
+        check=False,
     )
+
+
+def switchover_verb(salt_lab, target):
+    """``salt-run mfa_ha.switchover <target>``, as an operator types it."""
+    return salt_lab.run("mfa_ha.switchover", target, timeout=SWITCH_WAIT, check=False)
 
 
 def in_background(function, *args):

@@ -17,6 +17,7 @@ from mfa_ha.postgres import keptaside
 from mfa_ha_lab.checker import Checker, wait_until
 from tests.faults.common import (
     CONVERGE_WITHIN,
+    SWITCH_WAIT,
     converged,
     divergent_named,
     hold_before_promotion,
@@ -27,6 +28,7 @@ from tests.faults.common import (
     roles,
     switch_there_and_back,
     switchover,
+    switchover_verb,
 )
 from tests.support import find_with_key, record
 
@@ -55,7 +57,7 @@ def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
         wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         kill_postmaster(lab.dr)
-        thread.join(timeout=400)
+        thread.join(timeout=SWITCH_WAIT + 60)
         assert result["value"].get("retcode") != 0
         assert lab.prod.app_pid() is None and not lab.prod.is_running()  # no primary: nothing accepts writes
         rerun = switchover(salt_lab, "server_dr")  # the documented command
@@ -86,7 +88,7 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
         net.cut("dc1", "dc2")
         fault_at = time.monotonic()
         try:
-            thread.join(timeout=400)
+            thread.join(timeout=SWITCH_WAIT + 60)
             assert result["value"].get("retcode") != 0
             assert role(lab.dr) == "standby" and not lab.prod.is_running()
         finally:
@@ -120,7 +122,7 @@ def test_new_primary_postgres_killed_right_after_its_promotion(lab, salt_lab):
         wait_until(lambda: role(target) == "primary", 90, "the target's promotion", interval=0.01)
         fault_at = time.monotonic()
         kill_postmaster(target)
-        thread.join(timeout=400)
+        thread.join(timeout=SWITCH_WAIT + 60)
         assert result["value"].get("retcode") != 0, str(result["value"])[-2000:]
         assert old.app_pid() is None and (not old.is_running() or role(old) == "standby")
         lab.start_db(target)  # the target's host is repaired
@@ -156,7 +158,7 @@ def test_old_primary_postgres_killed_while_it_re_attaches(lab, salt_lab):
         )
         fault_at = time.monotonic()
         kill_postmaster(old)
-        thread.join(timeout=400)
+        thread.join(timeout=SWITCH_WAIT + 60)
         assert role(target) == "primary" and target.app_pid()
         rerun = switchover(salt_lab, target.minion_id)  # the documented command
         assert rerun.get("retcode") == 0, str(rerun)[-3000:]
@@ -182,11 +184,11 @@ def test_target_minion_killed_mid_switch(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
         hold_before_promotion(lab.dr)
-        thread, result = in_background(lambda: salt_lab.run("mfa_ha.switchover", "server_dr", timeout=300, check=False))
+        thread, result = in_background(switchover_verb, salt_lab, "server_dr")
         wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         salt_lab.kill("server_dr")
-        thread.join(timeout=400)
+        thread.join(timeout=SWITCH_WAIT + 60)
         reported_after = time.monotonic() - fault_at
         report = result["value"] or {}
         assert report.get("retcode") == 1 and report.get("ok") is False, str(report)[-2000:]
@@ -289,22 +291,20 @@ def test_old_primary_minion_killed_before_it_re_attached(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
         target.sql("SELECT pg_wal_replay_pause()")
-        thread, result = in_background(
-            lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)
-        )
+        thread, result = in_background(switchover_verb, salt_lab, target.minion_id)
         wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         salt_lab.kill(old.minion_id)
         target.sql("SELECT pg_wal_replay_resume()")
         wait_until(lambda: role(target) == "primary" and target.app_pid(), 90, "the target promoted and serving")
-        thread.join(timeout=400)
+        thread.join(timeout=SWITCH_WAIT + 60)
         reported_after = time.monotonic() - fault_at
         report = result["value"] or {}
         assert report.get("retcode") == 1 and report.get("ok") is False, str(report)[-2000:]
         assert f"no answer to the switch from {old.minion_id}" in report.get("after", []), report.get("after")
         assert not old.is_running() and old.app_pid() is None
         salt_lab.start_minion(old.minion_id)
-        rerun = salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)  # documented
+        rerun = switchover_verb(salt_lab, target.minion_id)  # documented
         assert rerun.get("retcode") == 0, str(rerun)[-2000:]
         wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
         converge_s = time.monotonic() - fault_at
@@ -332,9 +332,7 @@ def test_master_killed_mid_switch(lab, salt_lab):
     with Checker(lab) as checker:
         wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
         target.sql("SELECT pg_wal_replay_pause()")
-        thread, result = in_background(
-            lambda: salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)
-        )
+        thread, result = in_background(switchover_verb, salt_lab, target.minion_id)
         wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
         fault_at = time.monotonic()
         salt_lab.kill("master")
@@ -347,7 +345,7 @@ def test_master_killed_mid_switch(lab, salt_lab):
         assert salt_lab.last_returncode != 0, result.get("value")
         assert "unknown: the master went away" in str(result.get("value")), result.get("value")
         salt_lab.start_master()
-        rerun = salt_lab.run("mfa_ha.switchover", target.minion_id, timeout=300, check=False)  # documented
+        rerun = switchover_verb(salt_lab, target.minion_id)  # documented
         assert rerun.get("retcode") == 0, str(rerun)[-2000:]
         assert converged(lab, target, old)
         converge_s = time.monotonic() - fault_at
