@@ -4,7 +4,8 @@ and Prometheus scrapes for metrics.
 
 - ``GET /primary``: 200 only on a primary the pair agrees on; 503 on a standby, on a primary
   whose lease keeper is fencing it or whose lease ran out (also while paused), and on a
-  primary in split brain (the other node is a primary on the same or a newer timeline).
+  primary in split brain (the other node is a primary on the same or a newer timeline, or was
+  last seen as one and has not answered since).
 - ``GET /replica[?lag=<bytes>]``: 200 on a standby that streams, replaying within ``lag``.
 - ``GET /health``: 200 while PostgreSQL answers and the node is not being fenced.
 - ``GET /metrics``: the Prometheus text format.
@@ -155,8 +156,7 @@ class Observer:
 
     def _ask_peer(self) -> None:
         while not self._stop.is_set():
-            answer = self._peer_role()
-            self._peer = {**answer, "at": self.clock()}
+            self._peer = peer_record(self._peer, self._peer_role(), self.clock())
             self._stop.wait(timing.ENDPOINT_PEER_SECONDS)
 
     def _peer_role(self) -> dict:
@@ -181,6 +181,17 @@ class Observer:
             return {"reachable": False, "error": str(err).strip()}
         finally:
             conn.close()
+
+
+def peer_record(previous: dict, answer: dict, now: float) -> dict:
+    """The other node's latest answer, and when it was last seen as a primary (on which
+    timeline). Only an answer overrules that sighting: a peer that stops answering (a busy
+    link, a connect timeout) is not thereby a standby."""
+    if answer.get("reachable"):
+        seen = {"timeline": answer.get("timeline"), "at": now} if answer.get("primary") else None
+    else:
+        seen = previous.get("seen_primary")
+    return {**answer, "at": now, "seen_primary": seen}
 
 
 def this_boots(path: str) -> dict:
@@ -247,7 +258,16 @@ def primary_answer(reading: dict) -> Answer:
         return a
     recent = reading["now"] - peer["at"] <= PEER_ANSWER_VALID_SECONDS
     if not (recent and peer.get("reachable")):
-        a.check("no other primary", True, f"the other node is unreachable ({peer.get('error', 'no recent answer')})")
+        seen = peer.get("seen_primary") or {}
+        newer = bool(seen) and (seen.get("timeline") or 0) >= (pg.get("timeline") or 0)
+        a.check(
+            "no other primary",
+            not newer,
+            f"the other node, last seen {round(reading['now'] - seen['at'], 1)} s ago as a primary on timeline "
+            f"{seen.get('timeline')}, does not answer now ({peer.get('error', 'no recent answer')})"
+            if newer
+            else f"the other node is unreachable ({peer.get('error', 'no recent answer')})",
+        )
         return a
     stale = peer.get("primary") and (peer.get("timeline") or 0) >= (pg.get("timeline") or 0)
     a.check(

@@ -48,9 +48,34 @@ def test_a_primary_beside_a_primary_on_the_same_or_a_newer_timeline_is_not():
 
 
 def test_a_peer_answer_too_old_counts_as_unreachable():
-    old = reading(peer={"reachable": True, "primary": True, "timeline": 9})
+    old = reading(peer={"reachable": True, "primary": False, "timeline": None})
     old["peer"]["at"] = old["now"] - endpoint.PEER_ANSWER_VALID_SECONDS - 1
     assert endpoint.primary_answer(old).status == 200
+
+
+def test_a_peer_last_seen_as_a_newer_primary_keeps_the_503_while_it_does_not_answer():
+    seen = endpoint.peer_record({}, {"reachable": True, "primary": True, "timeline": 4}, now=90.0)
+    for silent in ({"reachable": False, "error": "timeout expired"}, {"reachable": False, "error": "refused"}):
+        seen = endpoint.peer_record(seen, silent, now=95.0)
+    assert seen["seen_primary"] == {"timeline": 4, "at": 90.0}
+    answer = endpoint.primary_answer({**reading(), "peer": seen})
+    assert failed(answer) == ["no other primary"] and "last seen 10.0 s ago as a primary on timeline 4" in str(
+        answer.checks_as_dicts()
+    )
+    too_old = {**reading(), "peer": {**seen, "at": 100.0 - endpoint.PEER_ANSWER_VALID_SECONDS - 1}}
+    assert endpoint.primary_answer(too_old).status == 503
+
+    older = endpoint.peer_record({}, {"reachable": True, "primary": True, "timeline": 2}, now=90.0)
+    older = endpoint.peer_record(older, {"reachable": False, "error": "refused"}, now=95.0)
+    assert endpoint.primary_answer({**reading(), "peer": older}).status == 200  # it is the stale one
+
+
+def test_only_an_answer_clears_the_sighting_of_another_primary():
+    seen = endpoint.peer_record({}, {"reachable": True, "primary": True, "timeline": 4}, now=90.0)
+    standby = endpoint.peer_record(seen, {"reachable": True, "primary": False, "timeline": None}, now=91.0)
+    assert standby["seen_primary"] is None
+    cut = endpoint.peer_record(standby, {"reachable": False, "error": "refused"}, now=92.0)
+    assert endpoint.primary_answer({**reading(), "peer": cut}).status == 200
 
 
 def test_a_standby_or_a_stopped_server_is_not_the_primary():
