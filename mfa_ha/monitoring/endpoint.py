@@ -3,9 +3,10 @@ mfa_ha.monitoring.endpoint --config FILE``) that a load balancer polls to find t
 and Prometheus scrapes for metrics.
 
 - ``GET /primary``: 200 only on a primary the pair agrees on; 503 on a standby, on a primary
-  whose lease keeper is fencing it or whose lease ran out (also while paused), and on a
-  primary in split brain (the other node is a primary on the same or a newer timeline, or was
-  last seen as one and has not answered since).
+  whose lease keeper is fencing it or whose lease ran out (also while paused), on a primary
+  that started after the other node was last asked, and on a primary in split brain (the
+  other node is a primary on the same or a newer timeline, or was last seen as one and has
+  not answered since).
 - ``GET /replica[?lag=<bytes>]``: 200 on a standby that streams, replaying within ``lag``.
 - ``GET /health``: 200 while PostgreSQL answers and the node is not being fenced.
 - ``GET /metrics``: the Prometheus text format.
@@ -156,7 +157,8 @@ class Observer:
 
     def _ask_peer(self) -> None:
         while not self._stop.is_set():
-            self._peer = peer_record(self._peer, self._peer_role(), self.clock())
+            asked = time.time()  # beside PostgreSQL's start time: the same host's wall clock
+            self._peer = peer_record(self._peer, self._peer_role(), self.clock(), asked)
             self._stop.wait(timing.ENDPOINT_PEER_SECONDS)
 
     def _peer_role(self) -> dict:
@@ -183,15 +185,16 @@ class Observer:
             conn.close()
 
 
-def peer_record(previous: dict, answer: dict, now: float) -> dict:
-    """The other node's latest answer, and when it was last seen as a primary (on which
-    timeline). Only an answer overrules that sighting: a peer that stops answering (a busy
-    link, a connect timeout) is not thereby a standby."""
+def peer_record(previous: dict, answer: dict, now: float, asked: float = 0.0) -> dict:
+    """The other node's latest answer (``now``: when it came, on the observer's clock;
+    ``asked``: when it was asked, wall clock), and when the other node was last seen as a
+    primary (on which timeline). Only an answer overrules that sighting: a peer that stops
+    answering (a busy link, a connect timeout) is not thereby a standby."""
     if answer.get("reachable"):
         seen = {"timeline": answer.get("timeline"), "at": now} if answer.get("primary") else None
     else:
         seen = previous.get("seen_primary")
-    return {**answer, "at": now, "seen_primary": seen}
+    return {**answer, "at": now, "asked": asked, "seen_primary": seen}
 
 
 def this_boots(path: str) -> dict:
@@ -255,6 +258,11 @@ def primary_answer(reading: dict) -> Answer:
     peer = reading.get("peer") or {}
     if peer.get("at") is None:
         a.check("no other primary", False, "the other node not asked yet")
+        return a
+    if (peer.get("asked") or 0) < (pg.get("started_at") or 0):
+        # a primary that just started may be a crashed one, replaced while it was down: the
+        # answer in hand may be older than that replacement
+        a.check("no other primary", False, "the other node not asked since this server started")
         return a
     recent = reading["now"] - peer["at"] <= PEER_ANSWER_VALID_SECONDS
     if not (recent and peer.get("reachable")):

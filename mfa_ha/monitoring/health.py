@@ -68,6 +68,7 @@ def thresholds(config: dict) -> Thresholds:
 READ_SQL = f"""
 SELECT json_build_object(
   'role', CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END,
+  'started_at', extract(epoch FROM pg_postmaster_start_time()),
   'timeline', CASE WHEN pg_is_in_recovery()
                    THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()),
                                  (SELECT received_tli FROM pg_stat_wal_receiver))

@@ -117,6 +117,16 @@ def test_no_200_before_the_other_node_was_asked():
     assert failed(endpoint.primary_answer(fresh)) == ["no other primary"]
 
 
+def test_a_primary_that_just_started_waits_for_an_answer_asked_after_its_start():
+    started = {**PRIMARY, "started_at": 1000.0}
+    standby_peer = {"reachable": True, "primary": False, "timeline": None}
+    before = reading(pg=started, peer={**standby_peer, "asked": 999.5})  # asked while it was down
+    assert failed(endpoint.primary_answer(before)) == ["no other primary"]
+    assert "not asked since this server started" in str(endpoint.primary_answer(before).checks_as_dicts())
+    after = reading(pg=started, peer={**standby_peer, "asked": 1000.5})
+    assert endpoint.primary_answer(after).status == 200
+
+
 def test_the_keepers_records_of_another_boot_are_not_read(tmp_path, monkeypatch):
     path = tmp_path / "keeper.json"
     path.write_text('{"at": 5.0, "action": "hold", "boot": "another"}')
