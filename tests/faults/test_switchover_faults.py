@@ -47,6 +47,7 @@ def test_planned_switchover_under_load(lab, salt_lab):
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
 
+@pytest.mark.slow
 def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
     """kill -9 of the target's postgres once the old primary has stopped: the old primary
     stays stopped (the target's fate is unknown to it); the re-run brings it back."""
@@ -76,6 +77,7 @@ def test_target_postgres_killed_after_the_old_primary_stopped(lab, salt_lab):
     assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
 
 
+@pytest.mark.slow
 def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
     """The DC link goes silent once the old primary has stopped and before the target
     promoted: the old primary cannot reach the target and stays stopped, the target cannot
@@ -215,7 +217,9 @@ def master_log(salt_lab, word):
         return "\n".join(line.rstrip() for line in fh if word in line)
 
 
-@pytest.mark.parametrize("pollers", [0, 4], ids=["quiet master", "four status pollers"])
+@pytest.mark.parametrize(
+    "pollers", [pytest.param(0, id="quiet master"), pytest.param(4, id="four status pollers", marks=pytest.mark.slow)]
+)
 def test_failover_while_the_old_primary_is_cut_off_then_its_link_returns(lab, salt_lab, net, pollers):
     """DC1 cut off from DC2 and from the master, still reachable by the clients: the
     operator confirms the primary lost and fails over to dr. Two primaries then take writes
@@ -469,6 +473,7 @@ def status_jobs_overlapping_the_fence(path: str, since: float) -> int:
     )
 
 
+@pytest.mark.slow
 def test_old_primary_minion_starting_while_status_jobs_run_is_fenced(lab, salt_lab):
     """On hosts of their own: the primary's host crashes (postgres and its
     minion killed), the operator confirms a failover; the host comes back and something

@@ -31,6 +31,7 @@ from tests.faults.common import (
 from tests.support import record
 
 
+@pytest.mark.slow
 def test_with_the_option_off_nothing_automatic_happens(lab, salt_lab, net):
     """The default: the primary's data centre cut off from the other and from the master for
     longer than a lease and its margin: no failover, no fence, no witness alert."""
@@ -59,6 +60,7 @@ def automatic(lab, salt_lab):
     return AUTOMATIC
 
 
+@pytest.mark.slow
 def test_paused_the_primary_site_cut_off_is_neither_fenced_nor_failed_over_and_unpause_waits_for_it(
     lab, salt_lab, net, automatic
 ):
@@ -172,6 +174,7 @@ def test_faults_the_primary_survives_change_nothing(lab, salt_lab, net, automati
     assert no_failover_since(lab, before)
 
 
+@pytest.mark.slow
 def test_a_flapping_link_faster_than_the_lease_changes_nothing(lab, salt_lab, net, automatic):
     """Cut for half a lease, restored for 4 s, five times. The keeper needs one proven contact
     per lease; the keepers' heartbeats prove it within a poll of the link's return, where the

@@ -68,7 +68,10 @@ def endpoint(pair, salt_cli):
 
 
 def primary_and_standby(lab):
-    primary = next(n for n in lab.nodes if role(n) == "primary")
+    """The pair's primary and standby; a clear failure when it is not one of each."""
+    roles = {n.minion_id: role(n) for n in lab.nodes}
+    assert sorted(roles.values()) == ["primary", "standby"], f"not a pair of a primary and a standby: {roles}"
+    primary = next(n for n in lab.nodes if roles[n.minion_id] == "primary")
     return primary, next(n for n in lab.nodes if n is not primary)
 
 
