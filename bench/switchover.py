@@ -5,7 +5,8 @@ verb (``salt-run mfa_ha.switchover``), the orchestration (``salt-run state.orche
 mfa_ha.orch.switchover``), both with a real master and minions, and the same two node parts
 called in-process with no Salt at all (the physical floor). For each: the command's wall,
 the CPU seconds of every Salt process (the CLI, the master, the minions and what they run;
-the idle rate measured before subtracted), where the wall went (launch to the first node
+the idle rate measured before subtracted), beside two floors any runner pays (``salt-run``
+with nothing to do; ``salt-run`` with one job on both nodes), where the wall went (launch to the first node
 part, the nodes' own phases, the last part's end to the command's exit), the longest gap
 between acknowledged writes and the app's outage. With ``--vs REF`` the product at git
 revision REF runs too, side by side: N rounds, in each of which every version in turn starts
@@ -103,6 +104,27 @@ def idle_cpu_rate(salt_lab) -> float:
     return (salt_lab.cpu_seconds() - before) / (time.monotonic() - started)
 
 
+def floors(lab, salt_lab, label: str, idle: float) -> list[dict]:
+    """What any runner pays before it does its own work, beside which the verb's wall and CPU
+    are read: ``salt-run`` starting and ending with nothing to do, and ``salt-run`` publishing
+    one job to both nodes and collecting their returns."""
+    nodes = ",".join(n.minion_id for n in lab.nodes)
+    commands = {
+        "floor: salt-run alone": ("test.arg",),
+        "floor: salt-run, one job on both nodes": ("salt.execute", nodes, "test.ping"),
+    }
+    runs = []
+    for name, command in commands.items():
+        cpu_before, started = salt_lab.cpu_seconds(), time.monotonic()
+        salt_lab.run(*command, **({"tgt_type": "list"} if len(command) > 1 else {}))
+        wall = time.monotonic() - started
+        cpu = salt_lab.cpu_seconds() - cpu_before
+        runs.append(
+            {"how": f"{label} {name}", "ok": True, "wall": round(wall, 3), "cpu_net": round(cpu - idle * wall, 3)}
+        )
+    return runs
+
+
 def switch_to_standby(lab, writers, salt_lab, label: str, how: str, idle: float) -> dict:
     """One switchover to whichever node is the standby now, measured."""
     target = next(n.minion_id for n in lab.nodes if n.sql("SELECT pg_is_in_recovery()")[0][0])
@@ -141,6 +163,7 @@ def rounds(lab, writers, versions: dict, count: int, synchronous: str) -> tuple[
                 idle.setdefault(label, []).append(idle_cpu_rate(salt_lab))
                 print(f"round {i + 1}: {label}: Salt processes idle at {idle[label][-1]:.3f} CPU-s/s", flush=True)
                 runs += [switch_to_standby(lab, writers, salt_lab, label, how, idle[label][-1]) for how in WAYS]
+                runs += floors(lab, salt_lab, label, idle[label][-1])
     return runs, {label: round(statistics.median(rates), 3) for label, rates in idle.items()}
 
 

@@ -80,6 +80,59 @@ def converged(lab, primary, standby) -> bool:
     )
 
 
+def dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net, old, target, settle) -> tuple[dict, float]:
+    """A switchover struck once the old primary stopped and before the target promoted: the
+    DC link goes silent. The switch fails and nothing serves; link back, the documented re-run
+    resumes the old primary. ``settle(primary, standby)`` waits for the pair as the case wants
+    it. Returns the checker's figures and the seconds from the fault to a settled pair."""
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
+        hold_before_promotion(target)
+        thread, result = in_background(switchover, salt_lab, target.minion_id)
+        wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
+        net.cut("dc1", "dc2")
+        fault_at = time.monotonic()
+        try:
+            thread.join(timeout=SWITCH_WAIT + 60)
+            assert result["value"].get("retcode") != 0
+            assert role(target) == "standby" and not old.is_running()
+        finally:
+            net.restore("dc1", "dc2")
+            target.sql("SELECT pg_wal_replay_resume()")
+        rerun = switchover(salt_lab, target.minion_id)  # the documented command
+        assert "comes back as the primary" in str(rerun)
+        settle(old, target)
+        converge_s = time.monotonic() - fault_at
+    return checker.report(old), converge_s
+
+
+def new_primary_killed_after_its_promotion(lab, salt_lab, old, target, settle) -> tuple[dict, float]:
+    """kill -9 of the target's postgres the moment it accepts writes: the switch fails and the
+    old primary never takes writes; the target's host repaired (its server started again),
+    the documented re-run finishes the switch. ``settle`` and the answer as above."""
+    with Checker(lab) as checker:
+        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
+        thread, result = in_background(switchover, salt_lab, target.minion_id)
+        wait_until(lambda: role(target) == "primary", 90, "the target's promotion", interval=0.01)
+        fault_at = time.monotonic()
+        kill_postmaster(target)
+        thread.join(timeout=SWITCH_WAIT + 60)
+        assert result["value"].get("retcode") != 0, str(result["value"])[-2000:]
+        assert old.app_pid() is None and (not old.is_running() or role(old) == "standby")
+        lab.start_db(target)  # the target's host is repaired
+        rerun = switchover(salt_lab, target.minion_id)  # the documented command
+        assert rerun.get("retcode") == 0, str(rerun)[-3000:]
+        settle(target, old)
+        converge_s = time.monotonic() - fault_at
+    return checker.report(target), converge_s
+
+
+def assert_nothing_lost(figures: dict) -> None:
+    """No acknowledged write lost, never two primaries, never pmfad on two nodes."""
+    assert figures["lost_direct"] == figures["lost_app"] == 0
+    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+
+
 def switch_there_and_back(lab, salt_lab, checker, settled=lambda primary, standby: True) -> list[dict]:
     """A switchover to the standby and back under the checker's writers: each succeeds and
     converges (and is ``settled``); per switch, the command's wall and the longest write gaps."""

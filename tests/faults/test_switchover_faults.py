@@ -18,11 +18,14 @@ from mfa_ha_lab.checker import Checker, wait_until
 from tests.faults.common import (
     CONVERGE_WITHIN,
     SWITCH_WAIT,
+    assert_nothing_lost,
     converged,
+    dc_link_cut_once_the_old_primary_stopped,
     divergent_named,
     hold_before_promotion,
     in_background,
     kill_postmaster,
+    new_primary_killed_after_its_promotion,
     rejoin_converges,
     role,
     roles,
@@ -82,33 +85,14 @@ def test_dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net):
     """The DC link goes silent once the old primary has stopped and before the target
     promoted: the old primary cannot reach the target and stays stopped, the target cannot
     prove the shutdown checkpoint and stays a standby. Link back, the re-run resumes."""
-    with Checker(lab) as checker:
-        wait_until(lambda: checker.direct["server_prod"].acked, 30, "the checker's first acknowledgements")
-        hold_before_promotion(lab.dr)
-        thread, result = in_background(switchover, salt_lab, "server_dr")
-        wait_until(lambda: not lab.prod.is_running(), 60, "the old primary to stop")
-        net.cut("dc1", "dc2")
-        fault_at = time.monotonic()
-        try:
-            thread.join(timeout=SWITCH_WAIT + 60)
-            assert result["value"].get("retcode") != 0
-            assert role(lab.dr) == "standby" and not lab.prod.is_running()
-        finally:
-            net.restore("dc1", "dc2")
-            lab.dr.sql("SELECT pg_wal_replay_resume()")
-        rerun = switchover(salt_lab, "server_dr")  # the documented command
-        assert "comes back as the primary" in str(rerun)
-        wait_until(lambda: converged(lab, lab.prod, lab.dr), CONVERGE_WITHIN, "prod primary again, dr streaming")
-        converge_s = time.monotonic() - fault_at
-    figures = checker.report(lab.prod)
+    figures, converge_s = dc_link_cut_once_the_old_primary_stopped(lab, salt_lab, net, lab.prod, lab.dr, settle(lab))
     record(
         "DC link cut after the old primary stopped, before the target promoted",
         outcome="switch not done; the re-run resumed the old primary",
         converge_s=round(converge_s, 1),
         **figures,
     )
-    assert figures["lost_direct"] == figures["lost_app"] == 0
-    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+    assert_nothing_lost(figures)
 
 
 def test_new_primary_postgres_killed_right_after_its_promotion(lab, salt_lab):
@@ -118,21 +102,7 @@ def test_new_primary_postgres_killed_right_after_its_promotion(lab, salt_lab):
     timeline); the old primary, configured as its standby, never takes writes; the documented
     re-run finishes the switch."""
     old, target = roles(lab)
-    with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
-        thread, result = in_background(switchover, salt_lab, target.minion_id)
-        wait_until(lambda: role(target) == "primary", 90, "the target's promotion", interval=0.01)
-        fault_at = time.monotonic()
-        kill_postmaster(target)
-        thread.join(timeout=SWITCH_WAIT + 60)
-        assert result["value"].get("retcode") != 0, str(result["value"])[-2000:]
-        assert old.app_pid() is None and (not old.is_running() or role(old) == "standby")
-        lab.start_db(target)  # the target's host is repaired
-        rerun = switchover(salt_lab, target.minion_id)  # the documented command
-        assert rerun.get("retcode") == 0, str(rerun)[-3000:]
-        wait_until(lambda: converged(lab, target, old), CONVERGE_WITHIN, "the target primary, the old one streaming")
-        converge_s = time.monotonic() - fault_at
-    figures = checker.report(target)
+    figures, converge_s = new_primary_killed_after_its_promotion(lab, salt_lab, old, target, settle(lab))
     record(
         "new primary's postgres killed (-9) right after its promotion",
         outcome="switch failed; the target's "
@@ -140,8 +110,14 @@ def test_new_primary_postgres_killed_right_after_its_promotion(lab, salt_lab):
         converge_s=round(converge_s, 1),
         **figures,
     )
-    assert figures["lost_direct"] == figures["lost_app"] == 0
-    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+    assert_nothing_lost(figures)
+
+
+def settle(lab):
+    """The pair converged: one primary with pmfad, the other streaming from it."""
+    return lambda primary, standby: wait_until(
+        lambda: converged(lab, primary, standby), CONVERGE_WITHIN, f"{primary.minion_id} primary, the other streaming"
+    )
 
 
 def test_old_primary_postgres_killed_while_it_re_attaches(lab, salt_lab):

@@ -20,20 +20,18 @@ from tests.faults.common import (
     AUTOMATIC,
     CONVERGE_WITHIN,
     OBSERVE,
-    SWITCH_WAIT,
     alerts,
+    assert_nothing_lost,
     converged,
     cut_off,
-    hold_before_promotion,
-    in_background,
-    kill_postmaster,
+    dc_link_cut_once_the_old_primary_stopped,
+    new_primary_killed_after_its_promotion,
     no_failover_since,
     restore,
     role,
     roles,
     site_cut_off_fails_over,
     switch_there_and_back,
-    switchover,
 )
 from tests.support import record
 
@@ -192,25 +190,9 @@ def test_dc_link_cut_once_the_old_primary_stopped_loses_nothing(lab, salt_lab, n
     serves; link back, the documented re-run resumes the old primary, its standby sync again."""
     old, target = roles(lab)
     settled(lab, old, target)
-    with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
-        hold_before_promotion(target)
-        thread, result = in_background(switchover, salt_lab, target.minion_id)
-        wait_until(lambda: not old.is_running(), 60, "the old primary to stop")
-        net.cut("dc1", "dc2")
-        fault_at = time.monotonic()
-        try:
-            thread.join(timeout=SWITCH_WAIT + 60)
-            assert result["value"].get("retcode") != 0
-            assert role(target) == "standby" and not old.is_running()
-        finally:
-            net.restore("dc1", "dc2")
-            target.sql("SELECT pg_wal_replay_resume()")
-        rerun = switchover(salt_lab, target.minion_id)  # the documented command
-        assert "comes back as the primary" in str(rerun)
-        settled(lab, old, target)
-        converge_s = time.monotonic() - fault_at
-    figures = checker.report(old)
+    figures, converge_s = dc_link_cut_once_the_old_primary_stopped(
+        lab, salt_lab, net, old, target, lambda primary, standby: settled(lab, primary, standby)
+    )
     record(
         'synchronous "on", automatic on: DC link cut after the old primary stopped, before the target promoted',
         outcome="switch not done; the re-run resumed the old primary, its standby sync again",
@@ -218,8 +200,7 @@ def test_dc_link_cut_once_the_old_primary_stopped_loses_nothing(lab, salt_lab, n
         wan_rtt_ms=lab.wan_rtt_ms,
         **figures,
     )
-    assert figures["lost_direct"] == figures["lost_app"] == 0
-    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+    assert_nothing_lost(figures)
 
 
 @pytest.mark.slow
@@ -229,21 +210,9 @@ def test_new_primary_killed_right_after_its_promotion_loses_nothing(lab, salt_la
     switch, the old primary its sync standby."""
     old, target = roles(lab)
     settled(lab, old, target)
-    with Checker(lab) as checker:
-        wait_until(lambda: checker.direct[old.minion_id].acked, 30, "the checker's first acknowledgements")
-        thread, result = in_background(switchover, salt_lab, target.minion_id)
-        wait_until(lambda: role(target) == "primary", 90, "the target's promotion", interval=0.01)
-        fault_at = time.monotonic()
-        kill_postmaster(target)
-        thread.join(timeout=SWITCH_WAIT + 60)
-        assert result["value"].get("retcode") != 0, str(result["value"])[-2000:]
-        assert old.app_pid() is None and (not old.is_running() or role(old) == "standby")
-        lab.start_db(target)  # the target's host is repaired
-        rerun = switchover(salt_lab, target.minion_id)  # the documented command
-        assert rerun.get("retcode") == 0, str(rerun)[-3000:]
-        settled(lab, target, old)
-        converge_s = time.monotonic() - fault_at
-    figures = checker.report(target)
+    figures, converge_s = new_primary_killed_after_its_promotion(
+        lab, salt_lab, old, target, lambda primary, standby: settled(lab, primary, standby)
+    )
     record(
         'synchronous "on", automatic on: new primary\'s postgres killed (-9) right after its promotion',
         outcome="switch failed; the target's server started again, the re-run finished the switch, the old "
@@ -252,5 +221,4 @@ def test_new_primary_killed_right_after_its_promotion_loses_nothing(lab, salt_la
         wan_rtt_ms=lab.wan_rtt_ms,
         **figures,
     )
-    assert figures["lost_direct"] == figures["lost_app"] == 0
-    assert figures["two_primary_ms"] == 0 and figures["pmfad_on_two_nodes_ms"] == 0
+    assert_nothing_lost(figures)
