@@ -129,6 +129,7 @@ class SaltLab:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+        _wait_group_gone(process.pid, time.monotonic() + 30)
 
     def start_minion(self, minion_id: str, timeout: float = 120) -> None:
         """Start a minion again (after ``kill``) on its node's host, and wait until it answers."""
@@ -166,9 +167,11 @@ class SaltLab:
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                _wait_group_gone(process.pid, deadline)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+                _wait_group_gone(process.pid, time.monotonic() + 10)
         self.processes.clear()
 
     def __enter__(self) -> SaltLab:
@@ -247,6 +250,20 @@ class SaltLab:
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"the witness did not arm and record the standby promotable within {timeout:g} s")
             time.sleep(0.5)
+
+
+def _wait_group_gone(pgid: int, deadline: float) -> None:
+    """Until no process of the group that ``pgid`` leads is left (a daemon's children end
+    after it: a new daemon started before they did would find its sockets taken). Raises
+    TimeoutExpired at ``deadline``."""
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(f"process group {pgid}", 0)
+        time.sleep(0.05)
 
 
 def _session_ticks(sessions: dict[int, str]) -> dict[str, int]:
