@@ -128,8 +128,9 @@ class SaltLab:
         process = self.processes[name]
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            _end_group(process.pid, time.monotonic() + 30)
         process.wait(timeout=30)
-        _wait_group_gone(process.pid, time.monotonic() + 30)
 
     def start_minion(self, minion_id: str, timeout: float = 120) -> None:
         """Start a minion again (after ``kill``) on its node's host, and wait until it answers."""
@@ -160,18 +161,17 @@ class SaltLab:
 
     def stop(self, timeout: float = 30) -> None:
         """Stop what was started here, by PID: the process groups of the daemons."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+        signalled = [process for process in self.processes.values() if process.poll() is None]
+        for process in signalled:
+            os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
+        for process in signalled:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                _wait_group_gone(process.pid, deadline)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
-                _wait_group_gone(process.pid, time.monotonic() + 10)
+            _end_group(process.pid, deadline)
         self.processes.clear()
 
     def __enter__(self) -> SaltLab:
@@ -252,17 +252,25 @@ class SaltLab:
             time.sleep(0.5)
 
 
-def _wait_group_gone(pgid: int, deadline: float) -> None:
-    """Until no process of the group that ``pgid`` leads is left (a daemon's children end
-    after it: a new daemon started before they did would find its sockets taken). Raises
-    TimeoutExpired at ``deadline``."""
+def _end_group(pgid: int, deadline: float) -> None:
+    """Wait until no process is left in the group whose leader (started here) was just reaped:
+    its children end after it, and a daemon started again before they did would find its
+    sockets taken. What is left at ``deadline`` gets SIGKILL and a few more seconds. Only
+    for a leader that was alive a moment ago: its group id cannot yet name anyone else's."""
+    try:
+        _group_alive_until(pgid, deadline)
+        os.killpg(pgid, signal.SIGKILL)
+        _group_alive_until(pgid, time.monotonic() + 5)
+    except ProcessLookupError:
+        return
+
+
+def _group_alive_until(pgid: int, deadline: float) -> None:
+    """Returns at ``deadline`` if the group still has a process; ProcessLookupError once it has none."""
     while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
+        os.killpg(pgid, 0)
         if time.monotonic() >= deadline:
-            raise subprocess.TimeoutExpired(f"process group {pgid}", 0)
+            return
         time.sleep(0.05)
 
 

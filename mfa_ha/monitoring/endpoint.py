@@ -117,13 +117,15 @@ class Observer:
     request within ``ENDPOINT_CACHE_SECONDS``, and the other node's role, asked beside the
     requests every ``ENDPOINT_PEER_SECONDS`` (a request never waits on an unreachable peer)."""
 
-    def __init__(self, config: dict, clock=time.monotonic):
+    def __init__(self, config: dict, clock=time.monotonic, seen_primary: dict | None = None):
         self.config = config
         self.server = Server(postgres_config(config["postgres"]), TlsConfig(**config["tls"]))
         self.clock = clock
         self._lock = threading.Lock()
         self._last: tuple[float, dict] | None = None
-        self._peer: dict = {"reachable": False, "error": "not asked yet", "at": None}
+        self._peer: dict = {"reachable": False, "error": "not asked yet", "at": None, "seen_primary": seen_primary}
+        self._pg_started: float | None = None  # PostgreSQL's start time as it last answered
+        self._pg_start_noticed: float | None = None  # when a reading first showed that start
         self._stop = threading.Event()
         self._asker = threading.Thread(target=self._ask_peer, daemon=True)
 
@@ -141,13 +143,21 @@ class Observer:
                 self._last = (now, self._read(now))
             return self._last[1]
 
+    def seen_primary(self) -> dict | None:
+        """The other node's last sighting as a primary, for the observer that replaces this one."""
+        return self._peer.get("seen_primary")
+
     def _read(self, now: float) -> dict:
         run_dir = self.config["run_dir"]
         pg = health.read(self.server.cfg)
+        started = (pg or {}).get("started_at")
+        if started is not None and started != self._pg_started:
+            self._pg_started, self._pg_start_noticed = started, now
         return {
             "node": self.config["node"],
             "now": now,
             "pg": pg,
+            "pg_start_noticed": self._pg_start_noticed,
             "keeper": this_boots(os.path.join(run_dir, "keeper.json")),
             "renewals": this_boots(os.path.join(run_dir, "lease.json")),
             "paused": maintenance.read(os.path.join(run_dir, maintenance.FILE_NAME)),
@@ -157,7 +167,7 @@ class Observer:
 
     def _ask_peer(self) -> None:
         while not self._stop.is_set():
-            asked = time.time()  # beside PostgreSQL's start time: the same host's wall clock
+            asked = self.clock()
             self._peer = peer_record(self._peer, self._peer_role(), self.clock(), asked)
             self._stop.wait(timing.ENDPOINT_PEER_SECONDS)
 
@@ -186,10 +196,10 @@ class Observer:
 
 
 def peer_record(previous: dict, answer: dict, now: float, asked: float = 0.0) -> dict:
-    """The other node's latest answer (``now``: when it came, on the observer's clock;
-    ``asked``: when it was asked, wall clock), and when the other node was last seen as a
-    primary (on which timeline). Only an answer overrules that sighting: a peer that stops
-    answering (a busy link, a connect timeout) is not thereby a standby."""
+    """The other node's latest answer (``now``: when it came; ``asked``: when it was asked;
+    both on the observer's clock), and when the other node was last seen as a primary (on
+    which timeline). Only an answer overrules that sighting: a peer that stops answering (a
+    busy link, a connect timeout) is not thereby a standby."""
     if answer.get("reachable"):
         seen = {"timeline": answer.get("timeline"), "at": now} if answer.get("primary") else None
     else:
@@ -259,7 +269,7 @@ def primary_answer(reading: dict) -> Answer:
     if peer.get("at") is None:
         a.check("no other primary", False, "the other node not asked yet")
         return a
-    if (peer.get("asked") or 0) < (pg.get("started_at") or 0):
+    if (peer.get("asked") or 0) < (reading.get("pg_start_noticed") or 0):
         # a primary that just started may be a crashed one, replaced while it was down: the
         # answer in hand may be older than that replacement
         a.check("no other primary", False, "the other node not asked since this server started")
@@ -418,15 +428,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def server(config: dict) -> ThreadingHTTPServer:
+def server(config: dict, seen_primary: dict | None = None) -> ThreadingHTTPServer:
     """The service bound to the node's address and port, over TLS with the node's certificate
-    when TLS is on."""
+    when TLS is on. ``seen_primary``: what the observer it replaces knew of the other node."""
     tls = TlsConfig(**config["tls"])
     context = None
     if tls.enabled:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls.cert_path, tls.key_path)
-    httpd = _Server((config["listen"], config["port"]), type("Handler", (_Handler,), {"observer": Observer(config)}))
+    httpd = _Server(
+        (config["listen"], config["port"]),
+        type("Handler", (_Handler,), {"observer": Observer(config, seen_primary=seen_primary)}),
+    )
     if context is not None:
         # the handshake in the request's thread (its first read, under the handler's timeout)
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
@@ -454,15 +467,25 @@ def serve(config_path: str, stop: threading.Event) -> None:
                 return
             wanted = (config, _certificate_stamp(config))
             if wanted != serving:
+                seen = _carried_sighting(running, config)
                 if running is not None:
                     _shut(*running)
                     running = None
-                running = _start(config)
+                running = _start(config, seen)
                 serving = wanted if running is not None else None
             stop.wait(timing.ENDPOINT_RELOAD_SECONDS)
     finally:
         if running is not None:
             _shut(*running)
+
+
+def _carried_sighting(running, config: dict) -> dict | None:
+    """What the service being replaced knew of the other node as a primary, kept when the
+    other node stays the same one: a new certificate does not make it forget."""
+    if running is None:
+        return None
+    observer = running[0].RequestHandlerClass.observer
+    return observer.seen_primary() if observer.config["peer"] == config["peer"] else None
 
 
 def _shut(httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
@@ -479,9 +502,9 @@ def _certificate_stamp(config: dict) -> tuple:
     return tuple(os.stat(p).st_mtime_ns if os.path.exists(p) else None for p in (tls.cert_path, tls.key_path))
 
 
-def _start(config: dict) -> tuple[ThreadingHTTPServer, threading.Thread] | None:
+def _start(config: dict, seen_primary: dict | None = None) -> tuple[ThreadingHTTPServer, threading.Thread] | None:
     try:
-        httpd = server(config)
+        httpd = server(config, seen_primary)
     except (OSError, ssl.SSLError, ValueError, MfaHaError) as err:
         log.error(
             "mfa_ha endpoint: cannot serve on %s:%s (%s); trying again", config.get("listen"), config.get("port"), err

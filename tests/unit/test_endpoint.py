@@ -118,13 +118,55 @@ def test_no_200_before_the_other_node_was_asked():
 
 
 def test_a_primary_that_just_started_waits_for_an_answer_asked_after_its_start():
-    started = {**PRIMARY, "started_at": 1000.0}
     standby_peer = {"reachable": True, "primary": False, "timeline": None}
-    before = reading(pg=started, peer={**standby_peer, "asked": 999.5})  # asked while it was down
-    assert failed(endpoint.primary_answer(before)) == ["no other primary"]
-    assert "not asked since this server started" in str(endpoint.primary_answer(before).checks_as_dicts())
-    after = reading(pg=started, peer={**standby_peer, "asked": 1000.5})
+    before = {**reading(peer={**standby_peer, "asked": 99.0}), "pg_start_noticed": 99.5}  # asked while it was down
+    answer = endpoint.primary_answer(before)
+    assert failed(answer) == ["no other primary"]
+    assert "not asked since this server started" in str(answer.checks_as_dicts())
+    after = {**reading(peer={**standby_peer, "asked": 99.6}), "pg_start_noticed": 99.5}
     assert endpoint.primary_answer(after).status == 200
+
+
+def _config(tmp_path, peer_port=5433, port=8008):
+    from mfa_ha.postgres.tls import TlsConfig
+
+    return endpoint.build_config(
+        "server_prod",
+        "127.0.0.1",
+        port,
+        {"data_dir": str(tmp_path / "nodb"), "port": 5432},
+        TlsConfig(enabled=False),
+        {"host": "127.0.0.1", "port": peer_port, "user": "replicamfa"},
+        str(tmp_path),
+        {"automatic": False, "lease_seconds": 30.0, "alive_within": 4.0},
+    )
+
+
+def test_the_observer_notices_a_restart_by_the_servers_start_time(monkeypatch, tmp_path):
+    """A new start time (a restart between two readings, or the server back after it was
+    down) is noticed at the reading that first shows it; a reading that fails is no restart."""
+    answers = iter(
+        [{**PRIMARY, "started_at": 10.0}, None, {**PRIMARY, "started_at": 10.0}, {**PRIMARY, "started_at": 50.0}]
+    )
+    monkeypatch.setattr(endpoint.health, "read", lambda cfg: next(answers))
+    observer = endpoint.Observer(_config(tmp_path), clock=lambda: 0.0)
+    noticed = [observer._read(now)["pg_start_noticed"] for now in (1.0, 2.0, 3.0, 4.0)]
+    assert noticed == [1.0, 1.0, 1.0, 4.0]
+
+
+def test_a_sighting_of_the_other_primary_outlives_a_rebind_to_the_same_peer(monkeypatch, tmp_path):
+    monkeypatch.setattr(endpoint.health, "read", lambda cfg: PRIMARY)
+    seen = {"timeline": 4, "at": 90.0}
+    old = endpoint.server(_config(tmp_path, port=_free_port()), seen_primary=seen)
+    try:
+        assert endpoint._carried_sighting((old, None), _config(tmp_path, port=_free_port())) == seen
+        assert endpoint._carried_sighting((old, None), _config(tmp_path, peer_port=6543)) is None
+        observer = endpoint.Observer(_config(tmp_path), clock=lambda: 100.0, seen_primary=seen)
+        observer._peer = endpoint.peer_record(observer._peer, {"reachable": False, "error": "refused"}, 100.0, 100.0)
+        assert failed(endpoint.primary_answer(observer._read(100.0))) == ["no other primary"]
+    finally:
+        old.RequestHandlerClass.observer.close()
+        old.server_close()
 
 
 def test_the_keepers_records_of_another_boot_are_not_read(tmp_path, monkeypatch):
