@@ -128,9 +128,8 @@ class SaltLab:
         process = self.processes[name]
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-            _end_group(process.pid, time.monotonic() + 30)
         process.wait(timeout=30)
+        _end_group(process.pid, time.monotonic() + 30)
 
     def start_minion(self, minion_id: str, timeout: float = 120) -> None:
         """Start a minion again (after ``kill``) on its node's host, and wait until it answers."""
@@ -165,7 +164,7 @@ class SaltLab:
         for process in signalled:
             os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in signalled:
+        for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -253,10 +252,13 @@ class SaltLab:
 
 
 def _end_group(pgid: int, deadline: float) -> None:
-    """Wait until no process is left in the group whose leader (started here) was just reaped:
-    its children end after it, and a daemon started again before they did would find its
-    sockets taken. What is left at ``deadline`` gets SIGKILL and a few more seconds. Only
-    for a leader that was alive a moment ago: its group id cannot yet name anyone else's."""
+    """Wait until no process is left in the group of a daemon started here, its leader
+    reaped: its children end after it, and a daemon started again before they did would find
+    its sockets taken. What is left at ``deadline`` gets SIGKILL and a few more seconds. A
+    process alive under the leader's id is someone else's (the id was given out again once
+    the group was empty): then nothing is waited for or signalled."""
+    if os.path.exists(f"/proc/{pgid}"):
+        return
     try:
         _group_alive_until(pgid, deadline)
         os.killpg(pgid, signal.SIGKILL)

@@ -4,9 +4,9 @@ and Prometheus scrapes for metrics.
 
 - ``GET /primary``: 200 only on a primary the pair agrees on; 503 on a standby, on a primary
   whose lease keeper is fencing it or whose lease ran out (also while paused), on a primary
-  that started after the other node was last asked, and on a primary in split brain (the
-  other node is a primary on the same or a newer timeline, or was last seen as one and has
-  not answered since).
+  back (answering again, or started anew) since the other node was last asked, and on a
+  primary in split brain (the other node is a primary on the same or a newer timeline, or
+  was last seen as one and has not answered since).
 - ``GET /replica[?lag=<bytes>]``: 200 on a standby that streams, replaying within ``lag``.
 - ``GET /health``: 200 while PostgreSQL answers and the node is not being fenced.
 - ``GET /metrics``: the Prometheus text format.
@@ -125,7 +125,7 @@ class Observer:
         self._last: tuple[float, dict] | None = None
         self._peer: dict = {"reachable": False, "error": "not asked yet", "at": None, "seen_primary": seen_primary}
         self._pg_started: float | None = None  # PostgreSQL's start time as it last answered
-        self._pg_start_noticed: float | None = None  # when a reading first showed that start
+        self._pg_back_at: float | None = None  # when it answered again, or with a new start time
         self._stop = threading.Event()
         self._asker = threading.Thread(target=self._ask_peer, daemon=True)
 
@@ -134,7 +134,10 @@ class Observer:
         return self
 
     def close(self) -> None:
+        """Stop asking; an ask under way ends first (its answer counts for ``seen_primary``)."""
         self._stop.set()
+        if self._asker.is_alive():
+            self._asker.join(timeout=PEER_ANSWER_VALID_SECONDS)
 
     def reading(self) -> dict:
         with self._lock:
@@ -151,13 +154,14 @@ class Observer:
         run_dir = self.config["run_dir"]
         pg = health.read(self.server.cfg)
         started = (pg or {}).get("started_at")
-        if started is not None and started != self._pg_started:
-            self._pg_started, self._pg_start_noticed = started, now
+        if started != self._pg_started:  # down, back, or started anew (a crash and a restart)
+            self._pg_started = started
+            self._pg_back_at = self.clock() if pg is not None else None
         return {
             "node": self.config["node"],
             "now": now,
             "pg": pg,
-            "pg_start_noticed": self._pg_start_noticed,
+            "pg_back_at": self._pg_back_at,
             "keeper": this_boots(os.path.join(run_dir, "keeper.json")),
             "renewals": this_boots(os.path.join(run_dir, "lease.json")),
             "paused": maintenance.read(os.path.join(run_dir, maintenance.FILE_NAME)),
@@ -269,10 +273,10 @@ def primary_answer(reading: dict) -> Answer:
     if peer.get("at") is None:
         a.check("no other primary", False, "the other node not asked yet")
         return a
-    if (peer.get("asked") or 0) < (reading.get("pg_start_noticed") or 0):
-        # a primary that just started may be a crashed one, replaced while it was down: the
-        # answer in hand may be older than that replacement
-        a.check("no other primary", False, "the other node not asked since this server started")
+    if (peer.get("asked") or 0) < (reading.get("pg_back_at") or 0):
+        # a primary back from down (or started anew) may be a crashed one, replaced meanwhile:
+        # the answer in hand may be older than that replacement
+        a.check("no other primary", False, "the other node not asked since this server answered again")
         return a
     recent = reading["now"] - peer["at"] <= PEER_ANSWER_VALID_SECONDS
     if not (recent and peer.get("reachable")):
@@ -459,6 +463,7 @@ def serve(config_path: str, stop: threading.Event) -> None:
     ``timing.ENDPOINT_RELOAD_SECONDS``) re-binds the service; one that cannot bind is logged
     and tried again. Ends when the config is removed (the endpoint turned off)."""
     serving, running = None, None  # (config, certificate stamp), (server, thread)
+    sighting = (None, None)  # (the other node's config, its last sighting as a primary)
     try:
         while not stop.is_set():
             config = read_json(config_path)
@@ -467,11 +472,11 @@ def serve(config_path: str, stop: threading.Event) -> None:
                 return
             wanted = (config, _certificate_stamp(config))
             if wanted != serving:
-                seen = _carried_sighting(running, config)
                 if running is not None:
                     _shut(*running)
+                    sighting = _sighting(running)
                     running = None
-                running = _start(config, seen)
+                running = _start(config, sighting[1] if sighting[0] == config["peer"] else None)
                 serving = wanted if running is not None else None
             stop.wait(timing.ENDPOINT_RELOAD_SECONDS)
     finally:
@@ -479,13 +484,12 @@ def serve(config_path: str, stop: threading.Event) -> None:
             _shut(*running)
 
 
-def _carried_sighting(running, config: dict) -> dict | None:
-    """What the service being replaced knew of the other node as a primary, kept when the
-    other node stays the same one: a new certificate does not make it forget."""
-    if running is None:
-        return None
+def _sighting(running) -> tuple[dict, dict | None]:
+    """What a shut service knew of the other node as a primary, and which node that is: the
+    next service for the same node starts with it (a new certificate, or one that failed to
+    bind meanwhile, does not make the endpoint forget)."""
     observer = running[0].RequestHandlerClass.observer
-    return observer.seen_primary() if observer.config["peer"] == config["peer"] else None
+    return observer.config["peer"], observer.seen_primary()
 
 
 def _shut(httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:

@@ -117,13 +117,13 @@ def test_no_200_before_the_other_node_was_asked():
     assert failed(endpoint.primary_answer(fresh)) == ["no other primary"]
 
 
-def test_a_primary_that_just_started_waits_for_an_answer_asked_after_its_start():
+def test_a_primary_back_from_down_waits_for_an_answer_asked_since():
     standby_peer = {"reachable": True, "primary": False, "timeline": None}
-    before = {**reading(peer={**standby_peer, "asked": 99.0}), "pg_start_noticed": 99.5}  # asked while it was down
+    before = {**reading(peer={**standby_peer, "asked": 99.0}), "pg_back_at": 99.5}  # asked while it was down
     answer = endpoint.primary_answer(before)
     assert failed(answer) == ["no other primary"]
-    assert "not asked since this server started" in str(answer.checks_as_dicts())
-    after = {**reading(peer={**standby_peer, "asked": 99.6}), "pg_start_noticed": 99.5}
+    assert "not asked since this server answered again" in str(answer.checks_as_dicts())
+    after = {**reading(peer={**standby_peer, "asked": 99.6}), "pg_back_at": 99.5}
     assert endpoint.primary_answer(after).status == 200
 
 
@@ -142,30 +142,37 @@ def _config(tmp_path, peer_port=5433, port=8008):
     )
 
 
-def test_the_observer_notices_a_restart_by_the_servers_start_time(monkeypatch, tmp_path):
-    """A new start time (a restart between two readings, or the server back after it was
-    down) is noticed at the reading that first shows it; a reading that fails is no restart."""
+def test_the_observer_notes_when_the_server_answers_again_or_started_anew(monkeypatch, tmp_path):
+    """The first answer, an answer after none (down, or a crash restarting it in place), and
+    an answer with a new start time (a restart between two readings) each need a fresh ask;
+    the same server answering again and again does not. Stamped once the reading is in."""
     answers = iter(
-        [{**PRIMARY, "started_at": 10.0}, None, {**PRIMARY, "started_at": 10.0}, {**PRIMARY, "started_at": 50.0}]
+        [
+            {**PRIMARY, "started_at": 10.0},
+            {**PRIMARY, "started_at": 10.0},
+            None,
+            {**PRIMARY, "started_at": 10.0},
+            {**PRIMARY, "started_at": 50.0},
+        ]
     )
+    clock = iter([1.5, 3.5, 5.5])  # read after each reading that answers anew
     monkeypatch.setattr(endpoint.health, "read", lambda cfg: next(answers))
-    observer = endpoint.Observer(_config(tmp_path), clock=lambda: 0.0)
-    noticed = [observer._read(now)["pg_start_noticed"] for now in (1.0, 2.0, 3.0, 4.0)]
-    assert noticed == [1.0, 1.0, 1.0, 4.0]
+    observer = endpoint.Observer(_config(tmp_path), clock=lambda: next(clock))
+    back = [observer._read(now)["pg_back_at"] for now in (1.0, 2.0, 3.0, 4.0, 5.0)]
+    assert back == [1.5, 1.5, None, 3.5, 5.5]
 
 
-def test_a_sighting_of_the_other_primary_outlives_a_rebind_to_the_same_peer(monkeypatch, tmp_path):
+def test_a_sighting_of_the_other_primary_outlives_a_rebind(monkeypatch, tmp_path):
     monkeypatch.setattr(endpoint.health, "read", lambda cfg: PRIMARY)
     seen = {"timeline": 4, "at": 90.0}
     old = endpoint.server(_config(tmp_path, port=_free_port()), seen_primary=seen)
     try:
-        assert endpoint._carried_sighting((old, None), _config(tmp_path, port=_free_port())) == seen
-        assert endpoint._carried_sighting((old, None), _config(tmp_path, peer_port=6543)) is None
+        old.RequestHandlerClass.observer.close()
+        assert endpoint._sighting((old, None)) == (_config(tmp_path)["peer"], seen)
         observer = endpoint.Observer(_config(tmp_path), clock=lambda: 100.0, seen_primary=seen)
         observer._peer = endpoint.peer_record(observer._peer, {"reachable": False, "error": "refused"}, 100.0, 100.0)
         assert failed(endpoint.primary_answer(observer._read(100.0))) == ["no other primary"]
     finally:
-        old.RequestHandlerClass.observer.close()
         old.server_close()
 
 
